@@ -1,0 +1,90 @@
+//! Delivery of frames between the nodes of a cluster.
+//!
+//! Each node subscribes once to its own address. When a message's recipients have
+//! devices on other nodes, the fan-out publishes one [`Envelope`] per node, carrying the
+//! encoded frame and the recipient list; the receiving node delivers it to its local
+//! sessions exactly as it does its own messages. Implementations:
+//! [`LocalBroker`](crate::memory::LocalBroker) (nodes in one process, or one node) and
+//! `im_store::RedisBroker`.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DeviceId, GroupId, UserId};
+use crate::presence::NodeId;
+use crate::protocol::FrameClass;
+
+/// What one node asks another to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Envelope {
+    /// Deliver a frame to the local sessions of these users.
+    Deliver {
+        /// The recipients.
+        users: Vec<UserId>,
+        /// A session not to deliver to (the sender's own, which got the reply).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        skip: Option<(UserId, DeviceId)>,
+        /// How the frame may be treated under backpressure.
+        class: FrameClass,
+        /// The frame, JSON-encoded `ServerFrame`.
+        frame: Bytes,
+    },
+    /// A group's membership changed: drop any cached copy of it.
+    InvalidateGroup {
+        /// The group.
+        group: GroupId,
+        /// The node that made the change (it has already acted on it).
+        origin: NodeId,
+    },
+    /// Close the local sessions of a user's device (revoked, replaced, password changed).
+    Kick {
+        /// Whose.
+        user: UserId,
+        /// Which device; all of the user's devices but `keep` when `None`.
+        device: Option<DeviceId>,
+        /// With `device: None`, the device to leave alone.
+        keep: Option<DeviceId>,
+        /// Told to the device.
+        reason: String,
+        /// The node that asked (it has already kicked its own sessions).
+        origin: NodeId,
+    },
+}
+
+/// A broker failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The backend is unreachable; the call may succeed later.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported.
+    #[error("broker backend error: {0}")]
+    Backend(String),
+}
+
+/// Node-to-node delivery.
+///
+/// # Contract
+/// - `subscribe(node)` returns the stream of envelopes published to `node` from then
+///   on, in publish order per publisher. A node subscribes once.
+/// - `publish(node, e)` delivers `e` to `node`'s subscription, at most once. Delivery is
+///   best effort (a node that is down misses it): storage and sync are the truth.
+/// - `broadcast(e)` delivers `e` to every subscribed node, the publisher's own included.
+#[async_trait]
+pub trait Broker: Send + Sync + fmt::Debug {
+    /// Publishes to one node.
+    async fn publish(&self, node: &NodeId, envelope: Envelope) -> Result<(), BrokerError>;
+    /// Publishes to every node.
+    async fn broadcast(&self, envelope: Envelope) -> Result<(), BrokerError>;
+    /// The envelopes published to `node`.
+    async fn subscribe(
+        &self,
+        node: &NodeId,
+    ) -> Result<BoxStream<'static, Envelope>, BrokerError>;
+}

@@ -1,0 +1,593 @@
+//! A client for any transport: request/response correlation, typed helpers, and the
+//! stream of pushed events.
+//!
+//! [`Client::connect`] takes any framed byte connection (a TCP or WebSocket client
+//! connection from a transport crate, or an in-process [`duplex`](crate::transport::duplex)
+//! end), exchanges `hello`, and returns the client and its [`Events`]. A background task
+//! owns the connection: it writes requests in batches, matches replies to requests by id,
+//! and forwards events. Events are buffered up to [`ClientConfig::event_buffer`]; when the
+//! app stops draining them, the task stops reading the connection, which is the
+//! backpressure a server sees from a slow client.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::model::{
+    Body, ConversationId, Device, DeviceId, Group, GroupId, Member, Message, MessageId, Platform,
+    Seq, Timestamp, User, UserId,
+};
+use crate::protocol::{
+    ClientFrame, Codec, CodecError, ConversationSummary, DeviceInfo, ErrorBody, ErrorCode, Event,
+    HistoryQuery, PROTOCOL_VERSION, Reply, Request, ServerFrame,
+};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The codec to ask for after `hello`.
+    pub codec: Codec,
+    /// How long to wait for a reply. Default 30 s.
+    pub request_timeout: Duration,
+    /// Events buffered before the client stops reading. Default 1024.
+    pub event_buffer: usize,
+    /// Sent in `hello`, for the server's logs.
+    pub name: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            codec: Codec::Json,
+            request_timeout: Duration::from_secs(30),
+            event_buffer: 1024,
+            name: concat!("im-core-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server refused the request.
+    #[error("server error {0}")]
+    Server(ErrorBody),
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+    /// No reply within the request timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// A frame could not be encoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The server answered with a reply of the wrong type.
+    #[error("unexpected reply to {0}")]
+    UnexpectedReply(&'static str),
+}
+
+impl ClientError {
+    /// The server's error code, if the server refused the request.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server(body) => Some(body.code),
+            _ => None,
+        }
+    }
+}
+
+/// A logged-in session, as `login` and `resume` return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who.
+    pub user: User,
+    /// Which device.
+    pub device: Device,
+    /// The token for `resume` (after `login` only).
+    pub token: Option<String>,
+}
+
+/// The server's acknowledgement of a sent message: it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Its id.
+    pub message_id: MessageId,
+    /// Its seq.
+    pub seq: Seq,
+    /// The server time it was stored.
+    pub sent_at: Timestamp,
+    /// Whether it was a retry of a stored message.
+    pub duplicate: bool,
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, ErrorBody>>>>>;
+
+/// A connected client. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    out: mpsc::Sender<Bytes>,
+    pending: Pending,
+    next_id: Arc<AtomicU64>,
+    codec: Codec,
+    timeout: Duration,
+}
+
+/// The events the server pushes, in order. Ends when the connection closes.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event, or `None` once the connection has closed.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The id used for `hello`; requests count up from 1.
+const HELLO_ID: u64 = 0;
+
+impl Client {
+    /// Connects over `io` with default settings.
+    pub async fn connect<C, E>(io: C) -> Result<(Client, Events), ClientError>
+    where
+        C: Stream<Item = Result<Bytes, E>> + Sink<Bytes> + Send + Unpin + 'static,
+        E: fmt::Display + Send + 'static,
+        <C as Sink<Bytes>>::Error: fmt::Display,
+    {
+        Self::connect_with(io, ClientConfig::default()).await
+    }
+
+    /// Connects over `io`: starts the connection task and exchanges `hello`.
+    pub async fn connect_with<C, E>(
+        io: C,
+        config: ClientConfig,
+    ) -> Result<(Client, Events), ClientError>
+    where
+        C: Stream<Item = Result<Bytes, E>> + Sink<Bytes> + Send + Unpin + 'static,
+        E: fmt::Display + Send + 'static,
+        <C as Sink<Bytes>>::Error: fmt::Display,
+    {
+        let (out_tx, out_rx) = mpsc::channel(256);
+        let (event_tx, event_rx) = mpsc::channel(config.event_buffer.max(1));
+        let pending: Pending = Arc::default();
+        tokio::spawn(drive(io, out_rx, event_tx, pending.clone(), config.codec));
+
+        // Hello goes out in JSON; everything after the reply in the negotiated codec.
+        let hello = Client {
+            out: out_tx,
+            pending,
+            next_id: Arc::new(AtomicU64::new(1)),
+            codec: Codec::Json,
+            timeout: config.request_timeout,
+        };
+        let request = Request::Hello {
+            versions: vec![PROTOCOL_VERSION],
+            client: config.name,
+            codec: (config.codec != Codec::Json).then_some(config.codec),
+        };
+        match hello.request_with_id(HELLO_ID, request).await? {
+            Reply::Hello { .. } => {}
+            _ => return Err(ClientError::UnexpectedReply("hello")),
+        }
+        let client = Client {
+            codec: config.codec,
+            ..hello
+        };
+        Ok((client, Events { rx: event_rx }))
+    }
+
+    /// Sends any request and waits for its reply.
+    pub async fn request(&self, request: Request) -> Result<Reply, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.request_with_id(id, request).await
+    }
+
+    async fn request_with_id(&self, id: u64, request: Request) -> Result<Reply, ClientError> {
+        let bytes = self.codec.encode(&ClientFrame { id, request })?;
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        if self.out.send(bytes).await.is_err() {
+            self.forget(id);
+            return Err(ClientError::Closed);
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Ok(reply))) => Ok(reply),
+            Ok(Ok(Err(error))) => Err(ClientError::Server(error)),
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => {
+                self.forget(id);
+                Err(ClientError::Timeout)
+            }
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_connected(&self) -> bool {
+        !self.out.is_closed()
+    }
+
+    /// Creates an account.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: &str,
+    ) -> Result<User, ClientError> {
+        let reply = self
+            .request(Request::Register {
+                username: username.to_owned(),
+                password: password.to_owned(),
+                display_name: display_name.to_owned(),
+                avatar: None,
+            })
+            .await?;
+        match reply {
+            Reply::User { user } => Ok(user),
+            _ => Err(ClientError::UnexpectedReply("register")),
+        }
+    }
+
+    /// Logs in from a device with the given id (platform `other`, named after the id).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device_id: &str,
+    ) -> Result<Session, ClientError> {
+        let id = DeviceId::new(device_id).map_err(|e| {
+            ClientError::Server(ErrorBody::new(ErrorCode::Invalid, e.to_string()))
+        })?;
+        self.login_with(
+            username,
+            password,
+            DeviceInfo {
+                id,
+                name: device_id.to_owned(),
+                platform: Platform::Other,
+            },
+        )
+        .await
+    }
+
+    /// Logs in from a described device.
+    pub async fn login_with(
+        &self,
+        username: &str,
+        password: &str,
+        device: DeviceInfo,
+    ) -> Result<Session, ClientError> {
+        let reply = self
+            .request(Request::Login {
+                username: username.to_owned(),
+                password: password.to_owned(),
+                device,
+            })
+            .await?;
+        session(reply, "login")
+    }
+
+    /// Logs in with a device token.
+    pub async fn resume(&self, token: &str) -> Result<Session, ClientError> {
+        let reply = self
+            .request(Request::Resume {
+                token: token.to_owned(),
+            })
+            .await?;
+        session(reply, "resume")
+    }
+
+    /// Sends a request that answers `done`.
+    pub async fn call(&self, request: Request) -> Result<(), ClientError> {
+        let name = request.name();
+        match self.request(request).await? {
+            Reply::Done => Ok(()),
+            _ => Err(ClientError::UnexpectedReply(name)),
+        }
+    }
+
+    /// Sends a message with an explicit client id (reuse it to retry safely).
+    pub async fn send(
+        &self,
+        conversation: ConversationId,
+        client_id: &str,
+        body: Body,
+    ) -> Result<Sent, ClientError> {
+        let reply = self
+            .request(Request::Send {
+                conversation,
+                client_id: client_id.to_owned(),
+                body,
+            })
+            .await?;
+        match reply {
+            Reply::Sent {
+                conversation,
+                message_id,
+                seq,
+                sent_at,
+                duplicate,
+            } => Ok(Sent {
+                conversation,
+                message_id,
+                seq,
+                sent_at,
+                duplicate,
+            }),
+            _ => Err(ClientError::UnexpectedReply("send")),
+        }
+    }
+
+    /// Sends a text message with a fresh random client id.
+    pub async fn send_text(
+        &self,
+        conversation: ConversationId,
+        text: &str,
+    ) -> Result<Sent, ClientError> {
+        let body = Body::Text {
+            text: text.to_owned(),
+        };
+        self.send(conversation, &new_client_id(), body).await
+    }
+
+    /// Lists conversations with their seqs and unread counts.
+    pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, ClientError> {
+        match self.request(Request::Conversations).await? {
+            Reply::Conversations { conversations } => Ok(conversations),
+            _ => Err(ClientError::UnexpectedReply("conversations")),
+        }
+    }
+
+    /// Reads a page of history; the flag says whether more lies in that direction.
+    pub async fn history(
+        &self,
+        conversation: ConversationId,
+        query: HistoryQuery,
+    ) -> Result<(Vec<Message>, bool), ClientError> {
+        match self
+            .request(Request::History {
+                conversation,
+                query,
+            })
+            .await?
+        {
+            Reply::History { messages, more } => Ok((messages, more)),
+            _ => Err(ClientError::UnexpectedReply("history")),
+        }
+    }
+
+    /// Catches up: every message after the seqs in `seen` (0 for conversations not in
+    /// it), oldest first per conversation, and advances `seen` past them.
+    pub async fn sync(
+        &self,
+        seen: &mut HashMap<ConversationId, Seq>,
+    ) -> Result<Vec<Message>, ClientError> {
+        let mut missed = Vec::new();
+        for summary in self.conversations().await? {
+            let from = seen.get(&summary.conversation).copied().unwrap_or(Seq::ZERO);
+            let mut after = from;
+            while after < summary.last_seq {
+                let query = HistoryQuery {
+                    after: Some(after),
+                    before: None,
+                    limit: Some(200),
+                };
+                let (page, more) = self.history(summary.conversation, query).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                missed.extend(page);
+                if !more {
+                    break;
+                }
+            }
+            if after > from {
+                seen.insert(summary.conversation, after);
+            }
+        }
+        Ok(missed)
+    }
+
+    /// Moves the read cursor; returns its new position.
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Seq, ClientError> {
+        match self
+            .request(Request::MarkRead { conversation, seq })
+            .await?
+        {
+            Reply::Read { read_seq } => Ok(read_seq),
+            _ => Err(ClientError::UnexpectedReply("mark_read")),
+        }
+    }
+
+    /// Asks `user` to be friends.
+    pub async fn request_friend(&self, user: UserId, note: &str) -> Result<(), ClientError> {
+        self.call(Request::RequestFriend {
+            user,
+            note: note.to_owned(),
+        })
+        .await
+    }
+
+    /// Accepts `user`'s friend request.
+    pub async fn accept_friend(&self, user: UserId) -> Result<(), ClientError> {
+        self.call(Request::AcceptFriend { user }).await
+    }
+
+    /// Creates a group with first members; returns it and its members.
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: &[UserId],
+    ) -> Result<(Group, Vec<Member>), ClientError> {
+        let request = Request::CreateGroup {
+            name: name.to_owned(),
+            members: members.to_vec(),
+            open: false,
+        };
+        group(self.request(request).await?, "create_group")
+    }
+
+    /// Sends a group command (add, join, leave, kick, roles, rename, transfer, info);
+    /// returns the group and its members after it.
+    pub async fn group_request(
+        &self,
+        request: Request,
+    ) -> Result<(Group, Vec<Member>), ClientError> {
+        let name = request.name();
+        group(self.request(request).await?, name)
+    }
+
+    /// Adds users to a group.
+    pub async fn add_members(
+        &self,
+        group: GroupId,
+        users: &[UserId],
+    ) -> Result<(Group, Vec<Member>), ClientError> {
+        self.group_request(Request::AddMembers {
+            group,
+            users: users.to_vec(),
+        })
+        .await
+    }
+}
+
+fn session(reply: Reply, what: &'static str) -> Result<Session, ClientError> {
+    match reply {
+        Reply::Session {
+            user,
+            device,
+            token,
+        } => Ok(Session {
+            user,
+            device,
+            token,
+        }),
+        _ => Err(ClientError::UnexpectedReply(what)),
+    }
+}
+
+fn group(reply: Reply, what: &'static str) -> Result<(Group, Vec<Member>), ClientError> {
+    match reply {
+        Reply::Group { group, members } => Ok((group, members)),
+        _ => Err(ClientError::UnexpectedReply(what)),
+    }
+}
+
+/// A random client message id (128 bits, hex).
+pub fn new_client_id() -> String {
+    let mut bytes = [0u8; 16];
+    // Without OS randomness, fall back to a process-wide counter: still unique here.
+    if getrandom::fill(&mut bytes).is_err() {
+        static FALLBACK: AtomicU64 = AtomicU64::new(1);
+        return format!("c{}", FALLBACK.fetch_add(1, Ordering::Relaxed));
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Owns the connection: writes queued requests in batches, routes what arrives.
+async fn drive<C, E>(
+    io: C,
+    mut out: mpsc::Receiver<Bytes>,
+    events: mpsc::Sender<Event>,
+    pending: Pending,
+    codec: Codec,
+) where
+    C: Stream<Item = Result<Bytes, E>> + Sink<Bytes> + Send + Unpin + 'static,
+    E: fmt::Display + Send + 'static,
+    <C as Sink<Bytes>>::Error: fmt::Display,
+{
+    let (mut sink, mut stream) = io.split();
+    let writer = async {
+        let mut batch = Vec::with_capacity(64);
+        while out.recv_many(&mut batch, 64).await > 0 {
+            for frame in batch.drain(..) {
+                if sink.feed(frame).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close().await;
+    };
+    let reader = async {
+        // Until the hello reply, frames are JSON.
+        let mut current = Codec::Json;
+        while let Some(Ok(bytes)) = stream.next().await {
+            let frame: ServerFrame = match current.decode(&bytes) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable frame from the server");
+                    continue;
+                }
+            };
+            match frame {
+                ServerFrame::Reply { id, reply } => {
+                    if id == HELLO_ID && matches!(reply, Reply::Hello { .. }) {
+                        current = codec;
+                    }
+                    resolve(&pending, id, Ok(reply));
+                }
+                ServerFrame::Error { id: Some(id), error } => resolve(&pending, id, Err(error)),
+                ServerFrame::Error { id: None, error } => {
+                    tracing::warn!(%error, "connection error from the server");
+                }
+                ServerFrame::Event { event } => {
+                    // Waiting here is the backpressure: no reading until the app catches up.
+                    // If the app dropped its `Events`, events are discarded.
+                    let _ = events.send(event).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+    // Fail whatever is still waiting.
+    pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+fn resolve(pending: &Pending, id: u64, result: Result<Reply, ErrorBody>) {
+    let waiter = pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    if let Some(tx) = waiter {
+        let _ = tx.send(result);
+    }
+}

@@ -1,0 +1,252 @@
+//! Registration, login, tokens, devices and passwords.
+
+use std::sync::Arc;
+
+use super::Shared;
+use super::error::{ApiError, ApiResult};
+use super::session::{Conn, SessionHandle};
+use super::validate;
+use crate::auth::{issue_token, parse_token, token_hash_matches};
+use crate::model::{Device, DeviceId, Platform, Timestamp, UserId};
+use crate::protocol::{DeviceInfo, Reply};
+use crate::storage::{DeviceRecord, NewUser, StorageError};
+
+const WRONG_CREDENTIALS: &str = "wrong username or password";
+
+impl Shared {
+    /// Runs a password hash or check on the blocking pool: Argon2 takes tens of
+    /// milliseconds of CPU by design and must not stall a runtime worker.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&crate::auth::PasswordHasher) -> T + Send + 'static,
+    ) -> ApiResult<T> {
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || f(&hasher))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing task failed");
+                ApiError::internal()
+            })
+    }
+
+    pub(super) async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: &str,
+        avatar: Option<String>,
+    ) -> ApiResult<Reply> {
+        let username = validate::username(username)?;
+        validate::password(password)?;
+        let display_name = validate::name("display_name", display_name)?;
+        if let Some(avatar) = &avatar {
+            validate::url("avatar", avatar)?;
+        }
+        let password = password.to_owned();
+        let hash = self
+            .blocking(move |h| h.hash(&password))
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                ApiError::internal()
+            })?;
+        let user = self
+            .storage
+            .create_user(NewUser {
+                username,
+                display_name,
+                avatar,
+                password_hash: hash,
+                created_at: Timestamp::now(),
+            })
+            .await
+            .map_err(|e| match e {
+                StorageError::Conflict(_) => ApiError::conflict("username is taken"),
+                e => e.into(),
+            })?;
+        Ok(Reply::User { user })
+    }
+
+    pub(super) async fn login(
+        &self,
+        conn: &mut Conn,
+        username: &str,
+        password: &str,
+        device: DeviceInfo,
+    ) -> ApiResult<Reply> {
+        if conn.session.is_some() {
+            return Err(ApiError::conflict("already logged in on this connection"));
+        }
+        let device_name = if device.name.trim().is_empty() {
+            platform_name(device.platform).to_owned()
+        } else {
+            validate::name("device.name", &device.name)?
+        };
+        // Unknown users are checked against a dummy hash so that timing does not tell
+        // which usernames exist.
+        let (user, stored) = match validate::username(username) {
+            Ok(name) => match self.storage.user_by_name(&name).await {
+                Ok(user) => {
+                    let hash = self.storage.password_hash(user.id).await?;
+                    (Some(user), hash)
+                }
+                Err(StorageError::NotFound(_)) => (None, self.dummy_hash.clone()),
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => (None, self.dummy_hash.clone()),
+        };
+        let password = password.to_owned();
+        let ok = self
+            .blocking(move |h| h.verify(&password, &stored))
+            .await?;
+        let user = match (user, ok) {
+            (Some(user), true) => user,
+            _ => return Err(ApiError::unauthorized(WRONG_CREDENTIALS)),
+        };
+
+        let issued = issue_token(user.id, &device.id).map_err(|e| {
+            tracing::error!(error = %e, "token generation failed");
+            ApiError::internal()
+        })?;
+        let now = Timestamp::now();
+        let record = DeviceRecord {
+            user: user.id,
+            device: Device {
+                id: device.id.clone(),
+                name: device_name,
+                platform: device.platform,
+                logged_in_at: now,
+                expires_at: now.plus_millis(self.config.token_ttl.as_millis() as i64),
+            },
+            token_hash: issued.hash,
+        };
+        let shown = record.device.clone();
+        self.storage.put_device(record).await?;
+        self.attach(conn, user.id, device.id, device.platform).await;
+        Ok(Reply::Session {
+            user,
+            device: shown,
+            token: Some(issued.token),
+        })
+    }
+
+    pub(super) async fn resume(&self, conn: &mut Conn, token: &str) -> ApiResult<Reply> {
+        if conn.session.is_some() {
+            return Err(ApiError::conflict("already logged in on this connection"));
+        }
+        const BAD_TOKEN: &str = "the token is invalid, revoked or expired";
+        let presented = parse_token(token).ok_or(ApiError::unauthorized(BAD_TOKEN))?;
+        let record = match self.storage.device(presented.user, &presented.device).await {
+            Ok(record) => record,
+            Err(StorageError::NotFound(_)) => return Err(ApiError::unauthorized(BAD_TOKEN)),
+            Err(e) => return Err(e.into()),
+        };
+        if !token_hash_matches(&record.token_hash, &presented.secret_hash)
+            || record.device.expires_at <= Timestamp::now()
+        {
+            return Err(ApiError::unauthorized(BAD_TOKEN));
+        }
+        let user = self.storage.user(record.user).await?;
+        self.attach(conn, user.id, record.device.id.clone(), record.device.platform)
+            .await;
+        Ok(Reply::Session {
+            user,
+            device: record.device,
+            token: None,
+        })
+    }
+
+    async fn attach(&self, conn: &mut Conn, user: UserId, device: DeviceId, platform: Platform) {
+        let session = conn.new_session(self.next_session_id(), user, device, platform);
+        self.begin_session(session.clone()).await;
+        conn.session = Some(session);
+    }
+
+    pub(super) async fn logout(&self, conn: &mut Conn, me: &Arc<SessionHandle>) -> ApiResult<Reply> {
+        self.storage.delete_device(me.user, &me.device).await?;
+        conn.session = None;
+        self.end_session(me).await;
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn devices(&self, me: &SessionHandle) -> ApiResult<Reply> {
+        let mut devices: Vec<Device> = self
+            .storage
+            .devices(me.user)
+            .await?
+            .into_iter()
+            .map(|r| r.device)
+            .collect();
+        devices.sort_by(|a, b| b.logged_in_at.cmp(&a.logged_in_at));
+        Ok(Reply::Devices { devices })
+    }
+
+    pub(super) async fn revoke_device(
+        &self,
+        conn: &mut Conn,
+        me: &Arc<SessionHandle>,
+        device: &DeviceId,
+    ) -> ApiResult<Reply> {
+        if *device == me.device {
+            return self.logout(conn, me).await;
+        }
+        if !self.storage.delete_device(me.user, device).await? {
+            return Err(ApiError::not_found("no such device"));
+        }
+        self.kick(me.user, Some(device), None, "this device was logged out")
+            .await;
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn change_password(
+        &self,
+        me: &SessionHandle,
+        old: &str,
+        new: &str,
+    ) -> ApiResult<Reply> {
+        validate::password(new)?;
+        let stored = self.storage.password_hash(me.user).await?;
+        let (old, new) = (old.to_owned(), new.to_owned());
+        let hash = self
+            .blocking(move |h| h.verify(&old, &stored).then(|| h.hash(&new)))
+            .await?
+            .ok_or(ApiError::forbidden("the current password is wrong"))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                ApiError::internal()
+            })?;
+        self.storage.set_password_hash(me.user, hash).await?;
+        self.storage
+            .delete_other_devices(me.user, &me.device)
+            .await?;
+        self.kick(me.user, None, Some(&me.device), "the password was changed")
+            .await;
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn find_user(&self, username: &str) -> ApiResult<Reply> {
+        let name = validate::username(username).map_err(|_| ApiError::not_found("no such user"))?;
+        match self.storage.user_by_name(&name).await {
+            Ok(user) => Ok(Reply::User { user }),
+            Err(StorageError::NotFound(_)) => Err(ApiError::not_found("no such user")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn users(&self, ids: &[UserId]) -> ApiResult<Reply> {
+        if ids.len() > 500 {
+            return Err(ApiError::too_large("users: at most 500 per request"));
+        }
+        let users = self.storage.users(ids).await?;
+        Ok(Reply::Users { users })
+    }
+}
+
+fn platform_name(p: Platform) -> &'static str {
+    match p {
+        Platform::Mobile => "mobile",
+        Platform::Desktop => "desktop",
+        Platform::Web => "web",
+        Platform::Other => "device",
+    }
+}

@@ -1,0 +1,150 @@
+//! Friend requests, friendships and blocks. Each change is pushed to the other party and
+//! to the acting user's other devices.
+
+use super::Shared;
+use super::error::{ApiError, ApiResult};
+use super::session::SessionHandle;
+use super::validate;
+use crate::model::{FriendRequest, Timestamp, UserId};
+use crate::protocol::{Event, Reply, ServerFrame};
+use crate::storage::StorageError;
+
+impl Shared {
+    /// Pushes an event to all sessions of `user`, except the session `skip`.
+    pub(crate) async fn push(&self, user: UserId, skip: Option<&SessionHandle>, event: Event) {
+        let skip = skip.map(|s| (s.id, &s.user, &s.device));
+        self.fan_out(&[user], skip, ServerFrame::Event { event })
+            .await;
+    }
+
+    /// Fails with `not_found` unless `user` exists and is not `me`.
+    async fn other_user(&self, me: &SessionHandle, user: UserId) -> ApiResult<()> {
+        if user == me.user {
+            return Err(ApiError::invalid("user: cannot be yourself"));
+        }
+        match self.storage.user(user).await {
+            Ok(_) => Ok(()),
+            Err(StorageError::NotFound(_)) => Err(ApiError::not_found("no such user")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether either of the two has blocked the other.
+    pub(crate) async fn blocked_between(&self, a: UserId, b: UserId) -> ApiResult<bool> {
+        Ok(self.storage.is_blocked(a, b).await? || self.storage.is_blocked(b, a).await?)
+    }
+
+    pub(super) async fn request_friend(
+        &self,
+        me: &SessionHandle,
+        user: UserId,
+        note: &str,
+    ) -> ApiResult<Reply> {
+        let note = validate::note(note)?;
+        self.other_user(me, user).await?;
+        if self.blocked_between(me.user, user).await? {
+            return Err(ApiError::forbidden("one of you has blocked the other"));
+        }
+        if self.storage.is_friend(me.user, user).await? {
+            return Err(ApiError::conflict("already friends"));
+        }
+        // Two people who ask each other are friends.
+        let theirs = self.storage.friend_requests(me.user).await?;
+        if theirs.iter().any(|r| r.from == user && r.to == me.user) {
+            return self.accept_friend(me, user).await;
+        }
+        let request = FriendRequest {
+            from: me.user,
+            to: user,
+            note,
+            created_at: Timestamp::now(),
+        };
+        self.storage.put_friend_request(request.clone()).await?;
+        self.push(user, None, Event::FriendRequest { request }).await;
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn accept_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+        match self
+            .storage
+            .accept_friend_request(user, me.user, Timestamp::now())
+            .await
+        {
+            Ok(()) => {}
+            Err(StorageError::NotFound(_)) => {
+                return Err(ApiError::not_found("no friend request from this user"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.push(user, None, Event::FriendAdded { user: me.user })
+            .await;
+        self.push(me.user, Some(me), Event::FriendAdded { user })
+            .await;
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn decline_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+        let declined = self.storage.delete_friend_request(user, me.user).await?;
+        let withdrawn = !declined && self.storage.delete_friend_request(me.user, user).await?;
+        if !declined && !withdrawn {
+            return Err(ApiError::not_found("no friend request between you"));
+        }
+        self.push(user, None, Event::FriendRequestDeclined { user: me.user })
+            .await;
+        self.push(me.user, Some(me), Event::FriendRequestDeclined { user })
+            .await;
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn remove_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+        if !self.storage.remove_friend(me.user, user).await? {
+            return Err(ApiError::not_found("not friends"));
+        }
+        self.push(user, None, Event::FriendRemoved { user: me.user })
+            .await;
+        self.push(me.user, Some(me), Event::FriendRemoved { user })
+            .await;
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn block(
+        &self,
+        me: &SessionHandle,
+        user: UserId,
+        blocked: bool,
+    ) -> ApiResult<Reply> {
+        self.other_user(me, user).await?;
+        if self.storage.set_blocked(me.user, user, blocked).await? {
+            // The blocked user is not told; only this user's other devices are.
+            let event = if blocked {
+                Event::Blocked { user }
+            } else {
+                Event::Unblocked { user }
+            };
+            self.push(me.user, Some(me), event).await;
+        }
+        Ok(Reply::Done)
+    }
+
+    pub(super) async fn friends(&self, me: &SessionHandle) -> ApiResult<Reply> {
+        Ok(Reply::Friends {
+            friends: self.storage.friends(me.user).await?,
+        })
+    }
+
+    pub(super) async fn friend_requests(&self, me: &SessionHandle) -> ApiResult<Reply> {
+        let (incoming, outgoing) = self
+            .storage
+            .friend_requests(me.user)
+            .await?
+            .into_iter()
+            .partition(|r| r.to == me.user);
+        Ok(Reply::FriendRequests { incoming, outgoing })
+    }
+
+    pub(super) async fn blocked_users(&self, me: &SessionHandle) -> ApiResult<Reply> {
+        Ok(Reply::Blocked {
+            users: self.storage.blocked(me.user).await?,
+        })
+    }
+}

@@ -1,0 +1,158 @@
+//! Fan-out: getting one frame to every session of a set of users, wherever they are.
+//!
+//! A frame is encoded at most once per codec in use (JSON, and MessagePack if some
+//! session asked for it) and the same bytes — reference-counted, not copied — are queued
+//! for every recipient session on this node. Recipients on other nodes are found through
+//! `Presence` and reached with one broker publish per node, carrying the recipient list.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use super::Shared;
+use crate::broker::Envelope;
+use crate::model::{DeviceId, UserId};
+use crate::protocol::{Codec, FrameClass, ServerFrame};
+
+/// A frame on its way to many sessions, encoded lazily and once per codec.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    frame: ServerFrame,
+    class: FrameClass,
+    json: OnceLock<Option<Bytes>>,
+    msgpack: OnceLock<Option<Bytes>>,
+}
+
+impl Outgoing {
+    pub(crate) fn new(frame: ServerFrame) -> Self {
+        Outgoing {
+            class: frame.class(),
+            frame,
+            json: OnceLock::new(),
+            msgpack: OnceLock::new(),
+        }
+    }
+
+    /// A frame that arrived already JSON-encoded from another node: its JSON bytes are
+    /// reused as they are.
+    fn from_json(frame: ServerFrame, class: FrameClass, json: Bytes) -> Self {
+        Outgoing {
+            frame,
+            class,
+            json: OnceLock::from(Some(json)),
+            msgpack: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn class(&self) -> FrameClass {
+        self.class
+    }
+
+    /// The frame's bytes in `codec`, encoding on first use.
+    pub(crate) fn bytes(&self, codec: Codec) -> Option<Bytes> {
+        let cell = match codec {
+            Codec::Json => &self.json,
+            Codec::MessagePack => &self.msgpack,
+        };
+        cell.get_or_init(|| {
+            metrics::counter!("im_frames_encoded_total").increment(1);
+            codec
+                .encode(&self.frame)
+                .map_err(|e| tracing::error!(error = %e, "failed to encode a pushed frame"))
+                .ok()
+        })
+        .clone()
+    }
+}
+
+impl Shared {
+    /// Pushes `frame` to every session of `users` (each user once, please), except the
+    /// session `skip` (the sender's, which gets a reply instead). Never waits on a
+    /// session; waits only on the presence lookup and the broker for remote nodes.
+    pub(crate) async fn fan_out(
+        &self,
+        users: &[UserId],
+        skip: Option<(u64, &UserId, &DeviceId)>,
+        frame: ServerFrame,
+    ) {
+        let out = Outgoing::new(frame);
+        self.sessions
+            .deliver(users, skip.map(|(id, _, _)| id), &out);
+
+        let entries = match self.presence.online(users).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                // Pushes are best effort; sync recovers what remote devices miss.
+                tracing::warn!(error = %e, "presence lookup failed; remote pushes skipped");
+                return;
+            }
+        };
+        let mut by_node: BTreeMap<_, Vec<UserId>> = BTreeMap::new();
+        for e in entries {
+            if e.node != self.node {
+                let users = by_node.entry(e.node).or_default();
+                if !users.contains(&e.user) {
+                    users.push(e.user);
+                }
+            }
+        }
+        if by_node.is_empty() {
+            return;
+        }
+        let Some(json) = out.bytes(Codec::Json) else {
+            return;
+        };
+        for (node, users) in by_node {
+            let envelope = Envelope::Deliver {
+                users,
+                skip: skip.map(|(_, u, d)| (*u, d.clone())),
+                class: out.class(),
+                frame: json.clone(),
+            };
+            if let Err(e) = self.broker.publish(&node, envelope).await {
+                tracing::warn!(%node, error = %e, "broker publish failed");
+            }
+        }
+    }
+
+    /// Acts on an envelope from another node.
+    pub(crate) fn handle_envelope(&self, envelope: Envelope) {
+            match envelope {
+                Envelope::Deliver {
+                    users,
+                    skip,
+                    class,
+                    frame,
+                } => {
+                    let decoded = match Codec::Json.decode::<ServerFrame>(&frame) {
+                        Ok(decoded) => decoded,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "undecodable envelope from the broker");
+                            return;
+                        }
+                    };
+                    let out = Outgoing::from_json(decoded, class, frame);
+                    self.sessions
+                        .deliver_skip_device(&users, skip.as_ref(), &out);
+                }
+                Envelope::InvalidateGroup { group, origin } => {
+                    if origin != self.node {
+                        self.members.invalidate(group);
+                    }
+                }
+                Envelope::Kick {
+                    user,
+                    device,
+                    keep,
+                    reason,
+                    origin,
+                } => {
+                    if origin != self.node {
+                        self.sessions
+                            .kick(user, device.as_ref(), keep.as_ref(), &reason);
+                    }
+                }
+            }
+    }
+}

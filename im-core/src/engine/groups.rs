@@ -1,0 +1,342 @@
+//! Groups: creation, membership, roles, settings.
+//!
+//! Every change is stored together with a system message in the group's timeline (so
+//! sync replays it), invalidates the membership cache on every node, and is pushed to the
+//! members before and after the change (so a kicked member learns of it too).
+
+use std::sync::Arc;
+
+use super::Shared;
+use super::config::DirectPolicy;
+use super::error::{ApiError, ApiResult};
+use super::membership::GroupMembers;
+use super::session::SessionHandle;
+use super::validate;
+use crate::model::{Body, Group, GroupId, Member, Message, Role, SystemEvent, Timestamp, UserId};
+use crate::protocol::{Event, Reply, ServerFrame};
+use crate::storage::{GroupChange, NewGroup, NewMessage, StorageError};
+
+impl Shared {
+    /// The group with the caller's membership, or `not_found` / `forbidden`.
+    pub(crate) async fn membership(
+        &self,
+        me: UserId,
+        group: GroupId,
+    ) -> ApiResult<(Arc<GroupMembers>, Member)> {
+        let members = match self.members.get(&*self.storage, group).await {
+            Ok(members) => members,
+            Err(StorageError::NotFound(_)) => return Err(ApiError::not_found("no such group")),
+            Err(e) => return Err(e.into()),
+        };
+        let member = *members
+            .get(me)
+            .ok_or(ApiError::forbidden("not a member of this group"))?;
+        Ok((members, member))
+    }
+
+    fn system(me: &SessionHandle, event: SystemEvent) -> NewMessage {
+        NewMessage {
+            sender: me.user,
+            sender_device: me.device.clone(),
+            client_id: String::new(),
+            body: Body::System { event },
+            sent_at: Timestamp::now(),
+        }
+    }
+
+    /// Checks that `me` may put `users` into a group: they exist, nobody blocks anybody,
+    /// and under the friends-only policy they are `me`'s friends.
+    async fn may_add(&self, me: UserId, users: &[UserId]) -> ApiResult<()> {
+        if self.storage.users(users).await?.len() != users.len() {
+            return Err(ApiError::not_found("some of those users do not exist"));
+        }
+        for &user in users {
+            if self.blocked_between(me, user).await? {
+                return Err(ApiError::forbidden(format!(
+                    "user {user}: one of you has blocked the other"
+                )));
+            }
+            if self.config.direct_policy == DirectPolicy::FriendsOnly
+                && !self.storage.is_friend(me, user).await?
+            {
+                return Err(ApiError::forbidden(format!(
+                    "user {user}: you can only add friends"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a change, invalidates caches, pushes the system message to `notify` and
+    /// the members after the change, and replies with the group as it is now.
+    async fn change_group(
+        &self,
+        me: &SessionHandle,
+        group: GroupId,
+        change: GroupChange,
+        event: SystemEvent,
+        before: &GroupMembers,
+    ) -> ApiResult<Reply> {
+        let (settings, message) = self
+            .storage
+            .update_group(group, change, Self::system(me, event))
+            .await?;
+        self.invalidate_group(group).await;
+        let members = self.storage.members(group).await?;
+        let mut notify: Vec<UserId> = before.ids.clone();
+        for m in &members {
+            if !before.members.contains_key(&m.user) {
+                notify.push(m.user);
+            }
+        }
+        self.push_message(&notify, me, message).await;
+        Ok(group_reply(settings, members))
+    }
+
+    /// Pushes a stored message to these users' sessions, except the sender's own.
+    pub(crate) async fn push_message(&self, users: &[UserId], me: &SessionHandle, message: Message) {
+        let skip = Some((me.id, &me.user, &me.device));
+        self.fan_out(users, skip, ServerFrame::Event {
+            event: Event::Message { message },
+        })
+        .await;
+    }
+
+    pub(super) async fn create_group(
+        &self,
+        me: &SessionHandle,
+        name: &str,
+        members: &[UserId],
+        open: bool,
+    ) -> ApiResult<Reply> {
+        let name = validate::name("name", name)?;
+        let mut others: Vec<UserId> = members.iter().copied().filter(|&u| u != me.user).collect();
+        others.sort();
+        others.dedup();
+        if others.len() + 1 > self.config.max_group_members {
+            return Err(ApiError::too_large(format!(
+                "a group has at most {} members",
+                self.config.max_group_members
+            )));
+        }
+        self.may_add(me.user, &others).await?;
+        let mut all = vec![(me.user, Role::Owner)];
+        all.extend(others.iter().map(|&u| (u, Role::Member)));
+        let event = SystemEvent::GroupCreated {
+            by: me.user,
+            name: name.clone(),
+            members: all.iter().map(|(u, _)| *u).collect(),
+        };
+        let (group, message) = self
+            .storage
+            .create_group(
+                NewGroup {
+                    name,
+                    owner: me.user,
+                    open,
+                    created_at: Timestamp::now(),
+                },
+                all.clone(),
+                Self::system(me, event),
+            )
+            .await?;
+        let recipients: Vec<UserId> = all.iter().map(|(u, _)| *u).collect();
+        self.push_message(&recipients, me, message).await;
+        let members = self.storage.members(group.id).await?;
+        Ok(group_reply(group, members))
+    }
+
+    pub(super) async fn add_members(
+        &self,
+        me: &SessionHandle,
+        group: GroupId,
+        users: &[UserId],
+    ) -> ApiResult<Reply> {
+        let (before, _) = self.membership(me.user, group).await?;
+        let mut new: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|u| before.get(*u).is_none())
+            .collect();
+        new.sort();
+        new.dedup();
+        if new.is_empty() {
+            return Err(ApiError::conflict("they are all members already"));
+        }
+        if before.ids.len() + new.len() > self.config.max_group_members {
+            return Err(ApiError::too_large(format!(
+                "a group has at most {} members",
+                self.config.max_group_members
+            )));
+        }
+        self.may_add(me.user, &new).await?;
+        let change = GroupChange {
+            add: new.iter().map(|&u| (u, Role::Member)).collect(),
+            ..GroupChange::default()
+        };
+        let event = SystemEvent::MembersAdded {
+            by: me.user,
+            users: new,
+        };
+        self.change_group(me, group, change, event, &before).await
+    }
+
+    pub(super) async fn join_group(&self, me: &SessionHandle, group: GroupId) -> ApiResult<Reply> {
+        let before = match self.members.get(&*self.storage, group).await {
+            Ok(g) => g,
+            Err(StorageError::NotFound(_)) => return Err(ApiError::not_found("no such group")),
+            Err(e) => return Err(e.into()),
+        };
+        if before.get(me.user).is_some() {
+            return Err(ApiError::conflict("already a member"));
+        }
+        if !before.group.open {
+            return Err(ApiError::forbidden("this group is invite-only"));
+        }
+        if before.ids.len() >= self.config.max_group_members {
+            return Err(ApiError::too_large("the group is full"));
+        }
+        let change = GroupChange {
+            add: vec![(me.user, Role::Member)],
+            ..GroupChange::default()
+        };
+        let event = SystemEvent::MemberJoined { user: me.user };
+        self.change_group(me, group, change, event, &before).await
+    }
+
+    pub(super) async fn leave_group(&self, me: &SessionHandle, group: GroupId) -> ApiResult<Reply> {
+        let (before, member) = self.membership(me.user, group).await?;
+        if member.role == Role::Owner {
+            return Err(ApiError::conflict(
+                "the owner cannot leave; transfer ownership first",
+            ));
+        }
+        let change = GroupChange {
+            remove: vec![me.user],
+            ..GroupChange::default()
+        };
+        let event = SystemEvent::MemberLeft { user: me.user };
+        self.change_group(me, group, change, event, &before).await
+    }
+
+    pub(super) async fn kick_member(
+        &self,
+        me: &SessionHandle,
+        group: GroupId,
+        user: UserId,
+    ) -> ApiResult<Reply> {
+        let (before, member) = self.membership(me.user, group).await?;
+        let target = *before
+            .get(user)
+            .ok_or(ApiError::not_found("not a member of this group"))?;
+        if user == me.user {
+            return Err(ApiError::invalid("use leave_group to leave"));
+        }
+        if member.role < Role::Admin || member.role <= target.role {
+            return Err(ApiError::forbidden(
+                "only the owner, or an admin for plain members, can remove a member",
+            ));
+        }
+        let change = GroupChange {
+            remove: vec![user],
+            ..GroupChange::default()
+        };
+        let event = SystemEvent::MemberKicked { by: me.user, user };
+        self.change_group(me, group, change, event, &before).await
+    }
+
+    pub(super) async fn set_role(
+        &self,
+        me: &SessionHandle,
+        group: GroupId,
+        user: UserId,
+        role: Role,
+    ) -> ApiResult<Reply> {
+        let (before, member) = self.membership(me.user, group).await?;
+        if member.role != Role::Owner {
+            return Err(ApiError::forbidden("only the owner can change roles"));
+        }
+        if role == Role::Owner {
+            return Err(ApiError::invalid("use transfer_group to change the owner"));
+        }
+        let target = *before
+            .get(user)
+            .ok_or(ApiError::not_found("not a member of this group"))?;
+        if target.role == Role::Owner {
+            return Err(ApiError::invalid("the owner's role changes only by transfer"));
+        }
+        if target.role == role {
+            return Err(ApiError::conflict("the member already has that role"));
+        }
+        let change = GroupChange {
+            roles: vec![(user, role)],
+            ..GroupChange::default()
+        };
+        let event = SystemEvent::RoleChanged {
+            by: me.user,
+            user,
+            role,
+        };
+        self.change_group(me, group, change, event, &before).await
+    }
+
+    pub(super) async fn rename_group(
+        &self,
+        me: &SessionHandle,
+        group: GroupId,
+        name: &str,
+    ) -> ApiResult<Reply> {
+        let name = validate::name("name", name)?;
+        let (before, member) = self.membership(me.user, group).await?;
+        if member.role < Role::Admin {
+            return Err(ApiError::forbidden("only the owner or an admin can rename"));
+        }
+        let change = GroupChange {
+            name: Some(name.clone()),
+            ..GroupChange::default()
+        };
+        let event = SystemEvent::Renamed { by: me.user, name };
+        self.change_group(me, group, change, event, &before).await
+    }
+
+    pub(super) async fn transfer_group(
+        &self,
+        me: &SessionHandle,
+        group: GroupId,
+        to: UserId,
+    ) -> ApiResult<Reply> {
+        let (before, member) = self.membership(me.user, group).await?;
+        if member.role != Role::Owner {
+            return Err(ApiError::forbidden("only the owner can transfer the group"));
+        }
+        if to == me.user {
+            return Err(ApiError::invalid("you already own the group"));
+        }
+        before
+            .get(to)
+            .ok_or(ApiError::not_found("not a member of this group"))?;
+        let change = GroupChange {
+            roles: vec![(to, Role::Owner), (me.user, Role::Admin)],
+            owner: Some(to),
+            ..GroupChange::default()
+        };
+        let event = SystemEvent::OwnerChanged { from: me.user, to };
+        self.change_group(me, group, change, event, &before).await
+    }
+
+    pub(super) async fn group_info(&self, me: &SessionHandle, group: GroupId) -> ApiResult<Reply> {
+        let (members, _) = self.membership(me.user, group).await?;
+        Ok(group_reply(members.group.clone(), members.list()))
+    }
+
+    pub(super) async fn my_groups(&self, me: &SessionHandle) -> ApiResult<Reply> {
+        let mut groups = self.storage.user_groups(me.user).await?;
+        groups.sort_by_key(|g| g.id);
+        Ok(Reply::Groups { groups })
+    }
+}
+
+fn group_reply(group: Group, mut members: Vec<Member>) -> Reply {
+    members.sort_by_key(|m| (std::cmp::Reverse(m.role), m.joined_seq, m.user));
+    Reply::Group { group, members }
+}

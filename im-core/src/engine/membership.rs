@@ -1,0 +1,92 @@
+//! The engine's cache of group membership, so that a group send does not read the member
+//! list from storage every time.
+//!
+//! Every membership change invalidates the group here and, through the broker, on every
+//! other node. A read that raced with an invalidation is not cached (a generation counter
+//! detects it), so a stale list can only be served until the invalidation arrives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::model::{Group, GroupId, Member, UserId};
+use crate::storage::{Storage, StorageResult};
+
+/// A group and its members as of one read.
+#[derive(Debug)]
+pub(crate) struct GroupMembers {
+    pub(crate) group: Group,
+    pub(crate) members: HashMap<UserId, Member>,
+    /// The member ids, for the fan-out.
+    pub(crate) ids: Vec<UserId>,
+}
+
+impl GroupMembers {
+    pub(crate) fn get(&self, user: UserId) -> Option<&Member> {
+        self.members.get(&user)
+    }
+
+    pub(crate) fn list(&self) -> Vec<Member> {
+        let mut list: Vec<Member> = self.members.values().copied().collect();
+        list.sort_by_key(|m| (std::cmp::Reverse(m.role), m.joined_seq, m.user));
+        list
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct MemberCache {
+    inner: Mutex<Inner>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    groups: HashMap<GroupId, Arc<GroupMembers>>,
+    generation: u64,
+}
+
+impl MemberCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        MemberCache {
+            inner: Mutex::new(Inner::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The group and its members, from the cache or storage.
+    pub(crate) async fn get(
+        &self,
+        storage: &dyn Storage,
+        group: GroupId,
+    ) -> StorageResult<Arc<GroupMembers>> {
+        let generation = {
+            let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = inner.groups.get(&group) {
+                return Ok(hit.clone());
+            }
+            inner.generation
+        };
+        let settings = storage.group(group).await?;
+        let members = storage.members(group).await?;
+        let loaded = Arc::new(GroupMembers {
+            group: settings,
+            ids: members.iter().map(|m| m.user).collect(),
+            members: members.into_iter().map(|m| (m.user, m)).collect(),
+        });
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.generation == generation {
+            if inner.groups.len() >= self.capacity {
+                // Crude but bounded: a full cache starts over. Hot groups reload at once.
+                inner.groups.clear();
+            }
+            inner.groups.insert(group, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets a group.
+    pub(crate) fn invalidate(&self, group: GroupId) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.groups.remove(&group);
+        inner.generation += 1;
+    }
+}

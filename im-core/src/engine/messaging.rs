@@ -1,0 +1,186 @@
+//! Sending, conversation lists, history and read cursors.
+//!
+//! A send is authorised, stored (storage assigns the seq atomically and makes it
+//! durable), acknowledged to the sender only after that, and then pushed to every
+//! session of the recipients and to the sender's other devices.
+
+use std::sync::Arc;
+
+use super::Shared;
+use super::config::DirectPolicy;
+use super::error::{ApiError, ApiResult};
+use super::membership::GroupMembers;
+use super::session::SessionHandle;
+use super::validate;
+use crate::model::{Body, ConversationId, Seq, Timestamp, UserId};
+use crate::protocol::{ConversationSummary, HistoryQuery, Reply};
+use crate::storage::{MessageRange, NewMessage, StorageError};
+
+/// What the caller may see of a conversation.
+enum Access {
+    Direct { peer: UserId },
+    Group { members: Arc<GroupMembers>, joined: Seq },
+}
+
+impl Access {
+    /// The seq before the first message the caller may read.
+    fn floor(&self) -> Seq {
+        match self {
+            Access::Direct { .. } => Seq::ZERO,
+            Access::Group { joined, .. } => Seq(joined.0.saturating_sub(1)),
+        }
+    }
+}
+
+impl Shared {
+    async fn access(&self, me: UserId, conversation: ConversationId) -> ApiResult<Access> {
+        match conversation {
+            ConversationId::Direct(..) => match conversation.peer_of(me) {
+                Some(peer) => Ok(Access::Direct { peer }),
+                None => Err(ApiError::forbidden("not your conversation")),
+            },
+            ConversationId::Group(group) => {
+                let (members, member) = self.membership(me, group).await?;
+                Ok(Access::Group {
+                    members,
+                    joined: member.joined_seq,
+                })
+            }
+        }
+    }
+
+    /// May `me` send to `peer` directly?
+    async fn may_message(&self, me: UserId, peer: UserId) -> ApiResult<()> {
+        match self.storage.user(peer).await {
+            Ok(_) => {}
+            Err(StorageError::NotFound(_)) => return Err(ApiError::not_found("no such user")),
+            Err(e) => return Err(e.into()),
+        }
+        if self.blocked_between(me, peer).await? {
+            return Err(ApiError::forbidden("one of you has blocked the other"));
+        }
+        if self.config.direct_policy == DirectPolicy::FriendsOnly
+            && !self.storage.is_friend(me, peer).await?
+        {
+            return Err(ApiError::forbidden("you can only message friends"));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn send(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        client_id: String,
+        body: Body,
+    ) -> ApiResult<Reply> {
+        validate::client_id(&client_id)?;
+        validate::body(&body, self.config.max_body_bytes)?;
+        let access = self.access(me.user, conversation).await?;
+        if let Access::Direct { peer } = access {
+            self.may_message(me.user, peer).await?;
+        }
+        let appended = self
+            .storage
+            .append(
+                conversation,
+                NewMessage {
+                    sender: me.user,
+                    sender_device: me.device.clone(),
+                    client_id,
+                    body,
+                    sent_at: Timestamp::now(),
+                },
+            )
+            .await?;
+        let message = appended.message;
+        let reply = Reply::Sent {
+            conversation,
+            message_id: message.id,
+            seq: message.seq,
+            sent_at: message.sent_at,
+            duplicate: appended.duplicate,
+        };
+        // A retry was pushed when it was first stored (or its pushes are recoverable by
+        // sync if the server stopped in between); pushing again would only duplicate.
+        if !appended.duplicate {
+            metrics::counter!("im_messages_stored_total").increment(1);
+            match &access {
+                Access::Direct { peer } => {
+                    self.push_message(&[me.user, *peer], me, message).await;
+                }
+                Access::Group { members, .. } => {
+                    self.push_message(&members.ids, me, message).await;
+                }
+            }
+        }
+        Ok(reply)
+    }
+
+    pub(super) async fn conversations(&self, me: &SessionHandle) -> ApiResult<Reply> {
+        let mut conversations: Vec<ConversationSummary> = self
+            .storage
+            .conversations(me.user)
+            .await?
+            .into_iter()
+            .map(|c| ConversationSummary {
+                conversation: c.conversation,
+                last_seq: c.last_seq,
+                read_seq: c.read_seq,
+                unread: c.last_seq.0.saturating_sub(c.read_seq.0),
+                last_message: c.last_message,
+            })
+            .collect();
+        conversations.sort_by(|a, b| {
+            let at = |c: &ConversationSummary| c.last_message.as_ref().map(|m| m.sent_at);
+            at(b).cmp(&at(a)).then(a.conversation.cmp(&b.conversation))
+        });
+        Ok(Reply::Conversations { conversations })
+    }
+
+    pub(super) async fn history(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        query: HistoryQuery,
+    ) -> ApiResult<Reply> {
+        let access = self.access(me.user, conversation).await?;
+        let floor = access.floor();
+        let limit = query
+            .limit
+            .unwrap_or(self.config.default_page)
+            .clamp(1, self.config.max_page.max(1));
+        // One more than asked, to learn whether there is more.
+        let range = MessageRange {
+            after: query.after.map_or(floor, |a| a.max(floor)),
+            before: query.before,
+            limit: limit + 1,
+            newest: query.after.is_none(),
+        };
+        let mut messages = self.storage.messages(conversation, range).await?;
+        let more = messages.len() > limit as usize;
+        if more {
+            if range.newest {
+                messages.remove(0);
+            } else {
+                messages.truncate(limit as usize);
+            }
+        }
+        Ok(Reply::History { messages, more })
+    }
+
+    pub(super) async fn mark_read(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> ApiResult<Reply> {
+        self.access(me.user, conversation).await?;
+        let last = self.storage.last_seq(conversation).await?;
+        let read_seq = self
+            .storage
+            .set_read(me.user, conversation, seq.min(last))
+            .await?;
+        Ok(Reply::Read { read_seq })
+    }
+}

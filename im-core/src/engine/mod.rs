@@ -1,0 +1,420 @@
+//! The engine: sessions, command handling, authorisation, routing, fan-out and sync.
+//!
+//! An [`Engine`] is built from its adapters (storage, presence, broker) and then serves
+//! connections from any [`Transport`]. Every command of the protocol is handled here, so
+//! transports only move bytes. One file per concern: [`session`](self) (connections and
+//! the session registry), `fanout`, `membership` (the group cache), and one file per
+//! command family: `accounts`, `contacts`, `groups`, `messaging`.
+
+mod accounts;
+mod config;
+mod contacts;
+mod error;
+mod fanout;
+mod groups;
+mod handler;
+mod membership;
+mod messaging;
+mod session;
+mod validate;
+
+pub use config::{DirectPolicy, EngineConfig};
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Notify, watch};
+
+use crate::auth::{AuthError, PasswordHasher};
+use crate::broker::{Broker, BrokerError, Envelope};
+use crate::memory::{LocalBroker, MemoryPresence, MemoryStorage};
+use crate::presence::{NodeId, Presence, PresenceEntry};
+use crate::storage::Storage;
+use crate::transport::{Connection, Transport};
+use membership::MemberCache;
+use session::{Registry, SessionHandle};
+
+/// Why an engine could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The broker subscription failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The password hashing parameters are invalid.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// The messaging engine. Cheap to clone; every clone is the same engine.
+///
+/// ```
+/// use im_core::{Engine, client::Client, transport::duplex};
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// // In-memory adapters by default; pass `.storage(..)` etc. for real ones.
+/// let engine = Engine::builder().start().await.unwrap();
+///
+/// // Any transport works; an in-process pair needs no sockets.
+/// let (server_end, client_end) = duplex(64);
+/// tokio::spawn({
+///     let engine = engine.clone();
+///     async move { engine.serve_connection(server_end).await }
+/// });
+/// let (client, _events) = Client::connect(client_end).await.unwrap();
+/// client.register("alice", "correct horse", "Alice").await.unwrap();
+/// let session = client.login("alice", "correct horse", "laptop").await.unwrap();
+/// assert_eq!(session.user.username, "alice");
+/// engine.shutdown().await;
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+/// Everything the connection tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: EngineConfig,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) node: NodeId,
+    pub(crate) hasher: PasswordHasher,
+    /// A hash of a random password, verified against when a login names an unknown user,
+    /// so that the response time does not tell which usernames exist.
+    pub(crate) dummy_hash: String,
+    pub(crate) sessions: Registry,
+    pub(crate) members: MemberCache,
+    pub(crate) shutdown: watch::Sender<bool>,
+    next_session: AtomicU64,
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+/// Configures and starts an [`Engine`].
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    storage: Option<Arc<dyn Storage>>,
+    presence: Option<Arc<dyn Presence>>,
+    broker: Option<Arc<dyn Broker>>,
+    node: Option<NodeId>,
+    config: EngineConfig,
+}
+
+impl EngineBuilder {
+    /// The storage (default: a fresh [`MemoryStorage`]).
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// The presence registry (default: a fresh [`MemoryPresence`]).
+    pub fn presence(mut self, presence: Arc<dyn Presence>) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// The broker (default: a fresh [`LocalBroker`]).
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// This node's id (default: random). Must be unique among the live nodes.
+    pub fn node(mut self, node: NodeId) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// Limits and policies.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Subscribes to the broker, starts the background tasks and returns the engine.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(self) -> Result<Engine, EngineError> {
+        let hasher = PasswordHasher::new(self.config.hash_cost)?;
+        let dummy_hash = {
+            let hasher = hasher.clone();
+            let mut secret = [0u8; 16];
+            let _ = getrandom::fill(&mut secret);
+            let secret = format!("{secret:02x?}");
+            tokio::task::spawn_blocking(move || hasher.hash(&secret))
+                .await
+                .map_err(|e| AuthError::Hash(e.to_string()))??
+        };
+        let node = self.node.unwrap_or_else(NodeId::random);
+        let broker = self
+            .broker
+            .unwrap_or_else(|| Arc::new(LocalBroker::new()) as Arc<dyn Broker>);
+        let envelopes = broker.subscribe(&node).await?;
+        let shared = Arc::new(Shared {
+            storage: self
+                .storage
+                .unwrap_or_else(|| Arc::new(MemoryStorage::new())),
+            presence: self
+                .presence
+                .unwrap_or_else(|| Arc::new(MemoryPresence::new())),
+            broker,
+            node,
+            hasher,
+            dummy_hash,
+            sessions: Registry::default(),
+            members: MemberCache::new(10_000),
+            shutdown: watch::channel(false).0,
+            next_session: AtomicU64::new(1),
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+            config: self.config,
+        });
+        tokio::spawn(dispatch_envelopes(
+            Arc::downgrade(&shared),
+            envelopes,
+            shared.shutdown.subscribe(),
+        ));
+        tokio::spawn(refresh_presence(
+            Arc::downgrade(&shared),
+            shared.shutdown.subscribe(),
+        ));
+        Ok(Engine { shared })
+    }
+}
+
+impl Engine {
+    /// A builder with in-memory adapters and default config.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &NodeId {
+        &self.shared.node
+    }
+
+    /// The engine's config.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// The storage the engine uses.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.shared.storage
+    }
+
+    /// How many logged-in sessions this node has.
+    pub fn session_count(&self) -> usize {
+        self.shared.sessions.len()
+    }
+
+    /// Accepts connections from `transport` until it closes or the engine shuts down,
+    /// serving each on its own task.
+    pub async fn serve<T: Transport + ?Sized>(&self, transport: &T) {
+        let mut shutdown = self.shared.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                conn = transport.accept() => match conn {
+                    Some(conn) => {
+                        let engine = self.clone();
+                        tokio::spawn(async move { engine.serve_connection(conn).await });
+                    }
+                    None => break,
+                },
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
+    }
+
+    /// Serves one connection until it ends.
+    pub async fn serve_connection<C: Connection>(&self, conn: C) {
+        struct Live<'a>(&'a Shared);
+        impl Drop for Live<'_> {
+            fn drop(&mut self) {
+                if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.0.idle.notify_waiters();
+                }
+            }
+        }
+        self.shared.live.fetch_add(1, Ordering::AcqRel);
+        let _live = Live(&self.shared);
+        if *self.shared.shutdown.borrow() {
+            return;
+        }
+        session::run(self.shared.clone(), Box::new(conn)).await;
+    }
+
+    /// Stops accepting, tells every session the server is going away, and waits (up to
+    /// the write timeout) for the connections to close.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + self.shared.config.write_timeout;
+        loop {
+            let idle = self.shared.idle.notified();
+            if self.shared.live.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                tracing::warn!(
+                    open = self.shared.live.load(Ordering::Acquire),
+                    "shutdown timed out waiting for connections"
+                );
+                break;
+            }
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn presence_entry(&self, s: &SessionHandle) -> PresenceEntry {
+        PresenceEntry {
+            user: s.user,
+            device: s.device.clone(),
+            platform: s.platform,
+            node: self.node.clone(),
+            since: s.since,
+        }
+    }
+
+    /// Registers a new session: replaces (kicks) the same device's older session here and
+    /// on other nodes, and records the device as online.
+    pub(crate) async fn begin_session(&self, session: Arc<SessionHandle>) {
+        for old in self.sessions.attach(session.clone()) {
+            old.kick("this device logged in again");
+        }
+        self.broadcast(Envelope::Kick {
+            user: session.user,
+            device: Some(session.device.clone()),
+            keep: None,
+            reason: "this device logged in again".to_owned(),
+            origin: self.node.clone(),
+        })
+        .await;
+        let entry = self.presence_entry(&session);
+        if let Err(e) = self
+            .presence
+            .set_online(&[entry], self.config.presence_ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "presence update failed");
+        }
+    }
+
+    /// Unregisters a session that ended.
+    pub(crate) async fn end_session(&self, session: &SessionHandle) {
+        self.sessions.detach(session.user, session.id);
+        // A newer session of the same device here owns the presence entry now.
+        let replaced = self
+            .sessions
+            .all()
+            .iter()
+            .any(|s| s.user == session.user && s.device == session.device);
+        if !replaced {
+            if let Err(e) = self
+                .presence
+                .set_offline(session.user, &session.device, &self.node)
+                .await
+            {
+                tracing::warn!(error = %e, "presence update failed");
+            }
+        }
+    }
+
+    /// Kicks sessions here and asks the other nodes to do the same.
+    pub(crate) async fn kick(
+        &self,
+        user: crate::model::UserId,
+        device: Option<&crate::model::DeviceId>,
+        keep: Option<&crate::model::DeviceId>,
+        reason: &str,
+    ) {
+        self.sessions.kick(user, device, keep, reason);
+        self.broadcast(Envelope::Kick {
+            user,
+            device: device.cloned(),
+            keep: keep.cloned(),
+            reason: reason.to_owned(),
+            origin: self.node.clone(),
+        })
+        .await;
+    }
+
+    /// Forgets a group's cached membership here and on the other nodes.
+    pub(crate) async fn invalidate_group(&self, group: crate::model::GroupId) {
+        self.members.invalidate(group);
+        self.broadcast(Envelope::InvalidateGroup {
+            group,
+            origin: self.node.clone(),
+        })
+        .await;
+    }
+
+    async fn broadcast(&self, envelope: Envelope) {
+        if let Err(e) = self.broker.broadcast(envelope).await {
+            tracing::warn!(error = %e, "broker broadcast failed");
+        }
+    }
+}
+
+/// Resolves once the engine is shutting down or gone. (A unit future, so that no watch
+/// guard lives across later awaits in a `select!`.)
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Delivers envelopes from other nodes until the engine is gone.
+async fn dispatch_envelopes(
+    shared: Weak<Shared>,
+    mut envelopes: futures::stream::BoxStream<'static, Envelope>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            envelope = envelopes.next() => {
+                let (Some(envelope), Some(shared)) = (envelope, shared.upgrade()) else {
+                    return;
+                };
+                shared.handle_envelope(envelope);
+            }
+            // Also fires (with an error) when the engine is dropped.
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Renews the presence leases of this node's sessions at a third of their lifetime.
+async fn refresh_presence(shared: Weak<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let period = match shared.upgrade() {
+        Some(s) => (s.config.presence_ttl / 3).max(Duration::from_millis(100)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let Some(shared) = shared.upgrade() else { return };
+                let entries: Vec<_> = shared
+                    .sessions
+                    .all()
+                    .iter()
+                    .map(|s| shared.presence_entry(s))
+                    .collect();
+                if !entries.is_empty() {
+                    if let Err(e) = shared.presence.set_online(&entries, shared.config.presence_ttl).await {
+                        tracing::warn!(error = %e, "presence refresh failed");
+                    }
+                }
+            }
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Sessions: the registry of logged-in connections on this node, and the task that runs
+//! one connection.
+//!
+//! A connection is one task that drives two halves with `select!`: the reader decodes
+//! requests and handles them in order (so a client's sends are stored in the order it
+//! sent them), and the writer drains the session's outbound queue. Everything addressed
+//! to the session — replies, and pushes from the fan-out — goes through that one bounded
+//! queue, so the writer can batch whatever has piled up into one flush.
+//!
+//! The fan-out never waits on a session: it `try_send`s. When a durable frame does not
+//! fit, the session is marked *lagging*: further durable pushes are dropped (they are in
+//! storage) and the writer, once it has drained what was queued, sends one `resync`
+//! event telling the client to catch up through sync. A session whose socket accepts
+//! nothing for `write_timeout` is closed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{Notify, mpsc};
+
+use super::Shared;
+use super::fanout::Outgoing;
+use crate::model::{DeviceId, Platform, Timestamp, UserId};
+use crate::protocol::{ClientFrame, Codec, ErrorBody, ErrorCode, Event, FrameClass, ServerFrame};
+use crate::transport::{BoxConnection, PeerInfo, TransportError};
+
+/// A logged-in session, as the registry and the fan-out see it.
+#[derive(Debug)]
+pub(crate) struct SessionHandle {
+    pub(crate) id: u64,
+    pub(crate) user: UserId,
+    pub(crate) device: DeviceId,
+    pub(crate) platform: Platform,
+    pub(crate) codec: Codec,
+    pub(crate) since: Timestamp,
+    tx: mpsc::Sender<Bytes>,
+    control: Arc<Control>,
+}
+
+/// Signals between the session's producers and its writer.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    /// Durable frames were dropped; the writer owes the client a `resync`.
+    lagged: AtomicBool,
+    /// Wakes the writer when `lagged` is set while it waits for frames.
+    wake: Notify,
+    /// Set to the encoded `kicked` event when the session must close.
+    kick: Mutex<Option<Bytes>>,
+    /// Wakes the writer to send `kick` and close.
+    closing: Notify,
+    /// The connection's codec after the hello exchange, for frames the writer makes.
+    codec: Mutex<Codec>,
+}
+
+impl Control {
+    fn request_close(&self, frame: Bytes) {
+        let mut kick = self.kick.lock().unwrap_or_else(|p| p.into_inner());
+        if kick.is_none() {
+            *kick = Some(frame);
+        }
+        drop(kick);
+        self.closing.notify_one();
+    }
+}
+
+impl SessionHandle {
+    /// Queues a pushed frame without waiting. See the module docs for what happens when
+    /// the queue is full.
+    pub(crate) fn deliver(&self, frame: &Outgoing) {
+        let class = frame.class();
+        if class == FrameClass::Durable && self.control.lagged.load(Ordering::Acquire) {
+            // The resync the writer is about to send covers this frame.
+            metrics::counter!("im_frames_dropped_total", "reason" => "lagging").increment(1);
+            return;
+        }
+        let Some(bytes) = frame.bytes(self.codec) else {
+            return;
+        };
+        match self.tx.try_send(bytes) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => match class {
+                FrameClass::Droppable => {
+                    metrics::counter!("im_frames_dropped_total", "reason" => "droppable")
+                        .increment(1);
+                }
+                FrameClass::Durable => {
+                    metrics::counter!("im_frames_dropped_total", "reason" => "queue_full")
+                        .increment(1);
+                    if !self.control.lagged.swap(true, Ordering::AcqRel) {
+                        metrics::counter!("im_sessions_lagged_total").increment(1);
+                        self.control.wake.notify_one();
+                    }
+                }
+            },
+            // The connection is ending; its registry entry goes with it.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Tells the client why and closes the session.
+    pub(crate) fn kick(&self, reason: &str) {
+        let frame = ServerFrame::Event {
+            event: Event::Kicked {
+                reason: reason.to_owned(),
+            },
+        };
+        if let Ok(bytes) = self.codec.encode(&frame) {
+            self.control.request_close(bytes);
+        }
+    }
+}
+
+/// The logged-in sessions of this node, by user.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    // A std lock: it is only held for map operations, never across an await, and the
+    // fan-out takes it once per message for all recipients.
+    by_user: RwLock<HashMap<UserId, Vec<Arc<SessionHandle>>>>,
+}
+
+impl Registry {
+    /// Adds a session; returns the sessions of the same device it replaces (to be kicked).
+    pub(crate) fn attach(&self, session: Arc<SessionHandle>) -> Vec<Arc<SessionHandle>> {
+        let mut map = self.by_user.write().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(session.user).or_default();
+        let (replaced, kept): (Vec<_>, Vec<_>) =
+            list.drain(..).partition(|s| s.device == session.device);
+        *list = kept;
+        list.push(session);
+        replaced
+    }
+
+    /// Removes a session if it is still registered.
+    pub(crate) fn detach(&self, user: UserId, session_id: u64) {
+        let mut map = self.by_user.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = map.get_mut(&user) {
+            list.retain(|s| s.id != session_id);
+            if list.is_empty() {
+                map.remove(&user);
+            }
+        }
+    }
+
+    /// The sessions of some users, for a fan-out. Skips `skip_session`.
+    pub(crate) fn deliver(&self, users: &[UserId], skip_session: Option<u64>, frame: &Outgoing) {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        for user in users {
+            for s in map.get(user).into_iter().flatten() {
+                if Some(s.id) != skip_session {
+                    s.deliver(frame);
+                }
+            }
+        }
+    }
+
+    /// Like [`deliver`](Self::deliver), skipping a device instead of a session id
+    /// (envelopes from other nodes name the sender's device).
+    pub(crate) fn deliver_skip_device(
+        &self,
+        users: &[UserId],
+        skip: Option<&(UserId, DeviceId)>,
+        frame: &Outgoing,
+    ) {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        for user in users {
+            for s in map.get(user).into_iter().flatten() {
+                if skip.is_none_or(|(u, d)| *u != s.user || *d != s.device) {
+                    s.deliver(frame);
+                }
+            }
+        }
+    }
+
+    /// Kicks a user's sessions: one device's, or all but `keep`'s.
+    pub(crate) fn kick(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        keep: Option<&DeviceId>,
+        reason: &str,
+    ) {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        for s in map.get(&user).into_iter().flatten() {
+            let hit = match device {
+                Some(d) => &s.device == d,
+                None => keep != Some(&s.device),
+            };
+            if hit {
+                s.kick(reason);
+            }
+        }
+    }
+
+    /// Every session, for presence refresh and shutdown.
+    pub(crate) fn all(&self) -> Vec<Arc<SessionHandle>> {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        map.values().flatten().cloned().collect()
+    }
+
+    /// How many sessions there are.
+    pub(crate) fn len(&self) -> usize {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(Vec::len).sum()
+    }
+}
+
+/// The per-connection state the request handlers see.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) peer: PeerInfo,
+    /// The codec of frames after the hello exchange.
+    pub(crate) codec: Codec,
+    pub(crate) greeted: bool,
+    pub(crate) session: Option<Arc<SessionHandle>>,
+    tx: mpsc::Sender<Bytes>,
+    control: Arc<Control>,
+}
+
+impl Conn {
+    /// Makes this connection a logged-in session of `user` on `device`.
+    pub(crate) fn new_session(
+        &self,
+        id: u64,
+        user: UserId,
+        device: DeviceId,
+        platform: Platform,
+    ) -> Arc<SessionHandle> {
+        Arc::new(SessionHandle {
+            id,
+            user,
+            device,
+            platform,
+            codec: self.codec,
+            since: Timestamp::now(),
+            tx: self.tx.clone(),
+            control: self.control.clone(),
+        })
+    }
+}
+
+/// Runs one connection until the peer leaves, the session is kicked, the socket stalls,
+/// or the engine shuts down.
+pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
+    let (tx, rx) = mpsc::channel(shared.config.session_queue.max(1));
+    let control = Arc::new(Control::default());
+    let mut state = Conn {
+        peer: conn.peer().clone(),
+        codec: Codec::Json,
+        greeted: false,
+        session: None,
+        tx,
+        control: control.clone(),
+    };
+    metrics::counter!("im_connections_total", "transport" => state.peer.transport).increment(1);
+    tracing::debug!(peer = ?state.peer, "connection opened");
+
+    let (sink, stream) = conn.split();
+    let mut shutdown = shared.shutdown.subscribe();
+    let reason = tokio::select! {
+        r = read_loop(&shared, &mut state, stream) => r,
+        r = write_loop(&shared, sink, rx, &control) => r,
+        _ = super::stopped(&mut shutdown) => "server shutdown",
+    };
+
+    if let Some(session) = state.session.take() {
+        shared.end_session(&session).await;
+    }
+    metrics::counter!("im_disconnects_total", "reason" => reason).increment(1);
+    tracing::debug!(peer = ?state.peer, reason, "connection closed");
+}
+
+async fn read_loop(
+    shared: &Arc<Shared>,
+    state: &mut Conn,
+    mut stream: futures::stream::SplitStream<BoxConnection>,
+) -> &'static str {
+    while let Some(item) = stream.next().await {
+        let bytes = match item {
+            Ok(bytes) => bytes,
+            Err(TransportError::TooLarge { .. }) => {
+                let error = ErrorBody::new(ErrorCode::TooLarge, "frame too large");
+                send_error(state, None, error).await;
+                return "frame too large";
+            }
+            Err(_) => return "read error",
+        };
+        let frame: ClientFrame = match state.codec.decode(&bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // Answer with the id if the frame had one, so the client can match it.
+                let id = peek_id(state.codec, &bytes);
+                send_error(state, id, ErrorBody::new(ErrorCode::Invalid, e.to_string())).await;
+                continue;
+            }
+        };
+        let id = frame.id;
+        let before = state.codec;
+        let response = match shared.handle(state, frame.request).await {
+            Ok(reply) => ServerFrame::Reply { id, reply },
+            Err(e) => ServerFrame::Error {
+                id: Some(id),
+                error: e.into_body(),
+            },
+        };
+        if state.codec != before {
+            *state.control.codec.lock().unwrap_or_else(|p| p.into_inner()) = state.codec;
+        }
+        // The reply to `hello` goes out in the codec the hello came in.
+        if send(state, before, &response).await.is_err() {
+            return "writer gone";
+        }
+    }
+    "peer closed"
+}
+
+async fn write_loop(
+    shared: &Arc<Shared>,
+    mut sink: futures::stream::SplitSink<BoxConnection, Bytes>,
+    mut rx: mpsc::Receiver<Bytes>,
+    control: &Control,
+) -> &'static str {
+    let batch_max = shared.config.max_write_batch.max(1);
+    let mut batch = Vec::with_capacity(batch_max);
+    loop {
+        tokio::select! {
+            biased;
+            _ = control.closing.notified() => {
+                let kick = control.kick.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(frame) = kick {
+                    let _ = tokio::time::timeout(shared.config.write_timeout, async {
+                        sink.send(frame).await?;
+                        sink.close().await
+                    })
+                    .await;
+                }
+                return "kicked";
+            }
+            n = rx.recv_many(&mut batch, batch_max) => {
+                if n == 0 {
+                    return "queue closed";
+                }
+            }
+            _ = control.wake.notified() => {}
+        }
+        // Claim the lag before writing: a durable frame dropped after this point finds
+        // `lagged` clear and is queued behind the resync instead.
+        let resync = control.lagged.swap(false, Ordering::AcqRel);
+        let write = async {
+            for frame in batch.drain(..) {
+                sink.feed(frame).await?;
+            }
+            if resync {
+                let frame = ServerFrame::Event {
+                    event: Event::Resync {
+                        reason: "session queue overflowed".to_owned(),
+                    },
+                };
+                let codec = *control.codec.lock().unwrap_or_else(|p| p.into_inner());
+                if let Ok(bytes) = codec.encode(&frame) {
+                    sink.feed(bytes).await?;
+                }
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(shared.config.write_timeout, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return "write error",
+            Err(_) => {
+                metrics::counter!("im_write_timeouts_total").increment(1);
+                return "write timeout";
+            }
+        }
+    }
+}
+
+/// Sends a reply through the session queue, waiting for room: only this connection's own
+/// requests wait here, which is backpressure on the client that is not reading.
+async fn send(state: &Conn, codec: Codec, frame: &ServerFrame) -> Result<(), ()> {
+    match codec.encode(frame) {
+        Ok(bytes) => state.tx.send(bytes).await.map_err(|_| ()),
+        Err(e) => {
+            tracing::error!(error = %e, "failed to encode a reply");
+            Ok(())
+        }
+    }
+}
+
+async fn send_error(state: &Conn, id: Option<u64>, error: ErrorBody) {
+    let _ = send(state, state.codec, &ServerFrame::Error { id, error }).await;
+}
+
+fn peek_id(codec: Codec, bytes: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: u64,
+    }
+    codec.decode::<IdOnly>(bytes).ok().map(|f| f.id)
+}

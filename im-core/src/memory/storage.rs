@@ -1,0 +1,562 @@
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::model::{
+    ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message,
+    MessageId, Role, Seq, Timestamp, User, UserId,
+};
+use crate::storage::{
+    Appended, ContactStore, ConversationState, DeviceRecord, DeviceStore, GroupChange,
+    GroupStore, MessageRange, MessageStore, NewGroup, NewMessage, NewUser, StorageError, StorageResult,
+    UserStore,
+};
+
+/// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
+/// fast; everything is lost when the process exits.
+///
+/// One mutex guards all state: every operation is a few map lookups, so the lock is held
+/// for well under a microsecond, and multi-record operations (accepting a friend request,
+/// a membership change with its system message) are trivially atomic.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_user: u64,
+    users: HashMap<UserId, (User, String)>,
+    by_name: HashMap<String, UserId>,
+    devices: HashMap<UserId, BTreeMap<DeviceId, DeviceRecord>>,
+    requests: BTreeMap<(UserId, UserId), FriendRequest>,
+    friends: HashMap<UserId, BTreeMap<UserId, Timestamp>>,
+    blocks: HashSet<(UserId, UserId)>,
+    next_group: u64,
+    groups: HashMap<GroupId, GroupEntry>,
+    user_groups: HashMap<UserId, BTreeSet<GroupId>>,
+    next_message: u64,
+    timelines: HashMap<ConversationId, Timeline>,
+    user_direct: HashMap<UserId, BTreeSet<ConversationId>>,
+    read: HashMap<(UserId, ConversationId), Seq>,
+}
+
+#[derive(Debug)]
+struct GroupEntry {
+    group: Group,
+    members: BTreeMap<UserId, Member>,
+}
+
+#[derive(Debug, Default)]
+struct Timeline {
+    /// `messages[i]` has seq `i + 1`.
+    messages: Vec<Message>,
+    /// Idempotency keys to positions in `messages`.
+    keys: HashMap<(UserId, DeviceId, String), usize>,
+}
+
+impl MemoryStorage {
+    /// Empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change (every
+        // operation validates before it writes), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    fn append(&mut self, conversation: ConversationId, m: NewMessage) -> Appended {
+        let timeline = self.timelines.entry(conversation).or_default();
+        let key = (m.sender, m.sender_device.clone(), m.client_id.clone());
+        if !m.client_id.is_empty() {
+            if let Some(&i) = timeline.keys.get(&key) {
+                return Appended {
+                    message: timeline.messages[i].clone(),
+                    duplicate: true,
+                };
+            }
+        }
+        self.next_message += 1;
+        let message = Message {
+            id: MessageId(self.next_message),
+            conversation,
+            seq: Seq(timeline.messages.len() as u64 + 1),
+            sender: m.sender,
+            sender_device: m.sender_device,
+            client_id: m.client_id,
+            body: m.body,
+            sent_at: m.sent_at,
+        };
+        if !message.client_id.is_empty() {
+            timeline.keys.insert(key, timeline.messages.len());
+        }
+        timeline.messages.push(message.clone());
+        self.set_read(message.sender, conversation, message.seq);
+        if let ConversationId::Direct(a, b) = conversation {
+            if message.seq == Seq(1) {
+                self.user_direct.entry(a).or_default().insert(conversation);
+                self.user_direct.entry(b).or_default().insert(conversation);
+            }
+        }
+        Appended {
+            message,
+            duplicate: false,
+        }
+    }
+
+    fn set_read(&mut self, user: UserId, conversation: ConversationId, seq: Seq) -> Seq {
+        let cursor = self.read.entry((user, conversation)).or_insert(Seq::ZERO);
+        *cursor = (*cursor).max(seq);
+        *cursor
+    }
+
+    fn last_seq(&self, conversation: ConversationId) -> Seq {
+        self.timelines
+            .get(&conversation)
+            .map_or(Seq::ZERO, |t| Seq(t.messages.len() as u64))
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStorage {
+    async fn create_user(&self, user: NewUser) -> StorageResult<User> {
+        let mut s = self.lock();
+        if s.by_name.contains_key(&user.username) {
+            return Err(StorageError::Conflict("username taken"));
+        }
+        s.next_user += 1;
+        let record = User {
+            id: UserId(s.next_user),
+            username: user.username,
+            display_name: user.display_name,
+            avatar: user.avatar,
+            created_at: user.created_at,
+        };
+        s.by_name.insert(record.username.clone(), record.id);
+        s.users
+            .insert(record.id, (record.clone(), user.password_hash));
+        Ok(record)
+    }
+
+    async fn user(&self, id: UserId) -> StorageResult<User> {
+        self.lock()
+            .users
+            .get(&id)
+            .map(|(u, _)| u.clone())
+            .ok_or(StorageError::NotFound("user"))
+    }
+
+    async fn user_by_name(&self, username: &str) -> StorageResult<User> {
+        let s = self.lock();
+        s.by_name
+            .get(username)
+            .and_then(|id| s.users.get(id))
+            .map(|(u, _)| u.clone())
+            .ok_or(StorageError::NotFound("user"))
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>> {
+        let s = self.lock();
+        let unique: BTreeSet<_> = ids.iter().collect();
+        Ok(unique
+            .into_iter()
+            .filter_map(|id| s.users.get(id).map(|(u, _)| u.clone()))
+            .collect())
+    }
+
+    async fn password_hash(&self, id: UserId) -> StorageResult<String> {
+        self.lock()
+            .users
+            .get(&id)
+            .map(|(_, h)| h.clone())
+            .ok_or(StorageError::NotFound("user"))
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()> {
+        match self.lock().users.get_mut(&id) {
+            Some((_, h)) => {
+                *h = hash;
+                Ok(())
+            }
+            None => Err(StorageError::NotFound("user")),
+        }
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryStorage {
+    async fn put_device(&self, record: DeviceRecord) -> StorageResult<()> {
+        self.lock()
+            .devices
+            .entry(record.user)
+            .or_default()
+            .insert(record.device.id.clone(), record);
+        Ok(())
+    }
+
+    async fn device(&self, user: UserId, device: &DeviceId) -> StorageResult<DeviceRecord> {
+        self.lock()
+            .devices
+            .get(&user)
+            .and_then(|d| d.get(device))
+            .cloned()
+            .ok_or(StorageError::NotFound("device"))
+    }
+
+    async fn devices(&self, user: UserId) -> StorageResult<Vec<DeviceRecord>> {
+        Ok(self
+            .lock()
+            .devices
+            .get(&user)
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn delete_device(&self, user: UserId, device: &DeviceId) -> StorageResult<bool> {
+        Ok(self
+            .lock()
+            .devices
+            .get_mut(&user)
+            .is_some_and(|d| d.remove(device).is_some()))
+    }
+
+    async fn delete_other_devices(
+        &self,
+        user: UserId,
+        keep: &DeviceId,
+    ) -> StorageResult<Vec<DeviceId>> {
+        let mut s = self.lock();
+        let Some(devices) = s.devices.get_mut(&user) else {
+            return Ok(Vec::new());
+        };
+        let gone: Vec<DeviceId> = devices.keys().filter(|d| *d != keep).cloned().collect();
+        for d in &gone {
+            devices.remove(d);
+        }
+        Ok(gone)
+    }
+}
+
+#[async_trait]
+impl ContactStore for MemoryStorage {
+    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<()> {
+        self.lock()
+            .requests
+            .insert((request.from, request.to), request);
+        Ok(())
+    }
+
+    async fn friend_requests(&self, user: UserId) -> StorageResult<Vec<FriendRequest>> {
+        Ok(self
+            .lock()
+            .requests
+            .values()
+            .filter(|r| r.from == user || r.to == user)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_friend_request(&self, from: UserId, to: UserId) -> StorageResult<bool> {
+        Ok(self.lock().requests.remove(&(from, to)).is_some())
+    }
+
+    async fn accept_friend_request(
+        &self,
+        from: UserId,
+        to: UserId,
+        at: Timestamp,
+    ) -> StorageResult<()> {
+        let mut s = self.lock();
+        if s.requests.remove(&(from, to)).is_none() {
+            return Err(StorageError::NotFound("friend request"));
+        }
+        s.requests.remove(&(to, from));
+        s.friends.entry(from).or_default().entry(to).or_insert(at);
+        s.friends.entry(to).or_default().entry(from).or_insert(at);
+        Ok(())
+    }
+
+    async fn friends(&self, user: UserId) -> StorageResult<Vec<Friend>> {
+        Ok(self
+            .lock()
+            .friends
+            .get(&user)
+            .map(|f| {
+                f.iter()
+                    .map(|(&user, &since)| Friend { user, since })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn is_friend(&self, a: UserId, b: UserId) -> StorageResult<bool> {
+        Ok(self
+            .lock()
+            .friends
+            .get(&a)
+            .is_some_and(|f| f.contains_key(&b)))
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StorageResult<bool> {
+        let mut s = self.lock();
+        let existed = s.friends.get_mut(&a).is_some_and(|f| f.remove(&b).is_some());
+        if let Some(f) = s.friends.get_mut(&b) {
+            f.remove(&a);
+        }
+        Ok(existed)
+    }
+
+    async fn set_blocked(
+        &self,
+        user: UserId,
+        target: UserId,
+        blocked: bool,
+    ) -> StorageResult<bool> {
+        let mut s = self.lock();
+        if blocked {
+            s.requests.remove(&(user, target));
+            s.requests.remove(&(target, user));
+            Ok(s.blocks.insert((user, target)))
+        } else {
+            Ok(s.blocks.remove(&(user, target)))
+        }
+    }
+
+    async fn is_blocked(&self, user: UserId, target: UserId) -> StorageResult<bool> {
+        Ok(self.lock().blocks.contains(&(user, target)))
+    }
+
+    async fn blocked(&self, user: UserId) -> StorageResult<Vec<UserId>> {
+        let mut out: Vec<UserId> = self
+            .lock()
+            .blocks
+            .iter()
+            .filter(|(u, _)| *u == user)
+            .map(|(_, t)| *t)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl GroupStore for MemoryStorage {
+    async fn create_group(
+        &self,
+        group: NewGroup,
+        members: Vec<(UserId, Role)>,
+        record: NewMessage,
+    ) -> StorageResult<(Group, Message)> {
+        let mut s = self.lock();
+        s.next_group += 1;
+        let id = GroupId(s.next_group);
+        let conversation = ConversationId::Group(id);
+        let message = s.append(conversation, record).message;
+        let group = Group {
+            id,
+            name: group.name,
+            owner: group.owner,
+            open: group.open,
+            created_at: group.created_at,
+        };
+        let mut entry = GroupEntry {
+            group: group.clone(),
+            members: BTreeMap::new(),
+        };
+        for (user, role) in members {
+            entry.members.insert(
+                user,
+                Member {
+                    user,
+                    role,
+                    joined_seq: message.seq,
+                },
+            );
+            s.user_groups.entry(user).or_default().insert(id);
+            s.set_read(user, conversation, message.seq);
+        }
+        s.groups.insert(id, entry);
+        Ok((group, message))
+    }
+
+    async fn update_group(
+        &self,
+        group: GroupId,
+        change: GroupChange,
+        record: NewMessage,
+    ) -> StorageResult<(Group, Message)> {
+        let mut s = self.lock();
+        if !s.groups.contains_key(&group) {
+            return Err(StorageError::NotFound("group"));
+        }
+        let conversation = ConversationId::Group(group);
+        let message = s.append(conversation, record).message;
+        let State {
+            groups,
+            user_groups,
+            ..
+        } = &mut *s;
+        let entry = groups
+            .get_mut(&group)
+            .ok_or(StorageError::NotFound("group"))?;
+        let mut added = Vec::new();
+        for (user, role) in change.add {
+            if !entry.members.contains_key(&user) {
+                entry.members.insert(
+                    user,
+                    Member {
+                        user,
+                        role,
+                        joined_seq: message.seq,
+                    },
+                );
+                user_groups.entry(user).or_default().insert(group);
+                added.push(user);
+            }
+        }
+        for user in change.remove {
+            if entry.members.remove(&user).is_some() {
+                if let Some(g) = user_groups.get_mut(&user) {
+                    g.remove(&group);
+                }
+            }
+        }
+        for (user, role) in change.roles {
+            if let Some(m) = entry.members.get_mut(&user) {
+                m.role = role;
+            }
+        }
+        if let Some(name) = change.name {
+            entry.group.name = name;
+        }
+        if let Some(owner) = change.owner {
+            entry.group.owner = owner;
+        }
+        let updated = entry.group.clone();
+        for user in added {
+            s.set_read(user, conversation, message.seq);
+        }
+        Ok((updated, message))
+    }
+
+    async fn group(&self, group: GroupId) -> StorageResult<Group> {
+        self.lock()
+            .groups
+            .get(&group)
+            .map(|g| g.group.clone())
+            .ok_or(StorageError::NotFound("group"))
+    }
+
+    async fn members(&self, group: GroupId) -> StorageResult<Vec<Member>> {
+        self.lock()
+            .groups
+            .get(&group)
+            .map(|g| g.members.values().copied().collect())
+            .ok_or(StorageError::NotFound("group"))
+    }
+
+    async fn member(&self, group: GroupId, user: UserId) -> StorageResult<Option<Member>> {
+        Ok(self
+            .lock()
+            .groups
+            .get(&group)
+            .and_then(|g| g.members.get(&user).copied()))
+    }
+
+    async fn user_groups(&self, user: UserId) -> StorageResult<Vec<Group>> {
+        let s = self.lock();
+        Ok(s.user_groups
+            .get(&user)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| s.groups.get(id).map(|g| g.group.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStorage {
+    async fn append(
+        &self,
+        conversation: ConversationId,
+        message: NewMessage,
+    ) -> StorageResult<Appended> {
+        Ok(self.lock().append(conversation, message))
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        range: MessageRange,
+    ) -> StorageResult<Vec<Message>> {
+        let s = self.lock();
+        let Some(t) = s.timelines.get(&conversation) else {
+            return Ok(Vec::new());
+        };
+        // Seq n lives at index n - 1, so seqs in (after, before) are indexes after..before-1.
+        let len = t.messages.len();
+        let start = usize::try_from(range.after.0).unwrap_or(usize::MAX).min(len);
+        let end = range
+            .before
+            .map_or(len, |b| usize::try_from(b.0.saturating_sub(1)).unwrap_or(usize::MAX))
+            .min(len);
+        if end <= start {
+            return Ok(Vec::new());
+        }
+        let limit = range.limit as usize;
+        let slice = if range.newest {
+            end.saturating_sub(limit).max(start)..end
+        } else {
+            start..end.min(start.saturating_add(limit))
+        };
+        Ok(t.messages[slice].to_vec())
+    }
+
+    async fn last_seq(&self, conversation: ConversationId) -> StorageResult<Seq> {
+        Ok(self.lock().last_seq(conversation))
+    }
+
+    async fn set_read(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> StorageResult<Seq> {
+        Ok(self.lock().set_read(user, conversation, seq))
+    }
+
+    async fn conversations(&self, user: UserId) -> StorageResult<Vec<ConversationState>> {
+        let s = self.lock();
+        let direct = s.user_direct.get(&user).into_iter().flatten().copied();
+        let groups = s
+            .user_groups
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .map(|&g| ConversationId::Group(g));
+        Ok(direct
+            .chain(groups)
+            .map(|conversation| {
+                let last = s.timelines.get(&conversation).and_then(|t| t.messages.last());
+                ConversationState {
+                    conversation,
+                    last_seq: last.map_or(Seq::ZERO, |m| m.seq),
+                    read_seq: s
+                        .read
+                        .get(&(user, conversation))
+                        .copied()
+                        .unwrap_or(Seq::ZERO),
+                    last_message: last.cloned(),
+                }
+            })
+            .collect())
+    }
+}
+

@@ -1,0 +1,80 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Stable, machine-readable error codes. Clients branch on these; the message is for
+/// humans and may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Not logged in, a wrong password, or a token that is unknown, revoked or expired.
+    Unauthorized,
+    /// Logged in, but not allowed to do this (not a member, not a friend, blocked,
+    /// not an admin).
+    Forbidden,
+    /// The thing named does not exist (or is not visible to this user).
+    NotFound,
+    /// The request clashes with the current state (username taken, already friends).
+    Conflict,
+    /// The request is malformed or a value is out of range.
+    Invalid,
+    /// Too many requests; retry after `retry_after_ms`.
+    RateLimited,
+    /// A frame, message or upload over the size limit.
+    TooLarge,
+    /// A backend is down or overloaded; retrying later may succeed.
+    Unavailable,
+    /// The client asked for no protocol version this server speaks.
+    UnsupportedVersion,
+    /// A bug on the server. Details are in the server's log, never on the wire.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as sent to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ErrorBody {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// What happened, for a human.
+    pub message: String,
+    /// For `rate_limited` and `unavailable`: when a retry may succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorBody {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Golden tests: exact bytes in, exact bytes out.

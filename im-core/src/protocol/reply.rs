@@ -1,0 +1,126 @@
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    ConversationId, Device, Friend, FriendRequest, Group, Member, Message, MessageId, Seq,
+    Timestamp, User, UserId,
+};
+
+/// One conversation as listed by `conversations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    /// Which conversation.
+    pub conversation: ConversationId,
+    /// The seq of its newest message.
+    pub last_seq: Seq,
+    /// This user's read cursor.
+    pub read_seq: Seq,
+    /// Messages after the read cursor.
+    pub unread: u64,
+    /// The newest message, for a chat list preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<Message>,
+}
+
+/// The successful answer to a request. Each request has one reply type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reply {
+    /// To `hello`.
+    Hello {
+        /// The version the server picked.
+        version: u32,
+        /// Server name and version.
+        server: String,
+        /// The largest frame the server accepts, in bytes.
+        max_frame_bytes: u32,
+    },
+    /// To `ping`.
+    Pong,
+    /// To commands that return nothing.
+    Done,
+    /// To `register`, `find_user`.
+    User {
+        /// The user.
+        user: User,
+    },
+    /// To `users`.
+    Users {
+        /// The users that exist, in no particular order.
+        users: Vec<User>,
+    },
+    /// To `login` and `resume`.
+    Session {
+        /// Who is logged in.
+        user: User,
+        /// On which device.
+        device: Device,
+        /// The device token for `resume` (only after `login`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// To `devices`.
+    Devices {
+        /// This user's devices.
+        devices: Vec<Device>,
+    },
+    /// To `friends`.
+    Friends {
+        /// This user's friends.
+        friends: Vec<Friend>,
+    },
+    /// To `friend_requests`.
+    FriendRequests {
+        /// Requests to this user.
+        incoming: Vec<FriendRequest>,
+        /// Requests from this user.
+        outgoing: Vec<FriendRequest>,
+    },
+    /// To `blocked_users`.
+    Blocked {
+        /// Whom this user has blocked.
+        users: Vec<UserId>,
+    },
+    /// To `create_group`, `group_info` and the other group commands.
+    Group {
+        /// The group's settings.
+        group: Group,
+        /// Its members.
+        members: Vec<Member>,
+    },
+    /// To `my_groups`.
+    Groups {
+        /// The groups.
+        groups: Vec<Group>,
+    },
+    /// To `send`: the message is durable.
+    Sent {
+        /// Where it was stored.
+        conversation: ConversationId,
+        /// Its id.
+        message_id: MessageId,
+        /// Its seq.
+        seq: Seq,
+        /// The server time it was stored.
+        sent_at: Timestamp,
+        /// True when this was a retry of an already stored message.
+        duplicate: bool,
+    },
+    /// To `conversations`.
+    Conversations {
+        /// This user's conversations, most recent first.
+        conversations: Vec<ConversationSummary>,
+    },
+    /// To `history`.
+    History {
+        /// Messages, oldest first.
+        messages: Vec<Message>,
+        /// Whether more messages lie in the direction asked.
+        more: bool,
+    },
+    /// To `mark_read`.
+    Read {
+        /// The read cursor after the request.
+        read_seq: Seq,
+    },
+}

@@ -1,0 +1,48 @@
+use async_trait::async_trait;
+
+use super::StorageResult;
+use crate::model::{Friend, FriendRequest, Timestamp, UserId};
+
+/// Friend requests, friendships and blocks.
+///
+/// # Contract
+/// - At most one pending request per ordered pair `(from, to)`; `put_friend_request`
+///   inserts or replaces it (a repeated request updates the note).
+/// - `friend_requests(u)` lists every pending request from or to `u`.
+/// - `accept_friend_request(from, to, at)` atomically deletes the request `from → to` and
+///   makes the two friends both ways (any request `to → from` is deleted too); it fails
+///   with `NotFound`, changing nothing, when there is no such request.
+/// - Friendship is symmetric: after it, `is_friend(a, b) == is_friend(b, a)` and each
+///   lists the other in `friends`. `remove_friend` ends it both ways and returns
+///   whether it existed.
+/// - Blocks are directed: `set_blocked(u, t, true)` means `u` blocks `t`. It returns
+///   whether anything changed, and blocking deletes the pending requests between the two.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Inserts or replaces a pending request.
+    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<()>;
+    /// Pending requests from or to `user`.
+    async fn friend_requests(&self, user: UserId) -> StorageResult<Vec<FriendRequest>>;
+    /// Deletes the request `from → to`; returns whether it existed.
+    async fn delete_friend_request(&self, from: UserId, to: UserId) -> StorageResult<bool>;
+    /// Turns the request `from → to` into a friendship, atomically.
+    async fn accept_friend_request(
+        &self,
+        from: UserId,
+        to: UserId,
+        at: Timestamp,
+    ) -> StorageResult<()>;
+    /// A user's friends.
+    async fn friends(&self, user: UserId) -> StorageResult<Vec<Friend>>;
+    /// Whether `a` and `b` are friends.
+    async fn is_friend(&self, a: UserId, b: UserId) -> StorageResult<bool>;
+    /// Ends a friendship; returns whether it existed.
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StorageResult<bool>;
+    /// Blocks or unblocks `target` for `user`; returns whether anything changed.
+    async fn set_blocked(&self, user: UserId, target: UserId, blocked: bool)
+    -> StorageResult<bool>;
+    /// Whether `user` has blocked `target`.
+    async fn is_blocked(&self, user: UserId, target: UserId) -> StorageResult<bool>;
+    /// Whom `user` has blocked.
+    async fn blocked(&self, user: UserId) -> StorageResult<Vec<UserId>>;
+}

@@ -1,0 +1,43 @@
+use async_trait::async_trait;
+
+use super::StorageResult;
+use crate::model::{Timestamp, User, UserId};
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Unique, already normalised to lower case.
+    pub username: String,
+    /// Shown to others.
+    pub display_name: String,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// The PHC string of the password hash.
+    pub password_hash: String,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// Accounts and their credentials.
+///
+/// # Contract
+/// - `create_user` assigns a new, never reused id and fails with `Conflict` when the
+///   username is taken; two concurrent registrations of one name leave exactly one user.
+/// - `user`, `user_by_name` and `password_hash` fail with `NotFound` for unknown users.
+/// - `users` returns the users that exist among `ids`, each once, in any order.
+/// - `set_password_hash` replaces the hash; `NotFound` for unknown users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user.
+    async fn create_user(&self, user: NewUser) -> StorageResult<User>;
+    /// A user by id.
+    async fn user(&self, id: UserId) -> StorageResult<User>;
+    /// A user by (normalised) username.
+    async fn user_by_name(&self, username: &str) -> StorageResult<User>;
+    /// Several users by id.
+    async fn users(&self, ids: &[UserId]) -> StorageResult<Vec<User>>;
+    /// The stored password hash.
+    async fn password_hash(&self, id: UserId) -> StorageResult<String>;
+    /// Replaces the password hash.
+    async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()>;
+}
