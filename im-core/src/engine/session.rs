@@ -56,12 +56,14 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    fn request_close(&self, frame: Bytes) {
-        let mut kick = self.kick.lock().unwrap_or_else(|p| p.into_inner());
-        if kick.is_none() {
-            *kick = Some(frame);
+    /// Asks the writer to send what is queued, then `last` if given, then close.
+    fn request_close(&self, last: Option<Bytes>) {
+        if let Some(frame) = last {
+            let mut kick = self.kick.lock().unwrap_or_else(|p| p.into_inner());
+            if kick.is_none() {
+                *kick = Some(frame);
+            }
         }
-        drop(kick);
         self.closing.notify_one();
     }
 }
@@ -108,7 +110,7 @@ impl SessionHandle {
             },
         };
         if let Ok(bytes) = self.codec.encode(&frame) {
-            self.control.request_close(bytes);
+            self.control.request_close(Some(bytes));
         }
     }
 }
@@ -259,10 +261,26 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
 
     let (sink, stream) = conn.split();
     let mut shutdown = shared.shutdown.subscribe();
-    let reason = tokio::select! {
-        r = read_loop(&shared, &mut state, stream) => r,
-        r = write_loop(&shared, sink, rx, &control) => r,
-        _ = super::stopped(&mut shutdown) => "server shutdown",
+    let writer = write_loop(&shared, sink, rx, &control);
+    tokio::pin!(writer);
+    let ending = tokio::select! {
+        r = read_loop(&shared, &mut state, stream) => Ok(r),
+        r = &mut writer => Err(r),
+        _ = super::stopped(&mut shutdown) => Ok("server shutdown"),
+    };
+    let reason = match ending {
+        // The writer stopped (kicked, stalled, socket gone): nothing more can be sent.
+        Err(reason) => reason,
+        // The reader stopped or the server is going away: let the writer send what is
+        // queued (a final error, a kick notice), then close, within the write timeout.
+        Ok(reason) => {
+            match (&state.session, reason) {
+                (Some(session), "server shutdown") => session.kick("the server is shutting down"),
+                _ => control.request_close(None),
+            }
+            let _ = tokio::time::timeout(shared.config.write_timeout, &mut writer).await;
+            reason
+        }
     };
 
     if let Some(session) = state.session.take() {
@@ -287,6 +305,15 @@ async fn read_loop(
             }
             Err(_) => return "read error",
         };
+        // The engine's own limit holds whatever the transport allows.
+        if bytes.len() > shared.config.max_frame_bytes {
+            let error = ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!("frame of {} bytes exceeds the limit of {}", bytes.len(), shared.config.max_frame_bytes),
+            );
+            send_error(state, None, error).await;
+            return "frame too large";
+        }
         let frame: ClientFrame = match state.codec.decode(&bytes) {
             Ok(frame) => frame,
             Err(e) => {
@@ -328,15 +355,22 @@ async fn write_loop(
         tokio::select! {
             biased;
             _ = control.closing.notified() => {
-                let kick = control.kick.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(frame) = kick {
-                    let _ = tokio::time::timeout(shared.config.write_timeout, async {
-                        sink.send(frame).await?;
-                        sink.close().await
-                    })
-                    .await;
+                // Whatever is already queued goes first (replies, pushes), then the
+                // closing notice, if any.
+                while let Ok(frame) = rx.try_recv() {
+                    batch.push(frame);
                 }
-                return "kicked";
+                let kick = control.kick.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let kicked = kick.is_some();
+                batch.extend(kick);
+                let _ = tokio::time::timeout(shared.config.write_timeout, async {
+                    for frame in batch.drain(..) {
+                        sink.feed(frame).await?;
+                    }
+                    sink.close().await
+                })
+                .await;
+                return if kicked { "kicked" } else { "closed" };
             }
             n = rx.recv_many(&mut batch, batch_max) => {
                 if n == 0 {
