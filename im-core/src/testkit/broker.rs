@@ -1,0 +1,75 @@
+//! The [`Broker`] contract, clause by clause.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::broker::{Broker, Envelope};
+use crate::model::{GroupId, UserId};
+use crate::presence::NodeId;
+use crate::protocol::FrameClass;
+
+fn deliver(n: u64) -> Envelope {
+    Envelope::Deliver {
+        users: vec![UserId(n)],
+        skip: None,
+        class: FrameClass::Durable,
+        frame: Bytes::from(format!("{{\"n\":{n}}}")),
+    }
+}
+
+async fn next(s: &mut BoxStream<'static, Envelope>) -> Envelope {
+    tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("no envelope within 5 s")
+        .expect("subscription ended")
+}
+
+async fn nothing(s: &mut BoxStream<'static, Envelope>) {
+    if let Ok(e) = tokio::time::timeout(Duration::from_millis(300), s.next()).await {
+        panic!("expected nothing, got {e:?}");
+    }
+}
+
+/// What is published to a node arrives there, whole and in order.
+pub async fn published_envelopes_reach_the_node_in_order(b: Arc<dyn Broker>) {
+    let node = NodeId::new("conformance-a");
+    let mut sub = b.subscribe(&node).await.expect("subscribe");
+    for n in 0..100 {
+        b.publish(&node, deliver(n)).await.expect("publish");
+    }
+    for n in 0..100 {
+        assert_eq!(next(&mut sub).await, deliver(n));
+    }
+}
+
+/// A node does not receive what was published to another.
+pub async fn envelopes_reach_only_the_addressed_node(b: Arc<dyn Broker>) {
+    let (a, other) = (NodeId::new("conformance-a"), NodeId::new("conformance-b"));
+    let mut sub_a = b.subscribe(&a).await.expect("subscribe");
+    let mut sub_b = b.subscribe(&other).await.expect("subscribe");
+    b.publish(&a, deliver(1)).await.expect("publish");
+    assert_eq!(next(&mut sub_a).await, deliver(1));
+    nothing(&mut sub_b).await;
+    // Publishing to a node nobody subscribed to is not an error.
+    b.publish(&NodeId::new("conformance-nobody"), deliver(2))
+        .await
+        .expect("publish to nobody");
+}
+
+/// `broadcast` reaches every subscribed node, the publisher's included.
+pub async fn broadcast_reaches_every_node(b: Arc<dyn Broker>) {
+    let (a, other) = (NodeId::new("conformance-a"), NodeId::new("conformance-b"));
+    let mut sub_a = b.subscribe(&a).await.expect("subscribe");
+    let mut sub_b = b.subscribe(&other).await.expect("subscribe");
+    let e = Envelope::InvalidateGroup {
+        group: GroupId(7),
+        origin: a.clone(),
+    };
+    b.broadcast(e.clone()).await.expect("broadcast");
+    assert_eq!(next(&mut sub_a).await, e);
+    assert_eq!(next(&mut sub_b).await, e);
+}

@@ -1,0 +1,108 @@
+//! Conformance suites that every adapter must pass: ours (memory, SQL, Redis) and yours.
+//!
+//! Each suite is a module of `pub async fn`s, one per clause of the trait's `# Contract`,
+//! each taking a fresh adapter. The macros expand to one named `#[test]` per scenario, so
+//! a failure names the clause that broke:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use im_core::memory::{LocalBroker, MemoryPresence, MemoryStorage};
+//!
+//! // In a test file of your adapter's crate (with im-core's `testkit` feature on):
+//! im_core::storage_conformance!(async { Arc::new(MemoryStorage::new()) });
+//! im_core::presence_conformance!(async { Arc::new(MemoryPresence::new()) });
+//! im_core::broker_conformance!(async { Arc::new(LocalBroker::new()) });
+//! # fn main() {}
+//! ```
+//!
+//! The expression is evaluated once per test and must produce an `Arc` of the adapter
+//! (it is coerced to `Arc<dyn Storage>` and so on). Each test runs on its own
+//! multi-threaded tokio runtime, so your crate needs no tokio test features.
+
+pub mod broker;
+pub mod presence;
+pub mod storage;
+
+use std::future::Future;
+
+/// Runs a scenario on a fresh two-worker runtime. Used by the macros.
+pub fn run<F: Future>(scenario: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("failed to build a tokio runtime for a conformance test")
+        .block_on(scenario)
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($suite:ident, $trait:path, $make:expr, [$($name:ident),* $(,)?]) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testkit::run(async {
+                    let adapter: ::std::sync::Arc<dyn $trait> = ($make).await;
+                    $crate::testkit::$suite::$name(adapter).await;
+                });
+            }
+        )*
+    };
+}
+
+/// Expands to one test per clause of the [`Storage`](crate::storage::Storage) contract.
+#[macro_export]
+macro_rules! storage_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(storage, $crate::storage::Storage, $make, [
+            users_get_unique_ids_and_unique_names,
+            users_are_found_by_id_and_by_name,
+            users_batch_lookup_returns_each_existing_user_once,
+            password_hashes_are_stored_and_replaced,
+            concurrent_registrations_of_one_name_leave_one_user,
+            devices_are_keyed_by_user_and_device_id,
+            devices_are_deleted_one_or_all_but_one,
+            friend_requests_are_upserted_and_listed_both_ways,
+            accepting_a_request_makes_symmetric_friends_atomically,
+            removing_a_friend_ends_it_both_ways,
+            blocks_are_directed_and_clear_pending_requests,
+            create_group_stores_members_and_first_message,
+            update_group_applies_the_change_with_its_record,
+            unknown_groups_are_not_found,
+            user_groups_follow_membership,
+            appends_get_gapless_seqs_from_one,
+            concurrent_appends_are_gapless_and_unique,
+            retries_with_the_same_key_store_once,
+            concurrent_retries_store_once,
+            history_ranges_return_ascending_pages,
+            read_cursors_never_move_back_and_appends_move_the_sender_s,
+            conversations_list_direct_chats_for_both_and_groups_for_members,
+        ]);
+    };
+}
+
+/// Expands to one test per clause of the [`Presence`](crate::presence::Presence) contract.
+#[macro_export]
+macro_rules! presence_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(presence, $crate::presence::Presence, $make, [
+            online_devices_are_listed_per_user,
+            set_online_replaces_a_device_s_entry,
+            set_offline_removes_only_the_named_node_s_entry,
+            entries_expire_unless_refreshed,
+        ]);
+    };
+}
+
+/// Expands to one test per clause of the [`Broker`](crate::broker::Broker) contract.
+#[macro_export]
+macro_rules! broker_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(broker, $crate::broker::Broker, $make, [
+            published_envelopes_reach_the_node_in_order,
+            envelopes_reach_only_the_addressed_node,
+            broadcast_reaches_every_node,
+        ]);
+    };
+}

@@ -1,0 +1,788 @@
+//! The [`Storage`] contract, clause by clause. Each function takes a fresh, empty store.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use crate::model::{
+    Body, ConversationId, Device, DeviceId, FriendRequest, GroupId, Platform, Role, Seq,
+    SystemEvent, Timestamp, User, UserId,
+};
+use crate::storage::{
+    DeviceRecord, GroupChange, MessageRange, NewGroup, NewMessage, NewUser, Storage,
+    StorageError,
+};
+
+async fn user(s: &dyn Storage, name: &str) -> User {
+    s.create_user(NewUser {
+        username: name.to_owned(),
+        display_name: name.to_uppercase(),
+        avatar: None,
+        password_hash: format!("hash-of-{name}"),
+        created_at: Timestamp::now(),
+    })
+    .await
+    .expect("create_user")
+}
+
+fn device_id(id: &str) -> DeviceId {
+    DeviceId::new(id).expect("valid device id")
+}
+
+fn device(user: UserId, id: &str, hash: u8) -> DeviceRecord {
+    DeviceRecord {
+        user,
+        device: Device {
+            id: device_id(id),
+            name: format!("{id} name"),
+            platform: Platform::Web,
+            logged_in_at: Timestamp(1_000),
+            expires_at: Timestamp(2_000),
+        },
+        token_hash: vec![hash; 32],
+    }
+}
+
+fn text(sender: UserId, device: &str, client_id: &str, text: &str) -> NewMessage {
+    NewMessage {
+        sender,
+        sender_device: device_id(device),
+        client_id: client_id.to_owned(),
+        body: Body::Text {
+            text: text.to_owned(),
+        },
+        sent_at: Timestamp::now(),
+    }
+}
+
+fn system(sender: UserId, event: SystemEvent) -> NewMessage {
+    NewMessage {
+        sender,
+        sender_device: device_id("d"),
+        client_id: String::new(),
+        body: Body::System { event },
+        sent_at: Timestamp::now(),
+    }
+}
+
+fn all(after: u64, limit: u32) -> MessageRange {
+    MessageRange {
+        after: Seq(after),
+        before: None,
+        limit,
+        newest: false,
+    }
+}
+
+fn is_not_found<T: std::fmt::Debug>(r: Result<T, StorageError>) -> bool {
+    matches!(r, Err(StorageError::NotFound(_)))
+}
+
+/// `create_user` assigns distinct ids and refuses a taken username with `Conflict`.
+pub async fn users_get_unique_ids_and_unique_names(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await;
+    let b = user(&*s, "bob").await;
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.username, "alice");
+    assert_eq!(a.display_name, "ALICE");
+    let again = s
+        .create_user(NewUser {
+            username: "alice".into(),
+            display_name: "Other".into(),
+            avatar: None,
+            password_hash: "x".into(),
+            created_at: Timestamp::now(),
+        })
+        .await;
+    assert!(matches!(again, Err(StorageError::Conflict(_))), "{again:?}");
+    // The refused registration changed nothing.
+    assert_eq!(s.user_by_name("alice").await.expect("alice").display_name, "ALICE");
+}
+
+/// `user` and `user_by_name` find users, and fail with `NotFound` for unknown ones.
+pub async fn users_are_found_by_id_and_by_name(s: Arc<dyn Storage>) {
+    let a = s
+        .create_user(NewUser {
+            username: "alice".into(),
+            display_name: "Alice".into(),
+            avatar: Some("https://example.invalid/a.png".into()),
+            password_hash: "h".into(),
+            created_at: Timestamp(123),
+        })
+        .await
+        .expect("create_user");
+    assert_eq!(s.user(a.id).await.expect("user"), a);
+    assert_eq!(s.user_by_name("alice").await.expect("by name"), a);
+    assert_eq!(a.avatar.as_deref(), Some("https://example.invalid/a.png"));
+    assert_eq!(a.created_at, Timestamp(123));
+    assert!(is_not_found(s.user(UserId(a.id.0 + 1000)).await));
+    assert!(is_not_found(s.user_by_name("nobody").await));
+}
+
+/// `users` returns each existing user once and skips unknown ids.
+pub async fn users_batch_lookup_returns_each_existing_user_once(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await;
+    let b = user(&*s, "bob").await;
+    let got = s
+        .users(&[a.id, b.id, a.id, UserId(b.id.0 + 1000)])
+        .await
+        .expect("users");
+    let ids: BTreeSet<_> = got.iter().map(|u| u.id).collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(ids, BTreeSet::from([a.id, b.id]));
+    assert!(s.users(&[]).await.expect("users").is_empty());
+}
+
+/// Password hashes are stored with the user and can be replaced.
+pub async fn password_hashes_are_stored_and_replaced(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await;
+    assert_eq!(s.password_hash(a.id).await.expect("hash"), "hash-of-alice");
+    s.set_password_hash(a.id, "new-hash".into())
+        .await
+        .expect("set");
+    assert_eq!(s.password_hash(a.id).await.expect("hash"), "new-hash");
+    let ghost = UserId(a.id.0 + 1000);
+    assert!(is_not_found(s.password_hash(ghost).await));
+    assert!(is_not_found(s.set_password_hash(ghost, "x".into()).await));
+}
+
+/// Two concurrent registrations of one name leave exactly one user.
+pub async fn concurrent_registrations_of_one_name_leave_one_user(s: Arc<dyn Storage>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.create_user(NewUser {
+                    username: "contested".into(),
+                    display_name: format!("try {i}"),
+                    avatar: None,
+                    password_hash: "h".into(),
+                    created_at: Timestamp::now(),
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => created += 1,
+            Err(StorageError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+/// A device is keyed by (user, device id); `put_device` inserts or replaces it.
+pub async fn devices_are_keyed_by_user_and_device_id(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await;
+    let b = user(&*s, "bob").await;
+    s.put_device(device(a.id, "phone", 1)).await.expect("put");
+    s.put_device(device(b.id, "phone", 2)).await.expect("put");
+    s.put_device(device(a.id, "laptop", 3)).await.expect("put");
+    // Same user and id: replaced (a second login from the same device).
+    s.put_device(device(a.id, "phone", 4)).await.expect("put");
+    assert_eq!(
+        s.device(a.id, &device_id("phone")).await.expect("device"),
+        device(a.id, "phone", 4)
+    );
+    assert_eq!(
+        s.device(b.id, &device_id("phone")).await.expect("device").token_hash,
+        vec![2; 32]
+    );
+    let mut mine: Vec<_> = s
+        .devices(a.id)
+        .await
+        .expect("devices")
+        .into_iter()
+        .map(|d| d.device.id.to_string())
+        .collect();
+    mine.sort();
+    assert_eq!(mine, vec!["laptop", "phone"]);
+    assert!(is_not_found(s.device(a.id, &device_id("tablet")).await));
+}
+
+/// `delete_device` says whether it deleted; `delete_other_devices` keeps one.
+pub async fn devices_are_deleted_one_or_all_but_one(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await;
+    let b = user(&*s, "bob").await;
+    for d in ["one", "two", "three"] {
+        s.put_device(device(a.id, d, 1)).await.expect("put");
+    }
+    s.put_device(device(b.id, "one", 1)).await.expect("put");
+    assert!(s.delete_device(a.id, &device_id("one")).await.expect("delete"));
+    assert!(!s.delete_device(a.id, &device_id("one")).await.expect("delete"));
+    assert!(is_not_found(s.device(a.id, &device_id("one")).await));
+    // Bob's device of the same id is untouched.
+    s.device(b.id, &device_id("one")).await.expect("bob's device");
+
+    s.put_device(device(a.id, "four", 1)).await.expect("put");
+    let mut gone = s
+        .delete_other_devices(a.id, &device_id("two"))
+        .await
+        .expect("delete others");
+    gone.sort();
+    assert_eq!(gone, vec![device_id("four"), device_id("three")]);
+    let left: Vec<_> = s.devices(a.id).await.expect("devices");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].device.id, device_id("two"));
+    assert_eq!(s.devices(b.id).await.expect("devices").len(), 1);
+}
+
+/// One pending request per ordered pair, replaced on repeat, listed for both sides.
+pub async fn friend_requests_are_upserted_and_listed_both_ways(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let req = |from, to, note: &str| FriendRequest {
+        from,
+        to,
+        note: note.to_owned(),
+        created_at: Timestamp(5),
+    };
+    s.put_friend_request(req(a, b, "first")).await.expect("put");
+    s.put_friend_request(req(a, b, "second")).await.expect("put");
+    s.put_friend_request(req(c, a, "from carol")).await.expect("put");
+    let mut for_a = s.friend_requests(a).await.expect("requests");
+    for_a.sort_by_key(|r| (r.from, r.to));
+    assert_eq!(for_a, vec![req(a, b, "second"), req(c, a, "from carol")]);
+    assert_eq!(s.friend_requests(b).await.expect("requests"), vec![req(a, b, "second")]);
+    assert!(s.delete_friend_request(a, b).await.expect("delete"));
+    assert!(!s.delete_friend_request(a, b).await.expect("delete"));
+    assert!(s.friend_requests(b).await.expect("requests").is_empty());
+}
+
+/// Accepting deletes the request and makes both friends; no request, no change.
+pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    assert!(is_not_found(s.accept_friend_request(a, b, Timestamp(1)).await));
+    assert!(!s.is_friend(a, b).await.expect("is_friend"));
+    let req = |from, to| FriendRequest {
+        from,
+        to,
+        note: String::new(),
+        created_at: Timestamp(1),
+    };
+    s.put_friend_request(req(a, b)).await.expect("put");
+    s.put_friend_request(req(b, a)).await.expect("put");
+    s.put_friend_request(req(c, b)).await.expect("put");
+    s.accept_friend_request(a, b, Timestamp(7)).await.expect("accept");
+    assert!(s.is_friend(a, b).await.expect("is_friend"));
+    assert!(s.is_friend(b, a).await.expect("is_friend"));
+    assert!(!s.is_friend(a, c).await.expect("is_friend"));
+    let fa = s.friends(a).await.expect("friends");
+    let fb = s.friends(b).await.expect("friends");
+    assert_eq!((fa.len(), fa[0].user, fa[0].since), (1, b, Timestamp(7)));
+    assert_eq!((fb.len(), fb[0].user), (1, a));
+    // Both directions of the request are gone; carol's is not.
+    let left = s.friend_requests(b).await.expect("requests");
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].from, left[0].to), (c, b));
+}
+
+/// `remove_friend` ends a friendship both ways and says whether it existed.
+pub async fn removing_a_friend_ends_it_both_ways(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    s.put_friend_request(FriendRequest {
+        from: a,
+        to: b,
+        note: String::new(),
+        created_at: Timestamp(1),
+    })
+    .await
+    .expect("put");
+    s.accept_friend_request(a, b, Timestamp(2)).await.expect("accept");
+    assert!(s.remove_friend(b, a).await.expect("remove"));
+    assert!(!s.is_friend(a, b).await.expect("is_friend"));
+    assert!(!s.is_friend(b, a).await.expect("is_friend"));
+    assert!(s.friends(a).await.expect("friends").is_empty());
+    assert!(!s.remove_friend(a, b).await.expect("remove"));
+}
+
+/// Blocks are directed, report changes, and delete pending requests between the two.
+pub async fn blocks_are_directed_and_clear_pending_requests(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    for (from, to) in [(b, a), (a, b), (c, a)] {
+        s.put_friend_request(FriendRequest {
+            from,
+            to,
+            note: String::new(),
+            created_at: Timestamp(1),
+        })
+        .await
+        .expect("put");
+    }
+    assert!(s.set_blocked(a, b, true).await.expect("block"));
+    assert!(!s.set_blocked(a, b, true).await.expect("block again"));
+    assert!(s.is_blocked(a, b).await.expect("is_blocked"));
+    assert!(!s.is_blocked(b, a).await.expect("is_blocked"));
+    assert_eq!(s.blocked(a).await.expect("blocked"), vec![b]);
+    assert!(s.blocked(b).await.expect("blocked").is_empty());
+    let left = s.friend_requests(a).await.expect("requests");
+    assert_eq!(left.len(), 1, "only carol's request survives: {left:?}");
+    assert_eq!(left[0].from, c);
+    assert!(s.set_blocked(a, b, false).await.expect("unblock"));
+    assert!(!s.set_blocked(a, b, false).await.expect("unblock again"));
+    assert!(!s.is_blocked(a, b).await.expect("is_blocked"));
+}
+
+/// `create_group` stores the group, members at joined seq 1, and message seq 1.
+pub async fn create_group_stores_members_and_first_message(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let event = SystemEvent::GroupCreated {
+        by: a,
+        name: "team".into(),
+        members: vec![a, b],
+    };
+    let (group, first) = s
+        .create_group(
+            NewGroup {
+                name: "team".into(),
+                owner: a,
+                open: true,
+                created_at: Timestamp(9),
+            },
+            vec![(a, Role::Owner), (b, Role::Member)],
+            system(a, event.clone()),
+        )
+        .await
+        .expect("create_group");
+    assert_eq!((group.name.as_str(), group.owner, group.open), ("team", a, true));
+    assert_eq!(s.group(group.id).await.expect("group"), group);
+    let c = ConversationId::Group(group.id);
+    assert_eq!((first.conversation, first.seq), (c, Seq(1)));
+    assert_eq!(first.body, Body::System { event });
+    let mut members = s.members(group.id).await.expect("members");
+    members.sort_by_key(|m| m.user);
+    assert_eq!(members.len(), 2);
+    assert!(members.iter().all(|m| m.joined_seq == Seq(1)));
+    assert_eq!(s.member(group.id, a).await.expect("member").map(|m| m.role), Some(Role::Owner));
+    assert_eq!(s.member(group.id, b).await.expect("member").map(|m| m.role), Some(Role::Member));
+    assert_eq!(s.last_seq(c).await.expect("last_seq"), Seq(1));
+    // The first members have read the creation notice.
+    let states = s.conversations(b).await.expect("conversations");
+    assert_eq!(states.len(), 1);
+    assert_eq!((states[0].last_seq, states[0].read_seq), (Seq(1), Seq(1)));
+    // Another group gets another id.
+    let (other, _) = s
+        .create_group(
+            NewGroup {
+                name: "other".into(),
+                owner: b,
+                open: false,
+                created_at: Timestamp(9),
+            },
+            vec![(b, Role::Owner)],
+            system(
+                b,
+                SystemEvent::GroupCreated {
+                    by: b,
+                    name: "other".into(),
+                    members: vec![b],
+                },
+            ),
+        )
+        .await
+        .expect("create_group");
+    assert_ne!(other.id, group.id);
+}
+
+/// `update_group` applies adds, removes, roles, name and owner with its record.
+pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let (group, _) = s
+        .create_group(
+            NewGroup {
+                name: "g".into(),
+                owner: a,
+                open: false,
+                created_at: Timestamp(1),
+            },
+            vec![(a, Role::Owner), (b, Role::Member)],
+            system(a, SystemEvent::GroupCreated { by: a, name: "g".into(), members: vec![a, b] }),
+        )
+        .await
+        .expect("create_group");
+    let conv = ConversationId::Group(group.id);
+    s.append(conv, text(b, "d", "x1", "hello")).await.expect("append");
+
+    // Add carol (and bob again, who stays as he is).
+    let (_, record) = s
+        .update_group(
+            group.id,
+            GroupChange {
+                add: vec![(c, Role::Member), (b, Role::Admin)],
+                ..GroupChange::default()
+            },
+            system(a, SystemEvent::MembersAdded { by: a, users: vec![c] }),
+        )
+        .await
+        .expect("add");
+    assert_eq!(record.seq, Seq(3));
+    let carol = s.member(group.id, c).await.expect("member").expect("carol is a member");
+    assert_eq!((carol.role, carol.joined_seq), (Role::Member, Seq(3)));
+    let bob = s.member(group.id, b).await.expect("member").expect("bob");
+    assert_eq!((bob.role, bob.joined_seq), (Role::Member, Seq(1)));
+    let carol_view = s.conversations(c).await.expect("conversations");
+    assert_eq!(carol_view[0].read_seq, Seq(3), "added members have read their join");
+
+    // Roles, name and owner together (a transfer).
+    let (after, record) = s
+        .update_group(
+            group.id,
+            GroupChange {
+                roles: vec![(b, Role::Owner), (a, Role::Admin)],
+                name: Some("renamed".into()),
+                owner: Some(b),
+                ..GroupChange::default()
+            },
+            system(a, SystemEvent::OwnerChanged { from: a, to: b }),
+        )
+        .await
+        .expect("transfer");
+    assert_eq!(record.seq, Seq(4));
+    assert_eq!((after.name.as_str(), after.owner), ("renamed", b));
+    assert_eq!(s.group(group.id).await.expect("group"), after);
+    assert_eq!(s.member(group.id, a).await.expect("m").map(|m| m.role), Some(Role::Admin));
+    assert_eq!(s.member(group.id, b).await.expect("m").map(|m| m.role), Some(Role::Owner));
+
+    // Remove carol.
+    s.update_group(
+        group.id,
+        GroupChange {
+            remove: vec![c],
+            ..GroupChange::default()
+        },
+        system(b, SystemEvent::MemberKicked { by: b, user: c }),
+    )
+    .await
+    .expect("remove");
+    assert_eq!(s.member(group.id, c).await.expect("member"), None);
+    assert_eq!(s.members(group.id).await.expect("members").len(), 2);
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(5));
+}
+
+/// Unknown groups: `group`, `members` and `update_group` fail with `NotFound`.
+pub async fn unknown_groups_are_not_found(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await.id;
+    let ghost = GroupId(4242);
+    assert!(is_not_found(s.group(ghost).await));
+    assert!(is_not_found(s.members(ghost).await));
+    assert_eq!(s.member(ghost, a).await.expect("member"), None);
+    let r = s
+        .update_group(
+            ghost,
+            GroupChange {
+                add: vec![(a, Role::Member)],
+                ..GroupChange::default()
+            },
+            system(a, SystemEvent::MemberJoined { user: a }),
+        )
+        .await;
+    assert!(is_not_found(r));
+    assert_eq!(
+        s.last_seq(ConversationId::Group(ghost)).await.expect("last_seq"),
+        Seq::ZERO,
+        "a refused update stores no record"
+    );
+}
+
+/// `user_groups` lists the groups a user is in now.
+pub async fn user_groups_follow_membership(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let mut ids = Vec::new();
+    for name in ["one", "two"] {
+        let (g, _) = s
+            .create_group(
+                NewGroup {
+                    name: name.into(),
+                    owner: a,
+                    open: false,
+                    created_at: Timestamp(1),
+                },
+                vec![(a, Role::Owner), (b, Role::Member)],
+                system(a, SystemEvent::GroupCreated { by: a, name: name.into(), members: vec![a, b] }),
+            )
+            .await
+            .expect("create");
+        ids.push(g.id);
+    }
+    s.update_group(
+        ids[0],
+        GroupChange {
+            remove: vec![b],
+            ..GroupChange::default()
+        },
+        system(b, SystemEvent::MemberLeft { user: b }),
+    )
+    .await
+    .expect("leave");
+    let of = |u| {
+        let s = s.clone();
+        async move {
+            let mut g: Vec<_> = s.user_groups(u).await.expect("user_groups").iter().map(|g| g.id).collect();
+            g.sort();
+            g
+        }
+    };
+    assert_eq!(of(a).await, ids);
+    assert_eq!(of(b).await, vec![ids[1]]);
+}
+
+/// Seqs start at 1 and go up by one per conversation, independently.
+pub async fn appends_get_gapless_seqs_from_one(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    assert_eq!(s.last_seq(ab).await.expect("last_seq"), Seq::ZERO);
+    let mut ids = HashSet::new();
+    for i in 1..=5u64 {
+        let m = s.append(ab, text(a, "d", &format!("ab{i}"), "x")).await.expect("append");
+        assert_eq!((m.message.seq, m.duplicate), (Seq(i), false));
+        assert_eq!(m.message.conversation, ab);
+        assert!(ids.insert(m.message.id), "message ids are unique");
+    }
+    let m = s.append(ac, text(a, "d", "ac1", "y")).await.expect("append");
+    assert_eq!(m.message.seq, Seq(1), "each conversation counts on its own");
+    assert!(ids.insert(m.message.id), "message ids are unique across conversations");
+    assert_eq!(s.last_seq(ab).await.expect("last_seq"), Seq(5));
+    let stored = s.messages(ab, all(0, 100)).await.expect("messages");
+    assert_eq!(stored.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+}
+
+/// Many concurrent appends to one conversation: seqs 1..=N, none twice, none missing.
+pub async fn concurrent_appends_are_gapless_and_unique(s: Arc<dyn Storage>) {
+    const WRITERS: u64 = 32;
+    const EACH: u64 = 50;
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..EACH {
+                    let sender = if w % 2 == 0 { a } else { b };
+                    let m = s
+                        .append(conv, text(sender, &format!("w{w}"), &format!("{w}-{i}"), "x"))
+                        .await
+                        .expect("append");
+                    assert!(!m.duplicate);
+                    seqs.push(m.message.seq.0);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        let mine = t.await.expect("task");
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "one writer's seqs go up");
+        seqs.extend(mine);
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=WRITERS * EACH).collect::<Vec<_>>());
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(WRITERS * EACH));
+    let stored = s.messages(conv, all(0, 10_000)).await.expect("messages");
+    assert_eq!(stored.len() as u64, WRITERS * EACH);
+    let ids: HashSet<_> = stored.iter().map(|m| m.id).collect();
+    assert_eq!(ids.len() as u64, WRITERS * EACH);
+}
+
+/// The same (conversation, sender, device, client id) stores once; empty ids never dedupe.
+pub async fn retries_with_the_same_key_store_once(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    let first = s.append(conv, text(a, "phone", "k1", "hello")).await.expect("append");
+    let retry = s.append(conv, text(a, "phone", "k1", "hello")).await.expect("append");
+    assert!(!first.duplicate && retry.duplicate);
+    assert_eq!(first.message, retry.message);
+    // Another device, another sender, or another conversation: not the same key.
+    let other_device = s.append(conv, text(a, "laptop", "k1", "hello")).await.expect("append");
+    let other_sender = s.append(conv, text(b, "phone", "k1", "hello")).await.expect("append");
+    assert!(!other_device.duplicate && !other_sender.duplicate);
+    let (c, _) = (user(&*s, "carol").await.id, ());
+    let elsewhere = s
+        .append(ConversationId::direct(a, c), text(a, "phone", "k1", "hello"))
+        .await
+        .expect("append");
+    assert!(!elsewhere.duplicate);
+    // System messages (empty client id) are never deduplicated.
+    let s1 = s.append(conv, system(a, SystemEvent::MemberJoined { user: a })).await.expect("append");
+    let s2 = s.append(conv, system(a, SystemEvent::MemberJoined { user: a })).await.expect("append");
+    assert!(!s1.duplicate && !s2.duplicate);
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(5));
+}
+
+/// Concurrent retries of one message store it exactly once.
+pub async fn concurrent_retries_store_once(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.append(conv, text(a, "phone", "same", "once")).await })
+        })
+        .collect();
+    let mut originals = 0;
+    let mut ids = HashSet::new();
+    for t in tasks {
+        let r = t.await.expect("task").expect("append");
+        if !r.duplicate {
+            originals += 1;
+        }
+        ids.insert(r.message.id);
+    }
+    assert_eq!(originals, 1);
+    assert_eq!(ids.len(), 1, "every retry returns the one stored message");
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(1));
+}
+
+/// `messages` honours after, before, limit and newest, always ascending.
+pub async fn history_ranges_return_ascending_pages(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    for i in 1..=10 {
+        s.append(conv, text(a, "d", &format!("m{i}"), &format!("{i}"))).await.expect("append");
+    }
+    let seqs = |r: MessageRange| {
+        let s = s.clone();
+        async move {
+            s.messages(conv, r)
+                .await
+                .expect("messages")
+                .iter()
+                .map(|m| m.seq.0)
+                .collect::<Vec<_>>()
+        }
+    };
+    let range = |after: u64, before: Option<u64>, limit: u32, newest: bool| MessageRange {
+        after: Seq(after),
+        before: before.map(Seq),
+        limit,
+        newest,
+    };
+    assert_eq!(seqs(range(0, None, 3, false)).await, vec![1, 2, 3]);
+    assert_eq!(seqs(range(7, None, 100, false)).await, vec![8, 9, 10]);
+    assert_eq!(seqs(range(0, None, 3, true)).await, vec![8, 9, 10]);
+    assert_eq!(seqs(range(0, Some(5), 2, true)).await, vec![3, 4]);
+    assert_eq!(seqs(range(0, Some(5), 100, true)).await, vec![1, 2, 3, 4]);
+    assert_eq!(seqs(range(2, Some(7), 100, false)).await, vec![3, 4, 5, 6]);
+    assert_eq!(seqs(range(2, Some(7), 2, false)).await, vec![3, 4]);
+    assert_eq!(seqs(range(2, Some(7), 2, true)).await, vec![5, 6]);
+    assert!(seqs(range(10, None, 5, false)).await.is_empty());
+    assert!(seqs(range(5, Some(6), 5, false)).await.is_empty());
+    assert!(seqs(range(0, Some(1), 5, true)).await.is_empty());
+    assert!(seqs(range(0, None, 0, false)).await.is_empty());
+    let unknown = ConversationId::direct(a, UserId(b.0 + 1000));
+    assert!(s.messages(unknown, range(0, None, 5, false)).await.expect("messages").is_empty());
+    // Bodies come back as stored.
+    let page = s.messages(conv, range(3, Some(5), 10, false)).await.expect("messages");
+    assert_eq!(page[0].body, Body::Text { text: "4".into() });
+    assert_eq!(page[0].client_id, "m4");
+    assert_eq!(page[0].sender, a);
+}
+
+/// Read cursors start at 0, only move forward, and an append moves the sender's.
+pub async fn read_cursors_never_move_back_and_appends_move_the_sender_s(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    for i in 1..=4 {
+        s.append(conv, text(a, "d", &format!("m{i}"), "x")).await.expect("append");
+    }
+    let read_of = |u: UserId| {
+        let s = s.clone();
+        async move {
+            s.conversations(u)
+                .await
+                .expect("conversations")
+                .into_iter()
+                .find(|c| c.conversation == conv)
+                .map(|c| c.read_seq)
+        }
+    };
+    assert_eq!(read_of(a).await, Some(Seq(4)), "the sender has read its own messages");
+    assert_eq!(read_of(b).await, Some(Seq::ZERO));
+    assert_eq!(s.set_read(b, conv, Seq(3)).await.expect("set_read"), Seq(3));
+    assert_eq!(s.set_read(b, conv, Seq(1)).await.expect("set_read"), Seq(3));
+    assert_eq!(read_of(b).await, Some(Seq(3)));
+    s.append(conv, text(b, "d", "reply", "y")).await.expect("append");
+    assert_eq!(read_of(b).await, Some(Seq(5)));
+    assert_eq!(read_of(a).await, Some(Seq(4)));
+}
+
+/// Direct chats are listed for both users from the first message; groups for members.
+pub async fn conversations_list_direct_chats_for_both_and_groups_for_members(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    assert!(s.conversations(a).await.expect("conversations").is_empty());
+    let ab = ConversationId::direct(a, b);
+    s.append(ab, text(b, "d", "1", "first")).await.expect("append");
+    s.append(ab, text(a, "d", "2", "second")).await.expect("append");
+    let (group, _) = s
+        .create_group(
+            NewGroup {
+                name: "g".into(),
+                owner: a,
+                open: false,
+                created_at: Timestamp(1),
+            },
+            vec![(a, Role::Owner), (c, Role::Member)],
+            system(a, SystemEvent::GroupCreated { by: a, name: "g".into(), members: vec![a, c] }),
+        )
+        .await
+        .expect("create");
+    let g = ConversationId::Group(group.id);
+    let list = |u| {
+        let s = s.clone();
+        async move {
+            let mut l: Vec<_> = s
+                .conversations(u)
+                .await
+                .expect("conversations")
+                .into_iter()
+                .map(|c| (c.conversation, c.last_seq, c.last_message.map(|m| m.seq)))
+                .collect();
+            l.sort();
+            l
+        }
+    };
+    let mut want_a = vec![(ab, Seq(2), Some(Seq(2))), (g, Seq(1), Some(Seq(1)))];
+    want_a.sort();
+    assert_eq!(list(a).await, want_a);
+    assert_eq!(list(b).await, vec![(ab, Seq(2), Some(Seq(2)))]);
+    assert_eq!(list(c).await, vec![(g, Seq(1), Some(Seq(1)))]);
+    // Leaving a group removes it from the list.
+    s.update_group(
+        group.id,
+        GroupChange {
+            remove: vec![c],
+            ..GroupChange::default()
+        },
+        system(c, SystemEvent::MemberLeft { user: c }),
+    )
+    .await
+    .expect("leave");
+    assert!(list(c).await.is_empty());
+}
