@@ -160,7 +160,10 @@ mod tests {
     fn password_round_trip() {
         let h = cheap();
         let stored = h.hash("correct horse").unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{stored}"
+        );
         assert!(h.verify("correct horse", &stored));
         assert!(!h.verify("wrong horse", &stored));
         assert!(!h.verify("correct horse", "not a phc string"));
@@ -186,7 +189,14 @@ mod tests {
 
         let other = issue_token(UserId(42), &device).unwrap();
         assert!(!token_hash_matches(&issued.hash, &other.hash));
-        for bad in ["", "42", "x.y.z", "42..phone", "42.c2hvcnQ.phone", "42.AAAA.bad id"] {
+        for bad in [
+            "",
+            "42",
+            "x.y.z",
+            "42..phone",
+            "42.c2hvcnQ.phone",
+            "42.AAAA.bad id",
+        ] {
             assert!(parse_token(bad).is_none(), "{bad} parsed");
         }
         assert!(!token_hash_matches(&issued.hash, &[]));

@@ -83,8 +83,5 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// Publishes to every node.
     async fn broadcast(&self, envelope: Envelope) -> Result<(), BrokerError>;
     /// The envelopes published to `node`.
-    async fn subscribe(
-        &self,
-        node: &NodeId,
-    ) -> Result<BoxStream<'static, Envelope>, BrokerError>;
+    async fn subscribe(&self, node: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError>;
 }

@@ -265,9 +265,8 @@ impl Client {
         password: &str,
         device_id: &str,
     ) -> Result<Session, ClientError> {
-        let id = DeviceId::new(device_id).map_err(|e| {
-            ClientError::Server(ErrorBody::new(ErrorCode::Invalid, e.to_string()))
-        })?;
+        let id = DeviceId::new(device_id)
+            .map_err(|e| ClientError::Server(ErrorBody::new(ErrorCode::Invalid, e.to_string())))?;
         self.login_with(
             username,
             password,
@@ -394,7 +393,10 @@ impl Client {
     ) -> Result<Vec<Message>, ClientError> {
         let mut missed = Vec::new();
         for summary in self.conversations().await? {
-            let from = seen.get(&summary.conversation).copied().unwrap_or(Seq::ZERO);
+            let from = seen
+                .get(&summary.conversation)
+                .copied()
+                .unwrap_or(Seq::ZERO);
             let mut after = from;
             while after < summary.last_seq {
                 let query = HistoryQuery {
@@ -562,7 +564,10 @@ async fn drive<C, E>(
                     }
                     resolve(&pending, id, Ok(reply));
                 }
-                ServerFrame::Error { id: Some(id), error } => resolve(&pending, id, Err(error)),
+                ServerFrame::Error {
+                    id: Some(id),
+                    error,
+                } => resolve(&pending, id, Err(error)),
                 ServerFrame::Error { id: None, error } => {
                     tracing::warn!(%error, "connection error from the server");
                 }

@@ -485,7 +485,9 @@ mod tests {
 
     #[test]
     fn malformed_conversation_ids_are_refused() {
-        for bad in ["", "d:1", "d:9:3", "d:3:3", "g:", "g:x", "x:1", "d:1:2:3", "g:-1"] {
+        for bad in [
+            "", "d:1", "d:9:3", "d:3:3", "g:", "g:x", "x:1", "d:1:2:3", "g:-1",
+        ] {
             assert!(bad.parse::<ConversationId>().is_err(), "{bad} accepted");
         }
     }

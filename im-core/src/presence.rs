@@ -94,8 +94,11 @@ impl PresenceError {
 #[async_trait]
 pub trait Presence: Send + Sync + fmt::Debug {
     /// Records or refreshes entries with a lease of `ttl`.
-    async fn set_online(&self, entries: &[PresenceEntry], ttl: Duration)
-    -> Result<(), PresenceError>;
+    async fn set_online(
+        &self,
+        entries: &[PresenceEntry],
+        ttl: Duration,
+    ) -> Result<(), PresenceError>;
     /// Removes a device's entry if it is on `node`.
     async fn set_offline(
         &self,

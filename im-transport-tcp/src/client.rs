@@ -4,7 +4,10 @@ use crate::{TcpConfig, TcpConnection};
 
 /// Opens a client connection to a TCP transport. Hand it to
 /// [`im_core::client::Client::connect`].
-pub async fn connect(addr: impl ToSocketAddrs, config: &TcpConfig) -> std::io::Result<TcpConnection> {
+pub async fn connect(
+    addr: impl ToSocketAddrs,
+    config: &TcpConfig,
+) -> std::io::Result<TcpConnection> {
     let mut last = None;
     for addr in lookup_host(addr).await? {
         let socket = if addr.is_ipv4() {

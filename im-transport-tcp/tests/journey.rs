@@ -28,7 +28,10 @@ async fn register_befriend_chat_group_offline_sync() {
     let sent = alice.client.send_text(ab, "hi bob").await.unwrap();
     assert_eq!((sent.seq, sent.duplicate), (Seq(1), false));
     let got = bob.message().await;
-    assert_eq!((got.seq, text(&got), got.sender), (Seq(1), "hi bob", alice.id));
+    assert_eq!(
+        (got.seq, text(&got), got.sender),
+        (Seq(1), "hi bob", alice.id)
+    );
     // The sender's other device receives the sender's own message; the sending session
     // got the reply instead of a push.
     let mine = alice2.message().await;
@@ -42,7 +45,9 @@ async fn register_befriend_chat_group_offline_sync() {
     // Group: create with bob, add carol (a friend of alice's), chat.
     befriend(&mut carol, &mut alice).await;
     // Every device of alice's hears of the request, and of its acceptance elsewhere.
-    assert!(matches!(alice2.event().await, Event::FriendRequest { request } if request.from == carol.id));
+    assert!(
+        matches!(alice2.event().await, Event::FriendRequest { request } if request.from == carol.id)
+    );
     assert!(matches!(alice2.event().await, Event::FriendAdded { user } if user == carol.id));
     let (group, members) = alice.client.create_group("team", &[bob.id]).await.unwrap();
     assert_eq!(members.len(), 2);
@@ -50,10 +55,19 @@ async fn register_befriend_chat_group_offline_sync() {
     let g = ConversationId::Group(group.id);
     let created = bob.message().await;
     assert_eq!(created.conversation, g);
-    assert!(matches!(created.body, Body::System { event: SystemEvent::GroupCreated { .. } }));
+    assert!(matches!(
+        created.body,
+        Body::System {
+            event: SystemEvent::GroupCreated { .. }
+        }
+    ));
     alice2.message().await;
 
-    let (_, members) = alice.client.add_members(group.id, &[carol.id]).await.unwrap();
+    let (_, members) = alice
+        .client
+        .add_members(group.id, &[carol.id])
+        .await
+        .unwrap();
     assert_eq!(members.len(), 3);
     let added = carol.message().await;
     assert_eq!(added.seq, Seq(2));
@@ -71,7 +85,11 @@ async fn register_befriend_chat_group_offline_sync() {
         assert_eq!((m.conversation, m.seq, text(&m)), (g, Seq(3), "hello team"));
     }
     // Carol joined at seq 2: history before that is not hers.
-    let (page, more) = carol.client.history(g, HistoryQuery::default()).await.unwrap();
+    let (page, more) = carol
+        .client
+        .history(g, HistoryQuery::default())
+        .await
+        .unwrap();
     assert_eq!(page.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![2, 3]);
     assert!(!more);
 
@@ -88,7 +106,11 @@ async fn register_befriend_chat_group_offline_sync() {
     }
     assert_eq!(server.engine.session_count(), 3);
     for i in 0..3 {
-        alice.client.send_text(ab, &format!("missed {i}")).await.unwrap();
+        alice
+            .client
+            .send_text(ab, &format!("missed {i}"))
+            .await
+            .unwrap();
     }
     carol.client.send_text(g, "missed in group").await.unwrap();
     alice.client.send_text(g, "also missed").await.unwrap();
@@ -122,9 +144,16 @@ async fn register_befriend_chat_group_offline_sync() {
     // Unread counts: bob read up to 2 in the direct chat (his own message), 1 in the group.
     let list = client.conversations().await.unwrap();
     let direct = list.iter().find(|c| c.conversation == ab).unwrap();
-    assert_eq!((direct.last_seq, direct.read_seq, direct.unread), (Seq(5), Seq(2), 3));
+    assert_eq!(
+        (direct.last_seq, direct.read_seq, direct.unread),
+        (Seq(5), Seq(2), 3)
+    );
     assert_eq!(client.mark_read(ab, Seq(99)).await.unwrap(), Seq(5));
-    assert_eq!(client.mark_read(ab, Seq(1)).await.unwrap(), Seq(5), "cursors never move back");
+    assert_eq!(
+        client.mark_read(ab, Seq(1)).await.unwrap(),
+        Seq(5),
+        "cursors never move back"
+    );
 
     // Retrying a send with the same client id stores it once.
     let body = Body::Text {
@@ -135,7 +164,13 @@ async fn register_befriend_chat_group_offline_sync() {
     assert!(!first.duplicate && again.duplicate);
     assert_eq!((first.seq, first.message_id), (again.seq, again.message_id));
     let (page, _) = client
-        .history(ab, HistoryQuery { after: Some(Seq(5)), ..Default::default() })
+        .history(
+            ab,
+            HistoryQuery {
+                after: Some(Seq(5)),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(page.len(), 1, "a retry must not store a second copy");

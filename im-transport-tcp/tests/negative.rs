@@ -14,7 +14,9 @@ use im_transport_tcp::{TcpConfig, TcpConnection, connect};
 
 fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
     match r {
-        Err(e) => e.code().unwrap_or_else(|| panic!("not a server error: {e:?}")),
+        Err(e) => e
+            .code()
+            .unwrap_or_else(|| panic!("not a server error: {e:?}")),
         Ok(v) => panic!("expected an error, got {v:?}"),
     }
 }
@@ -42,11 +44,26 @@ async fn bad_credentials_are_unauthorized_and_say_the_same() {
     // Same message: nothing tells which usernames exist.
     assert_eq!(wrong.to_string(), unknown.to_string());
     // Registration errors.
-    assert_eq!(code(c.register("alice", PASSWORD, "Alice 2").await), ErrorCode::Conflict);
-    assert_eq!(code(c.register("ALICE", PASSWORD, "Alice 3").await), ErrorCode::Conflict);
-    assert_eq!(code(c.register("a", PASSWORD, "A").await), ErrorCode::Invalid);
-    assert_eq!(code(c.register("dave", "short", "Dave").await), ErrorCode::Invalid);
-    assert_eq!(code(c.register("dave", PASSWORD, "  ").await), ErrorCode::Invalid);
+    assert_eq!(
+        code(c.register("alice", PASSWORD, "Alice 2").await),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        code(c.register("ALICE", PASSWORD, "Alice 3").await),
+        ErrorCode::Conflict
+    );
+    assert_eq!(
+        code(c.register("a", PASSWORD, "A").await),
+        ErrorCode::Invalid
+    );
+    assert_eq!(
+        code(c.register("dave", "short", "Dave").await),
+        ErrorCode::Invalid
+    );
+    assert_eq!(
+        code(c.register("dave", PASSWORD, "  ").await),
+        ErrorCode::Invalid
+    );
     // Not logged in.
     let ab = ConversationId::direct(alice.id, UserId(999));
     assert_eq!(code(c.send_text(ab, "hi").await), ErrorCode::Unauthorized);
@@ -66,7 +83,10 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
     let mut forged: Vec<&str> = token2.splitn(3, '.').collect();
     let other_secret = "A".repeat(43);
     forged[1] = &other_secret;
-    assert_eq!(code(c.resume(&forged.join(".")).await), ErrorCode::Unauthorized);
+    assert_eq!(
+        code(c.resume(&forged.join(".")).await),
+        ErrorCode::Unauthorized
+    );
 
     // Revoking alice-2 from alice-1 kicks it and kills its token.
     alice
@@ -80,7 +100,10 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
         Event::Kicked { reason } => assert!(reason.contains("logged out"), "{reason}"),
         other => panic!("expected kicked, got {other:?}"),
     }
-    assert!(alice2.events.next().await.is_none(), "the kicked session is closed");
+    assert!(
+        alice2.events.next().await.is_none(),
+        "the kicked session is closed"
+    );
     assert_eq!(code(c.resume(&token2).await), ErrorCode::Unauthorized);
     let again = alice
         .client
@@ -108,7 +131,12 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
         new_password: new.into(),
     };
     assert_eq!(
-        code(alice.client.call(change("wrong password", "new password 1")).await),
+        code(
+            alice
+                .client
+                .call(change("wrong password", "new password 1"))
+                .await
+        ),
         ErrorCode::Forbidden
     );
     alice
@@ -118,7 +146,10 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
         .unwrap();
     assert!(matches!(phone.event().await, Event::Kicked { .. }));
     assert_eq!(code(c.resume(&phone_token).await), ErrorCode::Unauthorized);
-    assert_eq!(code(c.login("alice", PASSWORD, "x").await), ErrorCode::Unauthorized);
+    assert_eq!(
+        code(c.login("alice", PASSWORD, "x").await),
+        ErrorCode::Unauthorized
+    );
     c.login("alice", "new password 1", "x").await.unwrap();
     // The device that changed it is still logged in.
     alice.client.conversations().await.unwrap();
@@ -143,38 +174,72 @@ async fn sending_needs_friendship_membership_and_no_block() {
 
     // Not friends: refused and not stored.
     let ad = alice.direct(&dave);
-    assert_eq!(code(alice.client.send_text(ad, "spam").await), ErrorCode::Forbidden);
+    assert_eq!(
+        code(alice.client.send_text(ad, "spam").await),
+        ErrorCode::Forbidden
+    );
     assert_eq!(history_len(&alice, ad).await, 0);
     assert!(dave.client.conversations().await.unwrap().is_empty());
     // A direct conversation with a user who does not exist.
     let ghost = ConversationId::direct(alice.id, UserId(4242));
-    assert_eq!(code(alice.client.send_text(ghost, "boo").await), ErrorCode::NotFound);
+    assert_eq!(
+        code(alice.client.send_text(ghost, "boo").await),
+        ErrorCode::NotFound
+    );
 
     // Blocked either way: refused.
     befriend(&mut alice, &mut bob).await;
     let ab = alice.direct(&bob);
-    alice.client.send_text(ab, "before the block").await.unwrap();
-    bob.client.call(Request::Block { user: alice.id }).await.unwrap();
-    assert_eq!(code(alice.client.send_text(ab, "blocked").await), ErrorCode::Forbidden);
-    assert_eq!(code(bob.client.send_text(ab, "blocked").await), ErrorCode::Forbidden);
+    alice
+        .client
+        .send_text(ab, "before the block")
+        .await
+        .unwrap();
+    bob.client
+        .call(Request::Block { user: alice.id })
+        .await
+        .unwrap();
+    assert_eq!(
+        code(alice.client.send_text(ab, "blocked").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(bob.client.send_text(ab, "blocked").await),
+        ErrorCode::Forbidden
+    );
     assert_eq!(
         code(alice.client.request_friend(bob.id, "again?").await),
         ErrorCode::Forbidden
     );
     assert_eq!(history_len(&alice, ab).await, 1);
-    bob.client.call(Request::Unblock { user: alice.id }).await.unwrap();
+    bob.client
+        .call(Request::Unblock { user: alice.id })
+        .await
+        .unwrap();
     alice.client.send_text(ab, "after the block").await.unwrap();
 
     // Bodies: system messages, empty and oversized text are refused.
     let system = Body::System {
         event: im_core::model::SystemEvent::MemberLeft { user: bob.id },
     };
-    assert_eq!(code(alice.client.send(ab, "s1", system).await), ErrorCode::Invalid);
-    assert_eq!(code(alice.client.send_text(ab, "   ").await), ErrorCode::Invalid);
+    assert_eq!(
+        code(alice.client.send(ab, "s1", system).await),
+        ErrorCode::Invalid
+    );
+    assert_eq!(
+        code(alice.client.send_text(ab, "   ").await),
+        ErrorCode::Invalid
+    );
     let huge = "x".repeat(20_000);
-    assert_eq!(code(alice.client.send_text(ab, &huge).await), ErrorCode::TooLarge);
+    assert_eq!(
+        code(alice.client.send_text(ab, &huge).await),
+        ErrorCode::TooLarge
+    );
     let empty_id = Body::Text { text: "x".into() };
-    assert_eq!(code(alice.client.send(ab, "", empty_id).await), ErrorCode::Invalid);
+    assert_eq!(
+        code(alice.client.send(ab, "", empty_id).await),
+        ErrorCode::Invalid
+    );
     assert_eq!(history_len(&alice, ab).await, 2);
 
     // A group one has left.
@@ -184,7 +249,10 @@ async fn sending_needs_friendship_membership_and_no_block() {
         .group_request(Request::LeaveGroup { group: group.id })
         .await
         .unwrap();
-    assert_eq!(code(bob.client.send_text(g, "still here?").await), ErrorCode::Forbidden);
+    assert_eq!(
+        code(bob.client.send_text(g, "still here?").await),
+        ErrorCode::Forbidden
+    );
     assert_eq!(
         code(bob.client.history(g, HistoryQuery::default()).await),
         ErrorCode::Forbidden
@@ -193,7 +261,10 @@ async fn sending_needs_friendship_membership_and_no_block() {
     assert_eq!(history_len(&alice, g).await, 2);
     // A group that does not exist.
     let nowhere = ConversationId::Group(GroupId(999));
-    assert_eq!(code(alice.client.send_text(nowhere, "hi").await), ErrorCode::NotFound);
+    assert_eq!(
+        code(alice.client.send_text(nowhere, "hi").await),
+        ErrorCode::NotFound
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,19 +276,43 @@ async fn other_people_s_conversations_are_not_readable() {
     befriend(&mut alice, &mut bob).await;
     let ab = alice.direct(&bob);
     alice.client.send_text(ab, "private").await.unwrap();
-    let (group, _) = alice.client.create_group("secret", &[bob.id]).await.unwrap();
+    let (group, _) = alice
+        .client
+        .create_group("secret", &[bob.id])
+        .await
+        .unwrap();
     let g = ConversationId::Group(group.id);
 
-    assert_eq!(code(eve.client.history(ab, HistoryQuery::default()).await), ErrorCode::Forbidden);
-    assert_eq!(code(eve.client.history(g, HistoryQuery::default()).await), ErrorCode::Forbidden);
-    assert_eq!(code(eve.client.mark_read(ab, Seq(1)).await), ErrorCode::Forbidden);
-    assert_eq!(code(eve.client.send_text(ab, "injected").await), ErrorCode::Forbidden);
     assert_eq!(
-        code(eve.client.group_request(Request::GroupInfo { group: group.id }).await),
+        code(eve.client.history(ab, HistoryQuery::default()).await),
         ErrorCode::Forbidden
     );
     assert_eq!(
-        code(eve.client.group_request(Request::JoinGroup { group: group.id }).await),
+        code(eve.client.history(g, HistoryQuery::default()).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(eve.client.mark_read(ab, Seq(1)).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(eve.client.send_text(ab, "injected").await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            eve.client
+                .group_request(Request::GroupInfo { group: group.id })
+                .await
+        ),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(
+            eve.client
+                .group_request(Request::JoinGroup { group: group.id })
+                .await
+        ),
         ErrorCode::Forbidden,
         "invite-only"
     );
@@ -249,12 +344,21 @@ async fn group_roles_are_enforced() {
         user: admin.id,
         role: Role::Admin,
     };
-    assert_eq!(code(member.client.group_request(promote.clone()).await), ErrorCode::Forbidden);
+    assert_eq!(
+        code(member.client.group_request(promote.clone()).await),
+        ErrorCode::Forbidden
+    );
     owner.client.group_request(promote).await.unwrap();
 
     // A plain member cannot kick; an admin can kick members but not the owner.
-    assert_eq!(code(member.client.group_request(kick(other.id)).await), ErrorCode::Forbidden);
-    assert_eq!(code(admin.client.group_request(kick(owner.id)).await), ErrorCode::Forbidden);
+    assert_eq!(
+        code(member.client.group_request(kick(other.id)).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code(admin.client.group_request(kick(owner.id)).await),
+        ErrorCode::Forbidden
+    );
     let (_, members) = admin.client.group_request(kick(other.id)).await.unwrap();
     assert!(members.iter().all(|m| m.user != other.id));
     // The kicked member was told (the system message reaches them too).
@@ -269,7 +373,12 @@ async fn group_roles_are_enforced() {
         }
     }
     assert_eq!(
-        code(other.client.send_text(ConversationId::Group(gid), "hey").await),
+        code(
+            other
+                .client
+                .send_text(ConversationId::Group(gid), "hey")
+                .await
+        ),
         ErrorCode::Forbidden
     );
 
@@ -278,22 +387,36 @@ async fn group_roles_are_enforced() {
         group: gid,
         name: "renamed".into(),
     };
-    assert_eq!(code(member.client.group_request(rename.clone()).await), ErrorCode::Forbidden);
+    assert_eq!(
+        code(member.client.group_request(rename.clone()).await),
+        ErrorCode::Forbidden
+    );
     let (renamed, _) = admin.client.group_request(rename).await.unwrap();
     assert_eq!(renamed.name, "renamed");
     assert_eq!(
-        code(owner.client.group_request(Request::LeaveGroup { group: gid }).await),
+        code(
+            owner
+                .client
+                .group_request(Request::LeaveGroup { group: gid })
+                .await
+        ),
         ErrorCode::Conflict
     );
     let transfer = Request::TransferGroup {
         group: gid,
         to: member.id,
     };
-    assert_eq!(code(admin.client.group_request(transfer.clone()).await), ErrorCode::Forbidden);
+    assert_eq!(
+        code(admin.client.group_request(transfer.clone()).await),
+        ErrorCode::Forbidden
+    );
     let (g, members) = owner.client.group_request(transfer).await.unwrap();
     assert_eq!(g.owner, member.id);
     let role = |u: UserId| members.iter().find(|m| m.user == u).unwrap().role;
-    assert_eq!((role(member.id), role(owner.id)), (Role::Owner, Role::Admin));
+    assert_eq!(
+        (role(member.id), role(owner.id)),
+        (Role::Owner, Role::Admin)
+    );
     owner
         .client
         .group_request(Request::LeaveGroup { group: gid })
@@ -332,30 +455,62 @@ async fn malformed_and_oversized_frames_get_typed_errors() {
     let mut c = raw(&server, &TcpConfig::default()).await;
 
     // Before hello, only hello.
-    assert_eq!(error_of(exchange(&mut c, br#"{"id":1,"type":"ping"}"#).await), (Some(1), ErrorCode::Invalid));
+    assert_eq!(
+        error_of(exchange(&mut c, br#"{"id":1,"type":"ping"}"#).await),
+        (Some(1), ErrorCode::Invalid)
+    );
     // A version this server does not speak.
     let e = exchange(&mut c, br#"{"id":2,"type":"hello","versions":[99]}"#).await;
     assert_eq!(error_of(e), (Some(2), ErrorCode::UnsupportedVersion));
     let hello = exchange(&mut c, br#"{"id":3,"type":"hello","versions":[1,99]}"#).await;
-    assert!(matches!(hello, ServerFrame::Reply { id: 3, reply: Reply::Hello { version: 1, .. } }));
+    assert!(matches!(
+        hello,
+        ServerFrame::Reply {
+            id: 3,
+            reply: Reply::Hello { version: 1, .. }
+        }
+    ));
 
     // Not JSON at all: an error without an id. Unknown command, bad field: with the id.
-    assert_eq!(error_of(exchange(&mut c, b"\x00\xffnot json").await), (None, ErrorCode::Invalid));
-    assert_eq!(error_of(exchange(&mut c, br#"{"id":4,"type":"fly"}"#).await), (Some(4), ErrorCode::Invalid));
+    assert_eq!(
+        error_of(exchange(&mut c, b"\x00\xffnot json").await),
+        (None, ErrorCode::Invalid)
+    );
+    assert_eq!(
+        error_of(exchange(&mut c, br#"{"id":4,"type":"fly"}"#).await),
+        (Some(4), ErrorCode::Invalid)
+    );
     let bad_conv = br#"{"id":5,"type":"send","conversation":"d:2:1","client_id":"a","body":{"type":"text","text":"x"}}"#;
-    assert_eq!(error_of(exchange(&mut c, bad_conv).await), (Some(5), ErrorCode::Invalid));
-    let bad_device = br#"{"id":6,"type":"login","username":"a","password":"b","device":{"id":"has space"}}"#;
-    assert_eq!(error_of(exchange(&mut c, bad_device).await), (Some(6), ErrorCode::Invalid));
+    assert_eq!(
+        error_of(exchange(&mut c, bad_conv).await),
+        (Some(5), ErrorCode::Invalid)
+    );
+    let bad_device =
+        br#"{"id":6,"type":"login","username":"a","password":"b","device":{"id":"has space"}}"#;
+    assert_eq!(
+        error_of(exchange(&mut c, bad_device).await),
+        (Some(6), ErrorCode::Invalid)
+    );
     // Still alive after all that.
     let pong = exchange(&mut c, br#"{"id":7,"type":"ping"}"#).await;
-    assert!(matches!(pong, ServerFrame::Reply { id: 7, reply: Reply::Pong }));
+    assert!(matches!(
+        pong,
+        ServerFrame::Reply {
+            id: 7,
+            reply: Reply::Pong
+        }
+    ));
 
     // A frame over the limit: too_large, then the server closes the connection.
     let big = TcpConfig::default().with_max_frame_bytes(1 << 20);
     let mut c = raw(&server, &big).await;
     exchange(&mut c, br#"{"id":1,"type":"hello","versions":[1]}"#).await;
     c.send(Bytes::from(vec![b' '; 10_000])).await.unwrap();
-    let frame = tokio::time::timeout(WAIT, c.next()).await.unwrap().unwrap().unwrap();
+    let frame = tokio::time::timeout(WAIT, c.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let frame: ServerFrame = serde_json::from_slice(&frame).unwrap();
     assert_eq!(error_of(frame), (None, ErrorCode::TooLarge));
     let end = tokio::time::timeout(WAIT, c.next()).await.unwrap();

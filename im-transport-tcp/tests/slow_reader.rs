@@ -88,7 +88,12 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
     let sent_in = started.elapsed();
     let mut finished = Vec::new();
     for r in readers {
-        finished.push(tokio::time::timeout(Duration::from_secs(60), r).await.unwrap().unwrap());
+        finished.push(
+            tokio::time::timeout(Duration::from_secs(60), r)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     let slowest = finished.iter().max().unwrap().duration_since(started);
     println!(
@@ -119,7 +124,10 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
         "the slow reader was not slow: it got all {} pushes",
         pushed.len()
     );
-    assert!(pushed.windows(2).all(|w| w[0] < w[1]), "pushes out of order");
+    assert!(
+        pushed.windows(2).all(|w| w[0] < w[1]),
+        "pushes out of order"
+    );
 
     // It syncs from the end of the part it received without a gap, and has everything.
     let contiguous = pushed
@@ -129,7 +137,11 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
         .count() as u64;
     let mut seen = HashMap::from([(g, Seq(contiguous))]);
     let synced = slow.client.sync(&mut seen).await.unwrap();
-    let synced_seqs: Vec<u64> = synced.iter().filter(|m| m.conversation == g).map(|m| m.seq.0).collect();
+    let synced_seqs: Vec<u64> = synced
+        .iter()
+        .filter(|m| m.conversation == g)
+        .map(|m| m.seq.0)
+        .collect();
     assert_eq!(synced_seqs, (contiguous + 1..=last.0).collect::<Vec<_>>());
     let all: BTreeSet<u64> = pushed.iter().map(|s| s.0).chain(synced_seqs).collect();
     assert_eq!(all, (1..=last.0).collect::<BTreeSet<_>>());

@@ -1,1 +1,108 @@
-fn main(){}
+//! The ready chat server: the im-core engine served over TCP.
+//!
+//! ```text
+//! cargo run --release -p chat-server                       # 127.0.0.1:7100
+//! cargo run --release -p chat-server -- --tcp 0.0.0.0:7100 # every interface
+//! ```
+//!
+//! Until the SQL storage lands, messages live in memory and are gone after a restart;
+//! the WebSocket/HTTP listener, web page and cluster mode come with later releases.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use im_core::{Engine, EngineConfig, engine::DirectPolicy};
+use im_transport_tcp::{TcpConfig, TcpTransport};
+use tracing_subscriber::EnvFilter;
+
+/// Command-line flags; each can also be set through the environment variable named.
+#[derive(Debug, Parser)]
+#[command(name = "chat-server", version, about = "An instant-messaging server built on im-core")]
+struct Args {
+    /// Address for the TCP transport (4-byte length-prefixed JSON frames).
+    #[arg(long, env = "IM_TCP_LISTEN", default_value = "127.0.0.1:7100")]
+    tcp: String,
+
+    /// Let anyone message anyone who has not blocked them, not only friends.
+    #[arg(long, env = "IM_OPEN_DIRECT_MESSAGES")]
+    open_direct_messages: bool,
+
+    /// Largest group.
+    #[arg(long, env = "IM_MAX_GROUP_MEMBERS", default_value_t = 2000)]
+    max_group_members: usize,
+
+    /// Largest frame in bytes.
+    #[arg(long, env = "IM_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    max_frame_bytes: usize,
+
+    /// Log filter, in `tracing` syntax (`info`, `im_core=debug,info`).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .init();
+
+    let config = EngineConfig::default()
+        .with_direct_policy(if args.open_direct_messages {
+            DirectPolicy::Anyone
+        } else {
+            DirectPolicy::FriendsOnly
+        })
+        .with_max_group_members(args.max_group_members)
+        .with_max_frame_bytes(args.max_frame_bytes);
+    let engine = Engine::builder()
+        .config(config)
+        .start()
+        .await
+        .context("starting the engine")?;
+
+    let tcp = TcpConfig::default().with_max_frame_bytes(args.max_frame_bytes);
+    let transport = TcpTransport::bind(&args.tcp, tcp)
+        .await
+        .with_context(|| format!("binding TCP {}", args.tcp))?;
+    tracing::info!(
+        tcp = %transport.local_addr(),
+        node = %engine.node(),
+        storage = "memory (not persisted across restarts)",
+        "chat-server listening"
+    );
+    println!("chat-server listening on tcp://{}", transport.local_addr());
+
+    let serving = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.serve(&transport).await }
+    });
+    shutdown_signal().await;
+    tracing::info!(sessions = engine.session_count(), "shutting down");
+    engine.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), serving).await;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -96,9 +96,7 @@ impl Shared {
             Err(_) => (None, self.dummy_hash.clone()),
         };
         let password = password.to_owned();
-        let ok = self
-            .blocking(move |h| h.verify(&password, &stored))
-            .await?;
+        let ok = self.blocking(move |h| h.verify(&password, &stored)).await?;
         let user = match (user, ok) {
             (Some(user), true) => user,
             _ => return Err(ApiError::unauthorized(WRONG_CREDENTIALS)),
@@ -147,8 +145,13 @@ impl Shared {
             return Err(ApiError::unauthorized(BAD_TOKEN));
         }
         let user = self.storage.user(record.user).await?;
-        self.attach(conn, user.id, record.device.id.clone(), record.device.platform)
-            .await;
+        self.attach(
+            conn,
+            user.id,
+            record.device.id.clone(),
+            record.device.platform,
+        )
+        .await;
         Ok(Reply::Session {
             user,
             device: record.device,
@@ -162,7 +165,11 @@ impl Shared {
         conn.session = Some(session);
     }
 
-    pub(super) async fn logout(&self, conn: &mut Conn, me: &Arc<SessionHandle>) -> ApiResult<Reply> {
+    pub(super) async fn logout(
+        &self,
+        conn: &mut Conn,
+        me: &Arc<SessionHandle>,
+    ) -> ApiResult<Reply> {
         self.storage.delete_device(me.user, &me.device).await?;
         conn.session = None;
         self.end_session(me).await;
@@ -177,7 +184,7 @@ impl Shared {
             .into_iter()
             .map(|r| r.device)
             .collect();
-        devices.sort_by(|a, b| b.logged_in_at.cmp(&a.logged_in_at));
+        devices.sort_by_key(|d| std::cmp::Reverse(d.logged_in_at));
         Ok(Reply::Devices { devices })
     }
 

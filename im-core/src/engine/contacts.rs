@@ -60,7 +60,8 @@ impl Shared {
             created_at: Timestamp::now(),
         };
         self.storage.put_friend_request(request.clone()).await?;
-        self.push(user, None, Event::FriendRequest { request }).await;
+        self.push(user, None, Event::FriendRequest { request })
+            .await;
         Ok(Reply::Done)
     }
 
@@ -83,7 +84,11 @@ impl Shared {
         Ok(Reply::Done)
     }
 
-    pub(super) async fn decline_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+    pub(super) async fn decline_friend(
+        &self,
+        me: &SessionHandle,
+        user: UserId,
+    ) -> ApiResult<Reply> {
         let declined = self.storage.delete_friend_request(user, me.user).await?;
         let withdrawn = !declined && self.storage.delete_friend_request(me.user, user).await?;
         if !declined && !withdrawn {

@@ -65,7 +65,10 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Unavailable(detail) => {
                 tracing::warn!(%detail, "storage unavailable");
-                ApiError::new(ErrorCode::Unavailable, "storage is unavailable, retry later")
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "storage is unavailable, retry later",
+                )
             }
             StorageError::Backend(detail) => {
                 tracing::error!(%detail, "storage backend error");

@@ -118,41 +118,41 @@ impl Shared {
 
     /// Acts on an envelope from another node.
     pub(crate) fn handle_envelope(&self, envelope: Envelope) {
-            match envelope {
-                Envelope::Deliver {
-                    users,
-                    skip,
-                    class,
-                    frame,
-                } => {
-                    let decoded = match Codec::Json.decode::<ServerFrame>(&frame) {
-                        Ok(decoded) => decoded,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "undecodable envelope from the broker");
-                            return;
-                        }
-                    };
-                    let out = Outgoing::from_json(decoded, class, frame);
-                    self.sessions
-                        .deliver_skip_device(&users, skip.as_ref(), &out);
-                }
-                Envelope::InvalidateGroup { group, origin } => {
-                    if origin != self.node {
-                        self.members.invalidate(group);
+        match envelope {
+            Envelope::Deliver {
+                users,
+                skip,
+                class,
+                frame,
+            } => {
+                let decoded = match Codec::Json.decode::<ServerFrame>(&frame) {
+                    Ok(decoded) => decoded,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable envelope from the broker");
+                        return;
                     }
-                }
-                Envelope::Kick {
-                    user,
-                    device,
-                    keep,
-                    reason,
-                    origin,
-                } => {
-                    if origin != self.node {
-                        self.sessions
-                            .kick(user, device.as_ref(), keep.as_ref(), &reason);
-                    }
+                };
+                let out = Outgoing::from_json(decoded, class, frame);
+                self.sessions
+                    .deliver_skip_device(&users, skip.as_ref(), &out);
+            }
+            Envelope::InvalidateGroup { group, origin } => {
+                if origin != self.node {
+                    self.members.invalidate(group);
                 }
             }
+            Envelope::Kick {
+                user,
+                device,
+                keep,
+                reason,
+                origin,
+            } => {
+                if origin != self.node {
+                    self.sessions
+                        .kick(user, device.as_ref(), keep.as_ref(), &reason);
+                }
+            }
+        }
     }
 }

@@ -94,11 +94,20 @@ impl Shared {
     }
 
     /// Pushes a stored message to these users' sessions, except the sender's own.
-    pub(crate) async fn push_message(&self, users: &[UserId], me: &SessionHandle, message: Message) {
+    pub(crate) async fn push_message(
+        &self,
+        users: &[UserId],
+        me: &SessionHandle,
+        message: Message,
+    ) {
         let skip = Some((me.id, &me.user, &me.device));
-        self.fan_out(users, skip, ServerFrame::Event {
-            event: Event::Message { message },
-        })
+        self.fan_out(
+            users,
+            skip,
+            ServerFrame::Event {
+                event: Event::Message { message },
+            },
+        )
         .await;
     }
 
@@ -263,7 +272,9 @@ impl Shared {
             .get(user)
             .ok_or(ApiError::not_found("not a member of this group"))?;
         if target.role == Role::Owner {
-            return Err(ApiError::invalid("the owner's role changes only by transfer"));
+            return Err(ApiError::invalid(
+                "the owner's role changes only by transfer",
+            ));
         }
         if target.role == role {
             return Err(ApiError::conflict("the member already has that role"));

@@ -18,8 +18,13 @@ use crate::storage::{MessageRange, NewMessage, StorageError};
 
 /// What the caller may see of a conversation.
 enum Access {
-    Direct { peer: UserId },
-    Group { members: Arc<GroupMembers>, joined: Seq },
+    Direct {
+        peer: UserId,
+    },
+    Group {
+        members: Arc<GroupMembers>,
+        joined: Seq,
+    },
 }
 
 impl Access {

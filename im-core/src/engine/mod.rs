@@ -317,14 +317,13 @@ impl Shared {
             .all()
             .iter()
             .any(|s| s.user == session.user && s.device == session.device);
-        if !replaced {
-            if let Err(e) = self
+        if !replaced
+            && let Err(e) = self
                 .presence
                 .set_offline(session.user, &session.device, &self.node)
                 .await
-            {
-                tracing::warn!(error = %e, "presence update failed");
-            }
+        {
+            tracing::warn!(error = %e, "presence update failed");
         }
     }
 
@@ -408,10 +407,10 @@ async fn refresh_presence(shared: Weak<Shared>, mut shutdown: watch::Receiver<bo
                     .iter()
                     .map(|s| shared.presence_entry(s))
                     .collect();
-                if !entries.is_empty() {
-                    if let Err(e) = shared.presence.set_online(&entries, shared.config.presence_ttl).await {
-                        tracing::warn!(error = %e, "presence refresh failed");
-                    }
+                if !entries.is_empty()
+                    && let Err(e) = shared.presence.set_online(&entries, shared.config.presence_ttl).await
+                {
+                    tracing::warn!(error = %e, "presence refresh failed");
                 }
             }
             _ = stopped(&mut shutdown) => return,

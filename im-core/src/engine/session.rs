@@ -309,7 +309,11 @@ async fn read_loop(
         if bytes.len() > shared.config.max_frame_bytes {
             let error = ErrorBody::new(
                 ErrorCode::TooLarge,
-                format!("frame of {} bytes exceeds the limit of {}", bytes.len(), shared.config.max_frame_bytes),
+                format!(
+                    "frame of {} bytes exceeds the limit of {}",
+                    bytes.len(),
+                    shared.config.max_frame_bytes
+                ),
             );
             send_error(state, None, error).await;
             return "frame too large";
@@ -333,7 +337,11 @@ async fn read_loop(
             },
         };
         if state.codec != before {
-            *state.control.codec.lock().unwrap_or_else(|p| p.into_inner()) = state.codec;
+            *state
+                .control
+                .codec
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = state.codec;
         }
         // The reply to `hello` goes out in the codec the hello came in.
         if send(state, before, &response).await.is_err() {

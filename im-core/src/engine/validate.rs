@@ -44,7 +44,9 @@ pub(crate) fn name(field: &'static str, raw: &str) -> ApiResult<String> {
 }
 
 pub(crate) fn url(field: &'static str, raw: &str) -> ApiResult<()> {
-    if raw.is_empty() || raw.len() > 1024 || raw.chars().any(|c| c.is_whitespace() || c.is_control())
+    if raw.is_empty()
+        || raw.len() > 1024
+        || raw.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(ApiError::invalid(format!(
             "{field}: 1 to 1024 characters without spaces"
@@ -87,9 +89,13 @@ pub(crate) fn body(body: &Body, max_bytes: usize) -> ApiResult<()> {
             url("body.url", u)?;
             u.len() + mime.len() + name.len()
         }
-        Body::Custom { data } => serde_json::to_vec(data).map(|v| v.len()).unwrap_or(usize::MAX),
+        Body::Custom { data } => serde_json::to_vec(data)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX),
         Body::System { .. } => {
-            return Err(ApiError::invalid("body: system messages are written by the server"));
+            return Err(ApiError::invalid(
+                "body: system messages are written by the server",
+            ));
         }
     };
     if size > max_bytes {

@@ -46,10 +46,7 @@ impl Broker for LocalBroker {
         Ok(())
     }
 
-    async fn subscribe(
-        &self,
-        node: &NodeId,
-    ) -> Result<BoxStream<'static, Envelope>, BrokerError> {
+    async fn subscribe(&self, node: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError> {
         let (tx, rx) = mpsc::unbounded();
         self.subscribers
             .lock()

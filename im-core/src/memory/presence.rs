@@ -12,8 +12,11 @@ use crate::presence::{NodeId, Presence, PresenceEntry, PresenceError};
 /// refreshed). Uses tokio's clock, so tests can pause time.
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
-    users: Mutex<HashMap<UserId, HashMap<DeviceId, (PresenceEntry, Instant)>>>,
+    users: Mutex<HashMap<UserId, Leases>>,
 }
+
+/// A user's online devices, each with its lease's expiry.
+type Leases = HashMap<DeviceId, (PresenceEntry, Instant)>;
 
 impl MemoryPresence {
     /// An empty registry.

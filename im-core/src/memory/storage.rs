@@ -4,12 +4,12 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::model::{
-    ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message,
-    MessageId, Role, Seq, Timestamp, User, UserId,
+    ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message, MessageId,
+    Role, Seq, Timestamp, User, UserId,
 };
 use crate::storage::{
-    Appended, ContactStore, ConversationState, DeviceRecord, DeviceStore, GroupChange,
-    GroupStore, MessageRange, MessageStore, NewGroup, NewMessage, NewUser, StorageError, StorageResult,
+    Appended, ContactStore, ConversationState, DeviceRecord, DeviceStore, GroupChange, GroupStore,
+    MessageRange, MessageStore, NewGroup, NewMessage, NewUser, StorageError, StorageResult,
     UserStore,
 };
 
@@ -73,13 +73,13 @@ impl State {
     fn append(&mut self, conversation: ConversationId, m: NewMessage) -> Appended {
         let timeline = self.timelines.entry(conversation).or_default();
         let key = (m.sender, m.sender_device.clone(), m.client_id.clone());
-        if !m.client_id.is_empty() {
-            if let Some(&i) = timeline.keys.get(&key) {
-                return Appended {
-                    message: timeline.messages[i].clone(),
-                    duplicate: true,
-                };
-            }
+        if !m.client_id.is_empty()
+            && let Some(&i) = timeline.keys.get(&key)
+        {
+            return Appended {
+                message: timeline.messages[i].clone(),
+                duplicate: true,
+            };
         }
         self.next_message += 1;
         let message = Message {
@@ -97,11 +97,11 @@ impl State {
         }
         timeline.messages.push(message.clone());
         self.set_read(message.sender, conversation, message.seq);
-        if let ConversationId::Direct(a, b) = conversation {
-            if message.seq == Seq(1) {
-                self.user_direct.entry(a).or_default().insert(conversation);
-                self.user_direct.entry(b).or_default().insert(conversation);
-            }
+        if let ConversationId::Direct(a, b) = conversation
+            && message.seq == Seq(1)
+        {
+            self.user_direct.entry(a).or_default().insert(conversation);
+            self.user_direct.entry(b).or_default().insert(conversation);
         }
         Appended {
             message,
@@ -304,7 +304,10 @@ impl ContactStore for MemoryStorage {
 
     async fn remove_friend(&self, a: UserId, b: UserId) -> StorageResult<bool> {
         let mut s = self.lock();
-        let existed = s.friends.get_mut(&a).is_some_and(|f| f.remove(&b).is_some());
+        let existed = s
+            .friends
+            .get_mut(&a)
+            .is_some_and(|f| f.remove(&b).is_some());
         if let Some(f) = s.friends.get_mut(&b) {
             f.remove(&a);
         }
@@ -406,24 +409,21 @@ impl GroupStore for MemoryStorage {
             .ok_or(StorageError::NotFound("group"))?;
         let mut added = Vec::new();
         for (user, role) in change.add {
-            if !entry.members.contains_key(&user) {
-                entry.members.insert(
+            if let std::collections::btree_map::Entry::Vacant(slot) = entry.members.entry(user) {
+                slot.insert(Member {
                     user,
-                    Member {
-                        user,
-                        role,
-                        joined_seq: message.seq,
-                    },
-                );
+                    role,
+                    joined_seq: message.seq,
+                });
                 user_groups.entry(user).or_default().insert(group);
                 added.push(user);
             }
         }
         for user in change.remove {
-            if entry.members.remove(&user).is_some() {
-                if let Some(g) = user_groups.get_mut(&user) {
-                    g.remove(&group);
-                }
+            if entry.members.remove(&user).is_some()
+                && let Some(g) = user_groups.get_mut(&user)
+            {
+                g.remove(&group);
             }
         }
         for (user, role) in change.roles {
@@ -502,10 +502,14 @@ impl MessageStore for MemoryStorage {
         };
         // Seq n lives at index n - 1, so seqs in (after, before) are indexes after..before-1.
         let len = t.messages.len();
-        let start = usize::try_from(range.after.0).unwrap_or(usize::MAX).min(len);
+        let start = usize::try_from(range.after.0)
+            .unwrap_or(usize::MAX)
+            .min(len);
         let end = range
             .before
-            .map_or(len, |b| usize::try_from(b.0.saturating_sub(1)).unwrap_or(usize::MAX))
+            .map_or(len, |b| {
+                usize::try_from(b.0.saturating_sub(1)).unwrap_or(usize::MAX)
+            })
             .min(len);
         if end <= start {
             return Ok(Vec::new());
@@ -544,7 +548,10 @@ impl MessageStore for MemoryStorage {
         Ok(direct
             .chain(groups)
             .map(|conversation| {
-                let last = s.timelines.get(&conversation).and_then(|t| t.messages.last());
+                let last = s
+                    .timelines
+                    .get(&conversation)
+                    .and_then(|t| t.messages.last());
                 ConversationState {
                     conversation,
                     last_seq: last.map_or(Seq::ZERO, |m| m.seq),
@@ -559,4 +566,3 @@ impl MessageStore for MemoryStorage {
             .collect())
     }
 }
-

@@ -55,30 +55,35 @@ macro_rules! __conformance_tests {
 #[macro_export]
 macro_rules! storage_conformance {
     ($make:expr) => {
-        $crate::__conformance_tests!(storage, $crate::storage::Storage, $make, [
-            users_get_unique_ids_and_unique_names,
-            users_are_found_by_id_and_by_name,
-            users_batch_lookup_returns_each_existing_user_once,
-            password_hashes_are_stored_and_replaced,
-            concurrent_registrations_of_one_name_leave_one_user,
-            devices_are_keyed_by_user_and_device_id,
-            devices_are_deleted_one_or_all_but_one,
-            friend_requests_are_upserted_and_listed_both_ways,
-            accepting_a_request_makes_symmetric_friends_atomically,
-            removing_a_friend_ends_it_both_ways,
-            blocks_are_directed_and_clear_pending_requests,
-            create_group_stores_members_and_first_message,
-            update_group_applies_the_change_with_its_record,
-            unknown_groups_are_not_found,
-            user_groups_follow_membership,
-            appends_get_gapless_seqs_from_one,
-            concurrent_appends_are_gapless_and_unique,
-            retries_with_the_same_key_store_once,
-            concurrent_retries_store_once,
-            history_ranges_return_ascending_pages,
-            read_cursors_never_move_back_and_appends_move_the_sender_s,
-            conversations_list_direct_chats_for_both_and_groups_for_members,
-        ]);
+        $crate::__conformance_tests!(
+            storage,
+            $crate::storage::Storage,
+            $make,
+            [
+                users_get_unique_ids_and_unique_names,
+                users_are_found_by_id_and_by_name,
+                users_batch_lookup_returns_each_existing_user_once,
+                password_hashes_are_stored_and_replaced,
+                concurrent_registrations_of_one_name_leave_one_user,
+                devices_are_keyed_by_user_and_device_id,
+                devices_are_deleted_one_or_all_but_one,
+                friend_requests_are_upserted_and_listed_both_ways,
+                accepting_a_request_makes_symmetric_friends_atomically,
+                removing_a_friend_ends_it_both_ways,
+                blocks_are_directed_and_clear_pending_requests,
+                create_group_stores_members_and_first_message,
+                update_group_applies_the_change_with_its_record,
+                unknown_groups_are_not_found,
+                user_groups_follow_membership,
+                appends_get_gapless_seqs_from_one,
+                concurrent_appends_are_gapless_and_unique,
+                retries_with_the_same_key_store_once,
+                concurrent_retries_store_once,
+                history_ranges_return_ascending_pages,
+                read_cursors_never_move_back_and_appends_move_the_sender_s,
+                conversations_list_direct_chats_for_both_and_groups_for_members,
+            ]
+        );
     };
 }
 
@@ -86,12 +91,17 @@ macro_rules! storage_conformance {
 #[macro_export]
 macro_rules! presence_conformance {
     ($make:expr) => {
-        $crate::__conformance_tests!(presence, $crate::presence::Presence, $make, [
-            online_devices_are_listed_per_user,
-            set_online_replaces_a_device_s_entry,
-            set_offline_removes_only_the_named_node_s_entry,
-            entries_expire_unless_refreshed,
-        ]);
+        $crate::__conformance_tests!(
+            presence,
+            $crate::presence::Presence,
+            $make,
+            [
+                online_devices_are_listed_per_user,
+                set_online_replaces_a_device_s_entry,
+                set_offline_removes_only_the_named_node_s_entry,
+                entries_expire_unless_refreshed,
+            ]
+        );
     };
 }
 
@@ -99,10 +109,15 @@ macro_rules! presence_conformance {
 #[macro_export]
 macro_rules! broker_conformance {
     ($make:expr) => {
-        $crate::__conformance_tests!(broker, $crate::broker::Broker, $make, [
-            published_envelopes_reach_the_node_in_order,
-            envelopes_reach_only_the_addressed_node,
-            broadcast_reaches_every_node,
-        ]);
+        $crate::__conformance_tests!(
+            broker,
+            $crate::broker::Broker,
+            $make,
+            [
+                published_envelopes_reach_the_node_in_order,
+                envelopes_reach_only_the_addressed_node,
+                broadcast_reaches_every_node,
+            ]
+        );
     };
 }

@@ -8,8 +8,7 @@ use crate::model::{
     SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
-    DeviceRecord, GroupChange, MessageRange, NewGroup, NewMessage, NewUser, Storage,
-    StorageError,
+    DeviceRecord, GroupChange, MessageRange, NewGroup, NewMessage, NewUser, Storage, StorageError,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -95,7 +94,10 @@ pub async fn users_get_unique_ids_and_unique_names(s: Arc<dyn Storage>) {
         .await;
     assert!(matches!(again, Err(StorageError::Conflict(_))), "{again:?}");
     // The refused registration changed nothing.
-    assert_eq!(s.user_by_name("alice").await.expect("alice").display_name, "ALICE");
+    assert_eq!(
+        s.user_by_name("alice").await.expect("alice").display_name,
+        "ALICE"
+    );
 }
 
 /// `user` and `user_by_name` find users, and fail with `NotFound` for unknown ones.
@@ -187,7 +189,10 @@ pub async fn devices_are_keyed_by_user_and_device_id(s: Arc<dyn Storage>) {
         device(a.id, "phone", 4)
     );
     assert_eq!(
-        s.device(b.id, &device_id("phone")).await.expect("device").token_hash,
+        s.device(b.id, &device_id("phone"))
+            .await
+            .expect("device")
+            .token_hash,
         vec![2; 32]
     );
     let mut mine: Vec<_> = s
@@ -210,11 +215,21 @@ pub async fn devices_are_deleted_one_or_all_but_one(s: Arc<dyn Storage>) {
         s.put_device(device(a.id, d, 1)).await.expect("put");
     }
     s.put_device(device(b.id, "one", 1)).await.expect("put");
-    assert!(s.delete_device(a.id, &device_id("one")).await.expect("delete"));
-    assert!(!s.delete_device(a.id, &device_id("one")).await.expect("delete"));
+    assert!(
+        s.delete_device(a.id, &device_id("one"))
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !s.delete_device(a.id, &device_id("one"))
+            .await
+            .expect("delete")
+    );
     assert!(is_not_found(s.device(a.id, &device_id("one")).await));
     // Bob's device of the same id is untouched.
-    s.device(b.id, &device_id("one")).await.expect("bob's device");
+    s.device(b.id, &device_id("one"))
+        .await
+        .expect("bob's device");
 
     s.put_device(device(a.id, "four", 1)).await.expect("put");
     let mut gone = s
@@ -243,12 +258,19 @@ pub async fn friend_requests_are_upserted_and_listed_both_ways(s: Arc<dyn Storag
         created_at: Timestamp(5),
     };
     s.put_friend_request(req(a, b, "first")).await.expect("put");
-    s.put_friend_request(req(a, b, "second")).await.expect("put");
-    s.put_friend_request(req(c, a, "from carol")).await.expect("put");
+    s.put_friend_request(req(a, b, "second"))
+        .await
+        .expect("put");
+    s.put_friend_request(req(c, a, "from carol"))
+        .await
+        .expect("put");
     let mut for_a = s.friend_requests(a).await.expect("requests");
     for_a.sort_by_key(|r| (r.from, r.to));
     assert_eq!(for_a, vec![req(a, b, "second"), req(c, a, "from carol")]);
-    assert_eq!(s.friend_requests(b).await.expect("requests"), vec![req(a, b, "second")]);
+    assert_eq!(
+        s.friend_requests(b).await.expect("requests"),
+        vec![req(a, b, "second")]
+    );
     assert!(s.delete_friend_request(a, b).await.expect("delete"));
     assert!(!s.delete_friend_request(a, b).await.expect("delete"));
     assert!(s.friend_requests(b).await.expect("requests").is_empty());
@@ -261,7 +283,9 @@ pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn S
         user(&*s, "bob").await.id,
         user(&*s, "carol").await.id,
     );
-    assert!(is_not_found(s.accept_friend_request(a, b, Timestamp(1)).await));
+    assert!(is_not_found(
+        s.accept_friend_request(a, b, Timestamp(1)).await
+    ));
     assert!(!s.is_friend(a, b).await.expect("is_friend"));
     let req = |from, to| FriendRequest {
         from,
@@ -272,7 +296,9 @@ pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn S
     s.put_friend_request(req(a, b)).await.expect("put");
     s.put_friend_request(req(b, a)).await.expect("put");
     s.put_friend_request(req(c, b)).await.expect("put");
-    s.accept_friend_request(a, b, Timestamp(7)).await.expect("accept");
+    s.accept_friend_request(a, b, Timestamp(7))
+        .await
+        .expect("accept");
     assert!(s.is_friend(a, b).await.expect("is_friend"));
     assert!(s.is_friend(b, a).await.expect("is_friend"));
     assert!(!s.is_friend(a, c).await.expect("is_friend"));
@@ -297,7 +323,9 @@ pub async fn removing_a_friend_ends_it_both_ways(s: Arc<dyn Storage>) {
     })
     .await
     .expect("put");
-    s.accept_friend_request(a, b, Timestamp(2)).await.expect("accept");
+    s.accept_friend_request(a, b, Timestamp(2))
+        .await
+        .expect("accept");
     assert!(s.remove_friend(b, a).await.expect("remove"));
     assert!(!s.is_friend(a, b).await.expect("is_friend"));
     assert!(!s.is_friend(b, a).await.expect("is_friend"));
@@ -357,7 +385,10 @@ pub async fn create_group_stores_members_and_first_message(s: Arc<dyn Storage>) 
         )
         .await
         .expect("create_group");
-    assert_eq!((group.name.as_str(), group.owner, group.open), ("team", a, true));
+    assert_eq!(
+        (group.name.as_str(), group.owner, group.open),
+        ("team", a, true)
+    );
     assert_eq!(s.group(group.id).await.expect("group"), group);
     let c = ConversationId::Group(group.id);
     assert_eq!((first.conversation, first.seq), (c, Seq(1)));
@@ -366,8 +397,14 @@ pub async fn create_group_stores_members_and_first_message(s: Arc<dyn Storage>) 
     members.sort_by_key(|m| m.user);
     assert_eq!(members.len(), 2);
     assert!(members.iter().all(|m| m.joined_seq == Seq(1)));
-    assert_eq!(s.member(group.id, a).await.expect("member").map(|m| m.role), Some(Role::Owner));
-    assert_eq!(s.member(group.id, b).await.expect("member").map(|m| m.role), Some(Role::Member));
+    assert_eq!(
+        s.member(group.id, a).await.expect("member").map(|m| m.role),
+        Some(Role::Owner)
+    );
+    assert_eq!(
+        s.member(group.id, b).await.expect("member").map(|m| m.role),
+        Some(Role::Member)
+    );
     assert_eq!(s.last_seq(c).await.expect("last_seq"), Seq(1));
     // The first members have read the creation notice.
     let states = s.conversations(b).await.expect("conversations");
@@ -413,12 +450,21 @@ pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>
                 created_at: Timestamp(1),
             },
             vec![(a, Role::Owner), (b, Role::Member)],
-            system(a, SystemEvent::GroupCreated { by: a, name: "g".into(), members: vec![a, b] }),
+            system(
+                a,
+                SystemEvent::GroupCreated {
+                    by: a,
+                    name: "g".into(),
+                    members: vec![a, b],
+                },
+            ),
         )
         .await
         .expect("create_group");
     let conv = ConversationId::Group(group.id);
-    s.append(conv, text(b, "d", "x1", "hello")).await.expect("append");
+    s.append(conv, text(b, "d", "x1", "hello"))
+        .await
+        .expect("append");
 
     // Add carol (and bob again, who stays as he is).
     let (_, record) = s
@@ -428,17 +474,31 @@ pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>
                 add: vec![(c, Role::Member), (b, Role::Admin)],
                 ..GroupChange::default()
             },
-            system(a, SystemEvent::MembersAdded { by: a, users: vec![c] }),
+            system(
+                a,
+                SystemEvent::MembersAdded {
+                    by: a,
+                    users: vec![c],
+                },
+            ),
         )
         .await
         .expect("add");
     assert_eq!(record.seq, Seq(3));
-    let carol = s.member(group.id, c).await.expect("member").expect("carol is a member");
+    let carol = s
+        .member(group.id, c)
+        .await
+        .expect("member")
+        .expect("carol is a member");
     assert_eq!((carol.role, carol.joined_seq), (Role::Member, Seq(3)));
     let bob = s.member(group.id, b).await.expect("member").expect("bob");
     assert_eq!((bob.role, bob.joined_seq), (Role::Member, Seq(1)));
     let carol_view = s.conversations(c).await.expect("conversations");
-    assert_eq!(carol_view[0].read_seq, Seq(3), "added members have read their join");
+    assert_eq!(
+        carol_view[0].read_seq,
+        Seq(3),
+        "added members have read their join"
+    );
 
     // Roles, name and owner together (a transfer).
     let (after, record) = s
@@ -457,8 +517,14 @@ pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>
     assert_eq!(record.seq, Seq(4));
     assert_eq!((after.name.as_str(), after.owner), ("renamed", b));
     assert_eq!(s.group(group.id).await.expect("group"), after);
-    assert_eq!(s.member(group.id, a).await.expect("m").map(|m| m.role), Some(Role::Admin));
-    assert_eq!(s.member(group.id, b).await.expect("m").map(|m| m.role), Some(Role::Owner));
+    assert_eq!(
+        s.member(group.id, a).await.expect("m").map(|m| m.role),
+        Some(Role::Admin)
+    );
+    assert_eq!(
+        s.member(group.id, b).await.expect("m").map(|m| m.role),
+        Some(Role::Owner)
+    );
 
     // Remove carol.
     s.update_group(
@@ -495,7 +561,9 @@ pub async fn unknown_groups_are_not_found(s: Arc<dyn Storage>) {
         .await;
     assert!(is_not_found(r));
     assert_eq!(
-        s.last_seq(ConversationId::Group(ghost)).await.expect("last_seq"),
+        s.last_seq(ConversationId::Group(ghost))
+            .await
+            .expect("last_seq"),
         Seq::ZERO,
         "a refused update stores no record"
     );
@@ -515,7 +583,14 @@ pub async fn user_groups_follow_membership(s: Arc<dyn Storage>) {
                     created_at: Timestamp(1),
                 },
                 vec![(a, Role::Owner), (b, Role::Member)],
-                system(a, SystemEvent::GroupCreated { by: a, name: name.into(), members: vec![a, b] }),
+                system(
+                    a,
+                    SystemEvent::GroupCreated {
+                        by: a,
+                        name: name.into(),
+                        members: vec![a, b],
+                    },
+                ),
             )
             .await
             .expect("create");
@@ -534,7 +609,13 @@ pub async fn user_groups_follow_membership(s: Arc<dyn Storage>) {
     let of = |u| {
         let s = s.clone();
         async move {
-            let mut g: Vec<_> = s.user_groups(u).await.expect("user_groups").iter().map(|g| g.id).collect();
+            let mut g: Vec<_> = s
+                .user_groups(u)
+                .await
+                .expect("user_groups")
+                .iter()
+                .map(|g| g.id)
+                .collect();
             g.sort();
             g
         }
@@ -555,17 +636,29 @@ pub async fn appends_get_gapless_seqs_from_one(s: Arc<dyn Storage>) {
     assert_eq!(s.last_seq(ab).await.expect("last_seq"), Seq::ZERO);
     let mut ids = HashSet::new();
     for i in 1..=5u64 {
-        let m = s.append(ab, text(a, "d", &format!("ab{i}"), "x")).await.expect("append");
+        let m = s
+            .append(ab, text(a, "d", &format!("ab{i}"), "x"))
+            .await
+            .expect("append");
         assert_eq!((m.message.seq, m.duplicate), (Seq(i), false));
         assert_eq!(m.message.conversation, ab);
         assert!(ids.insert(m.message.id), "message ids are unique");
     }
-    let m = s.append(ac, text(a, "d", "ac1", "y")).await.expect("append");
+    let m = s
+        .append(ac, text(a, "d", "ac1", "y"))
+        .await
+        .expect("append");
     assert_eq!(m.message.seq, Seq(1), "each conversation counts on its own");
-    assert!(ids.insert(m.message.id), "message ids are unique across conversations");
+    assert!(
+        ids.insert(m.message.id),
+        "message ids are unique across conversations"
+    );
     assert_eq!(s.last_seq(ab).await.expect("last_seq"), Seq(5));
     let stored = s.messages(ab, all(0, 100)).await.expect("messages");
-    assert_eq!(stored.iter().map(|m| m.seq.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        stored.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
 }
 
 /// Many concurrent appends to one conversation: seqs 1..=N, none twice, none missing.
@@ -582,7 +675,10 @@ pub async fn concurrent_appends_are_gapless_and_unique(s: Arc<dyn Storage>) {
                 for i in 0..EACH {
                     let sender = if w % 2 == 0 { a } else { b };
                     let m = s
-                        .append(conv, text(sender, &format!("w{w}"), &format!("{w}-{i}"), "x"))
+                        .append(
+                            conv,
+                            text(sender, &format!("w{w}"), &format!("{w}-{i}"), "x"),
+                        )
                         .await
                         .expect("append");
                     assert!(!m.duplicate);
@@ -595,12 +691,18 @@ pub async fn concurrent_appends_are_gapless_and_unique(s: Arc<dyn Storage>) {
     let mut seqs = Vec::new();
     for t in tasks {
         let mine = t.await.expect("task");
-        assert!(mine.windows(2).all(|w| w[0] < w[1]), "one writer's seqs go up");
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "one writer's seqs go up"
+        );
         seqs.extend(mine);
     }
     seqs.sort();
     assert_eq!(seqs, (1..=WRITERS * EACH).collect::<Vec<_>>());
-    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(WRITERS * EACH));
+    assert_eq!(
+        s.last_seq(conv).await.expect("last_seq"),
+        Seq(WRITERS * EACH)
+    );
     let stored = s.messages(conv, all(0, 10_000)).await.expect("messages");
     assert_eq!(stored.len() as u64, WRITERS * EACH);
     let ids: HashSet<_> = stored.iter().map(|m| m.id).collect();
@@ -611,23 +713,44 @@ pub async fn concurrent_appends_are_gapless_and_unique(s: Arc<dyn Storage>) {
 pub async fn retries_with_the_same_key_store_once(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
     let conv = ConversationId::direct(a, b);
-    let first = s.append(conv, text(a, "phone", "k1", "hello")).await.expect("append");
-    let retry = s.append(conv, text(a, "phone", "k1", "hello")).await.expect("append");
+    let first = s
+        .append(conv, text(a, "phone", "k1", "hello"))
+        .await
+        .expect("append");
+    let retry = s
+        .append(conv, text(a, "phone", "k1", "hello"))
+        .await
+        .expect("append");
     assert!(!first.duplicate && retry.duplicate);
     assert_eq!(first.message, retry.message);
     // Another device, another sender, or another conversation: not the same key.
-    let other_device = s.append(conv, text(a, "laptop", "k1", "hello")).await.expect("append");
-    let other_sender = s.append(conv, text(b, "phone", "k1", "hello")).await.expect("append");
+    let other_device = s
+        .append(conv, text(a, "laptop", "k1", "hello"))
+        .await
+        .expect("append");
+    let other_sender = s
+        .append(conv, text(b, "phone", "k1", "hello"))
+        .await
+        .expect("append");
     assert!(!other_device.duplicate && !other_sender.duplicate);
     let (c, _) = (user(&*s, "carol").await.id, ());
     let elsewhere = s
-        .append(ConversationId::direct(a, c), text(a, "phone", "k1", "hello"))
+        .append(
+            ConversationId::direct(a, c),
+            text(a, "phone", "k1", "hello"),
+        )
         .await
         .expect("append");
     assert!(!elsewhere.duplicate);
     // System messages (empty client id) are never deduplicated.
-    let s1 = s.append(conv, system(a, SystemEvent::MemberJoined { user: a })).await.expect("append");
-    let s2 = s.append(conv, system(a, SystemEvent::MemberJoined { user: a })).await.expect("append");
+    let s1 = s
+        .append(conv, system(a, SystemEvent::MemberJoined { user: a }))
+        .await
+        .expect("append");
+    let s2 = s
+        .append(conv, system(a, SystemEvent::MemberJoined { user: a }))
+        .await
+        .expect("append");
     assert!(!s1.duplicate && !s2.duplicate);
     assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(5));
 }
@@ -661,7 +784,9 @@ pub async fn history_ranges_return_ascending_pages(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
     let conv = ConversationId::direct(a, b);
     for i in 1..=10 {
-        s.append(conv, text(a, "d", &format!("m{i}"), &format!("{i}"))).await.expect("append");
+        s.append(conv, text(a, "d", &format!("m{i}"), &format!("{i}")))
+            .await
+            .expect("append");
     }
     let seqs = |r: MessageRange| {
         let s = s.clone();
@@ -693,9 +818,17 @@ pub async fn history_ranges_return_ascending_pages(s: Arc<dyn Storage>) {
     assert!(seqs(range(0, Some(1), 5, true)).await.is_empty());
     assert!(seqs(range(0, None, 0, false)).await.is_empty());
     let unknown = ConversationId::direct(a, UserId(b.0 + 1000));
-    assert!(s.messages(unknown, range(0, None, 5, false)).await.expect("messages").is_empty());
+    assert!(
+        s.messages(unknown, range(0, None, 5, false))
+            .await
+            .expect("messages")
+            .is_empty()
+    );
     // Bodies come back as stored.
-    let page = s.messages(conv, range(3, Some(5), 10, false)).await.expect("messages");
+    let page = s
+        .messages(conv, range(3, Some(5), 10, false))
+        .await
+        .expect("messages");
     assert_eq!(page[0].body, Body::Text { text: "4".into() });
     assert_eq!(page[0].client_id, "m4");
     assert_eq!(page[0].sender, a);
@@ -706,7 +839,9 @@ pub async fn read_cursors_never_move_back_and_appends_move_the_sender_s(s: Arc<d
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
     let conv = ConversationId::direct(a, b);
     for i in 1..=4 {
-        s.append(conv, text(a, "d", &format!("m{i}"), "x")).await.expect("append");
+        s.append(conv, text(a, "d", &format!("m{i}"), "x"))
+            .await
+            .expect("append");
     }
     let read_of = |u: UserId| {
         let s = s.clone();
@@ -719,12 +854,18 @@ pub async fn read_cursors_never_move_back_and_appends_move_the_sender_s(s: Arc<d
                 .map(|c| c.read_seq)
         }
     };
-    assert_eq!(read_of(a).await, Some(Seq(4)), "the sender has read its own messages");
+    assert_eq!(
+        read_of(a).await,
+        Some(Seq(4)),
+        "the sender has read its own messages"
+    );
     assert_eq!(read_of(b).await, Some(Seq::ZERO));
     assert_eq!(s.set_read(b, conv, Seq(3)).await.expect("set_read"), Seq(3));
     assert_eq!(s.set_read(b, conv, Seq(1)).await.expect("set_read"), Seq(3));
     assert_eq!(read_of(b).await, Some(Seq(3)));
-    s.append(conv, text(b, "d", "reply", "y")).await.expect("append");
+    s.append(conv, text(b, "d", "reply", "y"))
+        .await
+        .expect("append");
     assert_eq!(read_of(b).await, Some(Seq(5)));
     assert_eq!(read_of(a).await, Some(Seq(4)));
 }
@@ -738,8 +879,12 @@ pub async fn conversations_list_direct_chats_for_both_and_groups_for_members(s: 
     );
     assert!(s.conversations(a).await.expect("conversations").is_empty());
     let ab = ConversationId::direct(a, b);
-    s.append(ab, text(b, "d", "1", "first")).await.expect("append");
-    s.append(ab, text(a, "d", "2", "second")).await.expect("append");
+    s.append(ab, text(b, "d", "1", "first"))
+        .await
+        .expect("append");
+    s.append(ab, text(a, "d", "2", "second"))
+        .await
+        .expect("append");
     let (group, _) = s
         .create_group(
             NewGroup {
@@ -749,7 +894,14 @@ pub async fn conversations_list_direct_chats_for_both_and_groups_for_members(s: 
                 created_at: Timestamp(1),
             },
             vec![(a, Role::Owner), (c, Role::Member)],
-            system(a, SystemEvent::GroupCreated { by: a, name: "g".into(), members: vec![a, c] }),
+            system(
+                a,
+                SystemEvent::GroupCreated {
+                    by: a,
+                    name: "g".into(),
+                    members: vec![a, c],
+                },
+            ),
         )
         .await
         .expect("create");

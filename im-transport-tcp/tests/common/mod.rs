@@ -35,7 +35,9 @@ pub async fn start(config: EngineConfig) -> Server {
 
 pub async fn start_with(config: EngineConfig, tcp: TcpConfig) -> Server {
     let engine = Engine::builder().config(config).start().await.unwrap();
-    let transport = TcpTransport::bind("127.0.0.1:0", tcp.clone()).await.unwrap();
+    let transport = TcpTransport::bind("127.0.0.1:0", tcp.clone())
+        .await
+        .unwrap();
     let addr = transport.local_addr();
     tokio::spawn({
         let engine = engine.clone();
@@ -111,9 +113,7 @@ impl User {
 
     /// Asserts that no event arrives within `ms` milliseconds.
     pub async fn quiet(&mut self, ms: u64) {
-        if let Ok(e) =
-            tokio::time::timeout(Duration::from_millis(ms), self.events.next()).await
-        {
+        if let Ok(e) = tokio::time::timeout(Duration::from_millis(ms), self.events.next()).await {
             panic!("expected no event, got {e:?}");
         }
     }
