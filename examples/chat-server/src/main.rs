@@ -18,7 +18,11 @@ use tracing_subscriber::EnvFilter;
 
 /// Command-line flags; each can also be set through the environment variable named.
 #[derive(Debug, Parser)]
-#[command(name = "chat-server", version, about = "An instant-messaging server built on im-core")]
+#[command(
+    name = "chat-server",
+    version,
+    about = "An instant-messaging server built on im-core"
+)]
 struct Args {
     /// Address for the TCP transport (4-byte length-prefixed JSON frames).
     #[arg(long, env = "IM_TCP_LISTEN", default_value = "127.0.0.1:7100")]
