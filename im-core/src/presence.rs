@@ -91,6 +91,9 @@ impl PresenceError {
 /// - `set_offline` removes the entry only if it still names `node` (a stale node must
 ///   not take offline a device that has moved on).
 /// - `online` returns the live entries of the given users, in any order.
+/// - `online_elsewhere` returns the same, less the entries on `node`. The fan-out calls
+///   it for every message, so backends should filter before copying anything: on a
+///   single node it returns nothing.
 #[async_trait]
 pub trait Presence: Send + Sync + fmt::Debug {
     /// Records or refreshes entries with a lease of `ttl`.
@@ -108,4 +111,15 @@ pub trait Presence: Send + Sync + fmt::Debug {
     ) -> Result<(), PresenceError>;
     /// The online devices of `users`.
     async fn online(&self, users: &[UserId]) -> Result<Vec<PresenceEntry>, PresenceError>;
+
+    /// The online devices of `users` on nodes other than `node`.
+    async fn online_elsewhere(
+        &self,
+        users: &[UserId],
+        node: &NodeId,
+    ) -> Result<Vec<PresenceEntry>, PresenceError> {
+        let mut entries = self.online(users).await?;
+        entries.retain(|e| &e.node != node);
+        Ok(entries)
+    }
 }

@@ -80,7 +80,7 @@ impl Shared {
         self.sessions
             .deliver(users, skip.map(|(id, _, _)| id), &out);
 
-        let entries = match self.presence.online(users).await {
+        let entries = match self.presence.online_elsewhere(users, &self.node).await {
             Ok(entries) => entries,
             Err(e) => {
                 // Pushes are best effort; sync recovers what remote devices miss.
@@ -90,11 +90,9 @@ impl Shared {
         };
         let mut by_node: BTreeMap<_, Vec<UserId>> = BTreeMap::new();
         for e in entries {
-            if e.node != self.node {
-                let users = by_node.entry(e.node).or_default();
-                if !users.contains(&e.user) {
-                    users.push(e.user);
-                }
+            let users = by_node.entry(e.node).or_default();
+            if !users.contains(&e.user) {
+                users.push(e.user);
             }
         }
         if by_node.is_empty() {

@@ -312,12 +312,7 @@ impl Shared {
     pub(crate) async fn end_session(&self, session: &SessionHandle) {
         self.sessions.detach(session.user, session.id);
         // A newer session of the same device here owns the presence entry now.
-        let replaced = self
-            .sessions
-            .all()
-            .iter()
-            .any(|s| s.user == session.user && s.device == session.device);
-        if !replaced
+        if !self.sessions.has_device(session.user, &session.device)
             && let Err(e) = self
                 .presence
                 .set_offline(session.user, &session.device, &self.node)

@@ -196,7 +196,14 @@ impl Registry {
         }
     }
 
-    /// Every session, for presence refresh and shutdown.
+    /// Whether a session of this device is registered.
+    pub(crate) fn has_device(&self, user: UserId, device: &DeviceId) -> bool {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&user)
+            .is_some_and(|list| list.iter().any(|s| &s.device == device))
+    }
+
+    /// Every session, for presence refresh.
     pub(crate) fn all(&self) -> Vec<Arc<SessionHandle>> {
         let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
         map.values().flatten().cloned().collect()

@@ -23,6 +23,21 @@ impl MemoryPresence {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The live entries of `ids`, less those on `except`; copies only what it returns.
+    fn collect(&self, ids: &[UserId], except: Option<&NodeId>) -> Vec<PresenceEntry> {
+        let now = Instant::now();
+        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for id in ids {
+            for (entry, expires) in users.get(id).into_iter().flat_map(|d| d.values()) {
+                if *expires > now && except != Some(&entry.node) {
+                    out.push(entry.clone());
+                }
+            }
+        }
+        out
+    }
 }
 
 #[async_trait]
@@ -32,8 +47,14 @@ impl Presence for MemoryPresence {
         entries: &[PresenceEntry],
         ttl: Duration,
     ) -> Result<(), PresenceError> {
-        let expires = Instant::now() + ttl;
+        let now = Instant::now();
+        let expires = now + ttl;
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired leases are pruned here, on the (periodic) refresh, not on the hot read.
+        users.retain(|_, devices| {
+            devices.retain(|_, (_, until)| *until > now);
+            !devices.is_empty()
+        });
         for e in entries {
             users
                 .entry(e.user)
@@ -62,19 +83,14 @@ impl Presence for MemoryPresence {
     }
 
     async fn online(&self, ids: &[UserId]) -> Result<Vec<PresenceEntry>, PresenceError> {
-        let now = Instant::now();
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(devices) = users.get_mut(id) {
-                // Expired leases are pruned lazily, on read.
-                devices.retain(|_, (_, expires)| *expires > now);
-                out.extend(devices.values().map(|(e, _)| e.clone()));
-                if devices.is_empty() {
-                    users.remove(id);
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.collect(ids, None))
+    }
+
+    async fn online_elsewhere(
+        &self,
+        ids: &[UserId],
+        node: &NodeId,
+    ) -> Result<Vec<PresenceEntry>, PresenceError> {
+        Ok(self.collect(ids, Some(node)))
     }
 }

@@ -97,6 +97,7 @@ macro_rules! presence_conformance {
             $make,
             [
                 online_devices_are_listed_per_user,
+                online_elsewhere_leaves_out_the_node_s_own,
                 set_online_replaces_a_device_s_entry,
                 set_offline_removes_only_the_named_node_s_entry,
                 entries_expire_unless_refreshed,

@@ -54,6 +54,33 @@ pub async fn online_devices_are_listed_per_user(p: Arc<dyn Presence>) {
     assert!(p.online(&[]).await.expect("online").is_empty());
 }
 
+/// `online_elsewhere` leaves out the entries on the given node.
+pub async fn online_elsewhere_leaves_out_the_node_s_own(p: Arc<dyn Presence>) {
+    p.set_online(
+        &[
+            entry(1, "a", "n1"),
+            entry(1, "b", "n2"),
+            entry(2, "c", "n1"),
+        ],
+        TTL,
+    )
+    .await
+    .expect("set_online");
+    let got = p
+        .online_elsewhere(&[UserId(1), UserId(2)], &NodeId::new("n1"))
+        .await
+        .expect("online_elsewhere");
+    assert_eq!(
+        devices(&got),
+        BTreeSet::from([(1, "b".into(), "n2".into())])
+    );
+    let none = p
+        .online_elsewhere(&[UserId(2)], &NodeId::new("n1"))
+        .await
+        .expect("online_elsewhere");
+    assert!(none.is_empty());
+}
+
 /// A later `set_online` for the same device replaces its entry (it moved nodes).
 pub async fn set_online_replaces_a_device_s_entry(p: Arc<dyn Presence>) {
     p.set_online(&[entry(1, "a", "n1")], TTL)
