@@ -448,12 +448,8 @@ impl Client {
         self.call(Request::AcceptFriend { user }).await
     }
 
-    /// Creates a group with first members; returns it and its members.
-    pub async fn create_group(
-        &self,
-        name: &str,
-        members: &[UserId],
-    ) -> Result<(Group, Vec<Member>), ClientError> {
+    /// Creates a group with first members.
+    pub async fn create_group(&self, name: &str, members: &[UserId]) -> Result<Group, ClientError> {
         let request = Request::CreateGroup {
             name: name.to_owned(),
             members: members.to_vec(),
@@ -463,11 +459,8 @@ impl Client {
     }
 
     /// Sends a group command (add, join, leave, kick, roles, rename, transfer, info);
-    /// returns the group and its members after it.
-    pub async fn group_request(
-        &self,
-        request: Request,
-    ) -> Result<(Group, Vec<Member>), ClientError> {
+    /// returns the group as it is after the command.
+    pub async fn group_request(&self, request: Request) -> Result<Group, ClientError> {
         let name = request.name();
         group(self.request(request).await?, name)
     }
@@ -477,12 +470,35 @@ impl Client {
         &self,
         group: GroupId,
         users: &[UserId],
-    ) -> Result<(Group, Vec<Member>), ClientError> {
+    ) -> Result<Group, ClientError> {
         self.group_request(Request::AddMembers {
             group,
             users: users.to_vec(),
         })
         .await
+    }
+
+    /// Every member of a group, paging through `group_members`.
+    pub async fn group_members(&self, group: GroupId) -> Result<Vec<Member>, ClientError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let request = Request::GroupMembers {
+                group,
+                after,
+                limit: Some(500),
+            };
+            match self.request(request).await? {
+                Reply::Members { members, more } => {
+                    after = members.last().map(|m| m.user);
+                    all.extend(members);
+                    if !more || after.is_none() {
+                        return Ok(all);
+                    }
+                }
+                _ => return Err(ClientError::UnexpectedReply("group_members")),
+            }
+        }
     }
 }
 
@@ -501,9 +517,9 @@ fn session(reply: Reply, what: &'static str) -> Result<Session, ClientError> {
     }
 }
 
-fn group(reply: Reply, what: &'static str) -> Result<(Group, Vec<Member>), ClientError> {
+fn group(reply: Reply, what: &'static str) -> Result<Group, ClientError> {
     match reply {
-        Reply::Group { group, members } => Ok((group, members)),
+        Reply::Group { group, .. } => Ok(group),
         _ => Err(ClientError::UnexpectedReply(what)),
     }
 }

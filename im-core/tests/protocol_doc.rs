@@ -62,6 +62,7 @@ fn every_client_example_decodes_and_round_trips() {
         "rename_group",
         "transfer_group",
         "group_info",
+        "group_members",
         "my_groups",
         "send",
         "conversations",

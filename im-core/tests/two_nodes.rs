@@ -94,7 +94,7 @@ async fn messages_kicks_and_group_changes_cross_nodes() {
 
     // Bob leaves a group through node B; node A's membership cache learns of it, so
     // Alice's next group message is not pushed to him and he cannot send.
-    let (group, _) = alice.create_group("g", &[bob_id]).await.unwrap();
+    let group = alice.create_group("g", &[bob_id]).await.unwrap();
     let g = ConversationId::Group(group.id);
     alice.send_text(g, "warm the cache on A").await.unwrap();
     assert_eq!(next_message(&mut bob_events).await.conversation, g); // created
@@ -107,7 +107,10 @@ async fn messages_kicks_and_group_changes_cross_nodes() {
     alice.send_text(g, "after bob left").await.unwrap();
     alice.send_text(chat, "direct again").await.unwrap();
     let next = next_message(&mut bob_events).await;
-    assert_eq!(next.conversation, chat, "bob was pushed a group message after leaving");
+    assert_eq!(
+        next.conversation, chat,
+        "bob was pushed a group message after leaving"
+    );
 
     // Revoking the tablet from node A kicks its session on node B.
     alice

@@ -49,9 +49,11 @@ async fn register_befriend_chat_group_offline_sync() {
         matches!(alice2.event().await, Event::FriendRequest { request } if request.from == carol.id)
     );
     assert!(matches!(alice2.event().await, Event::FriendAdded { user } if user == carol.id));
-    let (group, members) = alice.client.create_group("team", &[bob.id]).await.unwrap();
+    let group = alice.client.create_group("team", &[bob.id]).await.unwrap();
+    let members = alice.client.group_members(group.id).await.unwrap();
     assert_eq!(members.len(), 2);
-    assert_eq!(members[0].role, Role::Owner);
+    let owner = members.iter().find(|m| m.user == alice.id).unwrap();
+    assert_eq!(owner.role, Role::Owner);
     let g = ConversationId::Group(group.id);
     let created = bob.message().await;
     assert_eq!(created.conversation, g);
@@ -63,12 +65,12 @@ async fn register_befriend_chat_group_offline_sync() {
     ));
     alice2.message().await;
 
-    let (_, members) = alice
+    alice
         .client
         .add_members(group.id, &[carol.id])
         .await
         .unwrap();
-    assert_eq!(members.len(), 3);
+    assert_eq!(carol.client.group_members(group.id).await.unwrap().len(), 3);
     let added = carol.message().await;
     assert_eq!(added.seq, Seq(2));
     assert!(matches!(

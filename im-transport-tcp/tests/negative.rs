@@ -243,7 +243,7 @@ async fn sending_needs_friendship_membership_and_no_block() {
     assert_eq!(history_len(&alice, ab).await, 2);
 
     // A group one has left.
-    let (group, _) = alice.client.create_group("g", &[bob.id]).await.unwrap();
+    let group = alice.client.create_group("g", &[bob.id]).await.unwrap();
     let g = ConversationId::Group(group.id);
     bob.client
         .group_request(Request::LeaveGroup { group: group.id })
@@ -276,7 +276,7 @@ async fn other_people_s_conversations_are_not_readable() {
     befriend(&mut alice, &mut bob).await;
     let ab = alice.direct(&bob);
     alice.client.send_text(ab, "private").await.unwrap();
-    let (group, _) = alice
+    let group = alice
         .client
         .create_group("secret", &[bob.id])
         .await
@@ -330,7 +330,7 @@ async fn group_roles_are_enforced() {
     for u in [&mut admin, &mut member, &mut other] {
         befriend(&mut owner, u).await;
     }
-    let (group, _) = owner
+    let group = owner
         .client
         .create_group("roles", &[admin.id, member.id, other.id])
         .await
@@ -359,8 +359,15 @@ async fn group_roles_are_enforced() {
         code(admin.client.group_request(kick(owner.id)).await),
         ErrorCode::Forbidden
     );
-    let (_, members) = admin.client.group_request(kick(other.id)).await.unwrap();
+    admin.client.group_request(kick(other.id)).await.unwrap();
+    let members = admin.client.group_members(gid).await.unwrap();
+    assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m.user != other.id));
+    assert_eq!(
+        code(other.client.group_members(gid).await),
+        ErrorCode::Forbidden,
+        "a removed member no longer sees the member list"
+    );
     // The kicked member was told (the system message reaches them too).
     loop {
         let m = other.message().await;
@@ -391,7 +398,7 @@ async fn group_roles_are_enforced() {
         code(member.client.group_request(rename.clone()).await),
         ErrorCode::Forbidden
     );
-    let (renamed, _) = admin.client.group_request(rename).await.unwrap();
+    let renamed = admin.client.group_request(rename).await.unwrap();
     assert_eq!(renamed.name, "renamed");
     assert_eq!(
         code(
@@ -410,8 +417,9 @@ async fn group_roles_are_enforced() {
         code(admin.client.group_request(transfer.clone()).await),
         ErrorCode::Forbidden
     );
-    let (g, members) = owner.client.group_request(transfer).await.unwrap();
+    let g = owner.client.group_request(transfer).await.unwrap();
     assert_eq!(g.owner, member.id);
+    let members = owner.client.group_members(gid).await.unwrap();
     let role = |u: UserId| members.iter().find(|m| m.user == u).unwrap().role;
     assert_eq!(
         (role(member.id), role(owner.id)),
@@ -519,4 +527,94 @@ async fn malformed_and_oversized_frames_get_typed_errors() {
     // The server is fine.
     let (client, _) = server.connect().await;
     client.register("after", PASSWORD, "After").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_replies_are_paged_or_refused_never_fatal() {
+    // 8 KiB frames, 3 KiB bodies: a page of ten messages cannot fit in one frame.
+    let config = test_config()
+        .with_max_frame_bytes(8 * 1024)
+        .with_max_body_bytes(3 * 1024);
+    let server = start(config).await;
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    befriend(&mut alice, &mut bob).await;
+    let ab = alice.direct(&bob);
+    for i in 0..10 {
+        let text = format!("{i}{}", "x".repeat(3000));
+        alice.client.send_text(ab, &text).await.unwrap();
+    }
+
+    // Catching up: each page holds what fits, `more` says there is more, nothing is lost.
+    let mut after = Seq(0);
+    let mut pages = 0;
+    let mut seen = Vec::new();
+    loop {
+        let query = HistoryQuery {
+            after: Some(after),
+            before: None,
+            limit: Some(10),
+        };
+        let (page, more) = bob.client.history(ab, query).await.unwrap();
+        assert!(!page.is_empty() && page.len() < 10, "page of {}", page.len());
+        pages += 1;
+        after = page.last().unwrap().seq;
+        seen.extend(page.iter().map(|m| m.seq.0));
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+    assert!(pages >= 4, "{pages} pages");
+    // Scrolling back keeps the newest messages that fit.
+    let (page, more) = bob.client.history(ab, HistoryQuery::default()).await.unwrap();
+    assert!(more);
+    assert_eq!(page.last().unwrap().seq, Seq(10));
+
+    // A reply that cannot be cut into pages is refused with too_large; the connection lives.
+    let many: Vec<UserId> = (0..200).map(|_| alice.id).chain([bob.id]).collect();
+    for i in 0..60 {
+        let name = format!("filler{i:02}");
+        alice.client.register(&name, PASSWORD, &"F".repeat(64)).await.unwrap();
+    }
+    let everyone: Vec<UserId> = (1..=70).map(UserId).collect();
+    let r = alice.client.request(Request::Users { users: everyone }).await;
+    assert_eq!(code(r), ErrorCode::TooLarge);
+    match alice.client.request(Request::Users { users: many }).await.unwrap() {
+        Reply::Users { users } => assert_eq!(users.len(), 2),
+        other => panic!("{other:?}"),
+    }
+
+    // Group members come in pages.
+    let mut ids = vec![bob.id];
+    for i in 0..4 {
+        let mut u = server.user(&format!("member{i}")).await;
+        befriend(&mut alice, &mut u).await;
+        ids.push(u.id);
+    }
+    let group = alice.client.create_group("paged", &ids).await.unwrap();
+    let page = |after| Request::GroupMembers {
+        group: group.id,
+        after,
+        limit: Some(2),
+    };
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        match alice.client.request(page(after)).await.unwrap() {
+            Reply::Members { members, more } => {
+                assert!(members.len() <= 2);
+                after = members.last().map(|m| m.user);
+                listed.extend(members.iter().map(|m| m.user));
+                if !more {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut want = ids.clone();
+    want.push(alice.id);
+    want.sort();
+    assert_eq!(listed, want);
 }

@@ -54,7 +54,7 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
 
     let mut ids: Vec<_> = fast.iter().map(|u| u.id).collect();
     ids.push(slow.id);
-    let (group, _) = sender.client.create_group("crowd", &ids).await.unwrap();
+    let group = sender.client.create_group("crowd", &ids).await.unwrap();
     let g = ConversationId::Group(group.id);
     let last = Seq(MESSAGES + 1); // seq 1 is the creation notice
 

@@ -82,15 +82,11 @@ impl Shared {
             .update_group(group, change, Self::system(me, event))
             .await?;
         self.invalidate_group(group).await;
-        let members = self.storage.members(group).await?;
+        let after = self.members.get(&*self.storage, group).await?;
         let mut notify: Vec<UserId> = before.ids.clone();
-        for m in &members {
-            if !before.members.contains_key(&m.user) {
-                notify.push(m.user);
-            }
-        }
+        notify.extend(after.ids.iter().filter(|u| before.get(**u).is_none()));
         self.push_message(&notify, me, message).await;
-        Ok(group_reply(settings, members))
+        Ok(group_reply(settings, after.ids.len()))
     }
 
     /// Pushes a stored message to these users' sessions, except the sender's own.
@@ -151,8 +147,7 @@ impl Shared {
             .await?;
         let recipients: Vec<UserId> = all.iter().map(|(u, _)| *u).collect();
         self.push_message(&recipients, me, message).await;
-        let members = self.storage.members(group.id).await?;
-        Ok(group_reply(group, members))
+        Ok(group_reply(group, recipients.len()))
     }
 
     pub(super) async fn add_members(
@@ -337,7 +332,31 @@ impl Shared {
 
     pub(super) async fn group_info(&self, me: &SessionHandle, group: GroupId) -> ApiResult<Reply> {
         let (members, _) = self.membership(me.user, group).await?;
-        Ok(group_reply(members.group.clone(), members.list()))
+        Ok(group_reply(members.group.clone(), members.ids.len()))
+    }
+
+    pub(super) async fn group_members(
+        &self,
+        me: &SessionHandle,
+        group: GroupId,
+        after: Option<UserId>,
+        limit: Option<u32>,
+    ) -> ApiResult<Reply> {
+        let (members, _) = self.membership(me.user, group).await?;
+        let limit = limit.unwrap_or(200).clamp(1, 500) as usize;
+        let mut page: Vec<Member> = members
+            .members
+            .values()
+            .filter(|m| after.is_none_or(|a| m.user > a))
+            .copied()
+            .collect();
+        page.sort_unstable_by_key(|m| m.user);
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok(Reply::Members {
+            members: page,
+            more,
+        })
     }
 
     pub(super) async fn my_groups(&self, me: &SessionHandle) -> ApiResult<Reply> {
@@ -347,7 +366,9 @@ impl Shared {
     }
 }
 
-fn group_reply(group: Group, mut members: Vec<Member>) -> Reply {
-    members.sort_by_key(|m| (std::cmp::Reverse(m.role), m.joined_seq, m.user));
-    Reply::Group { group, members }
+fn group_reply(group: Group, members: usize) -> Reply {
+    Reply::Group {
+        group,
+        member_count: members as u64,
+    }
 }

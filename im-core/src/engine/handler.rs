@@ -120,6 +120,11 @@ impl Shared {
             Request::RenameGroup { group, name } => self.rename_group(me, group, &name).await,
             Request::TransferGroup { group, to } => self.transfer_group(me, group, to).await,
             Request::GroupInfo { group } => self.group_info(me, group).await,
+            Request::GroupMembers {
+                group,
+                after,
+                limit,
+            } => self.group_members(me, group, after, limit).await,
             Request::MyGroups => self.my_groups(me).await,
 
             Request::Send {

@@ -24,12 +24,6 @@ impl GroupMembers {
     pub(crate) fn get(&self, user: UserId) -> Option<&Member> {
         self.members.get(&user)
     }
-
-    pub(crate) fn list(&self) -> Vec<Member> {
-        let mut list: Vec<Member> = self.members.values().copied().collect();
-        list.sort_by_key(|m| (std::cmp::Reverse(m.role), m.joined_seq, m.user));
-        list
-    }
 }
 
 #[derive(Debug)]

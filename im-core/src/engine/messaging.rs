@@ -163,12 +163,23 @@ impl Shared {
             newest: query.after.is_none(),
         };
         let mut messages = self.storage.messages(conversation, range).await?;
-        let more = messages.len() > limit as usize;
+        let mut more = messages.len() > limit as usize;
         if more {
             if range.newest {
                 messages.remove(0);
             } else {
                 messages.truncate(limit as usize);
+            }
+        }
+        // A page of large messages could exceed the frame limit: keep what fits (the
+        // messages nearest the cursor) and let the client ask for the rest.
+        let keep = fitting(&messages, self.config.max_frame_bytes, range.newest);
+        if keep < messages.len() {
+            more = true;
+            if range.newest {
+                messages.drain(..messages.len() - keep);
+            } else {
+                messages.truncate(keep);
             }
         }
         Ok(Reply::History { messages, more })
@@ -188,4 +199,28 @@ impl Shared {
             .await?;
         Ok(Reply::Read { read_seq })
     }
+}
+
+/// How many messages of a page fit in one frame of `max_frame_bytes`, counting from the
+/// end when `from_end` (the newest, for scroll-back) and from the start otherwise. At
+/// least one, so a page always makes progress.
+fn fitting(messages: &[crate::model::Message], max_frame_bytes: usize, from_end: bool) -> usize {
+    // Room for the reply's own envelope: type, id, flags.
+    let mut budget = max_frame_bytes.saturating_sub(256);
+    let order: Box<dyn Iterator<Item = &crate::model::Message>> = if from_end {
+        Box::new(messages.iter().rev())
+    } else {
+        Box::new(messages.iter())
+    };
+    let mut n = 0;
+    for m in order {
+        // Separator included; sizes are measured, not guessed (JSON escaping varies).
+        let size = serde_json::to_vec(m).map_or(usize::MAX, |v| v.len() + 1);
+        if size > budget {
+            break;
+        }
+        budget -= size;
+        n += 1;
+    }
+    n.max(1).min(messages.len())
 }

@@ -351,7 +351,33 @@ async fn read_loop(
                 .unwrap_or_else(|p| p.into_inner()) = state.codec;
         }
         // The reply to `hello` goes out in the codec the hello came in.
-        if send(state, before, &response).await.is_err() {
+        let mut bytes = match before.encode(&response) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %e, "failed to encode a reply");
+                continue;
+            }
+        };
+        // Never hand the transport a frame over the limit (it would refuse it and the
+        // connection would die): say so instead, and the client asks for less.
+        if bytes.len() > shared.config.max_frame_bytes {
+            let error = ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the reply ({} bytes) exceeds the frame limit of {}; ask for a smaller page",
+                    bytes.len(),
+                    shared.config.max_frame_bytes
+                ),
+            );
+            match before.encode(&ServerFrame::Error {
+                id: Some(id),
+                error,
+            }) {
+                Ok(b) => bytes = b,
+                Err(_) => continue,
+            }
+        }
+        if state.tx.send(bytes).await.is_err() {
             return "writer gone";
         }
     }

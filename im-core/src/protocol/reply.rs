@@ -81,12 +81,20 @@ pub enum Reply {
         /// Whom this user has blocked.
         users: Vec<UserId>,
     },
-    /// To `create_group`, `group_info` and the other group commands.
+    /// To `create_group`, `group_info` and the other group commands: the group as it
+    /// is after the command.
     Group {
         /// The group's settings.
         group: Group,
-        /// Its members.
+        /// How many members it has.
+        member_count: u64,
+    },
+    /// To `group_members`.
+    Members {
+        /// Members ordered by user id.
         members: Vec<Member>,
+        /// Whether more follow the last one.
+        more: bool,
     },
     /// To `my_groups`.
     Groups {

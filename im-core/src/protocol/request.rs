@@ -200,10 +200,21 @@ pub enum Request {
         /// The new owner.
         to: UserId,
     },
-    /// A group's settings and members (members only).
+    /// A group's settings and member count (members only).
     GroupInfo {
         /// The group.
         group: GroupId,
+    },
+    /// A page of a group's members, ordered by user id (members only).
+    GroupMembers {
+        /// The group.
+        group: GroupId,
+        /// Only members with a greater user id (the last one of the previous page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<UserId>,
+        /// At most this many (default 200, at most 500).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     /// The groups this user is in.
     MyGroups,
@@ -269,6 +280,7 @@ impl Request {
             Request::RenameGroup { .. } => "rename_group",
             Request::TransferGroup { .. } => "transfer_group",
             Request::GroupInfo { .. } => "group_info",
+            Request::GroupMembers { .. } => "group_members",
             Request::MyGroups => "my_groups",
             Request::Send { .. } => "send",
             Request::Conversations => "conversations",

@@ -1,0 +1,289 @@
+//! Benchmark programs. Each prints its figures; `docs/benchmarks.md` records them with
+//! the command that produced them.
+//!
+//! ```text
+//! cargo run --release -p bench -- fanout --receivers 2000 --messages 200
+//! cargo run --release -p bench -- fanout --receivers 2000 --messages 200 --write-batch 1
+//! cargo run --release -p bench -- send --senders 32 --messages 1000
+//! ```
+//!
+//! Server and clients share one process (and this machine's cores), over real TCP
+//! sockets on 127.0.0.1. Receivers in `fanout` only count frames, so the figure is the
+//! server's fan-out cost, not JSON decoding in the clients.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use im_core::auth::HashCost;
+use im_core::client::Client;
+use im_core::engine::DirectPolicy;
+use im_core::model::{ConversationId, UserId};
+use im_core::protocol::{Event, ServerFrame};
+use im_core::{Engine, EngineConfig};
+use im_transport_tcp::{TcpConfig, TcpConnection, TcpTransport, connect};
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks for the im engine")]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// One sender, one group of N receivers: deliveries per second and push latency.
+    Fanout {
+        /// Group members receiving each message.
+        #[arg(long, default_value_t = 1000)]
+        receivers: usize,
+        /// Messages sent to the group.
+        #[arg(long, default_value_t = 200)]
+        messages: u64,
+        /// Sends in flight at once.
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        /// Frames per flush in each connection's writer (1 = write and flush each frame).
+        #[arg(long, default_value_t = 256)]
+        write_batch: usize,
+    },
+    /// Many senders, each in its own direct conversation: acknowledged sends per second.
+    Send {
+        /// Concurrent senders (one connection each).
+        #[arg(long, default_value_t = 32)]
+        senders: usize,
+        /// Messages per sender, each awaiting its ack before the next.
+        #[arg(long, default_value_t = 1000)]
+        messages: u64,
+    },
+}
+
+fn config() -> EngineConfig {
+    // Registration is not what is measured: a cheap hash keeps set-up short.
+    let mut config = EngineConfig::default()
+        .with_hash_cost(HashCost {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .with_direct_policy(DirectPolicy::Anyone)
+        .with_max_group_members(1_000_000)
+        .with_session_queue(8192)
+        .with_write_timeout(Duration::from_secs(60));
+    config.max_write_batch = 256;
+    config
+}
+
+async fn server(config: EngineConfig) -> anyhow::Result<(Engine, std::net::SocketAddr)> {
+    let engine = Engine::builder().config(config).start().await?;
+    let transport = TcpTransport::bind("127.0.0.1:0", TcpConfig::default()).await?;
+    let addr = transport.local_addr();
+    tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.serve(&transport).await }
+    });
+    Ok((engine, addr))
+}
+
+async fn client(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+    let conn = connect(addr, &TcpConfig::default()).await?;
+    let (client, events) = Client::connect(conn).await?;
+    // Nobody reads these events; dropping the receiver discards them.
+    drop(events);
+    Ok(client)
+}
+
+/// A receiver that logs in over a raw connection and then only counts frames.
+async fn raw_login(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<TcpConnection> {
+    let mut conn = connect(addr, &TcpConfig::default()).await?;
+    let hello = r#"{"id":0,"type":"hello","versions":[1]}"#.to_owned();
+    let login = format!(
+        r#"{{"id":1,"type":"login","username":"{name}","password":"benchmark password","device":{{"id":"bench"}}}}"#
+    );
+    conn.send(Bytes::from(hello)).await?;
+    conn.send(Bytes::from(login)).await?;
+    for _ in 0..2 {
+        let frame = conn.next().await.context("closed during login")??;
+        if let ServerFrame::Error { error, .. } = serde_json::from_slice(&frame)? {
+            bail!("login failed: {error}");
+        }
+    }
+    Ok(conn)
+}
+
+fn print_latency(name: &str, h: &Histogram<u64>) {
+    println!(
+        "{name}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.9) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+}
+
+async fn fanout(
+    receivers: usize,
+    messages: u64,
+    window: usize,
+    write_batch: usize,
+) -> anyhow::Result<()> {
+    let mut config = config();
+    config.max_write_batch = write_batch.max(1);
+    let (engine, addr) = server(config).await?;
+
+    let admin = client(addr).await?;
+    let mut ids = Vec::with_capacity(receivers);
+    for i in 0..receivers {
+        let user = admin
+            .register(&format!("recv{i}"), "benchmark password", "receiver")
+            .await?;
+        ids.push(user.id);
+    }
+    admin
+        .register("sender", "benchmark password", "sender")
+        .await?;
+    admin.login("sender", "benchmark password", "bench").await?;
+    let group = admin.create_group("bench", &ids).await?;
+    let g = ConversationId::Group(group.id);
+
+    let start = Instant::now();
+    let received = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(receivers);
+    for i in 0..receivers {
+        let mut conn = raw_login(addr, &format!("recv{i}")).await?;
+        let received = received.clone();
+        // Every 50th receiver decodes its frames to measure push latency.
+        let sample = i % 50 == 0;
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new(3).expect("histogram");
+            let mut got = 0;
+            while got < messages {
+                let Some(Ok(frame)) = conn.next().await else {
+                    break;
+                };
+                if sample {
+                    if let Ok(ServerFrame::Event {
+                        event: Event::Message { message },
+                    }) = serde_json::from_slice::<ServerFrame>(&frame)
+                    {
+                        if let im_core::model::Body::Text { text } = message.body {
+                            if let Some(sent) =
+                                text.strip_prefix("t=").and_then(|t| t.parse::<u64>().ok())
+                            {
+                                let now = start.elapsed().as_micros() as u64;
+                                let _ = latency.record(now.saturating_sub(sent));
+                                got += 1;
+                                received.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                } else if frame.windows(3).any(|w| w == b"\"t=") {
+                    got += 1;
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latency
+        }));
+    }
+    println!("{receivers} receivers connected; sending {messages} messages, {window} in flight");
+
+    let permits = Arc::new(Semaphore::new(window));
+    let sends_started = Instant::now();
+    let mut sends = Vec::with_capacity(messages as usize);
+    for _ in 0..messages {
+        let permit = permits.clone().acquire_owned().await?;
+        let admin = admin.clone();
+        let at = start.elapsed().as_micros();
+        sends.push(tokio::spawn(async move {
+            let r = admin.send_text(g, &format!("t={at}")).await;
+            drop(permit);
+            r
+        }));
+    }
+    for s in sends {
+        s.await??;
+    }
+    let sent_in = sends_started.elapsed();
+    let mut latency = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        latency.add(t.await?)?;
+    }
+    let elapsed = sends_started.elapsed();
+    let deliveries = received.load(Ordering::Relaxed);
+    println!(
+        "fanout: {deliveries} deliveries ({receivers} x {messages}) in {:.3} s = {:.0} deliveries/s, {:.2} us per delivery; sends acked in {:.3} s; write batch {write_batch}",
+        elapsed.as_secs_f64(),
+        deliveries as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / deliveries as f64,
+        sent_in.as_secs_f64(),
+    );
+    print_latency("push latency (send to receipt)", &latency);
+    engine.shutdown().await;
+    Ok(())
+}
+
+async fn send(senders: usize, messages: u64) -> anyhow::Result<()> {
+    let (engine, addr) = server(config()).await?;
+    let admin = client(addr).await?;
+    let peer: UserId = admin
+        .register("peer", "benchmark password", "peer")
+        .await?
+        .id;
+    let mut clients = Vec::with_capacity(senders);
+    for i in 0..senders {
+        let c = client(addr).await?;
+        let name = format!("sender{i}");
+        let me = c.register(&name, "benchmark password", "sender").await?.id;
+        c.login(&name, "benchmark password", "bench").await?;
+        clients.push((c, ConversationId::direct(me, peer)));
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|(c, conv)| {
+            tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new(3).expect("histogram");
+                for i in 0..messages {
+                    let t = Instant::now();
+                    c.send_text(conv, &format!("message {i}")).await?;
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                }
+                anyhow::Ok(h)
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        latency.add(t.await??)?;
+    }
+    let elapsed = start.elapsed();
+    let total = senders as u64 * messages;
+    println!(
+        "send: {total} acked messages from {senders} connections in {:.3} s = {:.0} messages/s (memory storage)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    print_latency("ack latency", &latency);
+    engine.shutdown().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().bench {
+        Bench::Fanout {
+            receivers,
+            messages,
+            window,
+            write_batch,
+        } => fanout(receivers, messages, window, write_batch).await,
+        Bench::Send { senders, messages } => send(senders, messages).await,
+    }
+}
