@@ -556,7 +556,11 @@ async fn large_replies_are_paged_or_refused_never_fatal() {
             limit: Some(10),
         };
         let (page, more) = bob.client.history(ab, query).await.unwrap();
-        assert!(!page.is_empty() && page.len() < 10, "page of {}", page.len());
+        assert!(
+            !page.is_empty() && page.len() < 10,
+            "page of {}",
+            page.len()
+        );
         pages += 1;
         after = page.last().unwrap().seq;
         seen.extend(page.iter().map(|m| m.seq.0));
@@ -567,7 +571,11 @@ async fn large_replies_are_paged_or_refused_never_fatal() {
     assert_eq!(seen, (1..=10).collect::<Vec<_>>());
     assert!(pages >= 4, "{pages} pages");
     // Scrolling back keeps the newest messages that fit.
-    let (page, more) = bob.client.history(ab, HistoryQuery::default()).await.unwrap();
+    let (page, more) = bob
+        .client
+        .history(ab, HistoryQuery::default())
+        .await
+        .unwrap();
     assert!(more);
     assert_eq!(page.last().unwrap().seq, Seq(10));
 
@@ -575,12 +583,24 @@ async fn large_replies_are_paged_or_refused_never_fatal() {
     let many: Vec<UserId> = (0..200).map(|_| alice.id).chain([bob.id]).collect();
     for i in 0..60 {
         let name = format!("filler{i:02}");
-        alice.client.register(&name, PASSWORD, &"F".repeat(64)).await.unwrap();
+        alice
+            .client
+            .register(&name, PASSWORD, &"F".repeat(64))
+            .await
+            .unwrap();
     }
     let everyone: Vec<UserId> = (1..=70).map(UserId).collect();
-    let r = alice.client.request(Request::Users { users: everyone }).await;
+    let r = alice
+        .client
+        .request(Request::Users { users: everyone })
+        .await;
     assert_eq!(code(r), ErrorCode::TooLarge);
-    match alice.client.request(Request::Users { users: many }).await.unwrap() {
+    match alice
+        .client
+        .request(Request::Users { users: many })
+        .await
+        .unwrap()
+    {
         Reply::Users { users } => assert_eq!(users.len(), 2),
         other => panic!("{other:?}"),
     }

@@ -117,6 +117,19 @@ async fn raw_login(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<Tcp
     Ok(conn)
 }
 
+/// The send time a benchmark message carries (`t=<micros since start>`), decoding the frame.
+fn sent_at(frame: &[u8]) -> Option<u64> {
+    match serde_json::from_slice::<ServerFrame>(frame).ok()? {
+        ServerFrame::Event {
+            event: Event::Message { message },
+        } => match message.body {
+            im_core::model::Body::Text { text } => text.strip_prefix("t=")?.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn print_latency(name: &str, h: &Histogram<u64>) {
     println!(
         "{name}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
@@ -169,20 +182,11 @@ async fn fanout(
                     break;
                 };
                 if sample {
-                    if let Ok(ServerFrame::Event {
-                        event: Event::Message { message },
-                    }) = serde_json::from_slice::<ServerFrame>(&frame)
-                    {
-                        if let im_core::model::Body::Text { text } = message.body {
-                            if let Some(sent) =
-                                text.strip_prefix("t=").and_then(|t| t.parse::<u64>().ok())
-                            {
-                                let now = start.elapsed().as_micros() as u64;
-                                let _ = latency.record(now.saturating_sub(sent));
-                                got += 1;
-                                received.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
+                    if let Some(sent) = sent_at(&frame) {
+                        let now = start.elapsed().as_micros() as u64;
+                        let _ = latency.record(now.saturating_sub(sent));
+                        got += 1;
+                        received.fetch_add(1, Ordering::Relaxed);
                     }
                 } else if frame.windows(3).any(|w| w == b"\"t=") {
                     got += 1;
