@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, FriendRequest, GroupId, Platform, Role, Seq,
+    Body, ConversationId, Device, DeviceId, FriendRequest, Group, GroupId, Platform, Role, Seq,
     SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
@@ -61,6 +61,27 @@ fn system(sender: UserId, event: SystemEvent) -> NewMessage {
         body: Body::System { event },
         sent_at: Timestamp::now(),
     }
+}
+
+/// A closed group owned by `owner`, with `others` as plain members.
+async fn group(s: &dyn Storage, name: &str, owner: UserId, others: &[UserId]) -> Group {
+    let mut members = vec![(owner, Role::Owner)];
+    members.extend(others.iter().map(|&u| (u, Role::Member)));
+    let event = SystemEvent::GroupCreated {
+        by: owner,
+        name: name.to_owned(),
+        members: members.iter().map(|(u, _)| *u).collect(),
+    };
+    let new = NewGroup {
+        name: name.to_owned(),
+        owner,
+        open: false,
+        created_at: Timestamp(1),
+    };
+    s.create_group(new, members, system(owner, event))
+        .await
+        .expect("create_group")
+        .0
 }
 
 fn all(after: u64, limit: u32) -> MessageRange {
@@ -441,26 +462,7 @@ pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>
         user(&*s, "bob").await.id,
         user(&*s, "carol").await.id,
     );
-    let (group, _) = s
-        .create_group(
-            NewGroup {
-                name: "g".into(),
-                owner: a,
-                open: false,
-                created_at: Timestamp(1),
-            },
-            vec![(a, Role::Owner), (b, Role::Member)],
-            system(
-                a,
-                SystemEvent::GroupCreated {
-                    by: a,
-                    name: "g".into(),
-                    members: vec![a, b],
-                },
-            ),
-        )
-        .await
-        .expect("create_group");
+    let group = group(&*s, "g", a, &[b]).await;
     let conv = ConversationId::Group(group.id);
     s.append(conv, text(b, "d", "x1", "hello"))
         .await
@@ -574,26 +576,7 @@ pub async fn user_groups_follow_membership(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
     let mut ids = Vec::new();
     for name in ["one", "two"] {
-        let (g, _) = s
-            .create_group(
-                NewGroup {
-                    name: name.into(),
-                    owner: a,
-                    open: false,
-                    created_at: Timestamp(1),
-                },
-                vec![(a, Role::Owner), (b, Role::Member)],
-                system(
-                    a,
-                    SystemEvent::GroupCreated {
-                        by: a,
-                        name: name.into(),
-                        members: vec![a, b],
-                    },
-                ),
-            )
-            .await
-            .expect("create");
+        let g = group(&*s, name, a, &[b]).await;
         ids.push(g.id);
     }
     s.update_group(
@@ -885,26 +868,7 @@ pub async fn conversations_list_direct_chats_for_both_and_groups_for_members(s: 
     s.append(ab, text(a, "d", "2", "second"))
         .await
         .expect("append");
-    let (group, _) = s
-        .create_group(
-            NewGroup {
-                name: "g".into(),
-                owner: a,
-                open: false,
-                created_at: Timestamp(1),
-            },
-            vec![(a, Role::Owner), (c, Role::Member)],
-            system(
-                a,
-                SystemEvent::GroupCreated {
-                    by: a,
-                    name: "g".into(),
-                    members: vec![a, c],
-                },
-            ),
-        )
-        .await
-        .expect("create");
+    let group = group(&*s, "g", a, &[c]).await;
     let g = ConversationId::Group(group.id);
     let list = |u| {
         let s = s.clone();
