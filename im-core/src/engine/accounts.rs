@@ -161,8 +161,10 @@ impl Shared {
 
     async fn attach(&self, conn: &mut Conn, user: UserId, device: DeviceId, platform: Platform) {
         let session = conn.new_session(self.next_session_id(), user, device, platform);
-        self.begin_session(session.clone()).await;
-        conn.session = Some(session);
+        // Recorded on the connection before the first await: if the connection task is
+        // cancelled mid-way (kicked, shut down), it still ends the session it registered.
+        conn.session = Some(session.clone());
+        self.begin_session(session).await;
     }
 
     pub(super) async fn logout(
