@@ -41,6 +41,9 @@ pub struct ClientConfig {
     pub event_buffer: usize,
     /// Sent in `hello`, for the server's logs.
     pub name: String,
+    /// Send `ping` at a third of the server's idle timeout, so an idle but healthy
+    /// connection stays open. Default true.
+    pub keepalive: bool,
 }
 
 impl Default for ClientConfig {
@@ -50,6 +53,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             event_buffer: 1024,
             name: concat!("im-core-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+            keepalive: true,
         }
     }
 }
@@ -147,6 +151,23 @@ impl Stream for Events {
 /// The id used for `hello`; requests count up from 1.
 const HELLO_ID: u64 = 0;
 
+/// The id of keep-alive pings; their replies match no request and are dropped.
+const PING_ID: u64 = u64::MAX;
+
+/// Pings until every `Client` clone is gone or the connection closed. Holds only a weak
+/// handle, so it never keeps a dropped client's connection open.
+async fn keepalive(out: mpsc::WeakSender<Bytes>, ping: Bytes, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(out) = out.upgrade() else { return };
+        if out.send(ping.clone()).await.is_err() {
+            return;
+        }
+    }
+}
+
 impl Client {
     /// Connects over `io` with default settings.
     pub async fn connect<C, E>(io: C) -> Result<(Client, Events), ClientError>
@@ -186,14 +207,24 @@ impl Client {
             client: config.name,
             codec: (config.codec != Codec::Json).then_some(config.codec),
         };
-        match hello.request_with_id(HELLO_ID, request).await? {
-            Reply::Hello { .. } => {}
+        let idle_timeout_ms = match hello.request_with_id(HELLO_ID, request).await? {
+            Reply::Hello {
+                idle_timeout_ms, ..
+            } => idle_timeout_ms,
             _ => return Err(ClientError::UnexpectedReply("hello")),
-        }
+        };
         let client = Client {
             codec: config.codec,
             ..hello
         };
+        if config.keepalive {
+            let every = Duration::from_millis(idle_timeout_ms / 3).max(Duration::from_millis(50));
+            let ping = client.codec.encode(&ClientFrame {
+                id: PING_ID,
+                request: Request::Ping,
+            })?;
+            tokio::spawn(keepalive(client.out.downgrade(), ping, every));
+        }
         Ok((client, Events { rx: event_rx }))
     }
 

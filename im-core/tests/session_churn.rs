@@ -54,7 +54,11 @@ async fn racing_logins_leave_no_session_behind() {
         for l in logins {
             clients.push(l.await.unwrap());
         }
-        assert!(engine.session_count() <= 1, "{} sessions", engine.session_count());
+        assert!(
+            engine.session_count() <= 1,
+            "{} sessions",
+            engine.session_count()
+        );
         drop(clients);
     }
     for _ in 0..100 {

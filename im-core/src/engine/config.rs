@@ -30,6 +30,11 @@ pub struct EngineConfig {
     /// A session whose socket accepts no bytes for this long is closed. Default 10 s.
     #[serde(with = "millis")]
     pub write_timeout: Duration,
+    /// A connection that sends nothing (not even `ping`) for this long is closed, so dead
+    /// peers are noticed. Announced in the `hello` reply; clients ping at a third of it.
+    /// Default 90 s.
+    #[serde(with = "millis")]
+    pub idle_timeout: Duration,
     /// How long a device token stays valid after login. Default 30 days.
     #[serde(with = "millis")]
     pub token_ttl: Duration,
@@ -60,6 +65,7 @@ impl Default for EngineConfig {
             session_queue: 1024,
             max_write_batch: 256,
             write_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
             token_ttl: Duration::from_secs(30 * 24 * 3600),
             presence_ttl: Duration::from_secs(30),
             hash_cost: HashCost::default(),
@@ -91,6 +97,10 @@ impl EngineConfig {
     setter!(
         /// Sets [`write_timeout`](Self::write_timeout).
         with_write_timeout, write_timeout: Duration
+    );
+    setter!(
+        /// Sets [`idle_timeout`](Self::idle_timeout).
+        with_idle_timeout, idle_timeout: Duration
     );
     setter!(
         /// Sets [`token_ttl`](Self::token_ttl).

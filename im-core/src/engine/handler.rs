@@ -77,6 +77,8 @@ impl Shared {
             version,
             server: self.config.server_name.clone(),
             max_frame_bytes: u32::try_from(self.config.max_frame_bytes).unwrap_or(u32::MAX),
+            idle_timeout_ms: u64::try_from(self.config.idle_timeout.as_millis())
+                .unwrap_or(u64::MAX),
         })
     }
 

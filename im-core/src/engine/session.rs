@@ -302,7 +302,16 @@ async fn read_loop(
     state: &mut Conn,
     mut stream: futures::stream::SplitStream<BoxConnection>,
 ) -> &'static str {
-    while let Some(item) = stream.next().await {
+    loop {
+        // Any frame counts as a sign of life; silence past the idle timeout is a dead peer.
+        let item = match tokio::time::timeout(shared.config.idle_timeout, stream.next()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return "peer closed",
+            Err(_) => {
+                metrics::counter!("im_idle_timeouts_total").increment(1);
+                return "idle timeout";
+            }
+        };
         let bytes = match item {
             Ok(bytes) => bytes,
             Err(TransportError::TooLarge { .. }) => {
@@ -381,7 +390,6 @@ async fn read_loop(
             return "writer gone";
         }
     }
-    "peer closed"
 }
 
 async fn write_loop(

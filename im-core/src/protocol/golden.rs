@@ -36,11 +36,12 @@ fn hello_request_and_reply() {
             version: 1,
             server: "im-core/0.1.0".into(),
             max_frame_bytes: 65536,
+            idle_timeout_ms: 90_000,
         },
     };
     assert_eq!(
         json(&reply),
-        r#"{"type":"reply","id":0,"reply":{"type":"hello","version":1,"server":"im-core/0.1.0","max_frame_bytes":65536}}"#
+        r#"{"type":"reply","id":0,"reply":{"type":"hello","version":1,"server":"im-core/0.1.0","max_frame_bytes":65536,"idle_timeout_ms":90000}}"#
     );
 }
 

@@ -34,6 +34,8 @@ pub enum Reply {
         server: String,
         /// The largest frame the server accepts, in bytes.
         max_frame_bytes: u32,
+        /// The server closes a connection silent for this long; send `ping` well within it.
+        idle_timeout_ms: u64,
     },
     /// To `ping`.
     Pong,
