@@ -1,8 +1,12 @@
 //! Two engines sharing storage, presence and a broker, as two nodes of a cluster do:
 //! messages, kicks and group membership changes cross from one node to the other.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
+use im_core::hooks::Hooks;
+use im_core::model::UserId;
 
 use im_core::auth::HashCost;
 use im_core::client::{Client, Events};
@@ -15,11 +19,23 @@ use im_core::{Engine, EngineConfig};
 
 const PW: &str = "correct horse battery";
 
+/// Records the offline recipients of each stored message.
+#[derive(Debug, Default)]
+struct Offline(Mutex<Vec<Vec<UserId>>>);
+
+#[async_trait]
+impl Hooks for Offline {
+    async fn on_message_stored(&self, _message: &Message, offline: &[UserId]) {
+        self.0.lock().unwrap().push(offline.to_vec());
+    }
+}
+
 async fn node(
     name: &str,
     storage: &Arc<MemoryStorage>,
     presence: &Arc<MemoryPresence>,
     broker: &Arc<LocalBroker>,
+    hooks: Arc<Offline>,
 ) -> Engine {
     let cheap = HashCost {
         memory_kib: 1024,
@@ -31,6 +47,7 @@ async fn node(
         .storage(storage.clone())
         .presence(presence.clone())
         .broker(broker.clone())
+        .hooks(hooks)
         .config(EngineConfig::default().with_hash_cost(cheap))
         .start()
         .await
@@ -59,8 +76,9 @@ async fn messages_kicks_and_group_changes_cross_nodes() {
     let storage = Arc::new(MemoryStorage::new());
     let presence = Arc::new(MemoryPresence::new());
     let broker = Arc::new(LocalBroker::new());
-    let a = node("node-a", &storage, &presence, &broker).await;
-    let b = node("node-b", &storage, &presence, &broker).await;
+    let hooks = Arc::new(Offline::default());
+    let a = node("node-a", &storage, &presence, &broker, hooks.clone()).await;
+    let b = node("node-b", &storage, &presence, &broker, Arc::default()).await;
 
     // Alice on node A, Bob and Alice's tablet on node B.
     let (alice, _alice_events) = connect(&a).await;
@@ -91,6 +109,8 @@ async fn messages_kicks_and_group_changes_cross_nodes() {
     let sent = alice.send_text(chat, "across nodes").await.unwrap();
     assert_eq!(next_message(&mut bob_events).await.seq, sent.seq);
     assert_eq!(next_message(&mut tablet_events).await.seq, sent.seq);
+    // Bob is online on the other node: not offline, so no push notification.
+    assert_eq!(hooks.0.lock().unwrap().last(), Some(&vec![]));
 
     // Bob leaves a group through node B; node A's membership cache learns of it, so
     // Alice's next group message is not pushed to him and he cannot send.

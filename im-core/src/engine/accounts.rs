@@ -12,6 +12,7 @@ use crate::protocol::{DeviceInfo, Reply};
 use crate::storage::{DeviceRecord, NewUser, StorageError};
 
 const WRONG_CREDENTIALS: &str = "wrong username or password";
+const BAD_TOKEN: &str = "the token is invalid, revoked or expired";
 
 impl Shared {
     /// Runs a password hash or check on the blocking pool: Argon2 takes tens of
@@ -132,8 +133,10 @@ impl Shared {
         if conn.session.is_some() {
             return Err(ApiError::conflict("already logged in on this connection"));
         }
-        const BAD_TOKEN: &str = "the token is invalid, revoked or expired";
-        let presented = parse_token(token).ok_or(ApiError::unauthorized(BAD_TOKEN))?;
+        let Some(presented) = parse_token(token) else {
+            // Not one of ours: perhaps the app's own (a JWT from its login).
+            return self.resume_with_app_token(conn, token).await;
+        };
         let record = match self.storage.device(presented.user, &presented.device).await {
             Ok(record) => record,
             Err(StorageError::NotFound(_)) => return Err(ApiError::unauthorized(BAD_TOKEN)),
@@ -155,6 +158,36 @@ impl Shared {
         Ok(Reply::Session {
             user,
             device: record.device,
+            token: None,
+        })
+    }
+
+    /// `resume` with a token the app's [`Hooks::authenticate`](crate::hooks::Hooks)
+    /// vouches for. Such sessions have no stored device: the app owns their tokens.
+    async fn resume_with_app_token(&self, conn: &mut Conn, token: &str) -> ApiResult<Reply> {
+        let identity = self
+            .hooks
+            .authenticate(token)
+            .await
+            .ok_or(ApiError::unauthorized(BAD_TOKEN))?;
+        let user = match self.storage.user(identity.user).await {
+            Ok(user) => user,
+            Err(StorageError::NotFound(_)) => return Err(ApiError::unauthorized(BAD_TOKEN)),
+            Err(e) => return Err(e.into()),
+        };
+        let now = Timestamp::now();
+        let device = Device {
+            id: identity.device.clone(),
+            name: platform_name(identity.platform).to_owned(),
+            platform: identity.platform,
+            logged_in_at: now,
+            expires_at: now.plus_millis(self.config.token_ttl.as_millis() as i64),
+        };
+        self.attach(conn, user.id, identity.device, identity.platform)
+            .await;
+        Ok(Reply::Session {
+            user,
+            device,
             token: None,
         })
     }

@@ -70,36 +70,41 @@ impl Shared {
     /// Pushes `frame` to every session of `users` (each user once, please), except the
     /// session `skip` (the sender's, which gets a reply instead). Never waits on a
     /// session; waits only on the presence lookup and the broker for remote nodes.
+    ///
+    /// Returns the users with no session on any node (if presence cannot be asked, those
+    /// with none here: a push notification too many beats one too few).
     pub(crate) async fn fan_out(
         &self,
         users: &[UserId],
         skip: Option<(u64, &UserId, &DeviceId)>,
         frame: ServerFrame,
-    ) {
+    ) -> Vec<UserId> {
         let out = Outgoing::new(frame);
+        let mut offline = Vec::new();
         self.sessions
-            .deliver(users, skip.map(|(id, _, _)| id), &out);
+            .deliver(users, skip.map(|(id, _, _)| id), &out, &mut offline);
 
         let entries = match self.presence.online_elsewhere(users, &self.node).await {
             Ok(entries) => entries,
             Err(e) => {
                 // Pushes are best effort; sync recovers what remote devices miss.
                 tracing::warn!(error = %e, "presence lookup failed; remote pushes skipped");
-                return;
+                return offline;
             }
         };
         let mut by_node: BTreeMap<_, Vec<UserId>> = BTreeMap::new();
         for e in entries {
+            offline.retain(|u| *u != e.user);
             let users = by_node.entry(e.node).or_default();
             if !users.contains(&e.user) {
                 users.push(e.user);
             }
         }
         if by_node.is_empty() {
-            return;
+            return offline;
         }
         let Some(json) = out.bytes(Codec::Json) else {
-            return;
+            return offline;
         };
         for (node, users) in by_node {
             let envelope = Envelope::Deliver {
@@ -112,6 +117,7 @@ impl Shared {
                 tracing::warn!(%node, error = %e, "broker publish failed");
             }
         }
+        offline
     }
 
     /// Acts on an envelope from another node.

@@ -89,7 +89,8 @@ impl Shared {
         Ok(group_reply(settings, after.ids.len()))
     }
 
-    /// Pushes a stored message to these users' sessions, except the sender's own.
+    /// Pushes a stored message to these users' sessions, except the sender's own, and
+    /// tells the hooks who was offline.
     pub(crate) async fn push_message(
         &self,
         users: &[UserId],
@@ -97,14 +98,14 @@ impl Shared {
         message: Message,
     ) {
         let skip = Some((me.id, &me.user, &me.device));
-        self.fan_out(
-            users,
-            skip,
-            ServerFrame::Event {
-                event: Event::Message { message },
+        let frame = ServerFrame::Event {
+            event: Event::Message {
+                message: message.clone(),
             },
-        )
-        .await;
+        };
+        let mut offline = self.fan_out(users, skip, frame).await;
+        offline.retain(|u| *u != message.sender);
+        self.hooks.on_message_stored(&message, &offline).await;
     }
 
     pub(super) async fn create_group(

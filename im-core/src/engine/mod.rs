@@ -29,6 +29,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::auth::{AuthError, PasswordHasher};
 use crate::broker::{Broker, BrokerError, Envelope};
+use crate::hooks::{Hooks, NoHooks};
 use crate::memory::{LocalBroker, MemoryPresence, MemoryStorage};
 use crate::presence::{NodeId, Presence, PresenceEntry};
 use crate::storage::Storage;
@@ -82,6 +83,7 @@ pub(crate) struct Shared {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) hooks: Arc<dyn Hooks>,
     pub(crate) node: NodeId,
     pub(crate) hasher: PasswordHasher,
     /// A hash of a random password, verified against when a login names an unknown user,
@@ -101,6 +103,7 @@ pub struct EngineBuilder {
     storage: Option<Arc<dyn Storage>>,
     presence: Option<Arc<dyn Presence>>,
     broker: Option<Arc<dyn Broker>>,
+    hooks: Option<Arc<dyn Hooks>>,
     node: Option<NodeId>,
     config: EngineConfig,
 }
@@ -121,6 +124,12 @@ impl EngineBuilder {
     /// The broker (default: a fresh [`LocalBroker`]).
     pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
         self.broker = Some(broker);
+        self
+    }
+
+    /// The app's hooks (default: none).
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = Some(hooks);
         self
     }
 
@@ -162,6 +171,7 @@ impl EngineBuilder {
                 .presence
                 .unwrap_or_else(|| Arc::new(MemoryPresence::new())),
             broker,
+            hooks: self.hooks.unwrap_or_else(|| Arc::new(NoHooks)),
             node,
             hasher,
             dummy_hash,

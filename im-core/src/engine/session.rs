@@ -146,14 +146,26 @@ impl Registry {
         }
     }
 
-    /// The sessions of some users, for a fan-out. Skips `skip_session`.
-    pub(crate) fn deliver(&self, users: &[UserId], skip_session: Option<u64>, frame: &Outgoing) {
+    /// Delivers to the sessions of `users` here, except `skip_session`; adds to `absent`
+    /// the users with no session here at all.
+    pub(crate) fn deliver(
+        &self,
+        users: &[UserId],
+        skip_session: Option<u64>,
+        frame: &Outgoing,
+        absent: &mut Vec<UserId>,
+    ) {
         let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
         for user in users {
-            for s in map.get(user).into_iter().flatten() {
-                if Some(s.id) != skip_session {
-                    s.deliver(frame);
+            match map.get(user) {
+                Some(sessions) => {
+                    for s in sessions {
+                        if Some(s.id) != skip_session {
+                            s.deliver(frame);
+                        }
+                    }
                 }
+                None => absent.push(*user),
             }
         }
     }
@@ -265,6 +277,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
     };
     metrics::counter!("im_connections_total", "transport" => state.peer.transport).increment(1);
     tracing::debug!(peer = ?state.peer, "connection opened");
+    shared.hooks.on_connect(&state.peer).await;
 
     let (sink, stream) = conn.split();
     let mut shutdown = shared.shutdown.subscribe();
@@ -290,9 +303,11 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
         }
     };
 
+    let user = state.session.as_ref().map(|s| s.user);
     if let Some(session) = state.session.take() {
         shared.end_session(&session).await;
     }
+    shared.hooks.on_disconnect(&state.peer, user, reason).await;
     metrics::counter!("im_disconnects_total", "reason" => reason).increment(1);
     tracing::debug!(peer = ?state.peer, reason, "connection closed");
 }
