@@ -22,7 +22,11 @@ async fn racing_logins_leave_no_session_behind() {
     };
     let engine = Engine::builder()
         .presence(presence.clone())
-        .config(EngineConfig::default().with_hash_cost(cheap))
+        .config(
+            EngineConfig::default()
+                .with_hash_cost(cheap)
+                .with_rate_limits(im_core::engine::RateLimits::unlimited()),
+        )
         .start()
         .await
         .unwrap();

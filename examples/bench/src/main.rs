@@ -22,7 +22,7 @@ use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use im_core::auth::HashCost;
 use im_core::client::Client;
-use im_core::engine::DirectPolicy;
+use im_core::engine::{DirectPolicy, RateLimits};
 use im_core::model::{ConversationId, UserId};
 use im_core::protocol::{Event, ServerFrame};
 use im_core::{Engine, EngineConfig};
@@ -75,7 +75,8 @@ fn config() -> EngineConfig {
         .with_direct_policy(DirectPolicy::Anyone)
         .with_max_group_members(1_000_000)
         .with_session_queue(8192)
-        .with_write_timeout(Duration::from_secs(60));
+        .with_write_timeout(Duration::from_secs(60))
+        .with_rate_limits(RateLimits::unlimited());
     config.max_write_batch = 256;
     config
 }

@@ -32,11 +32,13 @@ impl Shared {
 
     pub(super) async fn register(
         &self,
+        peer: &crate::transport::PeerInfo,
         username: &str,
         password: &str,
         display_name: &str,
         avatar: Option<String>,
     ) -> ApiResult<Reply> {
+        self.limits.address(conn_ip(peer))?;
         let username = validate::username(username)?;
         validate::password(password)?;
         let display_name = validate::name("display_name", display_name)?;
@@ -78,6 +80,7 @@ impl Shared {
         if conn.session.is_some() {
             return Err(ApiError::conflict("already logged in on this connection"));
         }
+        self.limits.login(username, conn_ip(&conn.peer))?;
         let device_name = if device.name.trim().is_empty() {
             platform_name(device.platform).to_owned()
         } else {
@@ -282,6 +285,11 @@ impl Shared {
         let users = self.storage.users(ids).await?;
         Ok(Reply::Users { users })
     }
+}
+
+/// The peer's IP address, the key of per-address limits.
+fn conn_ip(peer: &crate::transport::PeerInfo) -> Option<std::net::IpAddr> {
+    peer.addr.map(|a| a.ip())
 }
 
 fn platform_name(p: Platform) -> &'static str {

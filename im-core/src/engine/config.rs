@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::RateLimits;
 use crate::auth::HashCost;
 
 /// Who may start a direct conversation with whom.
@@ -47,6 +48,10 @@ pub struct EngineConfig {
     pub direct_policy: DirectPolicy,
     /// Largest group. Default 2000.
     pub max_group_members: usize,
+    /// Most friends a user may have. Default 5000.
+    pub max_friends: usize,
+    /// Login, registration and send rates.
+    pub rate_limits: RateLimits,
     /// Largest message body in bytes (text, URLs, custom JSON). Default 16 KiB.
     pub max_body_bytes: usize,
     /// Largest frame the engine expects, reported in `hello`; transports enforce it.
@@ -71,6 +76,8 @@ impl Default for EngineConfig {
             hash_cost: HashCost::default(),
             direct_policy: DirectPolicy::default(),
             max_group_members: 2000,
+            max_friends: 5000,
+            rate_limits: RateLimits::default(),
             max_body_bytes: 16 * 1024,
             max_frame_bytes: 64 * 1024,
             default_page: 50,
@@ -121,6 +128,14 @@ impl EngineConfig {
     setter!(
         /// Sets [`max_group_members`](Self::max_group_members).
         with_max_group_members, max_group_members: usize
+    );
+    setter!(
+        /// Sets [`max_friends`](Self::max_friends).
+        with_max_friends, max_friends: usize
+    );
+    setter!(
+        /// Sets [`rate_limits`](Self::rate_limits).
+        with_rate_limits, rate_limits: RateLimits
     );
     setter!(
         /// Sets [`max_body_bytes`](Self::max_body_bytes).

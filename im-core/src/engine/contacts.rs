@@ -29,6 +29,20 @@ impl Shared {
         }
     }
 
+    /// Fails with `too_large` when either user is at the friend limit.
+    async fn friend_room(&self, a: UserId, b: UserId) -> ApiResult<()> {
+        for user in [a, b] {
+            if self.storage.friends(user).await?.len() >= self.config.max_friends {
+                let whose = if user == a { "your" } else { "their" };
+                return Err(ApiError::too_large(format!(
+                    "{whose} friend list is full ({} friends)",
+                    self.config.max_friends
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether either of the two has blocked the other.
     pub(crate) async fn blocked_between(&self, a: UserId, b: UserId) -> ApiResult<bool> {
         Ok(self.storage.is_blocked(a, b).await? || self.storage.is_blocked(b, a).await?)
@@ -48,6 +62,7 @@ impl Shared {
         if self.storage.is_friend(me.user, user).await? {
             return Err(ApiError::conflict("already friends"));
         }
+        self.friend_room(me.user, user).await?;
         // Two people who ask each other are friends.
         let theirs = self.storage.friend_requests(me.user).await?;
         if theirs.iter().any(|r| r.from == user && r.to == me.user) {
@@ -66,6 +81,7 @@ impl Shared {
     }
 
     pub(super) async fn accept_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+        self.friend_room(me.user, user).await?;
         match self
             .storage
             .accept_friend_request(user, me.user, Timestamp::now())

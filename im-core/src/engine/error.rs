@@ -10,6 +10,7 @@ use crate::storage::StorageError;
 pub(crate) struct ApiError {
     pub(crate) code: ErrorCode,
     pub(crate) message: Cow<'static, str>,
+    pub(crate) retry_after: Option<std::time::Duration>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -19,6 +20,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn rate_limited(m: &'static str, wait: std::time::Duration) -> Self {
+        ApiError {
+            retry_after: Some(wait),
+            ..Self::new(ErrorCode::RateLimited, m)
         }
     }
 
@@ -45,7 +54,13 @@ impl ApiError {
     }
 
     pub(crate) fn into_body(self) -> ErrorBody {
-        ErrorBody::new(self.code, self.message)
+        ErrorBody {
+            retry_after_ms: self
+                .retry_after
+                // Rounded up, so a client that waits exactly this long passes.
+                .map(|d| u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)),
+            ..ErrorBody::new(self.code, self.message)
+        }
     }
 }
 

@@ -30,7 +30,7 @@ impl Shared {
                 display_name,
                 avatar,
             } => {
-                self.register(&username, &password, &display_name, avatar)
+                self.register(&conn.peer, &username, &password, &display_name, avatar)
                     .await
             }
             Request::Login {

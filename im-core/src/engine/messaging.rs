@@ -79,6 +79,7 @@ impl Shared {
         client_id: String,
         body: Body,
     ) -> ApiResult<Reply> {
+        self.limits.send(me.user)?;
         validate::client_id(&client_id)?;
         validate::body(&body, self.config.max_body_bytes)?;
         let access = self.access(me.user, conversation).await?;

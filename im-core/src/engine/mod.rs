@@ -13,12 +13,14 @@ mod error;
 mod fanout;
 mod groups;
 mod handler;
+mod limits;
 mod membership;
 mod messaging;
 mod session;
 mod validate;
 
 pub use config::{DirectPolicy, EngineConfig};
+pub use limits::RateLimits;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -34,6 +36,7 @@ use crate::memory::{LocalBroker, MemoryPresence, MemoryStorage};
 use crate::presence::{NodeId, Presence, PresenceEntry};
 use crate::storage::Storage;
 use crate::transport::{Connection, Transport};
+use limits::Limiters;
 use membership::MemberCache;
 use session::{Registry, SessionHandle};
 
@@ -91,6 +94,7 @@ pub(crate) struct Shared {
     pub(crate) dummy_hash: String,
     pub(crate) sessions: Registry,
     pub(crate) members: MemberCache,
+    pub(crate) limits: Limiters,
     pub(crate) shutdown: watch::Sender<bool>,
     next_session: AtomicU64,
     live: AtomicUsize,
@@ -177,6 +181,7 @@ impl EngineBuilder {
             dummy_hash,
             sessions: Registry::default(),
             members: MemberCache::new(10_000),
+            limits: Limiters::new(&self.config.rate_limits),
             shutdown: watch::channel(false).0,
             next_session: AtomicU64::new(1),
             live: AtomicUsize::new(0),
@@ -406,6 +411,7 @@ async fn refresh_presence(shared: Weak<Shared>, mut shutdown: watch::Receiver<bo
         tokio::select! {
             _ = tick.tick() => {
                 let Some(shared) = shared.upgrade() else { return };
+                shared.limits.housekeeping();
                 let entries: Vec<_> = shared
                     .sessions
                     .all()

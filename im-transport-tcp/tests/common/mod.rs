@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use im_core::auth::HashCost;
 use im_core::client::{Client, ClientConfig, Events, Session};
+use im_core::engine::RateLimits;
 use im_core::model::{ConversationId, Message, UserId};
 use im_core::protocol::Event;
 use im_core::{Engine, EngineConfig};
@@ -20,13 +21,16 @@ pub struct Server {
     pub tcp: TcpConfig,
 }
 
-/// A cheap hash cost: the suites register many users, and the cost is not under test.
+/// A cheap hash cost and no rate limits: the suites register many users from one address
+/// and send in bursts, and neither is under test (`rate_limits.rs` tests the limits).
 pub fn test_config() -> EngineConfig {
-    EngineConfig::default().with_hash_cost(HashCost {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    })
+    EngineConfig::default()
+        .with_hash_cost(HashCost {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .with_rate_limits(RateLimits::unlimited())
 }
 
 pub async fn start(config: EngineConfig) -> Server {
