@@ -2,9 +2,10 @@
 //!
 //! An [`Engine`] is built from its adapters (storage, presence, broker) and then serves
 //! connections from any [`Transport`]. Every command of the protocol is handled here, so
-//! transports only move bytes. One file per concern: [`session`](self) (connections and
-//! the session registry), `fanout`, `membership` (the group cache), and one file per
-//! command family: `accounts`, `contacts`, `groups`, `messaging`.
+//! transports only move bytes. One file per concern: `session` (connections and the
+//! session registry), `fanout`, `membership` (the group cache), `limits` (rate limits),
+//! and one file per command family: `accounts`, `contacts`, `groups`, `messaging`.
+//! `docs/architecture.md` walks through them along the path of a message.
 
 mod accounts;
 mod config;
