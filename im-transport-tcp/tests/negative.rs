@@ -638,3 +638,112 @@ async fn large_replies_are_paged_or_refused_never_fatal() {
     want.sort();
     assert_eq!(listed, want);
 }
+
+fn frame(id: u64, request: Request) -> Bytes {
+    serde_json::to_vec(&im_core::protocol::ClientFrame { id, request })
+        .unwrap()
+        .into()
+}
+
+/// A revoked session whose socket is stalled (so its writer is still flushing) must not
+/// act any more: nothing it sends after the revocation is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_cannot_act_while_its_socket_drains() {
+    use im_core::model::{DeviceId, Platform};
+    use im_core::protocol::DeviceInfo;
+    let config = test_config()
+        .with_direct_policy(im_core::engine::DirectPolicy::Anyone)
+        .with_write_timeout(Duration::from_secs(8));
+    let server = start_with(config, TcpConfig::default().with_send_buffer_bytes(4096)).await;
+    let bob = server.user("bob").await;
+    let owner = server.user("alice").await;
+    let conv = ConversationId::direct(owner.id, bob.id);
+    for i in 0..40 {
+        let body = Body::Text {
+            text: "x".repeat(15_000),
+        };
+        owner
+            .client
+            .send(conv, &format!("big{i}"), body)
+            .await
+            .unwrap();
+    }
+    // The thief's connection: logs in as alice on device "stolen", then stops reading
+    // while asking for large history pages, so the server's writer stalls.
+    let small = TcpConfig::default().with_recv_buffer_bytes(4096);
+    let mut thief = connect(server.addr, &small).await.unwrap();
+    let hello = Request::Hello {
+        versions: vec![1],
+        client: "raw".into(),
+        codec: None,
+    };
+    thief.send(frame(0, hello)).await.unwrap();
+    thief.next().await.unwrap().unwrap();
+    let login = Request::Login {
+        username: "alice".into(),
+        password: PASSWORD.into(),
+        device: DeviceInfo {
+            id: DeviceId::new("stolen").unwrap(),
+            name: String::new(),
+            platform: Platform::Other,
+        },
+    };
+    thief.send(frame(1, login)).await.unwrap();
+    thief.next().await.unwrap().unwrap();
+    for i in 0..30 {
+        let page = Request::History {
+            conversation: conv,
+            query: HistoryQuery {
+                after: Some(Seq(0)),
+                before: None,
+                limit: Some(4),
+            },
+        };
+        thief.send(frame(10 + i, page)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    owner
+        .client
+        .call(Request::RevokeDevice {
+            device: DeviceId::new("stolen").unwrap(),
+        })
+        .await
+        .unwrap();
+    for i in 0..5 {
+        let send = Request::Send {
+            conversation: conv,
+            client_id: format!("after-revoke-{i}"),
+            body: Body::Text {
+                text: "sent after revoke".into(),
+            },
+        };
+        thief.send(frame(100 + i, send)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let query = HistoryQuery {
+        after: Some(Seq(40)),
+        before: None,
+        limit: Some(50),
+    };
+    let (after, _) = owner.client.history(conv, query).await.unwrap();
+    assert!(after.is_empty(), "stored after revocation: {after:?}");
+}
+
+/// Text that JSON escapes (control characters) is measured as encoded, so no push or
+/// history page can outgrow a frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_measured_as_encoded() {
+    let server = start(test_config()).await;
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    befriend(&mut alice, &mut bob).await;
+    let ab = alice.direct(&bob);
+    // 3,000 bytes raw, 18,000 escaped (\u0001): over the 16 KiB default.
+    let sneaky = "\u{1}".repeat(3000);
+    assert_eq!(
+        code(alice.client.send_text(ab, &sneaky).await),
+        ErrorCode::TooLarge
+    );
+    assert_eq!(history_len(&alice, ab).await, 0);
+}

@@ -5,7 +5,7 @@
 //! for every recipient session on this node. Recipients on other nodes are found through
 //! `Presence` and reached with one broker publish per node, carrying the recipient list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -92,13 +92,13 @@ impl Shared {
                 return offline;
             }
         };
-        let mut by_node: BTreeMap<_, Vec<UserId>> = BTreeMap::new();
+        let mut by_node: BTreeMap<_, BTreeSet<UserId>> = BTreeMap::new();
+        if !entries.is_empty() {
+            let remote: HashSet<UserId> = entries.iter().map(|e| e.user).collect();
+            offline.retain(|u| !remote.contains(u));
+        }
         for e in entries {
-            offline.retain(|u| *u != e.user);
-            let users = by_node.entry(e.node).or_default();
-            if !users.contains(&e.user) {
-                users.push(e.user);
-            }
+            by_node.entry(e.node).or_default().insert(e.user);
         }
         if by_node.is_empty() {
             return offline;
@@ -108,7 +108,7 @@ impl Shared {
         };
         for (node, users) in by_node {
             let envelope = Envelope::Deliver {
-                users,
+                users: users.into_iter().collect(),
                 skip: skip.map(|(_, u, d)| (*u, d.clone())),
                 class: out.class(),
                 frame: json.clone(),

@@ -17,7 +17,9 @@ use crate::model::UserId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimits {
-    /// Login attempts per username per minute (all attempts, right or wrong). Default 10.
+    /// Login attempts per username and address per minute (all attempts, right or
+    /// wrong). Keyed by both, so a stranger's flood cannot lock the owner out from
+    /// elsewhere; floods from many addresses meet the per-address limit. Default 10.
     pub logins_per_username_per_minute: u32,
     /// Login and registration attempts per peer IP address per minute. Default 60.
     pub auth_per_address_per_minute: u32,
@@ -52,7 +54,7 @@ impl RateLimits {
 
 #[derive(Debug)]
 pub(crate) struct Limiters {
-    login_user: Option<DefaultKeyedRateLimiter<String>>,
+    login_user: Option<DefaultKeyedRateLimiter<(String, Option<IpAddr>)>>,
     auth_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
     sends: Option<DefaultKeyedRateLimiter<UserId>>,
 }
@@ -80,9 +82,10 @@ impl Limiters {
     /// One login attempt for `username` from `addr`.
     pub(crate) fn login(&self, username: &str, addr: Option<IpAddr>) -> ApiResult<()> {
         self.address(addr)?;
+        let key = (username.to_ascii_lowercase(), addr);
         check(
             &self.login_user,
-            &username.to_ascii_lowercase(),
+            &key,
             "too many login attempts for this account",
         )
     }

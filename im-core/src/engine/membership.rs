@@ -3,10 +3,12 @@
 //!
 //! Every membership change invalidates the group here and, through the broker, on every
 //! other node. A read that raced with an invalidation is not cached (a generation counter
-//! detects it), so a stale list can only be served until the invalidation arrives.
+//! detects it). Broker delivery is best effort, so entries also expire after
+//! [`MAX_AGE`]: a missed invalidation is served for at most that long.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::model::{Group, GroupId, Member, UserId};
 use crate::storage::{Storage, StorageResult};
@@ -32,9 +34,12 @@ pub(crate) struct MemberCache {
     capacity: usize,
 }
 
+/// The longest a cached membership is trusted without a reload.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Default)]
 struct Inner {
-    groups: HashMap<GroupId, Arc<GroupMembers>>,
+    groups: HashMap<GroupId, (Arc<GroupMembers>, Instant)>,
     generation: u64,
 }
 
@@ -54,7 +59,9 @@ impl MemberCache {
     ) -> StorageResult<Arc<GroupMembers>> {
         let generation = {
             let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(hit) = inner.groups.get(&group) {
+            if let Some((hit, at)) = inner.groups.get(&group)
+                && at.elapsed() < MAX_AGE
+            {
                 return Ok(hit.clone());
             }
             inner.generation
@@ -72,7 +79,7 @@ impl MemberCache {
                 // Crude but bounded: a full cache starts over. Hot groups reload at once.
                 inner.groups.clear();
             }
-            inner.groups.insert(group, loaded.clone());
+            inner.groups.insert(group, (loaded.clone(), Instant::now()));
         }
         Ok(loaded)
     }

@@ -9,8 +9,8 @@
 //!
 //! The fan-out never waits on a session: it `try_send`s. When a durable frame does not
 //! fit, the session is marked *lagging*: further durable pushes are dropped (they are in
-//! storage) and the writer, once it has drained what was queued, sends one `resync`
-//! event telling the client to catch up through sync. A session whose socket accepts
+//! storage) and the writer, after the batch it is writing (at most `max_write_batch`
+//! frames), sends one `resync` event telling the client to catch up through sync. A session whose socket accepts
 //! nothing for `write_timeout` is closed.
 
 use std::collections::HashMap;
@@ -53,11 +53,15 @@ pub(crate) struct Control {
     closing: Notify,
     /// The connection's codec after the hello exchange, for frames the writer makes.
     codec: Mutex<Codec>,
+    /// Set with the close request: the reader handles no further request (a revoked or
+    /// replaced session must not act while its writer is still flushing).
+    closed: AtomicBool,
 }
 
 impl Control {
     /// Asks the writer to send what is queued, then `last` if given, then close.
     fn request_close(&self, last: Option<Bytes>) {
+        self.closed.store(true, Ordering::Release);
         if let Some(frame) = last {
             let mut kick = self.kick.lock().unwrap_or_else(|p| p.into_inner());
             if kick.is_none() {
@@ -358,6 +362,9 @@ async fn read_loop(
                 continue;
             }
         };
+        if state.control.closed.load(Ordering::Acquire) {
+            return "closing";
+        }
         let id = frame.id;
         let before = state.codec;
         let response = match shared.handle(state, frame.request).await {

@@ -70,37 +70,28 @@ pub(crate) fn client_id(raw: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks a body a client wants to send, against `max_bytes` of content.
+/// Checks a body a client wants to send against `max_bytes`, measured as the body encodes
+/// in JSON: escaping can make text several times longer than its bytes, and every push
+/// and history page must still fit in a frame.
 pub(crate) fn body(body: &Body, max_bytes: usize) -> ApiResult<()> {
-    let size = match body {
+    match body {
         Body::Text { text } => {
             if text.trim().is_empty() {
                 return Err(ApiError::invalid("body.text: must not be empty"));
             }
-            text.len()
         }
-        Body::Image { url: u, mime, .. } => {
-            url("body.url", u)?;
-            u.len() + mime.len()
-        }
-        Body::File {
-            url: u, mime, name, ..
-        } => {
-            url("body.url", u)?;
-            u.len() + mime.len() + name.len()
-        }
-        Body::Custom { data } => serde_json::to_vec(data)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX),
+        Body::Image { url: u, .. } | Body::File { url: u, .. } => url("body.url", u)?,
+        Body::Custom { .. } => {}
         Body::System { .. } => {
             return Err(ApiError::invalid(
                 "body: system messages are written by the server",
             ));
         }
-    };
+    }
+    let size = serde_json::to_vec(body).map_or(usize::MAX, |v| v.len());
     if size > max_bytes {
         return Err(ApiError::too_large(format!(
-            "body: {size} bytes, the limit is {max_bytes}"
+            "body: {size} bytes encoded, the limit is {max_bytes}"
         )));
     }
     Ok(())

@@ -3,11 +3,10 @@
 //! [`Storage`] is the sum of five small traits, one per concern, each in its own file.
 //! The engine holds it as `Arc<dyn Storage>`. Implementations: [`MemoryStorage`]
 //! (tests, single-process apps), `im_store::SqlStorage` (SQLite, PostgreSQL, MySQL), and
-//! your own: see `docs/writing-an-adapter.md` and [`storage_conformance!`], the suite
-//! every implementation must pass.
+//! your own, which proves itself with `storage_conformance!` (feature `testkit`), the
+//! suite every implementation must pass.
 //!
 //! [`MemoryStorage`]: crate::memory::MemoryStorage
-//! [`storage_conformance!`]: crate::storage_conformance
 
 mod contacts;
 mod devices;
