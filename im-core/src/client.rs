@@ -6,8 +6,9 @@
 //! end), exchanges `hello`, and returns the client and its [`Events`]. A background task
 //! owns the connection: it writes requests in batches, matches replies to requests by id,
 //! and forwards events. Events are buffered up to [`ClientConfig::event_buffer`]; when the
-//! app stops draining them, the task stops reading the connection, which is the
-//! backpressure a server sees from a slow client.
+//! app falls that far behind, further events are dropped and, once there is room again,
+//! one [`Event::Resync`] is delivered, just as the server does for a slow connection.
+//! Replies are always read, so the app can `sync` from its event loop.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -37,7 +38,8 @@ pub struct ClientConfig {
     pub codec: Codec,
     /// How long to wait for a reply. Default 30 s.
     pub request_timeout: Duration,
-    /// Events buffered before the client stops reading. Default 1024.
+    /// Events buffered for the app; past this they are dropped and a `resync` follows.
+    /// Default 1024.
     pub event_buffer: usize,
     /// Sent in `hello`, for the server's logs.
     pub name: String,
@@ -596,7 +598,27 @@ async fn drive<C, E>(
     let reader = async {
         // Until the hello reply, frames are JSON.
         let mut current = Codec::Json;
-        while let Some(Ok(bytes)) = stream.next().await {
+        // Events were dropped because the app's buffer was full: owe it a `resync`.
+        let mut lagged = false;
+        loop {
+            let item = if lagged {
+                // Waiting for room must not stop replies from being read.
+                tokio::select! {
+                    item = stream.next() => item,
+                    permit = events.reserve() => {
+                        if let Ok(permit) = permit {
+                            permit.send(Event::Resync {
+                                reason: "client event buffer overflowed".to_owned(),
+                            });
+                        }
+                        lagged = false;
+                        continue;
+                    }
+                }
+            } else {
+                stream.next().await
+            };
+            let Some(Ok(bytes)) = item else { break };
             let frame: ServerFrame = match current.decode(&bytes) {
                 Ok(frame) => frame,
                 Err(e) => {
@@ -618,11 +640,13 @@ async fn drive<C, E>(
                 ServerFrame::Error { id: None, error } => {
                     tracing::warn!(%error, "connection error from the server");
                 }
-                ServerFrame::Event { event } => {
-                    // Waiting here is the backpressure: no reading until the app catches up.
-                    // If the app dropped its `Events`, events are discarded.
-                    let _ = events.send(event).await;
-                }
+                // Never wait for the app here: replies behind this event must still be
+                // read. A full buffer drops events (they are in storage) and owes a resync.
+                ServerFrame::Event { event } => match events.try_send(event) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => lagged = true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                },
             }
         }
     };

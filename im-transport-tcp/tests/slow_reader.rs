@@ -7,11 +7,14 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::*;
-use im_core::client::ClientConfig;
+use futures::{SinkExt, StreamExt};
 use im_core::model::{ConversationId, Seq};
 use im_core::protocol::Event;
+use im_core::protocol::ServerFrame;
 use im_transport_tcp::TcpConfig;
+use im_transport_tcp::connect;
 
 const FAST: usize = 50;
 const MESSAGES: u64 = 2000;
@@ -33,24 +36,30 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
         befriend(&mut sender, &mut user).await;
         fast.push(user);
     }
-    let (client, events) = server
-        .connect_with(
-            TcpConfig::default().with_recv_buffer_bytes(4096),
-            ClientConfig {
-                event_buffer: 8,
-                ..ClientConfig::default()
-            },
-        )
-        .await;
-    client.register("slow", PASSWORD, "Slow").await.unwrap();
-    let session = client.login("slow", PASSWORD, "slow-1").await.unwrap();
-    let mut slow = User {
-        id: session.user.id,
-        client,
-        events,
-        session,
-    };
+    // The slow reader: a raw connection with a small receive buffer that, once logged
+    // in, stops reading its socket altogether.
+    let mut slow = server.user("slow").await;
     befriend(&mut sender, &mut slow).await;
+    let mut raw = connect(
+        server.addr,
+        &TcpConfig::default().with_recv_buffer_bytes(4096),
+    )
+    .await
+    .unwrap();
+    raw.send(Bytes::from_static(
+        br#"{"id":0,"type":"hello","versions":[1]}"#,
+    ))
+    .await
+    .unwrap();
+    let login = format!(
+        r#"{{"id":1,"type":"login","username":"slow","password":"{PASSWORD}","device":{{"id":"slow-raw"}}}}"#
+    );
+    raw.send(Bytes::from(login)).await.unwrap();
+    for _ in 0..2 {
+        let reply: ServerFrame =
+            serde_json::from_slice(&raw.next().await.unwrap().unwrap()).unwrap();
+        assert!(matches!(reply, ServerFrame::Reply { .. }), "{reply:?}");
+    }
 
     let mut ids: Vec<_> = fast.iter().map(|u| u.id).collect();
     ids.push(slow.id);
@@ -79,7 +88,7 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
         })
         .collect();
 
-    // The slow client does not read its events during the burst.
+    // The slow connection does not read its socket during the burst.
     let started = Instant::now();
     for i in 0..MESSAGES {
         let sent = sender.client.send_text(g, &format!("m{i}")).await.unwrap();
@@ -106,15 +115,17 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
         "fast readers lagged: {slowest:?} vs {sent_in:?}"
     );
 
-    // Now the slow client reads what reached it: some pushes, then a resync notice.
+    // Now the slow connection reads what reached it: some pushes, then a resync notice.
     let mut pushed = Vec::new();
     let mut resynced = false;
-    while let Ok(Some(event)) =
-        tokio::time::timeout(Duration::from_secs(2), slow.events.next()).await
-    {
-        match event {
-            Event::Message { message } if message.conversation == g => pushed.push(message.seq),
-            Event::Resync { .. } => resynced = true,
+    while let Ok(Some(Ok(bytes))) = tokio::time::timeout(Duration::from_secs(2), raw.next()).await {
+        match serde_json::from_slice::<ServerFrame>(&bytes).unwrap() {
+            ServerFrame::Event {
+                event: Event::Message { message },
+            } if message.conversation == g => pushed.push(message.seq),
+            ServerFrame::Event {
+                event: Event::Resync { .. },
+            } => resynced = true,
             _ => {}
         }
     }
@@ -129,7 +140,8 @@ async fn slow_reader_is_told_to_resync_and_does_not_slow_the_others() {
         "pushes out of order"
     );
 
-    // It syncs from the end of the part it received without a gap, and has everything.
+    // The user syncs (here through its other device) from the end of the part the slow
+    // connection received without a gap, and has everything.
     let contiguous = pushed
         .iter()
         .enumerate()
