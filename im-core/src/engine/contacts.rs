@@ -3,6 +3,7 @@
 
 use super::Shared;
 use super::error::{ApiError, ApiResult};
+use super::fanout::Outgoing;
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{FriendRequest, Timestamp, UserId};
@@ -13,8 +14,8 @@ impl Shared {
     /// Pushes an event to all sessions of `user`, except the session `skip`.
     pub(crate) async fn push(&self, user: UserId, skip: Option<&SessionHandle>, event: Event) {
         let skip = skip.map(|s| (s.id, &s.user, &s.device));
-        self.fan_out(&[user], skip, ServerFrame::Event { event })
-            .await;
+        let out = Outgoing::new(ServerFrame::Event { event });
+        self.fan_out(&[user], skip, &out).await;
     }
 
     /// Fails with `not_found` unless `user` exists and is not `me`.

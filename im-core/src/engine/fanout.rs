@@ -45,6 +45,11 @@ impl Outgoing {
         }
     }
 
+    /// The frame itself.
+    pub(crate) fn frame(&self) -> &ServerFrame {
+        &self.frame
+    }
+
     pub(crate) fn class(&self) -> FrameClass {
         self.class
     }
@@ -77,12 +82,11 @@ impl Shared {
         &self,
         users: &[UserId],
         skip: Option<(u64, &UserId, &DeviceId)>,
-        frame: ServerFrame,
+        out: &Outgoing,
     ) -> Vec<UserId> {
-        let out = Outgoing::new(frame);
         let mut offline = Vec::new();
         self.sessions
-            .deliver(users, skip.map(|(id, _, _)| id), &out, &mut offline);
+            .deliver(users, skip.map(|(id, _, _)| id), out, &mut offline);
 
         let entries = match self.presence.online_elsewhere(users, &self.node).await {
             Ok(entries) => entries,

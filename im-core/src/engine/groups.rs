@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::Shared;
 use super::config::DirectPolicy;
 use super::error::{ApiError, ApiResult};
+use super::fanout::Outgoing;
 use super::membership::GroupMembers;
 use super::session::SessionHandle;
 use super::validate;
@@ -98,14 +99,19 @@ impl Shared {
         message: Message,
     ) {
         let skip = Some((me.id, &me.user, &me.device));
-        let frame = ServerFrame::Event {
-            event: Event::Message {
-                message: message.clone(),
-            },
-        };
-        let mut offline = self.fan_out(users, skip, frame).await;
-        offline.retain(|u| *u != message.sender);
-        self.hooks.on_message_stored(&message, &offline).await;
+        let sender = message.sender;
+        let out = Outgoing::new(ServerFrame::Event {
+            event: Event::Message { message },
+        });
+        let mut offline = self.fan_out(users, skip, &out).await;
+        offline.retain(|u| *u != sender);
+        // The hook reads the message from the frame already built: no copy per message.
+        if let ServerFrame::Event {
+            event: Event::Message { message },
+        } = out.frame()
+        {
+            self.hooks.on_message_stored(message, &offline).await;
+        }
     }
 
     pub(super) async fn create_group(

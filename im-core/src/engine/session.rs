@@ -335,7 +335,7 @@ async fn read_loop(
             Ok(bytes) => bytes,
             Err(TransportError::TooLarge { .. }) => {
                 let error = ErrorBody::new(ErrorCode::TooLarge, "frame too large");
-                send_error(state, None, error).await;
+                send_error(state, shared.config.max_frame_bytes, None, error).await;
                 return "frame too large";
             }
             Err(_) => return "read error",
@@ -350,7 +350,7 @@ async fn read_loop(
                     shared.config.max_frame_bytes
                 ),
             );
-            send_error(state, None, error).await;
+            send_error(state, shared.config.max_frame_bytes, None, error).await;
             return "frame too large";
         }
         let frame: ClientFrame = match state.codec.decode(&bytes) {
@@ -358,7 +358,8 @@ async fn read_loop(
             Err(e) => {
                 // Answer with the id if the frame had one, so the client can match it.
                 let id = peek_id(state.codec, &bytes);
-                send_error(state, id, ErrorBody::new(ErrorCode::Invalid, e.to_string())).await;
+                let error = ErrorBody::new(ErrorCode::Invalid, e.to_string());
+                send_error(state, shared.config.max_frame_bytes, id, error).await;
                 continue;
             }
         };
@@ -382,33 +383,10 @@ async fn read_loop(
                 .unwrap_or_else(|p| p.into_inner()) = state.codec;
         }
         // The reply to `hello` goes out in the codec the hello came in.
-        let mut bytes = match before.encode(&response) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::error!(error = %e, "failed to encode a reply");
-                continue;
-            }
-        };
-        // Never hand the transport a frame over the limit (it would refuse it and the
-        // connection would die): say so instead, and the client asks for less.
-        if bytes.len() > shared.config.max_frame_bytes {
-            let error = ErrorBody::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "the reply ({} bytes) exceeds the frame limit of {}; ask for a smaller page",
-                    bytes.len(),
-                    shared.config.max_frame_bytes
-                ),
-            );
-            match before.encode(&ServerFrame::Error {
-                id: Some(id),
-                error,
-            }) {
-                Ok(b) => bytes = b,
-                Err(_) => continue,
-            }
-        }
-        if state.tx.send(bytes).await.is_err() {
+        if send(state, before, shared.config.max_frame_bytes, &response)
+            .await
+            .is_err()
+        {
             return "writer gone";
         }
     }
@@ -483,8 +461,27 @@ async fn write_loop(
 
 /// Sends a reply through the session queue, waiting for room: only this connection's own
 /// requests wait here, which is backpressure on the client that is not reading.
-async fn send(state: &Conn, codec: Codec, frame: &ServerFrame) -> Result<(), ()> {
-    match codec.encode(frame) {
+///
+/// A reply over `limit` is never handed to the transport (it would refuse it and the
+/// connection would die): the client gets `too_large`, with the request's id, instead.
+async fn send(state: &Conn, codec: Codec, limit: usize, frame: &ServerFrame) -> Result<(), ()> {
+    let encoded = codec.encode(frame).and_then(|bytes| {
+        if bytes.len() <= limit {
+            return Ok(bytes);
+        }
+        let id = match frame {
+            ServerFrame::Reply { id, .. } => Some(*id),
+            ServerFrame::Error { id, .. } => *id,
+            ServerFrame::Event { .. } => None,
+        };
+        let message = format!(
+            "the reply ({} bytes) exceeds the frame limit of {limit}; ask for a smaller page",
+            bytes.len()
+        );
+        let error = ErrorBody::new(ErrorCode::TooLarge, message);
+        codec.encode(&ServerFrame::Error { id, error })
+    });
+    match encoded {
         Ok(bytes) => state.tx.send(bytes).await.map_err(|_| ()),
         Err(e) => {
             tracing::error!(error = %e, "failed to encode a reply");
@@ -493,8 +490,8 @@ async fn send(state: &Conn, codec: Codec, frame: &ServerFrame) -> Result<(), ()>
     }
 }
 
-async fn send_error(state: &Conn, id: Option<u64>, error: ErrorBody) {
-    let _ = send(state, state.codec, &ServerFrame::Error { id, error }).await;
+async fn send_error(state: &Conn, limit: usize, id: Option<u64>, error: ErrorBody) {
+    let _ = send(state, state.codec, limit, &ServerFrame::Error { id, error }).await;
 }
 
 fn peek_id(codec: Codec, bytes: &[u8]) -> Option<u64> {
