@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{DeviceId, GroupId, UserId};
 use crate::presence::NodeId;
-use crate::protocol::FrameClass;
+use crate::protocol::{FrameClass, KickCode};
 
 /// What one node asks another to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ pub enum Envelope {
         /// A session not to deliver to (the sender's own, which got the reply).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         skip: Option<(UserId, DeviceId)>,
+        /// Only this device of the recipients (a call signal to one device).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<DeviceId>,
         /// How the frame may be treated under backpressure.
         class: FrameClass,
         /// The frame, JSON-encoded `ServerFrame`.
@@ -50,7 +53,7 @@ pub enum Envelope {
         /// With `device: None`, the device to leave alone.
         keep: Option<DeviceId>,
         /// Told to the device.
-        reason: String,
+        code: KickCode,
         /// The node that asked (it has already kicked its own sessions).
         origin: NodeId,
     },

@@ -28,7 +28,7 @@ use crate::model::{
 };
 use crate::protocol::{
     ClientFrame, Codec, CodecError, ConversationSummary, DeviceInfo, ErrorBody, ErrorCode, Event,
-    HistoryQuery, PROTOCOL_VERSION, Reply, Request, ServerFrame,
+    HistoryQuery, PROTOCOL_VERSION, PresenceStatus, Receipt, Reply, Request, ServerFrame, Signal,
 };
 
 /// Client settings.
@@ -362,24 +362,149 @@ impl Client {
                 body,
             })
             .await?;
-        match reply {
-            Reply::Sent {
+        sent(reply, "send")
+    }
+
+    /// Recalls a message (one's own within the recall window; as a group owner or admin,
+    /// a lower member's at any time). Returns the stored `message_recalled` event.
+    pub async fn recall(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Sent, ClientError> {
+        let reply = self
+            .request(Request::Recall {
                 conversation,
-                message_id,
                 seq,
-                sent_at,
-                duplicate,
-            } => Ok(Sent {
+                client_id: new_client_id(),
+            })
+            .await?;
+        sent(reply, "recall")
+    }
+
+    /// Replaces the body of one's own message. Returns the stored `message_edited` event.
+    pub async fn edit(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        body: Body,
+    ) -> Result<Sent, ClientError> {
+        let reply = self
+            .request(Request::Edit {
                 conversation,
-                message_id,
                 seq,
-                sent_at,
-                duplicate,
-            }),
-            _ => Err(ClientError::UnexpectedReply("send")),
+                client_id: new_client_id(),
+                body,
+            })
+            .await?;
+        sent(reply, "edit")
+    }
+
+    /// Hides a message from this user's history on all their devices.
+    pub async fn delete_for_me(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<(), ClientError> {
+        self.call(Request::DeleteForMe { conversation, seq }).await
+    }
+
+    /// Says this user is typing (`active`) or stopped, in a conversation.
+    pub async fn typing(
+        &self,
+        conversation: ConversationId,
+        active: bool,
+    ) -> Result<(), ClientError> {
+        self.call(Request::Typing {
+            conversation,
+            active,
+        })
+        .await
+    }
+
+    /// Moves the delivered cursor; returns its new position.
+    pub async fn ack(&self, conversation: ConversationId, seq: Seq) -> Result<Seq, ClientError> {
+        match self.request(Request::Ack { conversation, seq }).await? {
+            Reply::Delivered { delivered_seq } => Ok(delivered_seq),
+            _ => Err(ClientError::UnexpectedReply("ack")),
         }
     }
 
+    /// A page of who received and read message `seq` (members past `after`).
+    pub async fn receipts(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        after: Option<UserId>,
+    ) -> Result<(Vec<Receipt>, bool), ClientError> {
+        let request = Request::Receipts {
+            conversation,
+            seq,
+            after,
+            limit: None,
+        };
+        match self.request(request).await? {
+            Reply::Receipts { receipts, more } => Ok((receipts, more)),
+            _ => Err(ClientError::UnexpectedReply("receipts")),
+        }
+    }
+
+    /// Relays a call signal to `to` (one device, or all when `device` is `None`);
+    /// returns whether a device of theirs was online.
+    pub async fn signal(
+        &self,
+        to: UserId,
+        device: Option<DeviceId>,
+        call_id: &str,
+        signal: Signal,
+    ) -> Result<bool, ClientError> {
+        let request = Request::Signal {
+            to,
+            device,
+            call_id: call_id.to_owned(),
+            signal,
+        };
+        match self.request(request).await? {
+            Reply::Signaled { online } => Ok(online),
+            _ => Err(ClientError::UnexpectedReply("signal")),
+        }
+    }
+
+    /// Online status and last seen of some friends.
+    pub async fn presence(&self, users: &[UserId]) -> Result<Vec<PresenceStatus>, ClientError> {
+        match self
+            .request(Request::Presence {
+                users: users.to_vec(),
+            })
+            .await?
+        {
+            Reply::Presence { users } => Ok(users),
+            _ => Err(ClientError::UnexpectedReply("presence")),
+        }
+    }
+}
+
+/// The `sent` reply of a send, recall or edit.
+fn sent(reply: Reply, what: &'static str) -> Result<Sent, ClientError> {
+    match reply {
+        Reply::Sent {
+            conversation,
+            message_id,
+            seq,
+            sent_at,
+            duplicate,
+        } => Ok(Sent {
+            conversation,
+            message_id,
+            seq,
+            sent_at,
+            duplicate,
+        }),
+        _ => Err(ClientError::UnexpectedReply(what)),
+    }
+}
+
+impl Client {
     /// Sends a text message with a fresh random client id.
     pub async fn send_text(
         &self,

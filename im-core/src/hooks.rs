@@ -38,7 +38,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::model::{DeviceId, Message, Platform, UserId};
+use crate::model::{DeviceId, Message, Platform, Timestamp, UserId};
 use crate::transport::PeerInfo;
 
 /// Who an app token names, as [`Hooks::authenticate`] decides.
@@ -63,6 +63,18 @@ pub trait Hooks: Send + Sync + fmt::Debug {
     /// where push notifications go. Not called for retries of a stored message.
     async fn on_message_stored(&self, message: &Message, offline: &[UserId]) {
         let _ = (message, offline);
+    }
+
+    /// A user's first device came online (not said again for a reconnect within the
+    /// presence grace period).
+    async fn on_online(&self, user: UserId) {
+        let _ = user;
+    }
+
+    /// A user's last device went offline and stayed away for the presence grace period;
+    /// `last_seen` is when it left.
+    async fn on_offline(&self, user: UserId, last_seen: Timestamp) {
+        let _ = (user, last_seen);
     }
 
     /// A connection was opened.

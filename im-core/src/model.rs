@@ -14,7 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 macro_rules! numeric_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub u64);
 
@@ -336,7 +338,7 @@ pub struct Member {
 }
 
 /// What a message says.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Body {
     /// Plain text.
@@ -442,6 +444,23 @@ pub enum SystemEvent {
         /// The new owner.
         to: UserId,
     },
+    /// The message `seq` was recalled. Appended to the timeline (so sync replays it),
+    /// and also the body the recalled message itself is left with.
+    MessageRecalled {
+        /// The recalled message.
+        seq: Seq,
+        /// Who recalled it: its sender, or a group owner or admin.
+        by: UserId,
+    },
+    /// The message `seq` was edited by its sender; `body` is what it says now.
+    /// Appended to the timeline, so sync replays it; the message itself also carries
+    /// the new body and its `edited_at`.
+    MessageEdited {
+        /// The edited message.
+        seq: Seq,
+        /// Its new body.
+        body: Box<Body>,
+    },
 }
 
 /// A stored message.
@@ -463,6 +482,9 @@ pub struct Message {
     pub body: Body,
     /// When the server stored it.
     pub sent_at: Timestamp,
+    /// When it was last edited, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

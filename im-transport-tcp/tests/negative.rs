@@ -97,7 +97,10 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
         .await
         .unwrap();
     match alice2.event().await {
-        Event::Kicked { reason } => assert!(reason.contains("logged out"), "{reason}"),
+        Event::Kicked { code, reason } => {
+            assert_eq!(code, im_core::protocol::KickCode::Revoked);
+            assert!(reason.contains("logged out"), "{reason}");
+        }
         other => panic!("expected kicked, got {other:?}"),
     }
     assert!(

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use super::Shared;
+use super::device_policy::Admission;
 use super::error::{ApiError, ApiResult};
 use super::session::{Conn, SessionHandle};
 use super::validate;
 use crate::auth::{issue_token, parse_token, token_hash_matches};
 use crate::model::{Device, DeviceId, Platform, Timestamp, UserId};
-use crate::protocol::{DeviceInfo, Reply};
+use crate::protocol::{DeviceInfo, KickCode, Reply};
 use crate::storage::{DeviceRecord, NewUser, StorageError};
 
 const WRONG_CREDENTIALS: &str = "wrong username or password";
@@ -123,8 +124,10 @@ impl Shared {
             token_hash: issued.hash,
         };
         let shown = record.device.clone();
+        let admission = self.admit(user.id, &device.id, device.platform).await?;
         self.storage.put_device(record).await?;
-        self.attach(conn, user.id, device.id, device.platform).await;
+        self.attach(conn, user.id, device.id, device.platform, admission)
+            .await;
         Ok(Reply::Session {
             user,
             device: shown,
@@ -151,11 +154,15 @@ impl Shared {
             return Err(ApiError::unauthorized(BAD_TOKEN));
         }
         let user = self.storage.user(record.user).await?;
+        let admission = self
+            .admit(user.id, &record.device.id, record.device.platform)
+            .await?;
         self.attach(
             conn,
             user.id,
             record.device.id.clone(),
             record.device.platform,
+            admission,
         )
         .await;
         Ok(Reply::Session {
@@ -186,7 +193,10 @@ impl Shared {
             logged_in_at: now,
             expires_at: now.plus_millis(self.config.token_ttl.as_millis() as i64),
         };
-        self.attach(conn, user.id, identity.device, identity.platform)
+        let admission = self
+            .admit(user.id, &identity.device, identity.platform)
+            .await?;
+        self.attach(conn, user.id, identity.device, identity.platform, admission)
             .await;
         Ok(Reply::Session {
             user,
@@ -195,12 +205,24 @@ impl Shared {
         })
     }
 
-    async fn attach(&self, conn: &mut Conn, user: UserId, device: DeviceId, platform: Platform) {
+    async fn attach(
+        &self,
+        conn: &mut Conn,
+        user: UserId,
+        device: DeviceId,
+        platform: Platform,
+        admission: Admission,
+    ) {
         let session = conn.new_session(self.next_session_id(), user, device, platform);
         // Recorded on the connection before the first await: if the connection task is
         // cancelled mid-way (kicked, shut down), it still ends the session it registered.
         conn.session = Some(session.clone());
         self.begin_session(session).await;
+        for device in &admission.kick {
+            self.kick(user, Some(device), None, KickCode::DeviceLimit)
+                .await;
+        }
+        self.came_online(user, admission.was_online).await;
     }
 
     pub(super) async fn logout(
@@ -238,7 +260,7 @@ impl Shared {
         if !self.storage.delete_device(me.user, device).await? {
             return Err(ApiError::not_found("no such device"));
         }
-        self.kick(me.user, Some(device), None, "this device was logged out")
+        self.kick(me.user, Some(device), None, KickCode::Revoked)
             .await;
         Ok(Reply::Done)
     }
@@ -264,7 +286,7 @@ impl Shared {
         self.storage
             .delete_other_devices(me.user, &me.device)
             .await?;
-        self.kick(me.user, None, Some(&me.device), "the password was changed")
+        self.kick(me.user, None, Some(&me.device), KickCode::PasswordChanged)
             .await;
         Ok(Reply::Done)
     }

@@ -4,6 +4,83 @@ use serde::{Deserialize, Serialize};
 
 use super::limits::RateLimits;
 use crate::auth::HashCost;
+use crate::model::Platform;
+
+/// What happens when a login would exceed the [`DevicePolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExcessSessions {
+    /// The oldest sessions over the limit are closed with a `kicked` frame
+    /// (code `device_limit`).
+    #[default]
+    KickOldest,
+    /// The new login fails with `device_limit`.
+    RefuseNew,
+}
+
+/// How many sessions a user may have at once, across all nodes. Sessions of the same
+/// device replace each other and never count twice.
+///
+/// ```
+/// use im_core::engine::{DevicePolicy, ExcessSessions};
+/// use im_core::model::Platform;
+/// // One phone, one desktop, any number of browsers, ten sessions in all.
+/// let policy = DevicePolicy::default()
+///     .with_max_sessions(10)
+///     .with_platform_limit(Platform::Mobile, 1)
+///     .with_platform_limit(Platform::Desktop, 1)
+///     .with_on_excess(ExcessSessions::KickOldest);
+/// assert_eq!(policy.platform_limit(Platform::Web), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DevicePolicy {
+    /// Most sessions per user. Default 5.
+    pub max_sessions: usize,
+    /// Most sessions per user on one platform; platforms not listed have no own limit.
+    pub per_platform: Vec<(Platform, usize)>,
+    /// Kick the oldest or refuse the newest. Default: kick the oldest.
+    pub on_excess: ExcessSessions,
+}
+
+impl Default for DevicePolicy {
+    fn default() -> Self {
+        DevicePolicy {
+            max_sessions: 5,
+            per_platform: Vec::new(),
+            on_excess: ExcessSessions::KickOldest,
+        }
+    }
+}
+
+impl DevicePolicy {
+    /// Sets [`max_sessions`](Self::max_sessions).
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// Limits the sessions on one platform.
+    pub fn with_platform_limit(mut self, platform: Platform, max: usize) -> Self {
+        self.per_platform.retain(|(p, _)| *p != platform);
+        self.per_platform.push((platform, max));
+        self
+    }
+
+    /// Sets [`on_excess`](Self::on_excess).
+    pub fn with_on_excess(mut self, on_excess: ExcessSessions) -> Self {
+        self.on_excess = on_excess;
+        self
+    }
+
+    /// The limit for one platform, if it has its own.
+    pub fn platform_limit(&self, platform: Platform) -> Option<usize> {
+        self.per_platform
+            .iter()
+            .find(|(p, _)| *p == platform)
+            .map(|(_, max)| *max)
+    }
+}
 
 /// Who may start a direct conversation with whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -61,6 +138,26 @@ pub struct EngineConfig {
     pub default_page: u32,
     /// Largest history page. Default 200.
     pub max_page: u32,
+    /// Concurrent sessions per user and platform.
+    pub device_policy: DevicePolicy,
+    /// A user's friends hear they went offline only after their last device has been
+    /// gone this long, so a quick reconnect says nothing. Default 5 s.
+    #[serde(with = "millis")]
+    pub presence_grace: Duration,
+    /// Typing notices are relayed at most once per this interval per user and
+    /// conversation. Default 1 s.
+    #[serde(with = "millis")]
+    pub typing_interval: Duration,
+    /// How long a typing indicator shows without a renewal (sent as `expires_ms`).
+    /// Default 6 s.
+    #[serde(with = "millis")]
+    pub typing_expiry: Duration,
+    /// How long after sending a sender may recall a message. Default 2 minutes.
+    #[serde(with = "millis")]
+    pub recall_window: Duration,
+    /// How long after sending a sender may edit a message. Default 15 minutes.
+    #[serde(with = "millis")]
+    pub edit_window: Duration,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +179,12 @@ impl Default for EngineConfig {
             max_frame_bytes: 64 * 1024,
             default_page: 50,
             max_page: 200,
+            device_policy: DevicePolicy::default(),
+            presence_grace: Duration::from_secs(5),
+            typing_interval: Duration::from_secs(1),
+            typing_expiry: Duration::from_secs(6),
+            recall_window: Duration::from_secs(120),
+            edit_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -144,6 +247,26 @@ impl EngineConfig {
     setter!(
         /// Sets [`max_frame_bytes`](Self::max_frame_bytes).
         with_max_frame_bytes, max_frame_bytes: usize
+    );
+    setter!(
+        /// Sets [`device_policy`](Self::device_policy).
+        with_device_policy, device_policy: DevicePolicy
+    );
+    setter!(
+        /// Sets [`presence_grace`](Self::presence_grace).
+        with_presence_grace, presence_grace: Duration
+    );
+    setter!(
+        /// Sets [`typing_interval`](Self::typing_interval).
+        with_typing_interval, typing_interval: Duration
+    );
+    setter!(
+        /// Sets [`recall_window`](Self::recall_window).
+        with_recall_window, recall_window: Duration
+    );
+    setter!(
+        /// Sets [`edit_window`](Self::edit_window).
+        with_edit_window, edit_window: Duration
     );
 }
 

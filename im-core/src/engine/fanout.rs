@@ -114,6 +114,7 @@ impl Shared {
             let envelope = Envelope::Deliver {
                 users: users.into_iter().collect(),
                 skip: skip.map(|(_, u, d)| (*u, d.clone())),
+                device: None,
                 class: out.class(),
                 frame: json.clone(),
             };
@@ -130,6 +131,7 @@ impl Shared {
             Envelope::Deliver {
                 users,
                 skip,
+                device,
                 class,
                 frame,
             } => {
@@ -142,7 +144,7 @@ impl Shared {
                 };
                 let out = Outgoing::from_json(decoded, class, frame);
                 self.sessions
-                    .deliver_skip_device(&users, skip.as_ref(), &out);
+                    .deliver_skip_device(&users, skip.as_ref(), device.as_ref(), &out);
             }
             Envelope::InvalidateGroup { group, origin } => {
                 if origin != self.node {
@@ -153,12 +155,12 @@ impl Shared {
                 user,
                 device,
                 keep,
-                reason,
+                code,
                 origin,
             } => {
                 if origin != self.node {
                     self.sessions
-                        .kick(user, device.as_ref(), keep.as_ref(), &reason);
+                        .kick(user, device.as_ref(), keep.as_ref(), code);
                 }
             }
         }

@@ -140,6 +140,38 @@ impl Shared {
                 query,
             } => self.history(me, conversation, query).await,
             Request::MarkRead { conversation, seq } => self.mark_read(me, conversation, seq).await,
+            Request::Ack { conversation, seq } => self.ack(me, conversation, seq).await,
+            Request::Receipts {
+                conversation,
+                seq,
+                after,
+                limit,
+            } => self.receipts(me, conversation, seq, after, limit).await,
+            Request::Typing {
+                conversation,
+                active,
+            } => self.typing(me, conversation, active).await,
+            Request::Recall {
+                conversation,
+                seq,
+                client_id,
+            } => self.recall(me, conversation, seq, client_id).await,
+            Request::Edit {
+                conversation,
+                seq,
+                client_id,
+                body,
+            } => self.edit(me, conversation, seq, client_id, body).await,
+            Request::DeleteForMe { conversation, seq } => {
+                self.delete_for_me(me, conversation, seq).await
+            }
+            Request::Signal {
+                to,
+                device,
+                call_id,
+                signal,
+            } => self.signal(me, to, device, call_id, signal).await,
+            Request::Presence { users } => self.presence_status(me, &users).await,
 
             Request::Hello { .. }
             | Request::Ping

@@ -17,7 +17,7 @@ use crate::protocol::{ConversationSummary, HistoryQuery, Reply};
 use crate::storage::{MessageRange, NewMessage, StorageError};
 
 /// What the caller may see of a conversation.
-enum Access {
+pub(super) enum Access {
     Direct {
         peer: UserId,
     },
@@ -29,7 +29,7 @@ enum Access {
 
 impl Access {
     /// The seq before the first message the caller may read.
-    fn floor(&self) -> Seq {
+    pub(super) fn floor(&self) -> Seq {
         match self {
             Access::Direct { .. } => Seq::ZERO,
             Access::Group { joined, .. } => Seq(joined.0.saturating_sub(1)),
@@ -38,7 +38,11 @@ impl Access {
 }
 
 impl Shared {
-    async fn access(&self, me: UserId, conversation: ConversationId) -> ApiResult<Access> {
+    pub(super) async fn access(
+        &self,
+        me: UserId,
+        conversation: ConversationId,
+    ) -> ApiResult<Access> {
         match conversation {
             ConversationId::Direct(..) => match conversation.peer_of(me) {
                 Some(peer) => Ok(Access::Direct { peer }),
@@ -55,7 +59,7 @@ impl Shared {
     }
 
     /// May `me` send to `peer` directly?
-    async fn may_message(&self, me: UserId, peer: UserId) -> ApiResult<()> {
+    pub(super) async fn may_message(&self, me: UserId, peer: UserId) -> ApiResult<()> {
         match self.storage.user(peer).await {
             Ok(_) => {}
             Err(StorageError::NotFound(_)) => return Err(ApiError::not_found("no such user")),
@@ -134,6 +138,9 @@ impl Shared {
                 last_seq: c.last_seq,
                 read_seq: c.read_seq,
                 unread: c.last_seq.0.saturating_sub(c.read_seq.0),
+                delivered_seq: c.delivered_seq,
+                peer_read_seq: c.conversation.peer_of(me.user).map(|_| c.peer.read),
+                peer_delivered_seq: c.conversation.peer_of(me.user).map(|_| c.peer.delivered),
                 last_message: c.last_message,
             })
             .collect();
@@ -172,6 +179,22 @@ impl Shared {
                 messages.truncate(limit as usize);
             }
         }
+        // Messages this user deleted for themselves are left out (the page may come out
+        // short; `more` still tells whether to go on).
+        if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
+            let hidden = self
+                .storage
+                .hidden(
+                    me.user,
+                    conversation,
+                    Seq(first.seq.0.saturating_sub(1)),
+                    last.seq.next(),
+                )
+                .await?;
+            if !hidden.is_empty() {
+                messages.retain(|m| hidden.binary_search(&m.seq).is_err());
+            }
+        }
         // A page of large messages could exceed the frame limit: keep what fits (the
         // messages nearest the cursor) and let the client ask for the rest.
         let keep = fitting(&messages, self.config.max_frame_bytes, range.newest);
@@ -184,21 +207,6 @@ impl Shared {
             }
         }
         Ok(Reply::History { messages, more })
-    }
-
-    pub(super) async fn mark_read(
-        &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> ApiResult<Reply> {
-        self.access(me.user, conversation).await?;
-        let last = self.storage.last_seq(conversation).await?;
-        let read_seq = self
-            .storage
-            .set_read(me.user, conversation, seq.min(last))
-            .await?;
-        Ok(Reply::Read { read_seq })
     }
 }
 

@@ -4,12 +4,17 @@
 //! connections from any [`Transport`]. Every command of the protocol is handled here, so
 //! transports only move bytes. One file per concern: `session` (connections and the
 //! session registry), `fanout`, `membership` (the group cache), `limits` (rate limits),
-//! and one file per command family: `accounts`, `contacts`, `groups`, `messaging`.
+//! `device_policy`, `presence` (online status pushed to friends), and one file per
+//! command family: `accounts`, `contacts`, `groups`, `messaging`, `receipts`, `typing`,
+//! `amend` (recall, edit, delete for me), `calls` (signalling).
 //! `docs/architecture.md` walks through them along the path of a message.
 
 mod accounts;
+mod amend;
+mod calls;
 mod config;
 mod contacts;
+mod device_policy;
 mod error;
 mod fanout;
 mod groups;
@@ -17,10 +22,13 @@ mod handler;
 mod limits;
 mod membership;
 mod messaging;
+mod presence;
+mod receipts;
 mod session;
+mod typing;
 mod validate;
 
-pub use config::{DirectPolicy, EngineConfig};
+pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions};
 pub use limits::RateLimits;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,6 +43,7 @@ use crate::broker::{Broker, BrokerError, Envelope};
 use crate::hooks::{Hooks, NoHooks};
 use crate::memory::{LocalBroker, MemoryPresence, MemoryStorage};
 use crate::presence::{NodeId, Presence, PresenceEntry};
+use crate::protocol::KickCode;
 use crate::storage::Storage;
 use crate::transport::{Connection, Transport};
 use limits::Limiters;
@@ -96,6 +105,10 @@ pub(crate) struct Shared {
     pub(crate) sessions: Registry,
     pub(crate) members: MemberCache,
     pub(crate) limits: Limiters,
+    pub(crate) typing: typing::TypingGate,
+    pub(crate) offline_timers: presence::OfflineTimers,
+    /// The engine itself, for tasks that outlive a request (offline timers).
+    pub(crate) this: Weak<Shared>,
     pub(crate) shutdown: watch::Sender<bool>,
     next_session: AtomicU64,
     live: AtomicUsize,
@@ -168,7 +181,7 @@ impl EngineBuilder {
             .broker
             .unwrap_or_else(|| Arc::new(LocalBroker::new()) as Arc<dyn Broker>);
         let envelopes = broker.subscribe(&node).await?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|this| Shared {
             storage: self
                 .storage
                 .unwrap_or_else(|| Arc::new(MemoryStorage::new())),
@@ -183,6 +196,9 @@ impl EngineBuilder {
             sessions: Registry::default(),
             members: MemberCache::new(10_000),
             limits: Limiters::new(&self.config.rate_limits),
+            typing: typing::TypingGate::default(),
+            offline_timers: presence::OfflineTimers::default(),
+            this: this.clone(),
             shutdown: watch::channel(false).0,
             next_session: AtomicU64::new(1),
             live: AtomicUsize::new(0),
@@ -304,13 +320,13 @@ impl Shared {
     /// on other nodes, and records the device as online.
     pub(crate) async fn begin_session(&self, session: Arc<SessionHandle>) {
         for old in self.sessions.attach(session.clone()) {
-            old.kick("this device logged in again");
+            old.kick(KickCode::Replaced);
         }
         self.broadcast(Envelope::Kick {
             user: session.user,
             device: Some(session.device.clone()),
             keep: None,
-            reason: "this device logged in again".to_owned(),
+            code: KickCode::Replaced,
             origin: self.node.clone(),
         })
         .await;
@@ -327,6 +343,7 @@ impl Shared {
     /// Unregisters a session that ended.
     pub(crate) async fn end_session(&self, session: &SessionHandle) {
         self.sessions.detach(session.user, session.id);
+        self.maybe_went_offline(session.user);
         // A newer session of the same device here owns the presence entry now.
         if !self.sessions.has_device(session.user, &session.device)
             && let Err(e) = self
@@ -344,14 +361,14 @@ impl Shared {
         user: crate::model::UserId,
         device: Option<&crate::model::DeviceId>,
         keep: Option<&crate::model::DeviceId>,
-        reason: &str,
+        code: KickCode,
     ) {
-        self.sessions.kick(user, device, keep, reason);
+        self.sessions.kick(user, device, keep, code);
         self.broadcast(Envelope::Kick {
             user,
             device: device.cloned(),
             keep: keep.cloned(),
-            reason: reason.to_owned(),
+            code,
             origin: self.node.clone(),
         })
         .await;
@@ -413,6 +430,7 @@ async fn refresh_presence(shared: Weak<Shared>, mut shutdown: watch::Receiver<bo
             _ = tick.tick() => {
                 let Some(shared) = shared.upgrade() else { return };
                 shared.limits.housekeeping();
+                shared.typing.housekeeping(shared.config.typing_interval.max(Duration::from_secs(10)));
                 let entries: Vec<_> = shared
                     .sessions
                     .all()

@@ -24,7 +24,9 @@ use tokio::sync::{Notify, mpsc};
 use super::Shared;
 use super::fanout::Outgoing;
 use crate::model::{DeviceId, Platform, Timestamp, UserId};
-use crate::protocol::{ClientFrame, Codec, ErrorBody, ErrorCode, Event, FrameClass, ServerFrame};
+use crate::protocol::{
+    ClientFrame, Codec, ErrorBody, ErrorCode, Event, FrameClass, KickCode, ServerFrame,
+};
 use crate::transport::{BoxConnection, PeerInfo, TransportError};
 
 /// A logged-in session, as the registry and the fan-out see it.
@@ -107,10 +109,11 @@ impl SessionHandle {
     }
 
     /// Tells the client why and closes the session.
-    pub(crate) fn kick(&self, reason: &str) {
+    pub(crate) fn kick(&self, code: KickCode) {
         let frame = ServerFrame::Event {
             event: Event::Kicked {
-                reason: reason.to_owned(),
+                code,
+                reason: code.reason().to_owned(),
             },
         };
         if let Ok(bytes) = self.codec.encode(&frame) {
@@ -175,21 +178,43 @@ impl Registry {
     }
 
     /// Like [`deliver`](Self::deliver), skipping a device instead of a session id
-    /// (envelopes from other nodes name the sender's device).
+    /// (envelopes from other nodes name the sender's device), and only to `only`'s
+    /// sessions if given.
     pub(crate) fn deliver_skip_device(
         &self,
         users: &[UserId],
         skip: Option<&(UserId, DeviceId)>,
+        only: Option<&DeviceId>,
         frame: &Outgoing,
     ) {
         let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
         for user in users {
             for s in map.get(user).into_iter().flatten() {
-                if skip.is_none_or(|(u, d)| *u != s.user || *d != s.device) {
+                if skip.is_none_or(|(u, d)| *u != s.user || *d != s.device)
+                    && only.is_none_or(|d| *d == s.device)
+                {
                     s.deliver(frame);
                 }
             }
         }
+    }
+
+    /// Delivers to one device's session here; whether there was one.
+    pub(crate) fn deliver_to_device(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        frame: &Outgoing,
+    ) -> bool {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        let mut found = false;
+        for s in map.get(&user).into_iter().flatten() {
+            if &s.device == device {
+                s.deliver(frame);
+                found = true;
+            }
+        }
+        found
     }
 
     /// Kicks a user's sessions: one device's, or all but `keep`'s.
@@ -198,7 +223,7 @@ impl Registry {
         user: UserId,
         device: Option<&DeviceId>,
         keep: Option<&DeviceId>,
-        reason: &str,
+        code: KickCode,
     ) {
         let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
         for s in map.get(&user).into_iter().flatten() {
@@ -207,9 +232,15 @@ impl Registry {
                 None => keep != Some(&s.device),
             };
             if hit {
-                s.kick(reason);
+                s.kick(code);
             }
         }
+    }
+
+    /// Whether the user has any session here.
+    pub(crate) fn has_user(&self, user: UserId) -> bool {
+        let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(&user)
     }
 
     /// Whether a session of this device is registered.
@@ -299,7 +330,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
         // queued (a final error, a kick notice), then close, within the write timeout.
         Ok(reason) => {
             match (&state.session, reason) {
-                (Some(session), "server shutdown") => session.kick("the server is shutting down"),
+                (Some(session), "server shutdown") => session.kick(KickCode::Shutdown),
                 _ => control.request_close(None),
             }
             let _ = tokio::time::timeout(shared.config.write_timeout, &mut writer).await;

@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -8,9 +9,9 @@ use crate::model::{
     Role, Seq, Timestamp, User, UserId,
 };
 use crate::storage::{
-    Appended, ContactStore, ConversationState, DeviceRecord, DeviceStore, GroupChange, GroupStore,
-    MessageRange, MessageStore, NewGroup, NewMessage, NewUser, StorageError, StorageResult,
-    UserStore,
+    Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery, DeviceRecord,
+    DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup, NewMessage,
+    NewUser, StorageError, StorageResult, UserStore,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -39,7 +40,10 @@ struct State {
     next_message: u64,
     timelines: HashMap<ConversationId, Timeline>,
     user_direct: HashMap<UserId, BTreeSet<ConversationId>>,
-    read: HashMap<(UserId, ConversationId), Seq>,
+    /// Receipt cursors by conversation, then user (ordered, for paged listing).
+    cursors: HashMap<ConversationId, BTreeMap<UserId, Cursor>>,
+    hidden: HashMap<(UserId, ConversationId), BTreeSet<Seq>>,
+    last_seen: HashMap<UserId, Timestamp>,
 }
 
 #[derive(Debug)]
@@ -91,6 +95,7 @@ impl State {
             client_id: m.client_id,
             body: m.body,
             sent_at: m.sent_at,
+            edited_at: None,
         };
         if !message.client_id.is_empty() {
             timeline.keys.insert(key, timeline.messages.len());
@@ -109,10 +114,33 @@ impl State {
         }
     }
 
+    fn cursor(&mut self, user: UserId, conversation: ConversationId) -> &mut Cursor {
+        self.cursors
+            .entry(conversation)
+            .or_default()
+            .entry(user)
+            .or_insert(Cursor {
+                user,
+                ..Cursor::default()
+            })
+    }
+
+    fn cursor_of(&self, user: UserId, conversation: ConversationId) -> Cursor {
+        self.cursors
+            .get(&conversation)
+            .and_then(|c| c.get(&user))
+            .copied()
+            .unwrap_or(Cursor {
+                user,
+                ..Cursor::default()
+            })
+    }
+
     fn set_read(&mut self, user: UserId, conversation: ConversationId, seq: Seq) -> Seq {
-        let cursor = self.read.entry((user, conversation)).or_insert(Seq::ZERO);
-        *cursor = (*cursor).max(seq);
-        *cursor
+        let cursor = self.cursor(user, conversation);
+        cursor.read = cursor.read.max(seq);
+        cursor.delivered = cursor.delivered.max(cursor.read);
+        cursor.read
     }
 
     fn last_seq(&self, conversation: ConversationId) -> Seq {
@@ -185,6 +213,25 @@ impl UserStore for MemoryStorage {
             }
             None => Err(StorageError::NotFound("user")),
         }
+    }
+
+    async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&id) {
+            return Err(StorageError::NotFound("user"));
+        }
+        let seen = s.last_seen.entry(id).or_insert(at);
+        *seen = (*seen).max(at);
+        Ok(())
+    }
+
+    async fn last_seen(&self, ids: &[UserId]) -> StorageResult<Vec<(UserId, Timestamp)>> {
+        let s = self.lock();
+        let unique: BTreeSet<_> = ids.iter().collect();
+        Ok(unique
+            .into_iter()
+            .filter_map(|id| s.last_seen.get(id).map(|at| (*id, *at)))
+            .collect())
     }
 }
 
@@ -536,6 +583,98 @@ impl MessageStore for MemoryStorage {
         Ok(self.lock().set_read(user, conversation, seq))
     }
 
+    async fn set_delivered(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> StorageResult<Seq> {
+        let mut s = self.lock();
+        let cursor = s.cursor(user, conversation);
+        cursor.delivered = cursor.delivered.max(seq);
+        Ok(cursor.delivered)
+    }
+
+    async fn cursors(
+        &self,
+        conversation: ConversationId,
+        query: CursorQuery,
+    ) -> StorageResult<Vec<Cursor>> {
+        let s = self.lock();
+        let Some(cursors) = s.cursors.get(&conversation) else {
+            return Ok(Vec::new());
+        };
+        let from = query.after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(cursors
+            .range((from, Bound::Unbounded))
+            .map(|(_, c)| *c)
+            .filter(|c| c.delivered >= query.at_least)
+            .take(query.limit as usize)
+            .collect())
+    }
+
+    async fn amend(
+        &self,
+        conversation: ConversationId,
+        amendment: Amendment,
+    ) -> StorageResult<Appended> {
+        let mut s = self.lock();
+        let index = usize::try_from(amendment.target.0.wrapping_sub(1)).unwrap_or(usize::MAX);
+        let exists = s
+            .timelines
+            .get(&conversation)
+            .is_some_and(|t| index < t.messages.len());
+        if !exists {
+            return Err(StorageError::NotFound("message"));
+        }
+        let appended = s.append(conversation, amendment.event);
+        if !appended.duplicate
+            && let Some(target) = s
+                .timelines
+                .get_mut(&conversation)
+                .and_then(|t| t.messages.get_mut(index))
+        {
+            target.body = amendment.body;
+            target.edited_at = Some(appended.message.sent_at);
+        }
+        Ok(appended)
+    }
+
+    async fn hide(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> StorageResult<()> {
+        self.lock()
+            .hidden
+            .entry((user, conversation))
+            .or_default()
+            .insert(seq);
+        Ok(())
+    }
+
+    async fn hidden(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        after: Seq,
+        before: Seq,
+    ) -> StorageResult<Vec<Seq>> {
+        if before <= after {
+            return Ok(Vec::new());
+        }
+        let s = self.lock();
+        Ok(s.hidden
+            .get(&(user, conversation))
+            .map(|h| {
+                h.range((Bound::Excluded(after), Bound::Excluded(before)))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn conversations(&self, user: UserId) -> StorageResult<Vec<ConversationState>> {
         let s = self.lock();
         let direct = s.user_direct.get(&user).into_iter().flatten().copied();
@@ -552,14 +691,17 @@ impl MessageStore for MemoryStorage {
                     .timelines
                     .get(&conversation)
                     .and_then(|t| t.messages.last());
+                let mine = s.cursor_of(user, conversation);
+                let peer = conversation
+                    .peer_of(user)
+                    .map(|peer| s.cursor_of(peer, conversation))
+                    .unwrap_or_default();
                 ConversationState {
                     conversation,
                     last_seq: last.map_or(Seq::ZERO, |m| m.seq),
-                    read_seq: s
-                        .read
-                        .get(&(user, conversation))
-                        .copied()
-                        .unwrap_or(Seq::ZERO),
+                    read_seq: mine.read,
+                    delivered_seq: mine.delivered,
+                    peer,
                     last_message: last.cloned(),
                 }
             })

@@ -27,6 +27,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The client asked for no protocol version this server speaks.
     UnsupportedVersion,
+    /// The user already has as many sessions as the device policy allows (policy
+    /// "refuse new"); log out elsewhere first.
+    DeviceLimit,
     /// A bug on the server. Details are in the server's log, never on the wire.
     Internal,
 }
@@ -44,6 +47,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::DeviceLimit => "device_limit",
             ErrorCode::Internal => "internal",
         }
     }

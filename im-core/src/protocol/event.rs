@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FriendRequest, Message, UserId};
+use crate::model::{ConversationId, DeviceId, FriendRequest, Message, Seq, Timestamp, UserId};
+use crate::protocol::Signal;
 
 /// How a frame may be treated when a session cannot keep up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,19 +63,130 @@ pub enum Event {
         /// Why, for logs.
         reason: String,
     },
-    /// The server is closing this session (same device logged in elsewhere, device
-    /// revoked, password changed, server shutting down).
+    /// The server is closing this session. Clients should reconnect by themselves only
+    /// after `shutdown` (to another node, with backoff); the other codes need the user.
     Kicked {
+        /// Why, for programs.
+        #[serde(default)]
+        code: KickCode,
         /// Why, for the user.
         reason: String,
     },
+    /// `user`'s delivered or read cursor in a conversation moved to `seq`: every message
+    /// up to it has reached a device of theirs, or been read.
+    Receipt {
+        /// Where.
+        conversation: ConversationId,
+        /// Whose cursor.
+        user: UserId,
+        /// Which cursor.
+        kind: ReceiptKind,
+        /// Where it is now.
+        seq: Seq,
+    },
+    /// `user` is typing in a conversation (or stopped). Show it for `expires_ms` unless
+    /// renewed; it is never stored.
+    Typing {
+        /// Where.
+        conversation: ConversationId,
+        /// Who.
+        user: UserId,
+        /// `false`: stopped.
+        active: bool,
+        /// How long the indicator lasts without a renewal.
+        expires_ms: u32,
+    },
+    /// A friend came online (first device) or went offline (last device, after the
+    /// grace period).
+    Presence {
+        /// Who.
+        user: UserId,
+        /// Now online?
+        online: bool,
+        /// With `online: false`, when.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<Timestamp>,
+    },
+    /// A call signal from `from`'s device `from_device`; answer that device.
+    Signal {
+        /// The other party.
+        from: UserId,
+        /// Their device.
+        from_device: DeviceId,
+        /// The call.
+        call_id: String,
+        /// The signal.
+        signal: Signal,
+    },
+    /// Another device of this user answered or declined the call: stop ringing.
+    CallHandled {
+        /// The call.
+        call_id: String,
+        /// The device that handled it.
+        device: DeviceId,
+        /// Answered (`true`) or hung up (`false`).
+        answered: bool,
+    },
+    /// This user hid a message on another device (delete for me).
+    MessageHidden {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+    },
+}
+
+/// Which receipt cursor moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// Reached a device.
+    Delivered,
+    /// Read.
+    Read,
+}
+
+/// Why a session was closed, for programs (the `reason` text is for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KickCode {
+    /// The same device logged in again (here or on another connection).
+    Replaced,
+    /// The device was logged out or revoked.
+    Revoked,
+    /// The password changed; every other device was logged out.
+    PasswordChanged,
+    /// A newer session took this one's place under the device policy.
+    DeviceLimit,
+    /// The server is shutting down; reconnect (with backoff).
+    Shutdown,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+impl KickCode {
+    /// The text sent with the code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            KickCode::Replaced => "this device logged in again",
+            KickCode::Revoked => "this device was logged out",
+            KickCode::PasswordChanged => "the password was changed",
+            KickCode::DeviceLimit => "too many devices: a newer one took this one's place",
+            KickCode::Shutdown => "the server is shutting down",
+            KickCode::Other => "closed by the server",
+        }
+    }
 }
 
 impl Event {
-    /// How the fan-out may treat this event under backpressure.
+    /// How the fan-out may treat this event under backpressure: typing and presence are
+    /// droppable (the next one supersedes them); everything else is a durable fact.
     pub fn class(&self) -> FrameClass {
-        // Every event defined so far is a durable fact; typing and presence (droppable)
-        // arrive with the real-time issue.
-        FrameClass::Durable
+        match self {
+            Event::Typing { .. } | Event::Presence { .. } => FrameClass::Droppable,
+            _ => FrameClass::Durable,
+        }
     }
 }

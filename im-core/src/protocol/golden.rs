@@ -132,6 +132,7 @@ fn message_event() {
                     height: None,
                 },
                 sent_at: Timestamp(1_700_000_000_000),
+                edited_at: None,
             },
         },
     };
@@ -180,13 +181,33 @@ fn resync_and_kicked_events() {
     );
     let kicked = ServerFrame::Event {
         event: Event::Kicked {
+            code: KickCode::Revoked,
             reason: "this device was logged out".into(),
         },
     };
     assert_eq!(
         json(&kicked),
-        r#"{"type":"event","event":{"type":"kicked","reason":"this device was logged out"}}"#
+        r#"{"type":"event","event":{"type":"kicked","code":"revoked","reason":"this device was logged out"}}"#
     );
+    // Droppable events are marked so; the rest are durable.
+    let typing = Event::Typing {
+        conversation: ConversationId::Group(GroupId(3)),
+        user: UserId(1),
+        active: true,
+        expires_ms: 6000,
+    };
+    assert_eq!(typing.class(), FrameClass::Droppable);
+    assert_eq!(
+        serde_json::to_string(&typing).unwrap(),
+        r#"{"type":"typing","conversation":"g:3","user":1,"active":true,"expires_ms":6000}"#
+    );
+    let receipt = Event::Receipt {
+        conversation: ConversationId::direct(UserId(1), UserId(2)),
+        user: UserId(2),
+        kind: ReceiptKind::Read,
+        seq: Seq(7),
+    };
+    assert_eq!(receipt.class(), FrameClass::Durable);
 }
 
 #[test]

@@ -10,16 +10,18 @@
 //! or error repeats, so a client may have many requests in flight. Events (new messages,
 //! contact changes, resync and kick notices) arrive unprompted.
 
+mod call;
 mod codec;
 mod error;
 mod event;
 mod reply;
 mod request;
 
+pub use call::Signal;
 pub use codec::{Codec, CodecError};
 pub use error::{ErrorBody, ErrorCode};
-pub use event::{Event, FrameClass};
-pub use reply::{ConversationSummary, Reply};
+pub use event::{Event, FrameClass, KickCode, ReceiptKind};
+pub use reply::{ConversationSummary, PresenceStatus, Receipt, Reply};
 pub use request::{DeviceInfo, HistoryQuery, Request};
 
 use serde::{Deserialize, Serialize};

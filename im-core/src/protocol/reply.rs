@@ -16,6 +16,15 @@ pub struct ConversationSummary {
     pub read_seq: Seq,
     /// Messages after the read cursor.
     pub unread: u64,
+    /// This user's delivered cursor.
+    #[serde(default)]
+    pub delivered_seq: Seq,
+    /// In a direct conversation, the other user's read cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_read_seq: Option<Seq>,
+    /// In a direct conversation, the other user's delivered cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_delivered_seq: Option<Seq>,
     /// The newest message, for a chat list preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<Message>,
@@ -133,4 +142,50 @@ pub enum Reply {
         /// The read cursor after the request.
         read_seq: Seq,
     },
+    /// To `ack`.
+    Delivered {
+        /// The delivered cursor after the request.
+        delivered_seq: Seq,
+    },
+    /// To `receipts`.
+    Receipts {
+        /// Members whose delivered cursor is at or past the seq asked about, by user id.
+        /// Those with `read_seq` at or past it have read it.
+        receipts: Vec<Receipt>,
+        /// Whether more follow the last one.
+        more: bool,
+    },
+    /// To `signal`.
+    Signaled {
+        /// Whether the callee had a device online to relay it to.
+        online: bool,
+    },
+    /// To `presence`.
+    Presence {
+        /// The friends asked about.
+        users: Vec<PresenceStatus>,
+    },
+}
+
+/// One member's receipt cursors in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Whose.
+    pub user: UserId,
+    /// Every message up to this seq reached one of their devices.
+    pub delivered_seq: Seq,
+    /// They have read every message up to this seq.
+    pub read_seq: Seq,
+}
+
+/// Whether a user is online, and when they were last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceStatus {
+    /// Whose.
+    pub user: UserId,
+    /// Whether a device of theirs is online.
+    pub online: bool,
+    /// When their last device went offline (absent while online or if never seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
 }

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Body, ConversationId, DeviceId, GroupId, Platform, Role, Seq, UserId};
+use crate::protocol::Signal;
 
 /// The device a client logs in from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,13 +239,98 @@ pub enum Request {
         #[serde(flatten)]
         query: HistoryQuery,
     },
-    /// Move this user's read cursor forward (it never moves back).
+    /// Move this user's read cursor forward (it never moves back). The other party of
+    /// a direct chat, and in a group the senders of the newly read messages, get a
+    /// `receipt`.
     MarkRead {
         /// Which conversation.
         conversation: ConversationId,
         /// Read up to and including this seq.
         seq: Seq,
     },
+    /// Move this user's delivered cursor forward: every message up to `seq` reached a
+    /// device. The other party of a direct chat gets a `receipt`.
+    Ack {
+        /// Which conversation.
+        conversation: ConversationId,
+        /// Delivered up to and including this seq.
+        seq: Seq,
+    },
+    /// Who has received and read a message: a page of the cursors at or past `seq`,
+    /// ordered by user id (members only).
+    Receipts {
+        /// Which conversation.
+        conversation: ConversationId,
+        /// The message.
+        seq: Seq,
+        /// Only users with a greater id (the last one of the previous page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<UserId>,
+        /// At most this many (default and maximum 500).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// This user is typing (or stopped). Never stored; relayed at most once a second per
+    /// user and conversation.
+    Typing {
+        /// Where.
+        conversation: ConversationId,
+        /// `false` when the user stopped typing (cleared the input, sent).
+        #[serde(default = "yes")]
+        active: bool,
+    },
+    /// Recall one's own message (group owners and admins: anyone's) within the recall
+    /// window. Stores a `message_recalled` event in the conversation.
+    Recall {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+        /// Makes a retry safe, as in `send` (optional).
+        #[serde(default)]
+        client_id: String,
+    },
+    /// Replace the body of one's own message within the edit window. Stores a
+    /// `message_edited` event in the conversation.
+    Edit {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+        /// Makes a retry safe, as in `send` (optional).
+        #[serde(default)]
+        client_id: String,
+        /// The new body.
+        body: Body,
+    },
+    /// Hide a message from this user's own history, on all their devices.
+    DeleteForMe {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+    },
+    /// Relay a call signal to a friend or a member of a shared group.
+    Signal {
+        /// The other party.
+        to: UserId,
+        /// One of their devices; all of them when absent (an offer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<DeviceId>,
+        /// The caller's id for the call (1 to 64 characters), repeated by every signal.
+        call_id: String,
+        /// The signal.
+        signal: Signal,
+    },
+    /// Online status and last seen of some friends (others are left out).
+    Presence {
+        /// Whose (at most 500).
+        users: Vec<UserId>,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Request {
@@ -286,6 +372,14 @@ impl Request {
             Request::Conversations => "conversations",
             Request::History { .. } => "history",
             Request::MarkRead { .. } => "mark_read",
+            Request::Ack { .. } => "ack",
+            Request::Receipts { .. } => "receipts",
+            Request::Typing { .. } => "typing",
+            Request::Recall { .. } => "recall",
+            Request::Edit { .. } => "edit",
+            Request::DeleteForMe { .. } => "delete_for_me",
+            Request::Signal { .. } => "signal",
+            Request::Presence { .. } => "presence",
         }
     }
 }

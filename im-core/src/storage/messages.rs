@@ -50,8 +50,48 @@ pub struct ConversationState {
     pub last_seq: Seq,
     /// The user's read cursor.
     pub read_seq: Seq,
+    /// The user's delivered cursor (never below `read_seq`).
+    pub delivered_seq: Seq,
+    /// In a direct conversation, the other user's cursors (zero in groups).
+    pub peer: Cursor,
     /// Its newest message.
     pub last_message: Option<Message>,
+}
+
+/// One user's receipt cursors in one conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cursor {
+    /// Whose (`UserId(0)` in an empty peer cursor).
+    pub user: UserId,
+    /// Every message up to this seq reached one of the user's devices.
+    pub delivered: Seq,
+    /// The user has read every message up to this seq.
+    pub read: Seq,
+}
+
+/// Which cursors of a conversation to list: those with `delivered >= at_least`, of users
+/// above `after`, ascending by user, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorQuery {
+    /// Only cursors that delivered at least this seq (a read cursor never lags the
+    /// delivered one, so this includes everyone who read it).
+    pub at_least: Seq,
+    /// Only users with a greater id (the last one of the previous page).
+    pub after: Option<UserId>,
+    /// Most cursors to return.
+    pub limit: u32,
+}
+
+/// A change to a stored message, appended to its timeline as a seq'd event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amendment {
+    /// The message to change.
+    pub target: Seq,
+    /// Its body from now on (the edited body, or the recall notice).
+    pub body: Body,
+    /// The event to append, recording the change (its `sent_at` becomes the target's
+    /// `edited_at`).
+    pub event: NewMessage,
 }
 
 /// Conversation timelines and per-user cursors.
@@ -70,7 +110,17 @@ pub struct ConversationState {
 /// - `messages` returns the messages in the [`MessageRange`], ascending by seq.
 /// - `last_seq` is 0 for a conversation with no messages.
 /// - `set_read` moves a user's read cursor to `max(current, seq)` (never back) and
-///   returns the result; cursors start at 0.
+///   returns the result; cursors start at 0. It moves the delivered cursor along: a
+///   delivered cursor is never below the read cursor.
+/// - `set_delivered` moves the delivered cursor to `max(current, seq)` and returns it.
+/// - `cursors` lists the cursors matching the [`CursorQuery`], ascending by user.
+///   A user with no cursor row has both at 0. `conversations` reports, for a direct
+///   conversation, the other user's cursors as `peer`.
+/// - `amend` atomically appends `event` (with the next seq, idempotent like `append`)
+///   and replaces the target's body, setting its `edited_at` to the event's `sent_at`.
+///   `NotFound` when the target seq does not exist; on a duplicate nothing changes.
+/// - `hide` hides one message from one user (delete for me); `hidden` lists the seqs in
+///   `(after, before)` a user has hidden, ascending. Hiding twice is not an error.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Appends a message, assigning the next seq.
@@ -94,6 +144,36 @@ pub trait MessageStore: Send + Sync {
         conversation: ConversationId,
         seq: Seq,
     ) -> StorageResult<Seq>;
+    /// Moves a delivered cursor forward.
+    async fn set_delivered(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> StorageResult<Seq>;
+    /// A page of the conversation's receipt cursors.
+    async fn cursors(
+        &self,
+        conversation: ConversationId,
+        query: CursorQuery,
+    ) -> StorageResult<Vec<Cursor>>;
     /// Every conversation of `user`, with cursors and the newest message.
     async fn conversations(&self, user: UserId) -> StorageResult<Vec<ConversationState>>;
+    /// Changes a stored message (edit, recall) and records the change in the timeline.
+    async fn amend(
+        &self,
+        conversation: ConversationId,
+        amendment: Amendment,
+    ) -> StorageResult<Appended>;
+    /// Hides a message from one user.
+    async fn hide(&self, user: UserId, conversation: ConversationId, seq: Seq)
+    -> StorageResult<()>;
+    /// The seqs in `(after, before)` that `user` has hidden, ascending.
+    async fn hidden(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        after: Seq,
+        before: Seq,
+    ) -> StorageResult<Vec<Seq>>;
 }

@@ -17,7 +17,10 @@ mod users;
 pub use contacts::ContactStore;
 pub use devices::{DeviceRecord, DeviceStore};
 pub use groups::{GroupChange, GroupStore, NewGroup};
-pub use messages::{Appended, ConversationState, MessageRange, MessageStore, NewMessage};
+pub use messages::{
+    Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange, MessageStore,
+    NewMessage,
+};
 pub use users::{NewUser, UserStore};
 
 /// Everything the engine keeps durably.

@@ -26,6 +26,8 @@ pub struct NewUser {
 /// - `user`, `user_by_name` and `password_hash` fail with `NotFound` for unknown users.
 /// - `users` returns the users that exist among `ids`, each once, in any order.
 /// - `set_password_hash` replaces the hash; `NotFound` for unknown users.
+/// - `set_last_seen` records when the user was last online (it never moves back);
+///   `last_seen` returns it for those of `ids` that have one, in any order.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Creates a user.
@@ -40,4 +42,8 @@ pub trait UserStore: Send + Sync {
     async fn password_hash(&self, id: UserId) -> StorageResult<String>;
     /// Replaces the password hash.
     async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()>;
+    /// Records when the user's last device went offline.
+    async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()>;
+    /// When each of these users was last seen.
+    async fn last_seen(&self, ids: &[UserId]) -> StorageResult<Vec<(UserId, Timestamp)>>;
 }

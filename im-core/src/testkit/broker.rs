@@ -16,6 +16,7 @@ fn deliver(n: u64) -> Envelope {
     Envelope::Deliver {
         users: vec![UserId(n)],
         skip: None,
+        device: None,
         class: FrameClass::Durable,
         frame: Bytes::from(format!("{{\"n\":{n}}}")),
     }

@@ -1,0 +1,201 @@
+//! Changing sent messages: recall, edit, and delete for me.
+//!
+//! Recall and edit are events in the conversation's timeline: storage appends a
+//! `message_recalled` or `message_edited` system message (with the next seq, pushed like
+//! any message, replayed by sync) and, in the same atomic step, replaces the original's
+//! body, so history never serves a recalled text again. A sender may recall within
+//! `recall_window` and edit within `edit_window`; group owners and admins may recall the
+//! messages of members below them at any time. Delete for me hides one message from one
+//! user's history, on all their devices, and changes nothing for anyone else.
+
+use std::time::Duration;
+
+use super::Shared;
+use super::error::{ApiError, ApiResult};
+use super::fanout::Outgoing;
+use super::messaging::Access;
+use super::session::SessionHandle;
+use super::validate;
+use crate::model::{Body, ConversationId, Message, Role, Seq, SystemEvent, Timestamp, UserId};
+use crate::protocol::{Event, Reply, ServerFrame};
+use crate::storage::{Amendment, MessageRange, NewMessage};
+
+impl Shared {
+    pub(super) async fn recall(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        seq: Seq,
+        client_id: String,
+    ) -> ApiResult<Reply> {
+        self.limits.send(me.user)?;
+        if !client_id.is_empty() {
+            validate::client_id(&client_id)?;
+        }
+        let access = self.access(me.user, conversation).await?;
+        let target = self.target(&access, conversation, seq).await?;
+        if matches!(target.body, Body::System { .. }) {
+            return Err(ApiError::conflict(
+                "system messages and recalled messages cannot be recalled",
+            ));
+        }
+        if target.sender == me.user {
+            within(
+                &target,
+                self.config.recall_window,
+                "the time to recall this message has passed",
+            )?;
+        } else {
+            let Access::Group { members, .. } = &access else {
+                return Err(ApiError::forbidden("only the sender may recall a message"));
+            };
+            let mine = members.get(me.user).map_or(Role::Member, |m| m.role);
+            let theirs = members.get(target.sender).map_or(Role::Member, |m| m.role);
+            if mine < Role::Admin || theirs >= mine {
+                return Err(ApiError::forbidden(
+                    "only the sender, or an owner or admin above them, may recall a message",
+                ));
+            }
+        }
+        let event = SystemEvent::MessageRecalled { seq, by: me.user };
+        let body = Body::System {
+            event: event.clone(),
+        };
+        self.amend(me, conversation, &access, seq, client_id, body, event)
+            .await
+    }
+
+    pub(super) async fn edit(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        seq: Seq,
+        client_id: String,
+        body: Body,
+    ) -> ApiResult<Reply> {
+        self.limits.send(me.user)?;
+        if !client_id.is_empty() {
+            validate::client_id(&client_id)?;
+        }
+        validate::body(&body, self.config.max_body_bytes)?;
+        let access = self.access(me.user, conversation).await?;
+        let target = self.target(&access, conversation, seq).await?;
+        if target.sender != me.user {
+            return Err(ApiError::forbidden("only the sender may edit a message"));
+        }
+        if matches!(target.body, Body::System { .. }) {
+            return Err(ApiError::conflict(
+                "system messages and recalled messages cannot be edited",
+            ));
+        }
+        within(
+            &target,
+            self.config.edit_window,
+            "the time to edit this message has passed",
+        )?;
+        let event = SystemEvent::MessageEdited {
+            seq,
+            body: Box::new(body.clone()),
+        };
+        self.amend(me, conversation, &access, seq, client_id, body, event)
+            .await
+    }
+
+    pub(super) async fn delete_for_me(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> ApiResult<Reply> {
+        let access = self.access(me.user, conversation).await?;
+        self.target(&access, conversation, seq).await?;
+        self.storage.hide(me.user, conversation, seq).await?;
+        let out = Outgoing::new(ServerFrame::Event {
+            event: Event::MessageHidden { conversation, seq },
+        });
+        self.fan_out(&[me.user], Some((me.id, &me.user, &me.device)), &out)
+            .await;
+        Ok(Reply::Done)
+    }
+
+    /// The message at `seq`, if the caller may see it.
+    async fn target(
+        &self,
+        access: &Access,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> ApiResult<Message> {
+        if seq <= access.floor() {
+            return Err(ApiError::not_found("no such message"));
+        }
+        let range = MessageRange {
+            after: Seq(seq.0 - 1),
+            before: Some(seq.next()),
+            limit: 1,
+            newest: false,
+        };
+        self.storage
+            .messages(conversation, range)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(ApiError::not_found("no such message"))
+    }
+
+    /// Stores the change and pushes the event to everyone in the conversation.
+    #[allow(clippy::too_many_arguments)]
+    async fn amend(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        access: &Access,
+        target: Seq,
+        client_id: String,
+        body: Body,
+        event: SystemEvent,
+    ) -> ApiResult<Reply> {
+        let appended = self
+            .storage
+            .amend(
+                conversation,
+                Amendment {
+                    target,
+                    body,
+                    event: NewMessage {
+                        sender: me.user,
+                        sender_device: me.device.clone(),
+                        client_id,
+                        body: Body::System { event },
+                        sent_at: Timestamp::now(),
+                    },
+                },
+            )
+            .await?;
+        let message = appended.message;
+        let reply = Reply::Sent {
+            conversation,
+            message_id: message.id,
+            seq: message.seq,
+            sent_at: message.sent_at,
+            duplicate: appended.duplicate,
+        };
+        if !appended.duplicate {
+            let users: Vec<UserId> = match access {
+                Access::Direct { peer } => vec![me.user, *peer],
+                Access::Group { members, .. } => members.ids.clone(),
+            };
+            self.push_message(&users, me, message).await;
+        }
+        Ok(reply)
+    }
+}
+
+/// Fails with `too_late` unless `message` was sent less than `window` ago.
+fn within(message: &Message, window: Duration, too_late: &'static str) -> ApiResult<()> {
+    let age = Timestamp::now().0.saturating_sub(message.sent_at.0);
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    if age > window_ms {
+        return Err(ApiError::forbidden(too_late));
+    }
+    Ok(())
+}

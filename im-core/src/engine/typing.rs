@@ -1,0 +1,97 @@
+//! Typing indicators: relayed, never stored, coalesced.
+//!
+//! A client may send `typing` on every keystroke; the engine relays at most one notice
+//! per user and conversation per `typing_interval` (a "stopped" right after a "started"
+//! still goes through, so indicators clear promptly). The relayed event says how long to
+//! show it (`expires_ms`), so an indicator whose sender vanished clears by itself. The
+//! gate is checked before any storage read, so a flood costs a map lookup per frame.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use super::error::ApiResult;
+use super::fanout::Outgoing;
+use super::messaging::Access;
+use super::session::SessionHandle;
+use crate::model::{ConversationId, UserId};
+use crate::protocol::{Event, Reply, ServerFrame};
+
+/// When each (user, conversation) last had a notice relayed, and whether it said
+/// "typing".
+#[derive(Debug, Default)]
+pub(crate) struct TypingGate {
+    last: Mutex<HashMap<(UserId, ConversationId), (Instant, bool)>>,
+}
+
+impl TypingGate {
+    /// Whether to relay this notice now; records it if so.
+    fn admit(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        active: bool,
+        interval: Duration,
+    ) -> bool {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let admit = match last.get(&(user, conversation)) {
+            None => true,
+            Some(&(at, was_active)) => {
+                now.duration_since(at) >= interval || (was_active && !active)
+            }
+        };
+        if admit {
+            last.insert((user, conversation), (now, active));
+        }
+        admit
+    }
+
+    /// Forgets entries older than `keep` (called periodically).
+    pub(crate) fn housekeeping(&self, keep: Duration) {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.retain(|_, (at, _)| now.duration_since(*at) < keep);
+    }
+}
+
+impl Shared {
+    pub(super) async fn typing(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        active: bool,
+    ) -> ApiResult<Reply> {
+        if !self
+            .typing
+            .admit(me.user, conversation, active, self.config.typing_interval)
+        {
+            metrics::counter!("im_typing_coalesced_total").increment(1);
+            return Ok(Reply::Done);
+        }
+        let recipients = match self.access(me.user, conversation).await? {
+            Access::Direct { peer } => {
+                self.may_message(me.user, peer).await?;
+                vec![peer]
+            }
+            Access::Group { members, .. } => members
+                .ids
+                .iter()
+                .copied()
+                .filter(|u| *u != me.user)
+                .collect(),
+        };
+        let out = Outgoing::new(ServerFrame::Event {
+            event: Event::Typing {
+                conversation,
+                user: me.user,
+                active,
+                expires_ms: u32::try_from(self.config.typing_expiry.as_millis())
+                    .unwrap_or(u32::MAX),
+            },
+        });
+        self.fan_out(&recipients, None, &out).await;
+        Ok(Reply::Done)
+    }
+}
