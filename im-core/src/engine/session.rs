@@ -7,11 +7,15 @@
 //! to the session — replies, and pushes from the fan-out — goes through that one bounded
 //! queue, so the writer can batch whatever has piled up into one flush.
 //!
-//! The fan-out never waits on a session: it `try_send`s. When a durable frame does not
-//! fit, the session is marked *lagging*: further durable pushes are dropped (they are in
-//! storage) and the writer, after the batch it is writing (at most `max_write_batch`
-//! frames), sends one `resync` event telling the client to catch up through sync. A session whose socket accepts
-//! nothing for `write_timeout` is closed.
+//! The fan-out never waits on a session: it `try_send`s. Droppable frames (typing,
+//! presence) are dropped first: they are queued only while the queue is at least half
+//! free. When a durable frame does not fit, the session is marked *lagging*: further
+//! durable pushes are dropped (they are in storage) and the writer, after the batch it is
+//! writing (at most `max_write_batch` frames), sends one `resync` event telling the
+//! client to catch up through sync. A session whose socket accepts nothing for
+//! `write_timeout` is closed. Every drop is counted in `im_frames_dropped_total` by
+//! reason, every lagging session in `im_sessions_lagged_total`, every disconnect in
+//! `im_disconnects_total` by reason.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,10 +83,19 @@ impl SessionHandle {
     /// the queue is full.
     pub(crate) fn deliver(&self, frame: &Outgoing) {
         let class = frame.class();
-        if class == FrameClass::Durable && self.control.lagged.load(Ordering::Acquire) {
-            // The resync the writer is about to send covers this frame.
-            metrics::counter!("im_frames_dropped_total", "reason" => "lagging").increment(1);
-            return;
+        match class {
+            FrameClass::Durable if self.control.lagged.load(Ordering::Acquire) => {
+                // The resync the writer is about to send covers this frame.
+                metrics::counter!("im_frames_dropped_total", "reason" => "lagging").increment(1);
+                return;
+            }
+            // Droppable frames go first: they only take a queue that is at least half
+            // free, so the room that is left is kept for durable ones.
+            FrameClass::Droppable if self.tx.capacity() * 2 <= self.tx.max_capacity() => {
+                metrics::counter!("im_frames_dropped_total", "reason" => "droppable").increment(1);
+                return;
+            }
+            _ => {}
         }
         let Some(bytes) = frame.bytes(self.codec) else {
             return;
@@ -531,4 +544,94 @@ fn peek_id(codec: Codec, bytes: &[u8]) -> Option<u64> {
         id: u64,
     }
     codec.decode::<IdOnly>(bytes).ok().map(|f| f.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+    use crate::model::{ConversationId, GroupId};
+
+    fn session(capacity: usize) -> (SessionHandle, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let session = SessionHandle {
+            id: 1,
+            user: UserId(1),
+            device: DeviceId::new("d").unwrap(),
+            platform: Platform::Other,
+            codec: Codec::Json,
+            since: Timestamp::now(),
+            tx,
+            control: Arc::new(Control::default()),
+        };
+        (session, rx)
+    }
+
+    fn typing() -> Outgoing {
+        Outgoing::new(ServerFrame::Event {
+            event: Event::Typing {
+                conversation: ConversationId::Group(GroupId(1)),
+                user: UserId(2),
+                active: true,
+                expires_ms: 6000,
+            },
+        })
+    }
+
+    fn durable() -> Outgoing {
+        Outgoing::new(ServerFrame::Event {
+            event: Event::FriendAdded { user: UserId(2) },
+        })
+    }
+
+    #[test]
+    fn droppable_frames_go_first_and_every_drop_is_counted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let (s, mut rx) = session(4);
+        metrics::with_local_recorder(&recorder, || {
+            s.deliver(&typing()); // queued: the queue is empty
+            s.deliver(&durable()); // queued
+            s.deliver(&typing()); // dropped: only half the queue is free
+            assert!(!s.control.lagged.load(Ordering::Acquire));
+            s.deliver(&durable()); // queued: durable frames use the whole queue
+            s.deliver(&durable()); // queued: the queue is now full
+            s.deliver(&durable()); // dropped: the session is now lagging
+            assert!(s.control.lagged.load(Ordering::Acquire));
+            s.deliver(&durable()); // dropped: covered by the resync to come
+        });
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 4);
+
+        let counters: Vec<(String, Vec<String>, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match value {
+                DebugValue::Counter(n) => Some((
+                    key.key().name().to_owned(),
+                    key.key().labels().map(|l| l.value().to_owned()).collect(),
+                    n,
+                )),
+                _ => None,
+            })
+            .collect();
+        let count = |name: &str, label: Option<&str>| {
+            counters
+                .iter()
+                .filter(|(n, labels, _)| {
+                    n == name && label.is_none_or(|l| labels.iter().any(|x| x == l))
+                })
+                .map(|(_, _, v)| *v)
+                .sum::<u64>()
+        };
+        assert_eq!(count("im_frames_dropped_total", Some("droppable")), 1);
+        assert_eq!(count("im_frames_dropped_total", Some("queue_full")), 1);
+        assert_eq!(count("im_frames_dropped_total", Some("lagging")), 1);
+        assert_eq!(count("im_sessions_lagged_total", None), 1);
+    }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use im_core::auth::HashCost;
 use im_core::client::{Client, ClientConfig, Events, Session};
 use im_core::engine::RateLimits;
-use im_core::model::{ConversationId, Message, UserId};
-use im_core::protocol::Event;
+use im_core::model::{ConversationId, DeviceId, Message, Platform, UserId};
+use im_core::protocol::{DeviceInfo, Event};
 use im_core::{Engine, EngineConfig};
 use im_transport_tcp::{TcpConfig, TcpTransport, connect};
 
@@ -39,6 +39,11 @@ pub async fn start(config: EngineConfig) -> Server {
 
 pub async fn start_with(config: EngineConfig, tcp: TcpConfig) -> Server {
     let engine = Engine::builder().config(config).start().await.unwrap();
+    serve(engine, tcp).await
+}
+
+/// Serves an engine built by the test (with hooks, say) on 127.0.0.1:0.
+pub async fn serve(engine: Engine, tcp: TcpConfig) -> Server {
     let transport = TcpTransport::bind("127.0.0.1:0", tcp.clone())
         .await
         .unwrap();
@@ -79,8 +84,24 @@ impl Server {
 
     /// Another device of an existing user.
     pub async fn device(&self, name: &str, device: &str) -> User {
+        self.device_on(name, device, Platform::Other).await
+    }
+
+    /// Another device of an existing user, of a given platform.
+    pub async fn device_on(&self, name: &str, device: &str, platform: Platform) -> User {
         let (client, events) = self.connect().await;
-        let session = client.login(name, PASSWORD, device).await.unwrap();
+        let session = client
+            .login_with(
+                name,
+                PASSWORD,
+                DeviceInfo {
+                    id: DeviceId::new(device).unwrap(),
+                    name: String::new(),
+                    platform,
+                },
+            )
+            .await
+            .unwrap();
         User {
             id: session.user.id,
             client,
