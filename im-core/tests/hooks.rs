@@ -159,3 +159,60 @@ async fn hooks_see_offline_recipients_connections_and_app_tokens() {
     assert!(hooks.disconnects.lock().unwrap().contains(&Some(bob_id)));
     engine.shutdown().await;
 }
+
+/// A push hook that takes its time, as one calling APNs would.
+#[derive(Debug, Default)]
+struct SlowPush {
+    done: Mutex<Vec<Seq>>,
+}
+
+#[async_trait]
+impl Hooks for SlowPush {
+    async fn on_message_stored(&self, message: &Message, _offline: &[UserId]) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.done.lock().unwrap().push(message.seq);
+    }
+}
+
+/// A connection that is closed while a request is in flight (here: its device logs in
+/// again elsewhere while the push hook of its send is running) finishes that request's
+/// work before it goes: the message stored is also pushed and handed to the hook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_finishes_when_its_connection_is_closed() {
+    let hooks = Arc::new(SlowPush::default());
+    let config = EngineConfig::default()
+        .with_direct_policy(DirectPolicy::Anyone)
+        .with_hash_cost(HashCost {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        });
+    let engine = Engine::builder()
+        .hooks(hooks.clone())
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    let (admin, _) = connect(&engine).await;
+    let alice_id = admin.register("alice", PW, "Alice").await.unwrap().id;
+    let bob_id = admin.register("bob", PW, "Bob").await.unwrap().id;
+    let (alice, _alice_events) = connect(&engine).await;
+    alice.login("alice", PW, "phone").await.unwrap();
+
+    let chat = ConversationId::direct(alice_id, bob_id);
+    let send = tokio::spawn(async move { alice.send_text(chat, "last words").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The same device logs in again: the first connection is kicked mid-request.
+    let (again, _again_events) = connect(&engine).await;
+    again.login("alice", PW, "phone").await.unwrap();
+    let _ = send.await;
+
+    for _ in 0..100 {
+        if !hooks.done.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*hooks.done.lock().unwrap(), [Seq(1)]);
+    engine.shutdown().await;
+}

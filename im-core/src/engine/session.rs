@@ -328,16 +328,27 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
     shared.hooks.on_connect(&state.peer).await;
 
     let (sink, stream) = conn.split();
-    let mut shutdown = shared.shutdown.subscribe();
     let writer = write_loop(&shared, sink, rx, &control);
     tokio::pin!(writer);
-    let ending = tokio::select! {
-        r = read_loop(&shared, &mut state, stream) => Ok(r),
-        r = &mut writer => Err(r),
-        _ = super::stopped(&mut shutdown) => Ok("server shutdown"),
+    // The reader is never dropped in the middle of a request: a stored message is always
+    // pushed and a group change always invalidated. It stops only where it waits for the
+    // next frame, when told to (the writer ended) or when the server shuts down.
+    let writer_ended = Notify::new();
+    let reason = {
+        let reader = read_loop(&shared, &mut state, stream, &writer_ended);
+        tokio::pin!(reader);
+        tokio::select! {
+            reason = &mut reader => Ok(reason),
+            reason = &mut writer => {
+                // Nothing more can be sent (kicked, stalled, socket gone). Let a request
+                // in flight finish its work; its reply has nowhere to go.
+                writer_ended.notify_one();
+                let _ = tokio::time::timeout(shared.config.write_timeout, &mut reader).await;
+                Err(reason)
+            }
+        }
     };
-    let reason = match ending {
-        // The writer stopped (kicked, stalled, socket gone): nothing more can be sent.
+    let reason = match reason {
         Err(reason) => reason,
         // The reader stopped or the server is going away: let the writer send what is
         // queued (a final error, a kick notice), then close, within the write timeout.
@@ -364,10 +375,18 @@ async fn read_loop(
     shared: &Arc<Shared>,
     state: &mut Conn,
     mut stream: futures::stream::SplitStream<BoxConnection>,
+    writer_ended: &Notify,
 ) -> &'static str {
+    let mut shutdown = shared.shutdown.subscribe();
     loop {
         // Any frame counts as a sign of life; silence past the idle timeout is a dead peer.
-        let item = match tokio::time::timeout(shared.config.idle_timeout, stream.next()).await {
+        let next = tokio::select! {
+            biased;
+            _ = writer_ended.notified() => return "writer gone",
+            _ = super::stopped(&mut shutdown) => return "server shutdown",
+            next = tokio::time::timeout(shared.config.idle_timeout, stream.next()) => next,
+        };
+        let item = match next {
             Ok(Some(item)) => item,
             Ok(None) => return "peer closed",
             Err(_) => {
