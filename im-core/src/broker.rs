@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DeviceId, GroupId, UserId};
+use crate::model::{DeviceId, GroupId, Timestamp, UserId};
 use crate::presence::NodeId;
 use crate::protocol::{FrameClass, KickCode};
 
@@ -52,6 +52,10 @@ pub enum Envelope {
         device: Option<DeviceId>,
         /// With `device: None`, the device to leave alone.
         keep: Option<DeviceId>,
+        /// Only sessions that started at or before this time (a device replaced by a
+        /// newer login must not have that newer session closed by a late envelope).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_before: Option<Timestamp>,
         /// Told to the device.
         code: KickCode,
         /// The node that asked (it has already kicked its own sessions).

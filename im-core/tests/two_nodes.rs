@@ -154,3 +154,77 @@ async fn messages_kicks_and_group_changes_cross_nodes() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A device that moves between nodes keeps its newest session: the "replaced" kick its
+/// earlier login broadcast only closes sessions that started before that login, however
+/// late it arrives. And the device policy counts sessions on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_replacement_kick_spares_the_newer_session_and_limits_span_nodes() {
+    use im_core::broker::{Broker, Envelope};
+    use im_core::model::{DeviceId, Timestamp};
+    use im_core::protocol::KickCode;
+
+    let storage = Arc::new(MemoryStorage::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let broker = Arc::new(LocalBroker::new());
+    let hooks = Arc::new(Offline::default());
+    let a = node("a", &storage, &presence, &broker, hooks.clone()).await;
+    let b = node("b", &storage, &presence, &broker, hooks).await;
+    let (admin, _) = connect(&a).await;
+    let alice_id = admin.register("alice", PW, "Alice").await.unwrap().id;
+
+    let before = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (phone, mut phone_events) = connect(&b).await;
+    phone.login("alice", PW, "phone").await.unwrap();
+
+    // A kick for the phone from a login older than this session: ignored.
+    let late = Envelope::Kick {
+        user: alice_id,
+        device: Some(DeviceId::new("phone").unwrap()),
+        keep: None,
+        started_before: Some(before),
+        code: KickCode::Replaced,
+        origin: NodeId::new("a"),
+    };
+    broker.broadcast(late).await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(200), phone_events.next()).await;
+    assert!(quiet.is_err(), "the newer session was closed: {quiet:?}");
+    // One from a newer login: obeyed.
+    let current = Envelope::Kick {
+        user: alice_id,
+        device: Some(DeviceId::new("phone").unwrap()),
+        keep: None,
+        started_before: Some(Timestamp::now()),
+        code: KickCode::Replaced,
+        origin: NodeId::new("a"),
+    };
+    broker.broadcast(current).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), phone_events.next()).await {
+        Ok(Some(Event::Kicked { code, .. })) => assert_eq!(code, KickCode::Replaced),
+        other => panic!("expected kicked, got {other:?}"),
+    }
+
+    // Five sessions spread over both nodes; the sixth, on node A, closes the oldest,
+    // which is on node B.
+    let mut sessions = Vec::new();
+    for n in 0..5 {
+        let engine = if n % 2 == 0 { &b } else { &a };
+        let (client, events) = connect(engine).await;
+        client.login("alice", PW, &format!("d{n}")).await.unwrap();
+        sessions.push((client, events));
+    }
+    let (sixth, _sixth_events) = connect(&a).await;
+    sixth.login("alice", PW, "d5").await.unwrap();
+    let oldest = &mut sessions[0].1;
+    match tokio::time::timeout(Duration::from_secs(5), oldest.next()).await {
+        Ok(Some(Event::Kicked { code, .. })) => assert_eq!(code, KickCode::DeviceLimit),
+        other => panic!("expected the oldest (on the other node) to be kicked, got {other:?}"),
+    }
+    for (_, events) in sessions.iter_mut().skip(1) {
+        let quiet = tokio::time::timeout(Duration::from_millis(100), events.next()).await;
+        assert!(quiet.is_err(), "{quiet:?}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

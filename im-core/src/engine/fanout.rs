@@ -155,12 +155,13 @@ impl Shared {
                 user,
                 device,
                 keep,
+                started_before,
                 code,
                 origin,
             } => {
                 if origin != self.node {
                     self.sessions
-                        .kick(user, device.as_ref(), keep.as_ref(), code);
+                        .kick(user, device.as_ref(), keep.as_ref(), started_before, code);
                 }
             }
         }

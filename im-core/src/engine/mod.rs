@@ -326,6 +326,7 @@ impl Shared {
             user: session.user,
             device: Some(session.device.clone()),
             keep: None,
+            started_before: Some(session.since),
             code: KickCode::Replaced,
             origin: self.node.clone(),
         })
@@ -363,11 +364,12 @@ impl Shared {
         keep: Option<&crate::model::DeviceId>,
         code: KickCode,
     ) {
-        self.sessions.kick(user, device, keep, code);
+        self.sessions.kick(user, device, keep, None, code);
         self.broadcast(Envelope::Kick {
             user,
             device: device.cloned(),
             keep: keep.cloned(),
+            started_before: None,
             code,
             origin: self.node.clone(),
         })
@@ -437,10 +439,22 @@ async fn refresh_presence(shared: Weak<Shared>, mut shutdown: watch::Receiver<bo
                     .iter()
                     .map(|s| shared.presence_entry(s))
                     .collect();
-                if !entries.is_empty()
-                    && let Err(e) = shared.presence.set_online(&entries, shared.config.presence_ttl).await
-                {
+                if entries.is_empty() {
+                    continue;
+                }
+                if let Err(e) = shared.presence.set_online(&entries, shared.config.presence_ttl).await {
                     tracing::warn!(error = %e, "presence refresh failed");
+                    continue;
+                }
+                // A session that ended while the refresh was on its way has already taken
+                // its entry down, and the refresh just put it back: take it down again,
+                // or the device would look online for a whole lease.
+                for e in entries {
+                    if !shared.sessions.has_device(e.user, &e.device)
+                        && let Err(err) = shared.presence.set_offline(e.user, &e.device, &shared.node).await
+                    {
+                        tracing::warn!(error = %err, "presence update failed");
+                    }
                 }
             }
             _ = stopped(&mut shutdown) => return,

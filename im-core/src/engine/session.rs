@@ -230,12 +230,14 @@ impl Registry {
         found
     }
 
-    /// Kicks a user's sessions: one device's, or all but `keep`'s.
+    /// Kicks a user's sessions: one device's, or all but `keep`'s; with `started_before`,
+    /// only those that started no later.
     pub(crate) fn kick(
         &self,
         user: UserId,
         device: Option<&DeviceId>,
         keep: Option<&DeviceId>,
+        started_before: Option<Timestamp>,
         code: KickCode,
     ) {
         let map = self.by_user.read().unwrap_or_else(|p| p.into_inner());
@@ -244,7 +246,7 @@ impl Registry {
                 Some(d) => &s.device == d,
                 None => keep != Some(&s.device),
             };
-            if hit {
+            if hit && started_before.is_none_or(|t| s.since <= t) {
                 s.kick(code);
             }
         }
