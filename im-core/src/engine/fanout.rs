@@ -18,7 +18,8 @@ use crate::protocol::{Codec, FrameClass, ServerFrame};
 /// A frame on its way to many sessions, encoded lazily and once per codec.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    frame: ServerFrame,
+    /// The frame; decoded from `json` on first use when it came from another node.
+    frame: OnceLock<Option<ServerFrame>>,
     class: FrameClass,
     json: OnceLock<Option<Bytes>>,
     msgpack: OnceLock<Option<Bytes>>,
@@ -28,26 +29,36 @@ impl Outgoing {
     pub(crate) fn new(frame: ServerFrame) -> Self {
         Outgoing {
             class: frame.class(),
-            frame,
+            frame: OnceLock::from(Some(frame)),
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
         }
     }
 
-    /// A frame that arrived already JSON-encoded from another node: its JSON bytes are
-    /// reused as they are.
-    fn from_json(frame: ServerFrame, class: FrameClass, json: Bytes) -> Self {
+    /// A frame that arrived already JSON-encoded from another node: its JSON bytes go to
+    /// JSON sessions as they are, and it is decoded only if a session needs another
+    /// codec.
+    fn from_json(class: FrameClass, json: Bytes) -> Self {
         Outgoing {
-            frame,
+            frame: OnceLock::new(),
             class,
             json: OnceLock::from(Some(json)),
             msgpack: OnceLock::new(),
         }
     }
 
-    /// The frame itself.
-    pub(crate) fn frame(&self) -> &ServerFrame {
-        &self.frame
+    /// The frame itself (`None` if it came from another node and does not decode).
+    pub(crate) fn frame(&self) -> Option<&ServerFrame> {
+        self.frame
+            .get_or_init(|| {
+                let json = self.json.get()?.as_ref()?;
+                metrics::counter!("im_frames_decoded_total").increment(1);
+                Codec::Json
+                    .decode(json)
+                    .map_err(|e| tracing::warn!(error = %e, "undecodable frame from the broker"))
+                    .ok()
+            })
+            .as_ref()
     }
 
     pub(crate) fn class(&self) -> FrameClass {
@@ -61,9 +72,10 @@ impl Outgoing {
             Codec::MessagePack => &self.msgpack,
         };
         cell.get_or_init(|| {
+            let frame = self.frame()?;
             metrics::counter!("im_frames_encoded_total").increment(1);
             codec
-                .encode(&self.frame)
+                .encode(frame)
                 .map_err(|e| tracing::error!(error = %e, "failed to encode a pushed frame"))
                 .ok()
         })
@@ -135,14 +147,7 @@ impl Shared {
                 class,
                 frame,
             } => {
-                let decoded = match Codec::Json.decode::<ServerFrame>(&frame) {
-                    Ok(decoded) => decoded,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "undecodable envelope from the broker");
-                        return;
-                    }
-                };
-                let out = Outgoing::from_json(decoded, class, frame);
+                let out = Outgoing::from_json(class, frame);
                 self.sessions
                     .deliver_skip_device(&users, skip.as_ref(), device.as_ref(), &out);
             }
@@ -165,5 +170,30 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserId;
+    use crate::protocol::Event;
+
+    #[test]
+    fn frames_from_other_nodes_are_decoded_only_when_a_codec_needs_it() {
+        let frame = ServerFrame::Event {
+            event: Event::FriendAdded { user: UserId(7) },
+        };
+        let json = Codec::Json.encode(&frame).unwrap();
+        let out = Outgoing::from_json(FrameClass::Durable, json.clone());
+        // JSON sessions get the very bytes that arrived, with no decode.
+        let sent = out.bytes(Codec::Json).unwrap();
+        assert_eq!(sent.as_ptr(), json.as_ptr());
+        assert!(out.frame.get().is_none(), "decoded for a JSON session");
+        // Anything else decodes once, on demand.
+        assert_eq!(out.frame(), Some(&frame));
+        // A frame that does not decode is not sent to anyone needing another codec.
+        let broken = Outgoing::from_json(FrameClass::Durable, Bytes::from_static(b"{"));
+        assert!(broken.frame().is_none());
     }
 }

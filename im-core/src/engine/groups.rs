@@ -106,9 +106,9 @@ impl Shared {
         let mut offline = self.fan_out(users, skip, &out).await;
         offline.retain(|u| *u != sender);
         // The hook reads the message from the frame already built: no copy per message.
-        if let ServerFrame::Event {
+        if let Some(ServerFrame::Event {
             event: Event::Message { message },
-        } = out.frame()
+        }) = out.frame()
         {
             self.hooks.on_message_stored(message, &offline).await;
         }
