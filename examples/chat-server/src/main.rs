@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use im_core::{Engine, EngineConfig, engine::DirectPolicy};
+use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions};
+use im_core::model::Platform;
+use im_core::{Engine, EngineConfig};
 use im_transport_tcp::{TcpConfig, TcpTransport};
 use tracing_subscriber::EnvFilter;
 
@@ -40,6 +42,30 @@ struct Args {
     #[arg(long, env = "IM_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     max_frame_bytes: usize,
 
+    /// Most sessions one user may have at once, on all devices.
+    #[arg(long, env = "IM_MAX_SESSIONS", default_value_t = 5)]
+    max_sessions: usize,
+
+    /// Most sessions one user may have on mobile devices (unlimited if not given).
+    #[arg(long, env = "IM_MAX_MOBILE_SESSIONS")]
+    max_mobile_sessions: Option<usize>,
+
+    /// Refuse a login over the session limits instead of closing the oldest session.
+    #[arg(long, env = "IM_REFUSE_NEW_SESSIONS")]
+    refuse_new_sessions: bool,
+
+    /// Seconds a user's last device must be gone before friends see them offline.
+    #[arg(long, env = "IM_PRESENCE_GRACE_SECS", default_value_t = 5)]
+    presence_grace_secs: u64,
+
+    /// Seconds after sending during which a sender may recall a message.
+    #[arg(long, env = "IM_RECALL_WINDOW_SECS", default_value_t = 120)]
+    recall_window_secs: u64,
+
+    /// Seconds after sending during which a sender may edit a message.
+    #[arg(long, env = "IM_EDIT_WINDOW_SECS", default_value_t = 900)]
+    edit_window_secs: u64,
+
     /// Log filter, in `tracing` syntax (`info`, `im_core=debug,info`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -63,7 +89,11 @@ async fn main() -> anyhow::Result<()> {
             DirectPolicy::FriendsOnly
         })
         .with_max_group_members(args.max_group_members)
-        .with_max_frame_bytes(args.max_frame_bytes);
+        .with_max_frame_bytes(args.max_frame_bytes)
+        .with_device_policy(device_policy(&args))
+        .with_presence_grace(Duration::from_secs(args.presence_grace_secs))
+        .with_recall_window(Duration::from_secs(args.recall_window_secs))
+        .with_edit_window(Duration::from_secs(args.edit_window_secs));
     let engine = Engine::builder()
         .config(config)
         .start()
@@ -113,4 +143,18 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+fn device_policy(args: &Args) -> DevicePolicy {
+    let mut policy = DevicePolicy::default()
+        .with_max_sessions(args.max_sessions)
+        .with_on_excess(if args.refuse_new_sessions {
+            ExcessSessions::RefuseNew
+        } else {
+            ExcessSessions::KickOldest
+        });
+    if let Some(max) = args.max_mobile_sessions {
+        policy = policy.with_platform_limit(Platform::Mobile, max);
+    }
+    policy
 }
