@@ -1,10 +1,10 @@
 //! Every example frame in docs/protocol.md decodes, and re-encodes to the same JSON (so a
-//! misspelt or missing field in the docs fails here). Every request and event type has
-//! an example.
+//! misspelt or missing field in the docs fails here). Every request, reply and event type
+//! has an example.
 
 use std::collections::BTreeSet;
 
-use im_core::protocol::{ClientFrame, Event, ServerFrame};
+use im_core::protocol::{ClientFrame, Event, Reply, ServerFrame};
 
 const DOC: &str = include_str!("../../docs/protocol.md");
 
@@ -68,6 +68,14 @@ fn every_client_example_decodes_and_round_trips() {
         "conversations",
         "history",
         "mark_read",
+        "ack",
+        "receipts",
+        "typing",
+        "recall",
+        "edit",
+        "delete_for_me",
+        "signal",
+        "presence",
     ];
     let missing: Vec<_> = all.iter().filter(|n| !documented.contains(*n)).collect();
     assert!(
@@ -79,23 +87,118 @@ fn every_client_example_decodes_and_round_trips() {
 #[test]
 fn every_server_example_decodes_and_round_trips() {
     let mut events = BTreeSet::new();
+    let mut replies = BTreeSet::new();
     let examples = blocks("server");
     assert!(examples.len() > 20);
     for raw in examples {
-        if let ServerFrame::Event { event } = round_trips::<ServerFrame>(raw) {
-            events.insert(match event {
-                Event::Message { .. } => "message",
-                Event::FriendRequest { .. } => "friend_request",
-                Event::FriendAdded { .. } => "friend_added",
-                Event::FriendRequestDeclined { .. } => "friend_request_declined",
-                Event::FriendRemoved { .. } => "friend_removed",
-                Event::Blocked { .. } => "blocked",
-                Event::Unblocked { .. } => "unblocked",
-                Event::Resync { .. } => "resync",
-                Event::Kicked { .. } => "kicked",
-                _ => "new event: add it to this test",
-            });
+        match round_trips::<ServerFrame>(raw) {
+            ServerFrame::Event { event } => {
+                events.insert(match event {
+                    Event::Message { .. } => "message",
+                    Event::FriendRequest { .. } => "friend_request",
+                    Event::FriendAdded { .. } => "friend_added",
+                    Event::FriendRequestDeclined { .. } => "friend_request_declined",
+                    Event::FriendRemoved { .. } => "friend_removed",
+                    Event::Blocked { .. } => "blocked",
+                    Event::Unblocked { .. } => "unblocked",
+                    Event::Resync { .. } => "resync",
+                    Event::Kicked { .. } => "kicked",
+                    Event::Receipt { .. } => "receipt",
+                    Event::Typing { .. } => "typing",
+                    Event::Presence { .. } => "presence",
+                    Event::Signal { .. } => "signal",
+                    Event::CallHandled { .. } => "call_handled",
+                    Event::MessageHidden { .. } => "message_hidden",
+                    _ => "new event: add it to this test",
+                });
+            }
+            ServerFrame::Reply { reply, .. } => {
+                replies.insert(match reply {
+                    Reply::Hello { .. } => "hello",
+                    Reply::Pong => "pong",
+                    Reply::Done => "done",
+                    Reply::User { .. } => "user",
+                    Reply::Users { .. } => "users",
+                    Reply::Session { .. } => "session",
+                    Reply::Devices { .. } => "devices",
+                    Reply::Friends { .. } => "friends",
+                    Reply::FriendRequests { .. } => "friend_requests",
+                    Reply::Blocked { .. } => "blocked",
+                    Reply::Group { .. } => "group",
+                    Reply::Members { .. } => "members",
+                    Reply::Groups { .. } => "groups",
+                    Reply::Sent { .. } => "sent",
+                    Reply::Conversations { .. } => "conversations",
+                    Reply::History { .. } => "history",
+                    Reply::Read { .. } => "read",
+                    Reply::Delivered { .. } => "delivered",
+                    Reply::Receipts { .. } => "receipts",
+                    Reply::Signaled { .. } => "signaled",
+                    Reply::Presence { .. } => "presence",
+                    _ => "new reply: add it to this test",
+                });
+            }
+            ServerFrame::Error { .. } => {}
         }
     }
-    assert_eq!(events.len(), 9, "events with an example: {events:?}");
+    let all_events = [
+        "message",
+        "friend_request",
+        "friend_added",
+        "friend_request_declined",
+        "friend_removed",
+        "blocked",
+        "unblocked",
+        "resync",
+        "kicked",
+        "receipt",
+        "typing",
+        "presence",
+        "signal",
+        "call_handled",
+        "message_hidden",
+    ];
+    let missing: Vec<_> = all_events.iter().filter(|n| !events.contains(*n)).collect();
+    assert!(missing.is_empty(), "events without an example: {missing:?}");
+    assert_eq!(
+        events.len(),
+        all_events.len(),
+        "events with an example: {events:?}"
+    );
+    let all_replies = [
+        "hello",
+        "pong",
+        "done",
+        "user",
+        "users",
+        "session",
+        "devices",
+        "friends",
+        "friend_requests",
+        "blocked",
+        "group",
+        "members",
+        "groups",
+        "sent",
+        "conversations",
+        "history",
+        "read",
+        "delivered",
+        "receipts",
+        "signaled",
+        "presence",
+    ];
+    let missing: Vec<_> = all_replies
+        .iter()
+        .filter(|n| !replies.contains(*n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "replies without an example: {missing:?}"
+    );
+    assert_eq!(
+        replies.len(),
+        all_replies.len(),
+        "replies with an example: {replies:?}"
+    );
 }
