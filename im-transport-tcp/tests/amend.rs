@@ -121,6 +121,19 @@ async fn recall_and_edit_in_a_direct_chat() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Invalid));
+    // Once Bob blocks her, Alice's edits (new words) no longer reach him; a recall (which
+    // takes words away) still works.
+    bob.client
+        .call(Request::Block { user: alice.id })
+        .await
+        .unwrap();
+    let err = alice
+        .client
+        .edit(chat, typo.seq, text_body("please"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Forbidden));
+    alice.client.recall(chat, typo.seq).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,6 +201,8 @@ async fn group_admins_recall_members_messages_but_not_the_reverse() {
     assert_eq!(err.code(), Some(ErrorCode::Forbidden));
     admin.client.recall(conv, spam.seq).await.unwrap();
     owner.client.recall(conv, official.seq).await.unwrap();
+    // Moderators may also take back their own words after the window.
+    let late = owner.client.recall(conv, boss.seq).await.unwrap();
     // Nobody may edit someone else's message, moderators included.
     let err = owner
         .client
@@ -207,8 +222,15 @@ async fn group_admins_recall_members_messages_but_not_the_reverse() {
             _ => None,
         })
         .collect();
-    assert_eq!(recalls, [(spam.seq, admin.id), (official.seq, owner.id)]);
-    while member.message().await.seq < boss.seq.next().next() {}
+    assert_eq!(
+        recalls,
+        [
+            (spam.seq, admin.id),
+            (official.seq, owner.id),
+            (boss.seq, owner.id)
+        ]
+    );
+    while member.message().await.seq < late.seq {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

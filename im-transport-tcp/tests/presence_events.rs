@@ -159,5 +159,5 @@ async fn only_friends_are_told_or_can_ask() {
     // Too many at once is refused.
     let many: Vec<UserId> = (1..=501).map(UserId).collect();
     let err = alice.client.presence(&many).await.unwrap_err();
-    assert_eq!(err.code(), Some(im_core::protocol::ErrorCode::Invalid));
+    assert_eq!(err.code(), Some(im_core::protocol::ErrorCode::TooLarge));
 }

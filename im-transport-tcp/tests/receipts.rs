@@ -158,6 +158,17 @@ async fn group_read_receipts_go_to_the_senders() {
     let owner_receipt = receipts.iter().find(|r| r.user == owner.id).unwrap();
     assert!(owner_receipt.delivered_seq >= b.seq && owner_receipt.read_seq < a.seq);
 
+    // Someone who joins later is not listed for messages from before they came, even
+    // after reading up to the end.
+    let dan = server.user("dan").await;
+    owner.client.add_members(group.id, &[dan.id]).await.unwrap();
+    let last = dan.client.conversations().await.unwrap()[0].last_seq;
+    dan.client.mark_read(conv, last).await.unwrap();
+    let (receipts, _) = ann.client.receipts(conv, a.seq, None).await.unwrap();
+    assert!(receipts.iter().all(|r| r.user != dan.id), "{receipts:?}");
+    let (receipts, _) = ann.client.receipts(conv, last, None).await.unwrap();
+    assert!(receipts.iter().any(|r| r.user == dan.id), "{receipts:?}");
+
     // A member who leaves drops out of the receipts; an outsider may not ask.
     cat.client
         .request(im_core::protocol::Request::LeaveGroup { group: group.id })

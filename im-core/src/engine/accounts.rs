@@ -217,9 +217,12 @@ impl Shared {
         // Recorded on the connection before the first await: if the connection task is
         // cancelled mid-way (kicked, shut down), it still ends the session it registered.
         conn.session = Some(session.clone());
+        let since = session.since;
         self.begin_session(session).await;
+        // Only sessions older than this one: a late kick must not close a newer session
+        // of a device that has just come back.
         for device in &admission.kick {
-            self.kick(user, Some(device), None, KickCode::DeviceLimit)
+            self.kick(user, Some(device), None, Some(since), KickCode::DeviceLimit)
                 .await;
         }
         self.came_online(user, admission.was_online).await;
@@ -260,7 +263,7 @@ impl Shared {
         if !self.storage.delete_device(me.user, device).await? {
             return Err(ApiError::not_found("no such device"));
         }
-        self.kick(me.user, Some(device), None, KickCode::Revoked)
+        self.kick(me.user, Some(device), None, None, KickCode::Revoked)
             .await;
         Ok(Reply::Done)
     }
@@ -286,8 +289,14 @@ impl Shared {
         self.storage
             .delete_other_devices(me.user, &me.device)
             .await?;
-        self.kick(me.user, None, Some(&me.device), KickCode::PasswordChanged)
-            .await;
+        self.kick(
+            me.user,
+            None,
+            Some(&me.device),
+            None,
+            KickCode::PasswordChanged,
+        )
+        .await;
         Ok(Reply::Done)
     }
 

@@ -39,23 +39,27 @@ impl Shared {
                 "system messages and recalled messages cannot be recalled",
             ));
         }
-        if target.sender == me.user {
+        // Moderators (an owner, or an admin above the sender) may recall at any time;
+        // a sender, their own message within the window.
+        let moderator = match &access {
+            Access::Group { members, .. } => {
+                let mine = members.get(me.user).map_or(Role::Member, |m| m.role);
+                let theirs = members.get(target.sender).map_or(Role::Member, |m| m.role);
+                mine >= Role::Admin && (theirs < mine || target.sender == me.user)
+            }
+            Access::Direct { .. } => false,
+        };
+        if !moderator {
+            if target.sender != me.user {
+                return Err(ApiError::forbidden(
+                    "only the sender, or an owner or admin above them, may recall a message",
+                ));
+            }
             within(
                 &target,
                 self.config.recall_window,
                 "the time to recall this message has passed",
             )?;
-        } else {
-            let Access::Group { members, .. } = &access else {
-                return Err(ApiError::forbidden("only the sender may recall a message"));
-            };
-            let mine = members.get(me.user).map_or(Role::Member, |m| m.role);
-            let theirs = members.get(target.sender).map_or(Role::Member, |m| m.role);
-            if mine < Role::Admin || theirs >= mine {
-                return Err(ApiError::forbidden(
-                    "only the sender, or an owner or admin above them, may recall a message",
-                ));
-            }
         }
         let event = SystemEvent::MessageRecalled { seq, by: me.user };
         let body = Body::System {
@@ -79,6 +83,10 @@ impl Shared {
         }
         validate::body(&body, self.config.max_body_bytes)?;
         let access = self.access(me.user, conversation).await?;
+        // New words must not reach someone who blocked the sender.
+        if let Access::Direct { peer } = access {
+            self.may_message(me.user, peer).await?;
+        }
         let target = self.target(&access, conversation, seq).await?;
         if target.sender != me.user {
             return Err(ApiError::forbidden("only the sender may edit a message"));

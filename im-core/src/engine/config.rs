@@ -261,6 +261,10 @@ impl EngineConfig {
         with_typing_interval, typing_interval: Duration
     );
     setter!(
+        /// Sets [`typing_expiry`](Self::typing_expiry).
+        with_typing_expiry, typing_expiry: Duration
+    );
+    setter!(
         /// Sets [`recall_window`](Self::recall_window).
         with_recall_window, recall_window: Duration
     );

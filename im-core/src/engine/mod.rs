@@ -356,20 +356,22 @@ impl Shared {
         }
     }
 
-    /// Kicks sessions here and asks the other nodes to do the same.
+    /// Kicks sessions here and asks the other nodes to do the same; with
+    /// `started_before`, only sessions that started no later.
     pub(crate) async fn kick(
         &self,
         user: crate::model::UserId,
         device: Option<&crate::model::DeviceId>,
         keep: Option<&crate::model::DeviceId>,
+        started_before: Option<crate::model::Timestamp>,
         code: KickCode,
     ) {
-        self.sessions.kick(user, device, keep, None, code);
+        self.sessions.kick(user, device, keep, started_before, code);
         self.broadcast(Envelope::Kick {
             user,
             device: device.cloned(),
             keep: keep.cloned(),
-            started_before: None,
+            started_before,
             code,
             origin: self.node.clone(),
         })

@@ -128,7 +128,7 @@ impl Shared {
         users: &[UserId],
     ) -> ApiResult<Reply> {
         if users.len() > MAX_QUERY {
-            return Err(ApiError::invalid("users: at most 500"));
+            return Err(ApiError::too_large("users: at most 500 per request"));
         }
         let friends: HashSet<UserId> = self
             .storage

@@ -120,10 +120,13 @@ impl Shared {
         cursors.truncate(limit as usize);
         let receipts = cursors
             .into_iter()
-            // Former members keep their cursor rows; only current members are shown.
+            // Former members keep their cursor rows; only current members who were there
+            // when the message was sent are shown.
             .filter(|c| match &access {
                 Access::Direct { peer } => c.user == *peer || c.user == me.user,
-                Access::Group { members, .. } => members.get(c.user).is_some(),
+                Access::Group { members, .. } => {
+                    members.get(c.user).is_some_and(|m| m.joined_seq <= seq)
+                }
             })
             .map(|c| Receipt {
                 user: c.user,

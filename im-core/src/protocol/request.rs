@@ -279,14 +279,17 @@ pub enum Request {
         #[serde(default = "yes")]
         active: bool,
     },
-    /// Recall one's own message (group owners and admins: anyone's) within the recall
-    /// window. Stores a `message_recalled` event in the conversation.
+    /// Recall one's own message within the recall window (group owners and admins: the
+    /// messages of members below them, and their own, at any time). Stores a
+    /// `message_recalled` event in the conversation. Recalling a recalled message
+    /// answers `conflict`, so a retry after a lost reply can take that as done.
     Recall {
         /// Where.
         conversation: ConversationId,
         /// Which message.
         seq: Seq,
-        /// Makes a retry safe, as in `send` (optional).
+        /// The sender's id for the recall event (optional; shares the device's
+        /// namespace with `send`).
         #[serde(default)]
         client_id: String,
     },
