@@ -65,6 +65,8 @@ macro_rules! storage_conformance {
                 users_batch_lookup_returns_each_existing_user_once,
                 password_hashes_are_stored_and_replaced,
                 concurrent_registrations_of_one_name_leave_one_user,
+                last_seen_never_moves_back,
+                last_seen_lists_each_user_that_has_one_once,
                 devices_are_keyed_by_user_and_device_id,
                 devices_are_deleted_one_or_all_but_one,
                 friend_requests_are_upserted_and_listed_both_ways,
@@ -82,6 +84,18 @@ macro_rules! storage_conformance {
                 history_ranges_return_ascending_pages,
                 read_cursors_never_move_back_and_appends_move_the_sender_s,
                 conversations_list_direct_chats_for_both_and_groups_for_members,
+                delivered_cursors_never_move_back,
+                reads_and_own_appends_move_the_delivered_cursor_along,
+                cursor_pages_list_who_got_a_seq_ascending_and_once,
+                cursors_belong_to_one_conversation_and_only_to_users_with_one,
+                conversations_report_delivered_and_the_direct_peer_s_cursors,
+                amend_appends_its_event_and_rewrites_the_target,
+                amend_retries_change_nothing,
+                amend_of_a_missing_message_is_not_found_and_appends_nothing,
+                concurrent_amend_retries_apply_once,
+                amends_are_seen_whole,
+                hidden_seqs_come_back_ascending_in_an_exclusive_range,
+                hiding_is_per_user_and_per_conversation,
             ]
         );
     };
@@ -101,6 +115,9 @@ macro_rules! presence_conformance {
                 set_online_replaces_a_device_s_entry,
                 set_offline_removes_only_the_named_node_s_entry,
                 entries_expire_unless_refreshed,
+                a_lapsed_lease_is_gone_for_every_query,
+                each_refresh_renews_the_lease,
+                a_moved_device_outlives_its_old_node_s_set_offline,
             ]
         );
     };

@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::model::{DeviceId, Platform, Timestamp, UserId};
 use crate::presence::{NodeId, Presence, PresenceEntry};
 
@@ -25,6 +27,19 @@ fn devices(entries: &[PresenceEntry]) -> BTreeSet<(u64, String, String)> {
 }
 
 const TTL: Duration = Duration::from_secs(30);
+
+/// A lease short enough to wait out.
+const SHORT_TTL: Duration = Duration::from_millis(250);
+
+/// How long past the end of a lease to wait before expecting it gone.
+const MARGIN: Duration = Duration::from_millis(250);
+
+/// Whether less than `ttl` has passed since `start`. A lease granted by a call made after
+/// `start` must then still be live; on a machine so loaded that more time has passed, a
+/// check that it is proves nothing, and is skipped rather than failing.
+fn fresh(start: Instant, ttl: Duration) -> bool {
+    start.elapsed() < ttl
+}
 
 /// `online` lists the live entries of the users asked for, and only theirs.
 pub async fn online_devices_are_listed_per_user(p: Arc<dyn Presence>) {
@@ -152,4 +167,125 @@ pub async fn entries_expire_unless_refreshed(p: Arc<dyn Presence>) {
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(p.online(&[UserId(1)]).await.expect("online").is_empty());
+}
+
+/// A lease not refreshed within its ttl lapses for `online` and `online_elsewhere` alike;
+/// a device that comes back after that is online again.
+pub async fn a_lapsed_lease_is_gone_for_every_query(p: Arc<dyn Presence>) {
+    let users = [UserId(1), UserId(2)];
+    let granted = Instant::now();
+    p.set_online(&[entry(1, "a", "n1"), entry(2, "b", "n2")], SHORT_TTL)
+        .await
+        .expect("set_online");
+    let online = p.online(&users).await.expect("online");
+    let elsewhere = p
+        .online_elsewhere(&users, &NodeId::new("n3"))
+        .await
+        .expect("online_elsewhere");
+    if fresh(granted, SHORT_TTL) {
+        assert_eq!(online.len(), 2, "{online:?}");
+        assert_eq!(elsewhere.len(), 2, "{elsewhere:?}");
+    }
+    tokio::time::sleep(SHORT_TTL + MARGIN).await;
+    assert!(p.online(&users).await.expect("online").is_empty());
+    for node in ["n1", "n2", "n3"] {
+        let got = p
+            .online_elsewhere(&users, &NodeId::new(node))
+            .await
+            .expect("online_elsewhere");
+        assert!(
+            got.is_empty(),
+            "lapsed entries listed elsewhere than {node}: {got:?}"
+        );
+    }
+    let granted = Instant::now();
+    p.set_online(&[entry(1, "a", "n2")], SHORT_TTL)
+        .await
+        .expect("set_online");
+    let got = p.online(&users).await.expect("online");
+    if fresh(granted, SHORT_TTL) {
+        assert_eq!(
+            devices(&got),
+            BTreeSet::from([(1, "a".into(), "n2".into())])
+        );
+    }
+}
+
+/// Each refresh renews the lease for a full ttl, also one that moves the device to
+/// another node: refreshed well within its ttl, an entry outlives that ttl many times over.
+pub async fn each_refresh_renews_the_lease(p: Arc<dyn Presence>) {
+    let ttl = Duration::from_millis(300);
+    let step = Duration::from_millis(100);
+    let node = |round: u32| if round < 4 { "n1" } else { "n2" };
+    let mut granted = Instant::now();
+    p.set_online(&[entry(1, "a", node(0))], ttl)
+        .await
+        .expect("set_online");
+    for round in 1..=8 {
+        tokio::time::sleep(step).await;
+        // Before this refresh: the previous one must have kept the entry alive.
+        let got = p.online(&[UserId(1)]).await.expect("online");
+        let elsewhere = p
+            .online_elsewhere(&[UserId(1)], &NodeId::new("n3"))
+            .await
+            .expect("online_elsewhere");
+        if fresh(granted, ttl) {
+            let want = BTreeSet::from([(1, "a".into(), node(round - 1).into())]);
+            assert_eq!(devices(&got), want, "round {round}");
+            assert_eq!(devices(&elsewhere), want, "round {round}");
+        }
+        granted = Instant::now();
+        p.set_online(&[entry(1, "a", node(round))], ttl)
+            .await
+            .expect("refresh");
+    }
+    // Unrefreshed, the last lease runs out like any other.
+    tokio::time::sleep(ttl + MARGIN).await;
+    assert!(p.online(&[UserId(1)]).await.expect("online").is_empty());
+}
+
+/// A device that moved to another node (a later `set_online`) stays online when its old
+/// node lets go of it (`set_offline` names the old node); only its new node can take it
+/// offline.
+pub async fn a_moved_device_outlives_its_old_node_s_set_offline(p: Arc<dyn Presence>) {
+    let a = DeviceId::new("a").expect("id");
+    let (n1, n2) = (NodeId::new("n1"), NodeId::new("n2"));
+    p.set_online(&[entry(1, "a", "n1"), entry(1, "b", "n1")], TTL)
+        .await
+        .expect("set_online");
+    p.set_online(&[entry(1, "a", "n2")], TTL)
+        .await
+        .expect("move to n2");
+    p.set_offline(UserId(1), &a, &n1)
+        .await
+        .expect("stale set_offline");
+    let moved = (1, "a".to_string(), "n2".to_string());
+    let stayed = (1, "b".to_string(), "n1".to_string());
+    let got = p.online(&[UserId(1)]).await.expect("online");
+    assert_eq!(
+        devices(&got),
+        BTreeSet::from([moved.clone(), stayed.clone()])
+    );
+    let from_n1 = p
+        .online_elsewhere(&[UserId(1)], &n1)
+        .await
+        .expect("online_elsewhere");
+    assert_eq!(devices(&from_n1), BTreeSet::from([moved]));
+    let from_n2 = p
+        .online_elsewhere(&[UserId(1)], &n2)
+        .await
+        .expect("online_elsewhere");
+    assert_eq!(devices(&from_n2), BTreeSet::from([stayed.clone()]));
+
+    p.set_offline(UserId(1), &a, &n2)
+        .await
+        .expect("set_offline");
+    let got = p.online(&[UserId(1)]).await.expect("online");
+    assert_eq!(devices(&got), BTreeSet::from([stayed]));
+    assert!(
+        p.online_elsewhere(&[UserId(1)], &n1)
+            .await
+            .expect("online_elsewhere")
+            .is_empty()
+    );
 }

@@ -4,11 +4,12 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, FriendRequest, Group, GroupId, Platform, Role, Seq,
-    SystemEvent, Timestamp, User, UserId,
+    Body, ConversationId, Device, DeviceId, FriendRequest, Group, GroupId, Message, Platform, Role,
+    Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
-    DeviceRecord, GroupChange, MessageRange, NewGroup, NewMessage, NewUser, Storage, StorageError,
+    Amendment, ConversationState, Cursor, CursorQuery, DeviceRecord, GroupChange, MessageRange,
+    NewGroup, NewMessage, NewUser, Storage, StorageError,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -95,6 +96,104 @@ fn all(after: u64, limit: u32) -> MessageRange {
 
 fn is_not_found<T: std::fmt::Debug>(r: Result<T, StorageError>) -> bool {
     matches!(r, Err(StorageError::NotFound(_)))
+}
+
+fn plain(text: &str) -> Body {
+    Body::Text {
+        text: text.to_owned(),
+    }
+}
+
+/// An edit of `target` to `new_text`, recorded by an event from `sender`'s `device` with
+/// idempotency key `client_id`, sent at `at`.
+fn edit(
+    sender: UserId,
+    device: &str,
+    client_id: &str,
+    target: u64,
+    new_text: &str,
+    at: i64,
+) -> Amendment {
+    Amendment {
+        target: Seq(target),
+        body: plain(new_text),
+        event: NewMessage {
+            sender,
+            sender_device: device_id(device),
+            client_id: client_id.to_owned(),
+            body: Body::System {
+                event: SystemEvent::MessageEdited {
+                    seq: Seq(target),
+                    body: Box::new(plain(new_text)),
+                },
+            },
+            sent_at: Timestamp(at),
+        },
+    }
+}
+
+/// Appends `n` text messages from `sender` (keys `{tag}1`, `{tag}2`, …, texts "1", "2", …).
+async fn fill(s: &dyn Storage, conversation: ConversationId, sender: UserId, tag: &str, n: u64) {
+    for i in 1..=n {
+        s.append(
+            conversation,
+            text(sender, "d", &format!("{tag}{i}"), &i.to_string()),
+        )
+        .await
+        .expect("append");
+    }
+}
+
+/// Every stored message of a conversation.
+async fn timeline(s: &dyn Storage, conversation: ConversationId) -> Vec<Message> {
+    s.messages(conversation, all(0, 10_000))
+        .await
+        .expect("messages")
+}
+
+fn cursor(user: UserId, delivered: u64, read: u64) -> Cursor {
+    Cursor {
+        user,
+        delivered: Seq(delivered),
+        read: Seq(read),
+    }
+}
+
+/// Cursors in the order `cursors` lists them: ascending by user.
+fn by_user(mut cursors: Vec<Cursor>) -> Vec<Cursor> {
+    cursors.sort_by_key(|c| c.user);
+    cursors
+}
+
+fn cursor_query(at_least: u64, after: Option<UserId>, limit: u32) -> CursorQuery {
+    CursorQuery {
+        at_least: Seq(at_least),
+        after,
+        limit,
+    }
+}
+
+/// Every cursor row of a conversation, as `cursors` lists them.
+async fn cursor_rows(s: &dyn Storage, conversation: ConversationId) -> Vec<Cursor> {
+    s.cursors(conversation, cursor_query(0, None, 10_000))
+        .await
+        .expect("cursors")
+}
+
+/// How `user` sees `conversation` in `conversations` (which must list it).
+async fn state(s: &dyn Storage, user: UserId, conversation: ConversationId) -> ConversationState {
+    s.conversations(user)
+        .await
+        .expect("conversations")
+        .into_iter()
+        .find(|c| c.conversation == conversation)
+        .expect("the conversation is listed")
+}
+
+/// `(read_seq, delivered_seq)` of `user` in `conversation`, from `conversations`.
+async fn own_cursors(s: &dyn Storage, user: UserId, conversation: ConversationId) -> (Seq, Seq) {
+    let c = state(s, user, conversation).await;
+    (c.read_seq, c.delivered_seq)
 }
 
 /// `create_user` assigns distinct ids and refuses a taken username with `Conflict`.
@@ -194,6 +293,76 @@ pub async fn concurrent_registrations_of_one_name_leave_one_user(s: Arc<dyn Stor
         }
     }
     assert_eq!(created, 1);
+}
+
+/// `set_last_seen` keeps the latest time it was given (it never moves back), and fails
+/// with `NotFound` for an unknown user, recording nothing.
+pub async fn last_seen_never_moves_back(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await.id;
+    let seen = |ids: Vec<UserId>| {
+        let s = s.clone();
+        async move { s.last_seen(&ids).await.expect("last_seen") }
+    };
+    assert!(
+        seen(vec![a]).await.is_empty(),
+        "nobody starts with a last seen"
+    );
+    s.set_last_seen(a, Timestamp(5_000))
+        .await
+        .expect("set_last_seen");
+    assert_eq!(seen(vec![a]).await, vec![(a, Timestamp(5_000))]);
+    s.set_last_seen(a, Timestamp(4_000))
+        .await
+        .expect("set_last_seen");
+    assert_eq!(
+        seen(vec![a]).await,
+        vec![(a, Timestamp(5_000))],
+        "an older time does not replace a newer one"
+    );
+    s.set_last_seen(a, Timestamp(5_000))
+        .await
+        .expect("set_last_seen");
+    s.set_last_seen(a, Timestamp(6_000))
+        .await
+        .expect("set_last_seen");
+    assert_eq!(seen(vec![a]).await, vec![(a, Timestamp(6_000))]);
+
+    let ghost = UserId(a.0 + 1000);
+    assert!(is_not_found(s.set_last_seen(ghost, Timestamp(7_000)).await));
+    assert!(
+        seen(vec![ghost]).await.is_empty(),
+        "a refused set_last_seen records nothing"
+    );
+}
+
+/// `last_seen` returns the users among `ids` that have a last seen, each once, however
+/// often asked for; users without one and unknown ids are left out.
+pub async fn last_seen_lists_each_user_that_has_one_once(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    s.set_last_seen(a, Timestamp(1_000))
+        .await
+        .expect("set_last_seen");
+    s.set_last_seen(b, Timestamp(2_000))
+        .await
+        .expect("set_last_seen");
+    let ghost = UserId(c.0 + 1000);
+    let mut got = s
+        .last_seen(&[a, c, b, a, ghost, b, a])
+        .await
+        .expect("last_seen");
+    got.sort();
+    assert_eq!(got, vec![(a, Timestamp(1_000)), (b, Timestamp(2_000))]);
+    assert!(
+        s.last_seen(&[c, ghost])
+            .await
+            .expect("last_seen")
+            .is_empty()
+    );
+    assert!(s.last_seen(&[]).await.expect("last_seen").is_empty());
 }
 
 /// A device is keyed by (user, device id); `put_device` inserts or replaces it.
@@ -901,4 +1070,670 @@ pub async fn conversations_list_direct_chats_for_both_and_groups_for_members(s: 
     .await
     .expect("leave");
     assert!(list(c).await.is_empty());
+}
+
+/// `set_delivered` moves the delivered cursor to `max(current, seq)` and returns that; it
+/// leaves the read cursor where it is.
+pub async fn delivered_cursors_never_move_back(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", 8).await;
+    assert_eq!(own_cursors(&*s, b, conv).await, (Seq::ZERO, Seq::ZERO));
+    let deliver = |seq: u64| {
+        let s = s.clone();
+        async move {
+            s.set_delivered(b, conv, Seq(seq))
+                .await
+                .expect("set_delivered")
+        }
+    };
+    assert_eq!(deliver(3).await, Seq(3));
+    assert_eq!(deliver(2).await, Seq(3), "delivered never moves back");
+    assert_eq!(deliver(0).await, Seq(3), "delivered never moves back");
+    assert_eq!(deliver(3).await, Seq(3));
+    assert_eq!(
+        own_cursors(&*s, b, conv).await,
+        (Seq::ZERO, Seq(3)),
+        "delivery is not reading"
+    );
+    assert_eq!(deliver(6).await, Seq(6));
+    assert_eq!(own_cursors(&*s, b, conv).await, (Seq::ZERO, Seq(6)));
+    assert_eq!(
+        cursor_rows(&*s, conv).await,
+        by_user(vec![cursor(a, 8, 8), cursor(b, 6, 0)]),
+        "bob's delivery moves only bob's cursor"
+    );
+}
+
+/// `set_read` moves the delivered cursor along (a delivered cursor is never below the
+/// read one, and reading never lowers it), and a non-duplicate append moves the sender's
+/// read cursor, so its delivered one too.
+pub async fn reads_and_own_appends_move_the_delivered_cursor_along(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", 4).await;
+    assert_eq!(
+        own_cursors(&*s, a, conv).await,
+        (Seq(4), Seq(4)),
+        "the sender has read, so got, its own messages"
+    );
+    assert_eq!(s.set_read(b, conv, Seq(3)).await.expect("set_read"), Seq(3));
+    assert_eq!(
+        own_cursors(&*s, b, conv).await,
+        (Seq(3), Seq(3)),
+        "reading moves delivered along"
+    );
+    assert_eq!(
+        s.set_delivered(b, conv, Seq(2))
+            .await
+            .expect("set_delivered"),
+        Seq(3),
+        "delivered is already at the read cursor"
+    );
+    assert_eq!(
+        s.set_delivered(b, conv, Seq(4))
+            .await
+            .expect("set_delivered"),
+        Seq(4)
+    );
+    assert_eq!(s.set_read(b, conv, Seq(1)).await.expect("set_read"), Seq(3));
+    assert_eq!(
+        own_cursors(&*s, b, conv).await,
+        (Seq(3), Seq(4)),
+        "reading up to less than delivered leaves delivered alone"
+    );
+
+    // Bob's reply: seq 5, read and so delivered by him.
+    s.append(conv, text(b, "d", "reply", "y"))
+        .await
+        .expect("append");
+    assert_eq!(own_cursors(&*s, b, conv).await, (Seq(5), Seq(5)));
+    assert_eq!(
+        own_cursors(&*s, a, conv).await,
+        (Seq(4), Seq(4)),
+        "an append moves only the sender's cursors"
+    );
+    // A retry stores nothing and moves nothing.
+    let retry = s
+        .append(conv, text(a, "d", "m1", "1"))
+        .await
+        .expect("append");
+    assert!(retry.duplicate);
+    assert_eq!(own_cursors(&*s, a, conv).await, (Seq(4), Seq(4)));
+    assert_eq!(
+        cursor_rows(&*s, conv).await,
+        by_user(vec![cursor(a, 4, 4), cursor(b, 5, 5)])
+    );
+}
+
+/// `cursors` lists the cursors with `delivered >= at_least` of users above `after`,
+/// ascending by user, the first `limit` of them: paging with the last user of each page
+/// visits every matching cursor exactly once.
+pub async fn cursor_pages_list_who_got_a_seq_ascending_and_once(s: Arc<dyn Storage>) {
+    let mut u = Vec::new();
+    for i in 0..10 {
+        u.push(user(&*s, &format!("u{i}")).await.id);
+    }
+    let group = group(&*s, "g", u[0], &u[1..]).await;
+    let conv = ConversationId::Group(group.id);
+    assert_eq!(
+        cursor_rows(&*s, conv).await,
+        by_user(u.iter().map(|&m| cursor(m, 1, 1)).collect()),
+        "the first members have read, so got, the first message"
+    );
+    fill(&*s, conv, u[0], "m", 9).await; // seqs 2..=10, read by u0
+    let deliver = |who: UserId, seq: u64| {
+        let s = s.clone();
+        async move {
+            s.set_delivered(who, conv, Seq(seq))
+                .await
+                .expect("set_delivered");
+        }
+    };
+    let read = |who: UserId, seq: u64| {
+        let s = s.clone();
+        async move {
+            s.set_read(who, conv, Seq(seq)).await.expect("set_read");
+        }
+    };
+    deliver(u[1], 4).await;
+    read(u[2], 6).await;
+    deliver(u[3], 9).await;
+    read(u[3], 2).await;
+    // u4 stays at 1.
+    deliver(u[5], 6).await;
+    read(u[6], 10).await;
+    deliver(u[7], 3).await;
+    read(u[8], 5).await;
+    deliver(u[8], 7).await;
+    deliver(u[9], 6).await;
+    let want = by_user(vec![
+        cursor(u[0], 10, 10),
+        cursor(u[1], 4, 1),
+        cursor(u[2], 6, 6),
+        cursor(u[3], 9, 2),
+        cursor(u[4], 1, 1),
+        cursor(u[5], 6, 1),
+        cursor(u[6], 10, 10),
+        cursor(u[7], 3, 1),
+        cursor(u[8], 7, 5),
+        cursor(u[9], 6, 1),
+    ]);
+    let page = |at_least: u64, after: Option<UserId>, limit: u32| {
+        let s = s.clone();
+        async move {
+            s.cursors(conv, cursor_query(at_least, after, limit))
+                .await
+                .expect("cursors")
+        }
+    };
+    assert_eq!(page(0, None, 100).await, want);
+    for at_least in [0, 1, 4, 6, 7, 9, 10, 11] {
+        let matching: Vec<Cursor> = want
+            .iter()
+            .filter(|c| c.delivered >= Seq(at_least))
+            .copied()
+            .collect();
+        for limit in [1, 2, 3, 100] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let got = page(at_least, after, limit).await;
+                let rest: Vec<Cursor> = matching
+                    .iter()
+                    .filter(|c| after.is_none_or(|a| c.user > a))
+                    .copied()
+                    .take(limit as usize)
+                    .collect();
+                assert_eq!(
+                    got, rest,
+                    "at_least {at_least}, after {after:?}, limit {limit}"
+                );
+                let Some(last) = got.last() else { break };
+                after = Some(last.user);
+                seen.extend(got);
+                assert!(seen.len() <= want.len(), "paging goes on forever");
+            }
+            assert_eq!(seen, matching, "at_least {at_least}, limit {limit}");
+        }
+    }
+    // `after` need not be a listed user: here one below the threshold.
+    let above_u4: Vec<Cursor> = want
+        .iter()
+        .filter(|c| c.user > u[4] && c.delivered >= Seq(6))
+        .copied()
+        .collect();
+    assert_eq!(page(6, Some(u[4]), 100).await, above_u4);
+    let last_user = want.last().expect("cursors").user;
+    assert!(page(0, Some(last_user), 100).await.is_empty());
+}
+
+/// `cursors` lists one conversation's cursor rows: a user without one there is absent
+/// (also at `at_least` 0), and moving a cursor in one conversation shows in no other.
+pub async fn cursors_belong_to_one_conversation_and_only_to_users_with_one(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    fill(&*s, ab, a, "ab", 3).await;
+    fill(&*s, ac, c, "ac", 2).await;
+    // Bob has no cursor in ab, alice none in ac, bob none anywhere.
+    assert_eq!(cursor_rows(&*s, ab).await, vec![cursor(a, 3, 3)]);
+    assert_eq!(cursor_rows(&*s, ac).await, vec![cursor(c, 2, 2)]);
+    assert_eq!(
+        s.cursors(ab, cursor_query(1, None, 10))
+            .await
+            .expect("cursors"),
+        vec![cursor(a, 3, 3)]
+    );
+    s.set_delivered(b, ab, Seq(2)).await.expect("set_delivered");
+    s.set_read(a, ac, Seq(1)).await.expect("set_read");
+    assert_eq!(
+        cursor_rows(&*s, ab).await,
+        by_user(vec![cursor(a, 3, 3), cursor(b, 2, 0)])
+    );
+    assert_eq!(
+        cursor_rows(&*s, ac).await,
+        by_user(vec![cursor(a, 1, 1), cursor(c, 2, 2)])
+    );
+    s.set_delivered(a, ac, Seq(2)).await.expect("set_delivered");
+    assert_eq!(
+        cursor_rows(&*s, ac).await,
+        by_user(vec![cursor(a, 2, 1), cursor(c, 2, 2)])
+    );
+    assert_eq!(
+        cursor_rows(&*s, ab).await,
+        by_user(vec![cursor(a, 3, 3), cursor(b, 2, 0)]),
+        "alice's cursor in ac is not her cursor in ab"
+    );
+    assert!(
+        cursor_rows(&*s, ConversationId::direct(b, c))
+            .await
+            .is_empty()
+    );
+    assert!(
+        cursor_rows(&*s, ConversationId::Group(GroupId(4242)))
+            .await
+            .is_empty()
+    );
+}
+
+/// `conversations` reports the user's delivered cursor, and in a direct conversation the
+/// other user's cursors as `peer`; in a group `peer` is the default (all zero).
+pub async fn conversations_report_delivered_and_the_direct_peer_s_cursors(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let ab = ConversationId::direct(a, b);
+    fill(&*s, ab, a, "m", 3).await;
+    let mine = state(&*s, a, ab).await;
+    assert_eq!((mine.read_seq, mine.delivered_seq), (Seq(3), Seq(3)));
+    // Bob has no cursor row yet: both of his are 0 (whose the empty peer cursor names is
+    // not pinned).
+    assert_eq!(
+        (mine.peer.delivered, mine.peer.read),
+        (Seq::ZERO, Seq::ZERO)
+    );
+    let theirs = state(&*s, b, ab).await;
+    assert_eq!(
+        (theirs.read_seq, theirs.delivered_seq),
+        (Seq::ZERO, Seq::ZERO)
+    );
+    assert_eq!(theirs.peer, cursor(a, 3, 3));
+
+    s.set_delivered(b, ab, Seq(2)).await.expect("set_delivered");
+    assert_eq!(state(&*s, a, ab).await.peer, cursor(b, 2, 0));
+    let theirs = state(&*s, b, ab).await;
+    assert_eq!((theirs.read_seq, theirs.delivered_seq), (Seq::ZERO, Seq(2)));
+    assert_eq!(theirs.peer, cursor(a, 3, 3));
+    s.set_read(b, ab, Seq(3)).await.expect("set_read");
+    assert_eq!(state(&*s, a, ab).await.peer, cursor(b, 3, 3));
+    assert_eq!(own_cursors(&*s, b, ab).await, (Seq(3), Seq(3)));
+
+    // A group: delivered is reported, peer is empty however the members' cursors stand.
+    let group = group(&*s, "g", a, &[b, c]).await;
+    let g = ConversationId::Group(group.id);
+    fill(&*s, g, c, "g", 2).await; // seqs 2, 3
+    s.set_delivered(b, g, Seq(3)).await.expect("set_delivered");
+    let bob_g = state(&*s, b, g).await;
+    assert_eq!((bob_g.read_seq, bob_g.delivered_seq), (Seq(1), Seq(3)));
+    assert_eq!(bob_g.peer, Cursor::default());
+    for u in [a, c] {
+        assert_eq!(state(&*s, u, g).await.peer, Cursor::default());
+    }
+    assert_eq!(
+        own_cursors(&*s, b, ab).await,
+        (Seq(3), Seq(3)),
+        "the group's cursors are not the direct chat's"
+    );
+}
+
+/// `amend` appends its event with the next seq and, in the same step, gives the target
+/// the new body with `edited_at` = the event's `sent_at`; nothing else changes.
+pub async fn amend_appends_its_event_and_rewrites_the_target(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    fill(&*s, ab, a, "m", 3).await;
+    fill(&*s, ac, a, "m", 2).await;
+    let before = timeline(&*s, ab).await;
+    let other_before = timeline(&*s, ac).await;
+
+    let change = edit(a, "d", "e1", 2, "two, edited", 5_000);
+    let r = s.amend(ab, change.clone()).await.expect("amend");
+    assert!(!r.duplicate);
+    let event = &r.message;
+    assert_eq!(event.seq, Seq(4), "the event takes the next seq");
+    assert_eq!(event.conversation, ab);
+    assert_eq!(
+        (event.sender, &event.sender_device, event.client_id.as_str()),
+        (a, &device_id("d"), "e1")
+    );
+    assert_eq!(event.body, change.event.body);
+    assert_eq!((event.sent_at, event.edited_at), (Timestamp(5_000), None));
+    let after = timeline(&*s, ab).await;
+    let mut want = before.clone();
+    want[1].body = plain("two, edited");
+    want[1].edited_at = Some(Timestamp(5_000));
+    want.push(r.message.clone());
+    assert_eq!(
+        after, want,
+        "only the target changed, and the event was appended"
+    );
+    assert_eq!(s.last_seq(ab).await.expect("last_seq"), Seq(4));
+
+    // A second edit of the same message: another event, the newer body and time.
+    let r2 = s
+        .amend(ab, edit(a, "d", "e2", 2, "two, again", 6_000))
+        .await
+        .expect("amend");
+    assert_eq!((r2.message.seq, r2.duplicate), (Seq(5), false));
+    let target = &timeline(&*s, ab).await[1];
+    assert_eq!(
+        (&target.body, target.edited_at),
+        (&plain("two, again"), Some(Timestamp(6_000)))
+    );
+    // Any stored seq is a target: the first one, and the newest (itself an event).
+    s.amend(ab, edit(a, "d", "e3", 1, "one, edited", 7_000))
+        .await
+        .expect("amend seq 1");
+    s.amend(ab, edit(a, "d", "e4", 5, "event, edited", 8_000))
+        .await
+        .expect("amend the newest");
+    let after = timeline(&*s, ab).await;
+    assert_eq!(after.len(), 7);
+    assert_eq!(
+        (&after[0].body, after[0].edited_at),
+        (&plain("one, edited"), Some(Timestamp(7_000)))
+    );
+    assert_eq!(
+        (&after[4].body, after[4].edited_at),
+        (&plain("event, edited"), Some(Timestamp(8_000)))
+    );
+    assert_eq!(
+        timeline(&*s, ac).await,
+        other_before,
+        "seq 2 of another conversation is another message"
+    );
+}
+
+/// A retried amend (same conversation, sender, device and client id) returns the first
+/// event with `duplicate: true` and changes nothing, whatever body or target it carries.
+pub async fn amend_retries_change_nothing(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", 3).await;
+    let first = s
+        .amend(conv, edit(a, "d", "e1", 2, "first edit", 5_000))
+        .await
+        .expect("amend");
+    assert!(!first.duplicate);
+    let stored = timeline(&*s, conv).await;
+    let retries = [
+        edit(a, "d", "e1", 2, "first edit", 5_000),
+        edit(a, "d", "e1", 2, "second edit", 6_000),
+        edit(a, "d", "e1", 3, "another target", 7_000),
+    ];
+    for retry in retries {
+        let again = s.amend(conv, retry.clone()).await.expect("amend");
+        assert!(again.duplicate, "{retry:?}");
+        assert_eq!(again.message, first.message, "the first event comes back");
+        assert_eq!(
+            timeline(&*s, conv).await,
+            stored,
+            "a duplicate changes nothing: {retry:?}"
+        );
+    }
+    // Another device, or another sender, is not the same key.
+    let laptop = s
+        .amend(conv, edit(a, "laptop", "e1", 2, "from the laptop", 8_000))
+        .await
+        .expect("amend");
+    let bob = s
+        .amend(conv, edit(b, "d", "e1", 3, "from bob", 9_000))
+        .await
+        .expect("amend");
+    assert_eq!(
+        (
+            laptop.duplicate,
+            laptop.message.seq,
+            bob.duplicate,
+            bob.message.seq
+        ),
+        (false, Seq(5), false, Seq(6))
+    );
+    let now = timeline(&*s, conv).await;
+    assert_eq!(
+        (&now[1].body, now[1].edited_at),
+        (&plain("from the laptop"), Some(Timestamp(8_000)))
+    );
+    assert_eq!(
+        (&now[2].body, now[2].edited_at),
+        (&plain("from bob"), Some(Timestamp(9_000)))
+    );
+}
+
+/// `amend` of a seq that does not exist (0, or beyond the last, also the seq its own
+/// event would get) fails with `NotFound` and appends nothing.
+pub async fn amend_of_a_missing_message_is_not_found_and_appends_nothing(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", 3).await;
+    let stored = timeline(&*s, conv).await;
+    for target in [0, 4, 5, 1_000] {
+        let r = s
+            .amend(conv, edit(a, "d", "e1", target, "nothing", 5_000))
+            .await;
+        assert!(is_not_found(r), "target {target}");
+        assert_eq!(
+            s.last_seq(conv).await.expect("last_seq"),
+            Seq(3),
+            "a refused amend appends nothing (target {target})"
+        );
+        assert_eq!(timeline(&*s, conv).await, stored);
+    }
+    // A conversation with no messages at all.
+    let empty = ConversationId::direct(a, c);
+    let r = s
+        .amend(empty, edit(a, "d", "e1", 1, "nothing", 5_000))
+        .await;
+    assert!(is_not_found(r));
+    assert_eq!(s.last_seq(empty).await.expect("last_seq"), Seq::ZERO);
+    assert!(
+        s.conversations(c).await.expect("conversations").is_empty(),
+        "a refused amend starts no conversation"
+    );
+    // The refused calls did not take the key: the same key now goes through.
+    let r = s
+        .amend(conv, edit(a, "d", "e1", 3, "three, edited", 6_000))
+        .await
+        .expect("amend");
+    assert_eq!((r.message.seq, r.duplicate), (Seq(4), false));
+}
+
+/// Concurrent retries of one amend apply it once: one event is stored, every call returns
+/// it, and the target carries that event's body and time.
+pub async fn concurrent_amend_retries_apply_once(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", 2).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.amend(
+                    conv,
+                    edit(a, "d", "same", 1, &format!("edit {i}"), 5_000 + i),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut ids = HashSet::new();
+    for t in tasks {
+        let r = t.await.expect("task").expect("amend");
+        ids.insert(r.message.id);
+        if !r.duplicate {
+            winners.push(r.message);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one call stored the event");
+    assert_eq!(ids.len(), 1, "every retry returns the one stored event");
+    let event = &winners[0];
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(3));
+    let stored = timeline(&*s, conv).await;
+    assert_eq!(&stored[2], event);
+    let Body::System {
+        event: SystemEvent::MessageEdited { body, .. },
+    } = &event.body
+    else {
+        panic!("the stored event is the edit: {event:?}");
+    };
+    assert_eq!(
+        (&stored[0].body, stored[0].edited_at),
+        (&**body, Some(event.sent_at)),
+        "the target carries the body and time of the event that was stored"
+    );
+}
+
+/// While amends run, a reader never sees an amend half done: an edit event without the
+/// new body on its target, or a new body without its event.
+pub async fn amends_are_seen_whole(s: Arc<dyn Storage>) {
+    const TARGETS: u64 = 200;
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", TARGETS).await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (s, done) = (s.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut reads = 0u32;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let t = timeline(&*s, conv).await;
+                let events: Vec<(Seq, &Body)> = t
+                    .iter()
+                    .filter_map(|m| match &m.body {
+                        Body::System {
+                            event: SystemEvent::MessageEdited { seq, body },
+                        } => Some((*seq, &**body)),
+                        _ => None,
+                    })
+                    .collect();
+                let edited = t.iter().filter(|m| m.edited_at.is_some()).count();
+                assert_eq!(
+                    edited,
+                    events.len(),
+                    "as many targets edited as edit events stored"
+                );
+                for (seq, body) in events {
+                    assert_eq!(&t[seq.0 as usize - 1].body, body, "target {seq:?}");
+                }
+                reads += 1;
+                if finished {
+                    return reads;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let writers: Vec<_> = (1..=TARGETS)
+        .map(|target| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.amend(
+                    conv,
+                    edit(a, "d", &format!("e{target}"), target, "edited", 5_000),
+                )
+                .await
+                .expect("amend");
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(reader.await.expect("reader") > 0);
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(2 * TARGETS));
+}
+
+/// `hidden` lists the seqs a user hid in `(after, before)`, both ends excluded,
+/// ascending, each once however often hidden; `before <= after` is an empty range.
+pub async fn hidden_seqs_come_back_ascending_in_an_exclusive_range(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", 10).await;
+    for seq in [7, 3, 9, 5, 5, 3] {
+        s.hide(a, conv, Seq(seq))
+            .await
+            .expect("hiding, also twice, is fine");
+    }
+    let hidden = |after: u64, before: u64| {
+        let s = s.clone();
+        async move {
+            s.hidden(a, conv, Seq(after), Seq(before))
+                .await
+                .expect("hidden")
+                .into_iter()
+                .map(|q| q.0)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(hidden(0, 11).await, vec![3, 5, 7, 9]);
+    assert_eq!(hidden(0, 1_000).await, vec![3, 5, 7, 9]);
+    assert_eq!(hidden(3, 9).await, vec![5, 7], "both ends are excluded");
+    assert_eq!(hidden(2, 4).await, vec![3]);
+    assert_eq!(hidden(4, 6).await, vec![5]);
+    assert!(hidden(3, 5).await.is_empty());
+    assert!(hidden(9, 11).await.is_empty());
+    assert!(hidden(5, 5).await.is_empty(), "before == after");
+    assert!(hidden(9, 3).await.is_empty(), "before < after");
+    assert!(hidden(10, 0).await.is_empty(), "before < after");
+}
+
+/// Hiding is one user's, in one conversation: nobody else's hidden set changes, and the
+/// timeline itself is untouched.
+pub async fn hiding_is_per_user_and_per_conversation(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    fill(&*s, ab, a, "ab", 8).await;
+    fill(&*s, ac, c, "ac", 8).await;
+    let group = group(&*s, "g", a, &[b, c]).await;
+    let g = ConversationId::Group(group.id);
+    fill(&*s, g, b, "g", 7).await;
+    let stored = timeline(&*s, ab).await;
+    for (who, conv, seq) in [
+        (a, ab, 2),
+        (a, ab, 4),
+        (b, ab, 4),
+        (b, ab, 6),
+        (a, ac, 3),
+        (c, g, 5),
+    ] {
+        s.hide(who, conv, Seq(seq)).await.expect("hide");
+    }
+    let hidden = |who: UserId, conv: ConversationId| {
+        let s = s.clone();
+        async move {
+            s.hidden(who, conv, Seq::ZERO, Seq(100))
+                .await
+                .expect("hidden")
+                .into_iter()
+                .map(|q| q.0)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(hidden(a, ab).await, vec![2, 4]);
+    assert_eq!(hidden(b, ab).await, vec![4, 6]);
+    assert_eq!(hidden(a, ac).await, vec![3]);
+    assert!(hidden(c, ac).await.is_empty());
+    assert!(hidden(c, ab).await.is_empty());
+    assert_eq!(hidden(c, g).await, vec![5]);
+    assert!(hidden(a, g).await.is_empty());
+    assert!(hidden(b, g).await.is_empty());
+    assert_eq!(
+        timeline(&*s, ab).await,
+        stored,
+        "hiding deletes nothing from the timeline"
+    );
 }
