@@ -1,8 +1,25 @@
-//! Storage, presence and broker adapters for [`im_core`]: SeaORM storage (SQLite as the
-//! embedded default, PostgreSQL, MySQL/MariaDB) and Redis presence and broker for running
-//! many nodes.
+//! Storage, presence and broker adapters for [`im_core`].
 //!
-//! **Not implemented yet.** This crate is a placeholder in the workspace layout: the SQL
-//! storage and the Redis adapters are the next pieces of work, and until they land the
-//! engine runs on [`im_core::memory`]. Each adapter will pass the same conformance suites
-//! as the memory adapters (`im_core::storage_conformance!` and friends).
+//! - [`SqlStorage`] (features `sqlite` (default), `postgres`, `mysql`): every part of
+//!   [`im_core::storage::Storage`] in a SQL database through SeaORM. SQLite on a file is
+//!   the embedded default; PostgreSQL or MySQL/MariaDB serve many nodes. It passes the
+//!   same conformance suite as the memory storage (`im_core::storage_conformance!`).
+//! - Redis presence and broker, for running many nodes, are the next piece of work.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use im_core::Engine;
+//! use im_store::SqlStorage;
+//!
+//! let storage = SqlStorage::connect("sqlite::memory:").await.unwrap();
+//! let engine = Engine::builder().storage(Arc::new(storage)).start().await.unwrap();
+//! # engine.shutdown().await;
+//! # });
+//! ```
+
+#[cfg(feature = "sql")]
+pub mod sql;
+
+#[cfg(feature = "sql")]
+pub use sql::SqlStorage;

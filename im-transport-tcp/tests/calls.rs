@@ -147,7 +147,7 @@ async fn who_may_signal_whom() {
     let server = start(test_config()).await;
     let mut alice = server.user("alice").await;
     let mut bob = server.user("bob").await;
-    let mut carol = server.user("carol").await;
+    let carol = server.user("carol").await;
     let mut dave = server.user("dave").await;
 
     // A stranger cannot ring anyone.

@@ -180,6 +180,13 @@ impl Shared {
             )
             .await?;
         let message = appended.message;
+        // A retry finds its own event; a client id that named some other message (a send,
+        // say) is a mistake to report, not a success.
+        if appended.duplicate && !records_change_of(&message, target) {
+            return Err(ApiError::conflict(
+                "client_id: already used for another message from this device",
+            ));
+        }
         let reply = Reply::Sent {
             conversation,
             message_id: message.id,
@@ -196,6 +203,16 @@ impl Shared {
         }
         Ok(reply)
     }
+}
+
+/// Whether `message` is a recall or edit event of the message at `target`.
+fn records_change_of(message: &Message, target: Seq) -> bool {
+    matches!(
+        &message.body,
+        Body::System {
+            event: SystemEvent::MessageRecalled { seq, .. } | SystemEvent::MessageEdited { seq, .. },
+        } if *seq == target
+    )
 }
 
 /// Fails with `too_late` unless `message` was sent less than `window` ago.

@@ -1,0 +1,23 @@
+//! `im_messages`: every conversation's timeline; bodies are JSON.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "im_messages")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub conversation: String,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub sender_device: String,
+    /// `NULL` for messages without an idempotency key (system messages).
+    pub client_id: Option<String>,
+    pub body: String,
+    pub sent_at: i64,
+    pub edited_at: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,582 @@
+//! [`MessageStore`] on SQL: appends, history, cursors, amendments and hidden messages.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use im_core::model::{Body, ConversationId, DeviceId, Message, MessageId, Seq, Timestamp, UserId};
+use im_core::storage::{
+    Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange, MessageStore,
+    NewMessage, StorageError, StorageResult,
+};
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+use super::entity::{conversation, cursor, hidden, member, message, user_conversation};
+use super::{SqlStorage, conversation_key, db_error, i, parse_conversation, u};
+
+/// How many rows one multi-row statement carries at most (the smallest bind-parameter
+/// limit of the three databases divided by the widest row, with room to spare).
+pub(crate) const CHUNK: usize = 1000;
+
+pub(crate) fn to_message(m: message::Model) -> StorageResult<Message> {
+    let body: Body = serde_json::from_str(&m.body)
+        .map_err(|e| StorageError::Backend(format!("bad message body stored: {e}")))?;
+    Ok(Message {
+        id: MessageId(u(m.id)),
+        conversation: parse_conversation(&m.conversation)?,
+        seq: Seq(u(m.seq)),
+        sender: UserId(u(m.sender_id)),
+        sender_device: DeviceId::new(m.sender_device)
+            .map_err(|e| StorageError::Backend(format!("bad device id stored: {e}")))?,
+        client_id: m.client_id.unwrap_or_default(),
+        body,
+        sent_at: Timestamp(m.sent_at),
+        edited_at: m.edited_at.map(Timestamp),
+    })
+}
+
+fn body_json(body: &Body) -> StorageResult<String> {
+    serde_json::to_string(body).map_err(|e| StorageError::Backend(format!("encoding a body: {e}")))
+}
+
+/// Why an append inside a transaction failed.
+pub(crate) enum AppendError {
+    /// A concurrent append with the same idempotency key won; roll back and read it.
+    Raced,
+    /// Anything else.
+    Storage(StorageError),
+}
+
+impl From<DbErr> for AppendError {
+    fn from(e: DbErr) -> Self {
+        if super::is_unique_violation(&e) {
+            AppendError::Raced
+        } else {
+            AppendError::Storage(db_error(e))
+        }
+    }
+}
+
+impl From<StorageError> for AppendError {
+    fn from(e: StorageError) -> Self {
+        AppendError::Storage(e)
+    }
+}
+
+/// The stored message with this idempotency key, if any.
+async fn find_by_key(
+    db: &impl ConnectionTrait,
+    key: &str,
+    m: &NewMessage,
+) -> Result<Option<Message>, AppendError> {
+    let found = message::Entity::find()
+        .filter(message::Column::Conversation.eq(key))
+        .filter(message::Column::SenderId.eq(i(m.sender.0)))
+        .filter(message::Column::SenderDevice.eq(m.sender_device.as_str()))
+        .filter(message::Column::ClientId.eq(m.client_id.as_str()))
+        .one(db)
+        .await?;
+    Ok(found.map(to_message).transpose()?)
+}
+
+/// After a lost race on an idempotency key: the message that won it.
+async fn winner(db: &impl ConnectionTrait, key: &str, m: &NewMessage) -> StorageResult<Appended> {
+    match find_by_key(db, key, m).await {
+        Ok(Some(message)) => Ok(Appended {
+            message,
+            duplicate: true,
+        }),
+        Ok(None) | Err(AppendError::Raced) => Err(StorageError::Conflict("concurrent append")),
+        Err(AppendError::Storage(e)) => Err(e),
+    }
+}
+
+/// Appends inside the caller's transaction: see the module docs of `sql` for why this is
+/// gapless and idempotent.
+pub(crate) async fn append_in(
+    db: &impl ConnectionTrait,
+    conversation: ConversationId,
+    m: NewMessage,
+) -> Result<Appended, AppendError> {
+    let key = conversation_key(conversation);
+    if !m.client_id.is_empty()
+        && let Some(message) = find_by_key(db, &key, &m).await?
+    {
+        return Ok(Appended {
+            message,
+            duplicate: true,
+        });
+    }
+    let bump = OnConflict::column(conversation::Column::Id)
+        .value(
+            conversation::Column::LastSeq,
+            Expr::col((conversation::Entity, conversation::Column::LastSeq)).add(1),
+        )
+        .to_owned();
+    conversation::Entity::insert(conversation::ActiveModel {
+        id: Set(key.clone()),
+        last_seq: Set(1),
+    })
+    .on_conflict(bump)
+    .exec_without_returning(db)
+    .await?;
+    let seq: i64 = conversation::Entity::find_by_id(key.clone())
+        .select_only()
+        .column(conversation::Column::LastSeq)
+        .into_tuple()
+        .one(db)
+        .await?
+        .ok_or(StorageError::Backend(
+            "conversation counter vanished".into(),
+        ))?;
+
+    let body = body_json(&m.body)?;
+    let row = message::ActiveModel {
+        id: NotSet,
+        conversation: Set(key.clone()),
+        seq: Set(seq),
+        sender_id: Set(i(m.sender.0)),
+        sender_device: Set(m.sender_device.as_str().to_owned()),
+        client_id: Set((!m.client_id.is_empty()).then(|| m.client_id.clone())),
+        body: Set(body),
+        sent_at: Set(m.sent_at.0),
+        edited_at: Set(None),
+    };
+    let id = message::Entity::insert(row).exec(db).await?.last_insert_id;
+    raise_cursor(db, &key, m.sender, Some(seq), seq).await?;
+    if let ConversationId::Direct(a, b) = conversation
+        && seq == 1
+    {
+        for user in [a, b] {
+            user_conversation::Entity::insert(user_conversation::ActiveModel {
+                user_id: Set(i(user.0)),
+                conversation: Set(key.clone()),
+            })
+            .on_conflict_do_nothing()
+            .exec_without_returning(db)
+            .await?;
+        }
+    }
+    Ok(Appended {
+        message: Message {
+            id: MessageId(u(id)),
+            conversation,
+            seq: Seq(u(seq)),
+            sender: m.sender,
+            sender_device: m.sender_device,
+            client_id: m.client_id,
+            body: m.body,
+            sent_at: m.sent_at,
+            edited_at: None,
+        },
+        duplicate: false,
+    })
+}
+
+/// `column = max(column, value)`, portably.
+fn at_least(column: cursor::Column, value: i64) -> Expr {
+    let current = Expr::col((cursor::Entity, column));
+    Expr::case(current.clone().lt(value), value)
+        .finally(current)
+        .into()
+}
+
+/// Raises a user's cursors: delivered to at least `delivered`, and read to at least
+/// `read` when given. A read cursor never passes the delivered one.
+pub(crate) async fn raise_cursor(
+    db: &impl ConnectionTrait,
+    key: &str,
+    user: UserId,
+    read: Option<i64>,
+    delivered: i64,
+) -> Result<(), DbErr> {
+    raise_cursors(db, key, &[user], read, delivered).await
+}
+
+/// [`raise_cursor`] for many users at once, in multi-row statements.
+pub(crate) async fn raise_cursors(
+    db: &impl ConnectionTrait,
+    key: &str,
+    users: &[UserId],
+    read: Option<i64>,
+    delivered: i64,
+) -> Result<(), DbErr> {
+    let delivered = Ord::max(delivered, read.unwrap_or(0));
+    let mut on_conflict =
+        OnConflict::columns([cursor::Column::Conversation, cursor::Column::UserId]);
+    on_conflict.value(
+        cursor::Column::DeliveredSeq,
+        at_least(cursor::Column::DeliveredSeq, delivered),
+    );
+    if let Some(read) = read {
+        on_conflict.value(
+            cursor::Column::ReadSeq,
+            at_least(cursor::Column::ReadSeq, read),
+        );
+    }
+    for chunk in users.chunks(CHUNK) {
+        let rows = chunk.iter().map(|user| cursor::ActiveModel {
+            conversation: Set(key.to_owned()),
+            user_id: Set(i(user.0)),
+            delivered_seq: Set(delivered),
+            read_seq: Set(read.unwrap_or(0)),
+        });
+        cursor::Entity::insert_many(rows)
+            .on_conflict(on_conflict.clone())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn cursor_of(db: &impl ConnectionTrait, key: &str, user: UserId) -> StorageResult<Cursor> {
+    let row = cursor::Entity::find_by_id((key.to_owned(), i(user.0)))
+        .one(db)
+        .await
+        .map_err(db_error)?;
+    Ok(row.map_or(
+        Cursor {
+            user,
+            ..Cursor::default()
+        },
+        to_cursor,
+    ))
+}
+
+fn to_cursor(m: cursor::Model) -> Cursor {
+    Cursor {
+        user: UserId(u(m.user_id)),
+        delivered: Seq(u(m.delivered_seq)),
+        read: Seq(u(m.read_seq)),
+    }
+}
+
+impl SqlStorage {
+    /// Runs `append_in` in its own transaction; a lost race on the idempotency key
+    /// returns the message that won it.
+    async fn append_once(
+        &self,
+        conversation: ConversationId,
+        m: NewMessage,
+    ) -> StorageResult<Appended> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        match append_in(&txn, conversation, m.clone()).await {
+            Ok(appended) => {
+                txn.commit().await.map_err(db_error)?;
+                Ok(appended)
+            }
+            Err(AppendError::Raced) => {
+                txn.rollback().await.map_err(db_error)?;
+                winner(&self.db, &conversation_key(conversation), &m).await
+            }
+            Err(AppendError::Storage(e)) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqlStorage {
+    async fn append(
+        &self,
+        conversation: ConversationId,
+        message: NewMessage,
+    ) -> StorageResult<Appended> {
+        self.append_once(conversation, message).await
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        range: MessageRange,
+    ) -> StorageResult<Vec<Message>> {
+        let mut query = message::Entity::find()
+            .filter(message::Column::Conversation.eq(conversation_key(conversation)))
+            .filter(message::Column::Seq.gt(i(range.after.0)));
+        if let Some(before) = range.before {
+            query = query.filter(message::Column::Seq.lt(i(before.0)));
+        }
+        query = if range.newest {
+            query.order_by_desc(message::Column::Seq)
+        } else {
+            query.order_by_asc(message::Column::Seq)
+        };
+        let mut rows = query
+            .limit(u64::from(range.limit))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        if range.newest {
+            rows.reverse();
+        }
+        rows.into_iter().map(to_message).collect()
+    }
+
+    async fn last_seq(&self, conversation: ConversationId) -> StorageResult<Seq> {
+        let last: Option<i64> = conversation::Entity::find_by_id(conversation_key(conversation))
+            .select_only()
+            .column(conversation::Column::LastSeq)
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(Seq(last.map_or(0, u)))
+    }
+
+    async fn set_read(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> StorageResult<Seq> {
+        let key = conversation_key(conversation);
+        let txn = self.db.begin().await.map_err(db_error)?;
+        raise_cursor(&txn, &key, user, Some(i(seq.0)), i(seq.0))
+            .await
+            .map_err(db_error)?;
+        let cursor = cursor_of(&txn, &key, user).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(cursor.read)
+    }
+
+    async fn set_delivered(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> StorageResult<Seq> {
+        let key = conversation_key(conversation);
+        let txn = self.db.begin().await.map_err(db_error)?;
+        raise_cursor(&txn, &key, user, None, i(seq.0))
+            .await
+            .map_err(db_error)?;
+        let cursor = cursor_of(&txn, &key, user).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(cursor.delivered)
+    }
+
+    async fn cursors(
+        &self,
+        conversation: ConversationId,
+        query: CursorQuery,
+    ) -> StorageResult<Vec<Cursor>> {
+        let mut select = cursor::Entity::find()
+            .filter(cursor::Column::Conversation.eq(conversation_key(conversation)))
+            .filter(cursor::Column::DeliveredSeq.gte(i(query.at_least.0)));
+        if let Some(after) = query.after {
+            select = select.filter(cursor::Column::UserId.gt(i(after.0)));
+        }
+        Ok(select
+            .order_by_asc(cursor::Column::UserId)
+            .limit(u64::from(query.limit))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(to_cursor)
+            .collect())
+    }
+
+    async fn conversations(&self, user: UserId) -> StorageResult<Vec<ConversationState>> {
+        let me = i(user.0);
+        // A fixed number of queries however many conversations there are: the direct
+        // ones, the groups, their counters, the user's cursors, the peers' cursors, and
+        // the last messages (in chunks).
+        let mut keys: Vec<String> = user_conversation::Entity::find()
+            .select_only()
+            .column(user_conversation::Column::Conversation)
+            .filter(user_conversation::Column::UserId.eq(me))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let groups: Vec<i64> = member::Entity::find()
+            .select_only()
+            .column(member::Column::GroupId)
+            .filter(member::Column::UserId.eq(me))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        keys.extend(groups.into_iter().map(|g| format!("g:{g}")));
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let mut last: HashMap<String, i64> = HashMap::new();
+        let mut mine: HashMap<String, cursor::Model> = HashMap::new();
+        let mut peers: HashMap<String, cursor::Model> = HashMap::new();
+        let mut newest: HashMap<String, Message> = HashMap::new();
+        for chunk in keys.chunks(CHUNK) {
+            let counters: Vec<(String, i64)> = conversation::Entity::find()
+                .select_only()
+                .column(conversation::Column::Id)
+                .column(conversation::Column::LastSeq)
+                .filter(conversation::Column::Id.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error)?;
+            last.extend(counters);
+            let cursors = cursor::Entity::find()
+                .filter(cursor::Column::Conversation.is_in(chunk.iter().cloned()))
+                .filter(
+                    Condition::any()
+                        .add(cursor::Column::UserId.eq(me))
+                        .add(cursor::Column::Conversation.like("d:%")),
+                )
+                .all(&self.db)
+                .await
+                .map_err(db_error)?;
+            for c in cursors {
+                if c.user_id == me {
+                    mine.insert(c.conversation.clone(), c);
+                } else {
+                    peers.insert(c.conversation.clone(), c);
+                }
+            }
+        }
+        let with_messages: Vec<(&String, i64)> = keys
+            .iter()
+            .filter_map(|k| last.get(k).map(|s| (k, *s)))
+            .collect();
+        for chunk in with_messages.chunks(CHUNK / 2) {
+            let mut any = Condition::any();
+            for (key, seq) in chunk {
+                any = any.add(
+                    message::Column::Conversation
+                        .eq(key.as_str())
+                        .and(message::Column::Seq.eq(*seq)),
+                );
+            }
+            for row in message::Entity::find()
+                .filter(any)
+                .all(&self.db)
+                .await
+                .map_err(db_error)?
+            {
+                let key = row.conversation.clone();
+                newest.insert(key, to_message(row)?);
+            }
+        }
+
+        keys.into_iter()
+            .map(|key| {
+                let conversation = parse_conversation(&key)?;
+                let own = mine.get(&key).map(|c| to_cursor(c.clone()));
+                let peer = conversation
+                    .peer_of(user)
+                    .map(|p| {
+                        peers
+                            .get(&key)
+                            .map(|c| to_cursor(c.clone()))
+                            .unwrap_or(Cursor {
+                                user: p,
+                                ..Cursor::default()
+                            })
+                    })
+                    .unwrap_or_default();
+                Ok(ConversationState {
+                    conversation,
+                    last_seq: Seq(last.get(&key).copied().map_or(0, u)),
+                    read_seq: own.map_or(Seq::ZERO, |c| c.read),
+                    delivered_seq: own.map_or(Seq::ZERO, |c| c.delivered),
+                    peer,
+                    last_message: newest.remove(&key),
+                })
+            })
+            .collect()
+    }
+
+    async fn amend(
+        &self,
+        conversation: ConversationId,
+        amendment: Amendment,
+    ) -> StorageResult<Appended> {
+        let key = conversation_key(conversation);
+        let target = i(amendment.target.0);
+        let body = body_json(&amendment.body)?;
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let exists = message::Entity::find()
+            .select_only()
+            .column(message::Column::Id)
+            .filter(message::Column::Conversation.eq(key.as_str()))
+            .filter(message::Column::Seq.eq(target))
+            .into_tuple::<i64>()
+            .one(&txn)
+            .await
+            .map_err(db_error)?;
+        if exists.is_none() {
+            return Err(StorageError::NotFound("message"));
+        }
+        let appended = match append_in(&txn, conversation, amendment.event.clone()).await {
+            Ok(appended) => appended,
+            Err(AppendError::Raced) => {
+                txn.rollback().await.map_err(db_error)?;
+                return winner(&self.db, &key, &amendment.event).await;
+            }
+            Err(AppendError::Storage(e)) => return Err(e),
+        };
+        if !appended.duplicate {
+            message::Entity::update_many()
+                .col_expr(message::Column::Body, Expr::value(body))
+                .col_expr(
+                    message::Column::EditedAt,
+                    Expr::value(appended.message.sent_at.0),
+                )
+                .filter(message::Column::Conversation.eq(key.as_str()))
+                .filter(message::Column::Seq.eq(target))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        txn.commit().await.map_err(db_error)?;
+        Ok(appended)
+    }
+
+    async fn hide(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> StorageResult<()> {
+        hidden::Entity::insert(hidden::ActiveModel {
+            user_id: Set(i(user.0)),
+            conversation: Set(conversation_key(conversation)),
+            seq: Set(i(seq.0)),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn hidden(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        after: Seq,
+        before: Seq,
+    ) -> StorageResult<Vec<Seq>> {
+        if before <= after {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<i64> = hidden::Entity::find()
+            .select_only()
+            .column(hidden::Column::Seq)
+            .filter(hidden::Column::UserId.eq(i(user.0)))
+            .filter(hidden::Column::Conversation.eq(conversation_key(conversation)))
+            .filter(hidden::Column::Seq.gt(i(after.0)))
+            .filter(hidden::Column::Seq.lt(i(before.0)))
+            .order_by_asc(hidden::Column::Seq)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(seqs.into_iter().map(|s| Seq(u(s))).collect())
+    }
+}

@@ -1,0 +1,26 @@
+//! The schema, as migrations run by [`Migrator`]. Their history lives in our own table,
+//! `im_migrations`, so the tables sit beside an app's own (and its own SeaORM migrations)
+//! in one database without clashing.
+//!
+//! [`SqlStorage::connect`](super::SqlStorage::connect) runs them on start; an app that
+//! migrates separately calls [`Migrator::up`](sea_orm_migration::MigratorTrait::up) itself
+//! and connects with [`SqlStorage::connect_without_migrating`](super::SqlStorage::connect_without_migrating).
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_tables;
+
+/// Runs the storage's migrations.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_tables::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "im_migrations".into_iden()
+    }
+}

@@ -1,0 +1,211 @@
+//! [`SqlStorage`]: every part of [`im_core::storage::Storage`] on SQLite, PostgreSQL or
+//! MySQL/MariaDB through SeaORM.
+//!
+//! One file per part of the trait (`users`, `devices`, `contacts`, `groups`, `messages`),
+//! the entities under `entity/` (one per table) and the schema under `migration/`.
+//!
+//! How the guarantees are kept:
+//! - An append runs in one transaction: the idempotency lookup, the conversation's
+//!   counter bumped by an upsert (`last_seq = last_seq + 1`, which locks that one row
+//!   until commit, so concurrent appends to one conversation queue there and get
+//!   consecutive seqs), the message row, and the sender's cursor. A failure rolls the
+//!   counter back with everything else, so seqs stay gapless.
+//! - `(conversation, seq)` and `(conversation, sender, device, client id)` are unique
+//!   indexes: two appends can never share a seq, and a retry that raced its first attempt
+//!   fails on the index, rolls back, and returns the first attempt's message.
+//! - SQLite allows one writer at a time; its pool holds one connection, so operations
+//!   queue in the pool instead of failing with `SQLITE_BUSY`. It runs in WAL mode with
+//!   `synchronous = FULL`: an acknowledged message survives a crash and a power cut.
+
+mod contacts;
+mod devices;
+pub mod entity;
+mod groups;
+mod messages;
+pub mod migration;
+mod users;
+
+use std::time::Duration;
+
+use im_core::model::{ConversationId, Platform, Role};
+use im_core::storage::{StorageError, StorageResult};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm_migration::MigratorTrait;
+
+pub use migration::Migrator;
+
+/// Storage in a SQL database.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use im_core::storage::{NewUser, UserStore};
+/// use im_core::model::Timestamp;
+/// use im_store::SqlStorage;
+///
+/// // SQLite in memory; "sqlite://chat.db?mode=rwc" for a file, "postgres://…", "mysql://…".
+/// let storage = SqlStorage::connect("sqlite::memory:").await.unwrap();
+/// let alice = storage
+///     .create_user(NewUser {
+///         username: "alice".into(),
+///         display_name: "Alice".into(),
+///         avatar: None,
+///         password_hash: "$argon2id$…".into(),
+///         created_at: Timestamp::now(),
+///     })
+///     .await
+///     .unwrap();
+/// assert_eq!(storage.user_by_name("alice").await.unwrap().id, alice.id);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqlStorage {
+    db: DatabaseConnection,
+}
+
+impl SqlStorage {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn connect(url: &str) -> StorageResult<SqlStorage> {
+        let storage = Self::connect_without_migrating(url).await?;
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
+    /// Connects to `url` without touching the schema (for apps that run [`Migrator`]
+    /// themselves, before starting).
+    pub async fn connect_without_migrating(url: &str) -> StorageResult<SqlStorage> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            sqlite_options(&mut options, url);
+        } else {
+            options.max_connections(32).min_connections(1);
+        }
+        let db = Database::connect(options).await.map_err(db_error)?;
+        Ok(SqlStorage { db })
+    }
+
+    /// Applies the migrations that have not run yet.
+    pub async fn migrate(&self) -> StorageResult<()> {
+        Migrator::up(&self.db, None).await.map_err(db_error)
+    }
+
+    /// The connection pool, for an app that keeps its own tables in the same database.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// One connection (SQLite has one writer; an in-memory database lives as long as its
+/// connection), kept open for good; WAL with full sync for durable, fast commits.
+#[cfg(feature = "sqlite")]
+fn sqlite_options(options: &mut ConnectOptions, _url: &str) {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(false)
+        });
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_options(_options: &mut ConnectOptions, _url: &str) {}
+
+/// Maps a database error to the storage's: lost connections and timeouts are temporary
+/// (`Unavailable`), unique violations are `Conflict`, the rest is `Backend`.
+pub(crate) fn db_error(e: DbErr) -> StorageError {
+    if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
+        return StorageError::Conflict("already exists");
+    }
+    let temporary = match &e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            matches!(
+                &**inner,
+                sea_orm::sqlx::Error::Io(_)
+                    | sea_orm::sqlx::Error::Tls(_)
+                    | sea_orm::sqlx::Error::PoolTimedOut
+                    | sea_orm::sqlx::Error::PoolClosed
+                    | sea_orm::sqlx::Error::WorkerCrashed
+                    | sea_orm::sqlx::Error::Protocol(_)
+            )
+        }
+        _ => false,
+    };
+    if temporary {
+        StorageError::Unavailable(e.to_string())
+    } else {
+        StorageError::Backend(e.to_string())
+    }
+}
+
+/// Whether an error is a unique-key violation.
+pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+pub(crate) fn conversation_key(c: ConversationId) -> String {
+    c.to_string()
+}
+
+pub(crate) fn parse_conversation(s: &str) -> StorageResult<ConversationId> {
+    s.parse()
+        .map_err(|_| StorageError::Backend(format!("bad conversation id in the database: {s}")))
+}
+
+pub(crate) fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Member => "member",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+    }
+}
+
+pub(crate) fn parse_role(s: &str) -> StorageResult<Role> {
+    match s {
+        "member" => Ok(Role::Member),
+        "admin" => Ok(Role::Admin),
+        "owner" => Ok(Role::Owner),
+        other => Err(StorageError::Backend(format!(
+            "bad role in the database: {other}"
+        ))),
+    }
+}
+
+pub(crate) fn platform_str(p: Platform) -> &'static str {
+    match p {
+        Platform::Mobile => "mobile",
+        Platform::Desktop => "desktop",
+        Platform::Web => "web",
+        _ => "other",
+    }
+}
+
+pub(crate) fn parse_platform(s: &str) -> Platform {
+    match s {
+        "mobile" => Platform::Mobile,
+        "desktop" => Platform::Desktop,
+        "web" => Platform::Web,
+        _ => Platform::Other,
+    }
+}
+
+/// Ids and seqs are `u64` in the model and `BIGINT` (signed) in every database.
+pub(crate) fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}

@@ -1,0 +1,155 @@
+//! [`UserStore`] on SQL.
+
+use async_trait::async_trait;
+use im_core::model::{Timestamp, User, UserId};
+use im_core::storage::{NewUser, StorageError, StorageResult, UserStore};
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+
+use super::entity::user;
+use super::{SqlStorage, db_error, i, u};
+
+fn to_user(m: user::Model) -> User {
+    User {
+        id: UserId(u(m.id)),
+        username: m.username,
+        display_name: m.display_name,
+        avatar: m.avatar,
+        created_at: Timestamp(m.created_at),
+    }
+}
+
+fn ids(users: &[UserId]) -> Vec<i64> {
+    let mut ids: Vec<i64> = users.iter().map(|u| i(u.0)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[async_trait]
+impl UserStore for SqlStorage {
+    async fn create_user(&self, new: NewUser) -> StorageResult<User> {
+        let row = user::ActiveModel {
+            id: NotSet,
+            username: Set(new.username.clone()),
+            display_name: Set(new.display_name.clone()),
+            avatar: Set(new.avatar.clone()),
+            password_hash: Set(new.password_hash),
+            created_at: Set(new.created_at.0),
+            last_seen: Set(None),
+        };
+        let id = match user::Entity::insert(row).exec(&self.db).await {
+            Ok(done) => done.last_insert_id,
+            Err(e) if super::is_unique_violation(&e) => {
+                return Err(StorageError::Conflict("username taken"));
+            }
+            Err(e) => return Err(db_error(e)),
+        };
+        Ok(User {
+            id: UserId(u(id)),
+            username: new.username,
+            display_name: new.display_name,
+            avatar: new.avatar,
+            created_at: new.created_at,
+        })
+    }
+
+    async fn user(&self, id: UserId) -> StorageResult<User> {
+        user::Entity::find_by_id(i(id.0))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(to_user)
+            .ok_or(StorageError::NotFound("user"))
+    }
+
+    async fn user_by_name(&self, username: &str) -> StorageResult<User> {
+        user::Entity::find()
+            .filter(user::Column::Username.eq(username))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(to_user)
+            .ok_or(StorageError::NotFound("user"))
+    }
+
+    async fn users(&self, users: &[UserId]) -> StorageResult<Vec<User>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids(users)))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(to_user)
+            .collect())
+    }
+
+    async fn password_hash(&self, id: UserId) -> StorageResult<String> {
+        user::Entity::find_by_id(i(id.0))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .map(|m| m.password_hash)
+            .ok_or(StorageError::NotFound("user"))
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()> {
+        let done = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash))
+            .filter(user::Column::Id.eq(i(id.0)))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        if done.rows_affected == 0 {
+            return Err(StorageError::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()> {
+        // Never back: only a later time replaces the stored one.
+        let later = user::Column::LastSeen
+            .is_null()
+            .or(user::Column::LastSeen.lt(at.0));
+        user::Entity::update_many()
+            .col_expr(user::Column::LastSeen, Expr::value(at.0))
+            .filter(user::Column::Id.eq(i(id.0)))
+            .filter(later)
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        // No row changed: an unknown user, or a later time already stored.
+        let exists = user::Entity::find_by_id(i(id.0))
+            .select_only()
+            .column(user::Column::Id)
+            .into_tuple::<i64>()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        exists.map(|_| ()).ok_or(StorageError::NotFound("user"))
+    }
+
+    async fn last_seen(&self, users: &[UserId]) -> StorageResult<Vec<(UserId, Timestamp)>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, Option<i64>)> = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .column(user::Column::LastSeen)
+            .filter(user::Column::Id.is_in(ids(users)))
+            .filter(user::Column::LastSeen.is_not_null())
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, at)| at.map(|at| (UserId(u(id)), Timestamp(at))))
+            .collect())
+    }
+}
