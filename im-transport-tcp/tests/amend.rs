@@ -269,4 +269,26 @@ async fn delete_for_me_hides_only_for_me() {
     let carol = server.user("carol").await;
     let err = carol.client.delete_for_me(chat, Seq(1)).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Forbidden));
+
+    // A long run of hidden messages never stalls paging: a fresh device's sync gets past
+    // 120 hidden messages (more than a page) to the ones after them.
+    for n in 4..=130 {
+        bob.client.send_text(chat, &format!("m{n}")).await.unwrap();
+    }
+    for seq in 4..=123 {
+        alice.client.delete_for_me(chat, Seq(seq)).await.unwrap();
+    }
+    let fresh = server.device("alice", "alice-fresh").await;
+    let mut seen = std::collections::HashMap::new();
+    let synced: Vec<u64> = fresh
+        .client
+        .sync(&mut seen)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq.0)
+        .collect();
+    let mut want = vec![1, 3];
+    want.extend(124..=130);
+    assert_eq!(synced, want);
 }

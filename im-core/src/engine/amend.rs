@@ -141,6 +141,7 @@ impl Shared {
             before: Some(seq.next()),
             limit: 1,
             newest: false,
+            viewer: None,
         };
         self.storage
             .messages(conversation, range)

@@ -169,6 +169,8 @@ impl Shared {
             before: query.before,
             limit: limit + 1,
             newest: query.after.is_none(),
+            // Messages this user deleted for themselves are left out; pages stay full.
+            viewer: Some(me.user),
         };
         let mut messages = self.storage.messages(conversation, range).await?;
         let mut more = messages.len() > limit as usize;
@@ -177,22 +179,6 @@ impl Shared {
                 messages.remove(0);
             } else {
                 messages.truncate(limit as usize);
-            }
-        }
-        // Messages this user deleted for themselves are left out (the page may come out
-        // short; `more` still tells whether to go on).
-        if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
-            let hidden = self
-                .storage
-                .hidden(
-                    me.user,
-                    conversation,
-                    Seq(first.seq.0.saturating_sub(1)),
-                    last.seq.next(),
-                )
-                .await?;
-            if !hidden.is_empty() {
-                messages.retain(|m| hidden.binary_search(&m.seq).is_err());
             }
         }
         // A page of large messages could exceed the frame limit: keep what fits (the

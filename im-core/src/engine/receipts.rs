@@ -49,6 +49,7 @@ impl Shared {
                         before: Some(read_seq.next()),
                         limit: RECEIPT_SCAN,
                         newest: true,
+                        viewer: None,
                     };
                     let senders: BTreeSet<UserId> = self
                         .storage

@@ -562,12 +562,27 @@ impl MessageStore for MemoryStorage {
             return Ok(Vec::new());
         }
         let limit = range.limit as usize;
-        let slice = if range.newest {
-            end.saturating_sub(limit).max(start)..end
+        let hidden = range.viewer.and_then(|v| s.hidden.get(&(v, conversation)));
+        let visible = |m: &&Message| hidden.is_none_or(|h| !h.contains(&m.seq));
+        let in_range = &t.messages[start..end];
+        Ok(if range.newest {
+            let mut page: Vec<Message> = in_range
+                .iter()
+                .rev()
+                .filter(visible)
+                .take(limit)
+                .cloned()
+                .collect();
+            page.reverse();
+            page
         } else {
-            start..end.min(start.saturating_add(limit))
-        };
-        Ok(t.messages[slice].to_vec())
+            in_range
+                .iter()
+                .filter(visible)
+                .take(limit)
+                .cloned()
+                .collect()
+        })
     }
 
     async fn last_seq(&self, conversation: ConversationId) -> StorageResult<Seq> {
@@ -652,27 +667,6 @@ impl MessageStore for MemoryStorage {
             .or_default()
             .insert(seq);
         Ok(())
-    }
-
-    async fn hidden(
-        &self,
-        user: UserId,
-        conversation: ConversationId,
-        after: Seq,
-        before: Seq,
-    ) -> StorageResult<Vec<Seq>> {
-        if before <= after {
-            return Ok(Vec::new());
-        }
-        let s = self.lock();
-        Ok(s.hidden
-            .get(&(user, conversation))
-            .map(|h| {
-                h.range((Bound::Excluded(after), Bound::Excluded(before)))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default())
     }
 
     async fn conversations(&self, user: UserId) -> StorageResult<Vec<ConversationState>> {

@@ -27,8 +27,9 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// Which messages of a conversation to read: those with `after < seq < before`, the
-/// `limit` oldest of them or the `limit` newest, always returned in ascending order.
+/// Which messages of a conversation to read: those with `after < seq < before` (less
+/// those `viewer` hid), the `limit` oldest of them or the `limit` newest, always returned
+/// in ascending order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageRange {
     /// Exclusive lower bound (`Seq::ZERO` for the start).
@@ -39,6 +40,9 @@ pub struct MessageRange {
     pub limit: u32,
     /// Take the newest `limit` in the range instead of the oldest.
     pub newest: bool,
+    /// Leave out the messages this user deleted for themselves (`hide`); the page is
+    /// still `limit` long when the range holds enough others.
+    pub viewer: Option<UserId>,
 }
 
 /// A conversation as one user sees it.
@@ -119,8 +123,8 @@ pub struct Amendment {
 /// - `amend` atomically appends `event` (with the next seq, idempotent like `append`)
 ///   and replaces the target's body, setting its `edited_at` to the event's `sent_at`.
 ///   `NotFound` when the target seq does not exist; on a duplicate nothing changes.
-/// - `hide` hides one message from one user (delete for me); `hidden` lists the seqs in
-///   `(after, before)` a user has hidden, ascending. Hiding twice is not an error.
+/// - `hide` hides one message from one user (delete for me): `messages` with that user as
+///   `viewer` leaves it out. Hiding twice is not an error.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Appends a message, assigning the next seq.
@@ -168,12 +172,4 @@ pub trait MessageStore: Send + Sync {
     /// Hides a message from one user.
     async fn hide(&self, user: UserId, conversation: ConversationId, seq: Seq)
     -> StorageResult<()>;
-    /// The seqs in `(after, before)` that `user` has hidden, ascending.
-    async fn hidden(
-        &self,
-        user: UserId,
-        conversation: ConversationId,
-        after: Seq,
-        before: Seq,
-    ) -> StorageResult<Vec<Seq>>;
 }

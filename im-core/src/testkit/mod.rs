@@ -113,7 +113,7 @@ macro_rules! storage_conformance {
                 amend_of_a_missing_message_is_not_found_and_appends_nothing,
                 concurrent_amend_retries_apply_once,
                 amends_are_seen_whole,
-                hidden_seqs_come_back_ascending_in_an_exclusive_range,
+                pages_leave_out_what_the_viewer_hid_and_stay_full,
                 hiding_is_per_user_and_per_conversation,
             ]
         );
@@ -158,7 +158,7 @@ macro_rules! storage_conformance {
                 amend_of_a_missing_message_is_not_found_and_appends_nothing,
                 concurrent_amend_retries_apply_once,
                 amends_are_seen_whole,
-                hidden_seqs_come_back_ascending_in_an_exclusive_range,
+                pages_leave_out_what_the_viewer_hid_and_stay_full,
                 hiding_is_per_user_and_per_conversation,
             ]
         );

@@ -91,6 +91,7 @@ fn all(after: u64, limit: u32) -> MessageRange {
         before: None,
         limit,
         newest: false,
+        viewer: None,
     }
 }
 
@@ -956,6 +957,7 @@ pub async fn history_ranges_return_ascending_pages(s: Arc<dyn Storage>) {
         before: before.map(Seq),
         limit,
         newest,
+        viewer: None,
     };
     assert_eq!(seqs(range(0, None, 3, false)).await, vec![1, 2, 3]);
     assert_eq!(seqs(range(7, None, 100, false)).await, vec![8, 9, 10]);
@@ -1652,9 +1654,35 @@ pub async fn amends_are_seen_whole(s: Arc<dyn Storage>) {
     assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(2 * TARGETS));
 }
 
-/// `hidden` lists the seqs a user hid in `(after, before)`, both ends excluded,
-/// ascending, each once however often hidden; `before <= after` is an empty range.
-pub async fn hidden_seqs_come_back_ascending_in_an_exclusive_range(s: Arc<dyn Storage>) {
+/// The seqs `viewer` sees of `(after, before)`: the `limit` oldest, or newest.
+async fn visible(
+    s: &dyn Storage,
+    viewer: Option<UserId>,
+    conversation: ConversationId,
+    after: u64,
+    before: Option<u64>,
+    limit: u32,
+    newest: bool,
+) -> Vec<u64> {
+    let range = MessageRange {
+        after: Seq(after),
+        before: before.map(Seq),
+        limit,
+        newest,
+        viewer,
+    };
+    s.messages(conversation, range)
+        .await
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.seq.0)
+        .collect()
+}
+
+/// `messages` with a viewer leaves out what that viewer hid, and still fills the page
+/// from the rest of the range (so paging never stalls on hidden messages); hiding twice
+/// is fine; without a viewer nothing is left out.
+pub async fn pages_leave_out_what_the_viewer_hid_and_stay_full(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
     let conv = ConversationId::direct(a, b);
     fill(&*s, conv, a, "m", 10).await;
@@ -1663,30 +1691,42 @@ pub async fn hidden_seqs_come_back_ascending_in_an_exclusive_range(s: Arc<dyn St
             .await
             .expect("hiding, also twice, is fine");
     }
-    let hidden = |after: u64, before: u64| {
-        let s = s.clone();
-        async move {
-            s.hidden(a, conv, Seq(after), Seq(before))
-                .await
-                .expect("hidden")
-                .into_iter()
-                .map(|q| q.0)
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(hidden(0, 11).await, vec![3, 5, 7, 9]);
-    assert_eq!(hidden(0, 1_000).await, vec![3, 5, 7, 9]);
-    assert_eq!(hidden(3, 9).await, vec![5, 7], "both ends are excluded");
-    assert_eq!(hidden(2, 4).await, vec![3]);
-    assert_eq!(hidden(4, 6).await, vec![5]);
-    assert!(hidden(3, 5).await.is_empty());
-    assert!(hidden(9, 11).await.is_empty());
-    assert!(hidden(5, 5).await.is_empty(), "before == after");
-    assert!(hidden(9, 3).await.is_empty(), "before < after");
-    assert!(hidden(10, 0).await.is_empty(), "before < after");
+    let me = Some(a);
+    assert_eq!(
+        visible(&*s, me, conv, 0, None, 100, false).await,
+        vec![1, 2, 4, 6, 8, 10]
+    );
+    assert_eq!(
+        visible(&*s, me, conv, 0, None, 3, false).await,
+        vec![1, 2, 4],
+        "the page is filled past the hidden ones"
+    );
+    assert_eq!(visible(&*s, me, conv, 2, None, 2, false).await, vec![4, 6]);
+    assert_eq!(
+        visible(&*s, me, conv, 0, None, 3, true).await,
+        vec![6, 8, 10]
+    );
+    assert_eq!(
+        visible(&*s, me, conv, 0, Some(9), 2, true).await,
+        vec![6, 8]
+    );
+    assert_eq!(
+        visible(&*s, me, conv, 2, Some(4), 10, false).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        visible(&*s, None, conv, 0, None, 100, false).await,
+        (1..=10).collect::<Vec<_>>(),
+        "no viewer, nothing left out"
+    );
+    assert_eq!(
+        visible(&*s, Some(b), conv, 0, None, 100, false).await,
+        (1..=10).collect::<Vec<_>>(),
+        "the other user hid nothing"
+    );
 }
 
-/// Hiding is one user's, in one conversation: nobody else's hidden set changes, and the
+/// Hiding is one user's, in one conversation: nobody else's view changes, and the
 /// timeline itself is untouched.
 pub async fn hiding_is_per_user_and_per_conversation(s: Arc<dyn Storage>) {
     let (a, b, c) = (
@@ -1712,14 +1752,18 @@ pub async fn hiding_is_per_user_and_per_conversation(s: Arc<dyn Storage>) {
     ] {
         s.hide(who, conv, Seq(seq)).await.expect("hide");
     }
+    let all = |conv: ConversationId| {
+        let s = s.clone();
+        async move { visible(&*s, None, conv, 0, None, 100, false).await }
+    };
     let hidden = |who: UserId, conv: ConversationId| {
         let s = s.clone();
+        let all = all(conv);
         async move {
-            s.hidden(who, conv, Seq::ZERO, Seq(100))
-                .await
-                .expect("hidden")
+            let seen = visible(&*s, Some(who), conv, 0, None, 100, false).await;
+            all.await
                 .into_iter()
-                .map(|q| q.0)
+                .filter(|q| !seen.contains(q))
                 .collect::<Vec<_>>()
         }
     };

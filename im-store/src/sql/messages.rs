@@ -9,7 +9,7 @@ use im_core::storage::{
     NewMessage, StorageError, StorageResult,
 };
 use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -299,6 +299,16 @@ impl MessageStore for SqlStorage {
         if let Some(before) = range.before {
             query = query.filter(message::Column::Seq.lt(i(before.0)));
         }
+        if let Some(viewer) = range.viewer {
+            // Served by im_hidden's primary key (user, conversation, seq).
+            let hidden = Query::select()
+                .column(hidden::Column::Seq)
+                .from(hidden::Entity)
+                .and_where(hidden::Column::UserId.eq(i(viewer.0)))
+                .and_where(hidden::Column::Conversation.eq(conversation_key(conversation)))
+                .take();
+            query = query.filter(message::Column::Seq.not_in_subquery(hidden));
+        }
         query = if range.newest {
             query.order_by_desc(message::Column::Seq)
         } else {
@@ -553,30 +563,5 @@ impl MessageStore for SqlStorage {
         .await
         .map_err(db_error)?;
         Ok(())
-    }
-
-    async fn hidden(
-        &self,
-        user: UserId,
-        conversation: ConversationId,
-        after: Seq,
-        before: Seq,
-    ) -> StorageResult<Vec<Seq>> {
-        if before <= after {
-            return Ok(Vec::new());
-        }
-        let seqs: Vec<i64> = hidden::Entity::find()
-            .select_only()
-            .column(hidden::Column::Seq)
-            .filter(hidden::Column::UserId.eq(i(user.0)))
-            .filter(hidden::Column::Conversation.eq(conversation_key(conversation)))
-            .filter(hidden::Column::Seq.gt(i(after.0)))
-            .filter(hidden::Column::Seq.lt(i(before.0)))
-            .order_by_asc(hidden::Column::Seq)
-            .into_tuple()
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        Ok(seqs.into_iter().map(|s| Seq(u(s))).collect())
     }
 }
