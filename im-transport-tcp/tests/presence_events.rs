@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use common::*;
-use im_core::Engine;
 use im_core::hooks::Hooks;
 use im_core::model::{Timestamp, UserId};
 use im_core::protocol::Event;
@@ -42,7 +41,8 @@ impl Transitions {
 }
 
 async fn server(hooks: Arc<Transitions>) -> Server {
-    let engine = Engine::builder()
+    let engine = builder()
+        .await
         .config(test_config().with_presence_grace(GRACE))
         .hooks(hooks)
         .start()

@@ -38,8 +38,23 @@ pub async fn start(config: EngineConfig) -> Server {
 }
 
 pub async fn start_with(config: EngineConfig, tcp: TcpConfig) -> Server {
-    let engine = Engine::builder().config(config).start().await.unwrap();
+    let engine = builder().await.config(config).start().await.unwrap();
     serve(engine, tcp).await
+}
+
+/// An engine builder on the storage under test: SQLite in memory, or the memory storage
+/// with `IM_TEST_STORAGE=memory`.
+pub async fn builder() -> im_core::EngineBuilder {
+    let engine = Engine::builder();
+    match std::env::var("IM_TEST_STORAGE").as_deref() {
+        Ok("memory") => engine,
+        _ => {
+            let storage = im_store::SqlStorage::connect("sqlite::memory:")
+                .await
+                .unwrap();
+            engine.storage(std::sync::Arc::new(storage))
+        }
+    }
 }
 
 /// Serves an engine built by the test (with hooks, say) on 127.0.0.1:0.
