@@ -1,13 +1,15 @@
-//! The ready chat server: the im-core engine served over TCP.
+//! The ready chat server: the im-core engine served over TCP, its data in SQLite.
 //!
 //! ```text
-//! cargo run --release -p chat-server                       # 127.0.0.1:7100
+//! cargo run --release -p chat-server                       # 127.0.0.1:7100, ./im-chat.db
 //! cargo run --release -p chat-server -- --tcp 0.0.0.0:7100 # every interface
+//! cargo run --release -p chat-server -- --database postgres://user@host/im
+//! cargo run --release -p chat-server -- --database memory  # nothing kept
 //! ```
 //!
-//! Until the SQL storage lands, messages live in memory and are gone after a restart;
-//! the WebSocket/HTTP listener, web page and cluster mode come with later releases.
+//! The WebSocket/HTTP listener, web page and cluster mode come with later releases.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,6 +17,7 @@ use clap::Parser;
 use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions};
 use im_core::model::Platform;
 use im_core::{Engine, EngineConfig};
+use im_store::SqlStorage;
 use im_transport_tcp::{TcpConfig, TcpTransport};
 use tracing_subscriber::EnvFilter;
 
@@ -33,6 +36,15 @@ struct Args {
     /// Let anyone message anyone who has not blocked them, not only friends.
     #[arg(long, env = "IM_OPEN_DIRECT_MESSAGES")]
     open_direct_messages: bool,
+
+    /// Where data is kept: a SQLite file (`sqlite://path?mode=rwc`), PostgreSQL
+    /// (`postgres://…`), MySQL/MariaDB (`mysql://…`), or `memory` for nothing kept.
+    #[arg(
+        long,
+        env = "IM_DATABASE_URL",
+        default_value = "sqlite://im-chat.db?mode=rwc"
+    )]
+    database: String,
 
     /// Largest group.
     #[arg(long, env = "IM_MAX_GROUP_MEMBERS", default_value_t = 2000)]
@@ -94,11 +106,17 @@ async fn main() -> anyhow::Result<()> {
         .with_presence_grace(Duration::from_secs(args.presence_grace_secs))
         .with_recall_window(Duration::from_secs(args.recall_window_secs))
         .with_edit_window(Duration::from_secs(args.edit_window_secs));
-    let engine = Engine::builder()
-        .config(config)
-        .start()
-        .await
-        .context("starting the engine")?;
+    let mut builder = Engine::builder().config(config);
+    let storage_name = if args.database == "memory" {
+        "memory (not kept across restarts)".to_owned()
+    } else {
+        let storage = SqlStorage::connect(&args.database)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&args.database)))?;
+        builder = builder.storage(Arc::new(storage));
+        redact(&args.database)
+    };
+    let engine = builder.start().await.context("starting the engine")?;
 
     let tcp = TcpConfig::default().with_max_frame_bytes(args.max_frame_bytes);
     let transport = TcpTransport::bind(&args.tcp, tcp)
@@ -107,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         tcp = %transport.local_addr(),
         node = %engine.node(),
-        storage = "memory (not persisted across restarts)",
+        storage = %storage_name,
         "chat-server listening"
     );
     println!("chat-server listening on tcp://{}", transport.local_addr());
@@ -157,4 +175,18 @@ fn device_policy(args: &Args) -> DevicePolicy {
         policy = policy.with_platform_limit(Platform::Mobile, max);
     }
     policy
+}
+
+/// A database URL fit for logs: any password is replaced by `***`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
