@@ -11,8 +11,8 @@ use im_core::storage::{
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::entity::{conversation, cursor, hidden, member, message, user_conversation};
@@ -39,11 +39,12 @@ pub(crate) fn to_message(m: message::Model) -> StorageResult<Message> {
     })
 }
 
-fn body_json(body: &Body) -> StorageResult<String> {
+pub(crate) fn body_json(body: &Body) -> StorageResult<String> {
     serde_json::to_string(body).map_err(|e| StorageError::Backend(format!("encoding a body: {e}")))
 }
 
 /// Why an append inside a transaction failed.
+#[derive(Debug)]
 pub(crate) enum AppendError {
     /// A concurrent append with the same idempotency key won; roll back and read it.
     Raced,
@@ -83,6 +84,59 @@ async fn find_by_key(
     Ok(found.map(to_message).transpose()?)
 }
 
+/// The stored messages with these idempotency keys, by key.
+pub(crate) async fn find_keys<'a>(
+    db: &impl ConnectionTrait,
+    wanted: impl Iterator<Item = (&'a str, &'a NewMessage)>,
+) -> Result<HashMap<(String, UserId, String, String), Message>, AppendError> {
+    let wanted: Vec<(&str, &NewMessage)> = wanted.collect();
+    let mut found = HashMap::new();
+    for chunk in wanted.chunks(CHUNK / 10) {
+        let mut any = Condition::any();
+        for (key, m) in chunk {
+            any = any.add(
+                Condition::all()
+                    .add(message::Column::Conversation.eq(*key))
+                    .add(message::Column::SenderId.eq(i(m.sender.0)))
+                    .add(message::Column::SenderDevice.eq(m.sender_device.as_str()))
+                    .add(message::Column::ClientId.eq(m.client_id.as_str())),
+            );
+        }
+        for row in message::Entity::find().filter(any).all(db).await? {
+            let message = to_message(row)?;
+            let key = (
+                conversation_key(message.conversation),
+                message.sender,
+                message.sender_device.as_str().to_owned(),
+                message.client_id.clone(),
+            );
+            found.insert(key, message);
+        }
+    }
+    Ok(found)
+}
+
+/// Runs `append_in` in its own transaction; a lost race on the idempotency key returns
+/// the message that won it.
+pub(crate) async fn append_once(
+    db: &DatabaseConnection,
+    conversation: ConversationId,
+    m: NewMessage,
+) -> StorageResult<Appended> {
+    let txn = db.begin().await.map_err(db_error)?;
+    match append_in(&txn, conversation, m.clone()).await {
+        Ok(appended) => {
+            txn.commit().await.map_err(db_error)?;
+            Ok(appended)
+        }
+        Err(AppendError::Raced) => {
+            txn.rollback().await.map_err(db_error)?;
+            winner(db, &conversation_key(conversation), &m).await
+        }
+        Err(AppendError::Storage(e)) => Err(e),
+    }
+}
+
 /// After a lost race on an idempotency key: the message that won it.
 async fn winner(db: &impl ConnectionTrait, key: &str, m: &NewMessage) -> StorageResult<Appended> {
     match find_by_key(db, key, m).await {
@@ -114,7 +168,7 @@ pub(crate) async fn append_in(
     let bump = OnConflict::column(conversation::Column::Id)
         .value(
             conversation::Column::LastSeq,
-            Expr::col((conversation::Entity, conversation::Column::LastSeq)).add(1),
+            Expr::col((conversation::Entity, conversation::Column::LastSeq)).add(1i64),
         )
         .to_owned();
     conversation::Entity::insert(conversation::ActiveModel {
@@ -255,29 +309,6 @@ fn to_cursor(m: cursor::Model) -> Cursor {
     }
 }
 
-impl SqlStorage {
-    /// Runs `append_in` in its own transaction; a lost race on the idempotency key
-    /// returns the message that won it.
-    async fn append_once(
-        &self,
-        conversation: ConversationId,
-        m: NewMessage,
-    ) -> StorageResult<Appended> {
-        let txn = self.db.begin().await.map_err(db_error)?;
-        match append_in(&txn, conversation, m.clone()).await {
-            Ok(appended) => {
-                txn.commit().await.map_err(db_error)?;
-                Ok(appended)
-            }
-            Err(AppendError::Raced) => {
-                txn.rollback().await.map_err(db_error)?;
-                winner(&self.db, &conversation_key(conversation), &m).await
-            }
-            Err(AppendError::Storage(e)) => Err(e),
-        }
-    }
-}
-
 #[async_trait]
 impl MessageStore for SqlStorage {
     async fn append(
@@ -285,7 +316,8 @@ impl MessageStore for SqlStorage {
         conversation: ConversationId,
         message: NewMessage,
     ) -> StorageResult<Appended> {
-        self.append_once(conversation, message).await
+        // Through the group-commit writer: concurrent appends share a transaction.
+        self.appender.append(conversation, message).await
     }
 
     async fn messages(

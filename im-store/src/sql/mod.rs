@@ -5,6 +5,8 @@
 //! the entities under `entity/` (one per table) and the schema under `migration/`.
 //!
 //! How the guarantees are kept:
+//! - Appends go through a group-commit writer (`appender`): concurrent appends share one
+//!   transaction and one commit, written with a fixed number of statements per batch.
 //! - An append runs in one transaction: the idempotency lookup, the conversation's
 //!   counter bumped by an upsert (`last_seq = last_seq + 1`, which locks that one row
 //!   until commit, so concurrent appends to one conversation queue there and get
@@ -17,6 +19,7 @@
 //!   queue in the pool instead of failing with `SQLITE_BUSY`. It runs in WAL mode with
 //!   `synchronous = FULL`: an acknowledged message survives a crash and a power cut.
 
+mod appender;
 mod contacts;
 mod devices;
 pub mod entity;
@@ -60,6 +63,7 @@ pub use migration::Migrator;
 #[derive(Debug, Clone)]
 pub struct SqlStorage {
     db: DatabaseConnection,
+    appender: appender::Appender,
 }
 
 impl SqlStorage {
@@ -84,7 +88,8 @@ impl SqlStorage {
             options.max_connections(32).min_connections(1);
         }
         let db = Database::connect(options).await.map_err(db_error)?;
-        Ok(SqlStorage { db })
+        let appender = appender::Appender::start(db.clone());
+        Ok(SqlStorage { db, appender })
     }
 
     /// Applies the migrations that have not run yet.
