@@ -5,6 +5,8 @@
 //! cargo run --release -p bench -- fanout --receivers 2000 --messages 200
 //! cargo run --release -p bench -- fanout --receivers 2000 --messages 200 --write-batch 1
 //! cargo run --release -p bench -- send --senders 32 --messages 1000
+//! cargo run --release -p bench -- store --database sqlite:///tmp/bench.db?mode=rwc --writers 32
+//! cargo run --release -p bench -- store --database postgres://postgres@127.0.0.1/test --writers 1
 //! ```
 //!
 //! Server and clients share one process (and this machine's cores), over real TCP
@@ -61,6 +63,21 @@ enum Bench {
         /// Messages per sender, each awaiting its ack before the next.
         #[arg(long, default_value_t = 1000)]
         messages: u64,
+    },
+    /// Durable appends per second straight into `SqlStorage`, one writer or many.
+    Store {
+        /// The database (its tables are created if missing).
+        #[arg(long, default_value = "sqlite:///tmp/im-bench.db?mode=rwc")]
+        database: String,
+        /// Concurrent writers, each awaiting its append before the next.
+        #[arg(long, default_value_t = 32)]
+        writers: usize,
+        /// Appends in all.
+        #[arg(long, default_value_t = 50_000)]
+        messages: u64,
+        /// Conversations the writers spread over (1: all into one).
+        #[arg(long, default_value_t = 1)]
+        conversations: usize,
     },
 }
 
@@ -280,6 +297,85 @@ async fn send(senders: usize, messages: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Appends straight into the SQL storage and reports durable appends per second.
+async fn store(
+    url: &str,
+    writers: usize,
+    messages: u64,
+    conversations: usize,
+) -> anyhow::Result<()> {
+    use im_core::model::{Body, DeviceId, Timestamp};
+    use im_core::storage::{MessageStore, NewMessage, NewUser, UserStore};
+
+    let storage = Arc::new(im_store::SqlStorage::connect(url).await?);
+    let run = Timestamp::now().0;
+    let mut users = Vec::new();
+    for n in 0..=conversations.max(1) {
+        let user = storage
+            .create_user(NewUser {
+                username: format!("b{run}x{n}"),
+                display_name: "bench".into(),
+                avatar: None,
+                password_hash: "x".into(),
+                created_at: Timestamp::now(),
+            })
+            .await?;
+        users.push(user.id);
+    }
+    // Conversation k is between user 0 and user k + 1.
+    let chats: Vec<ConversationId> = (0..conversations.max(1))
+        .map(|k| ConversationId::direct(users[0], users[k + 1]))
+        .collect();
+    let each = messages / writers.max(1) as u64;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers.max(1))
+        .map(|w| {
+            let storage = storage.clone();
+            let chat = chats[w % chats.len()];
+            let sender = users[0];
+            tokio::spawn(async move {
+                let mut latency = Histogram::<u64>::new(3).expect("histogram");
+                let device = DeviceId::new(format!("w{w}")).expect("device id");
+                for k in 0..each {
+                    let began = Instant::now();
+                    storage
+                        .append(
+                            chat,
+                            NewMessage {
+                                sender,
+                                sender_device: device.clone(),
+                                client_id: format!("{w}-{k}"),
+                                body: Body::Text {
+                                    text: "a benchmark message of ordinary length".into(),
+                                },
+                                sent_at: Timestamp::now(),
+                            },
+                        )
+                        .await?;
+                    latency.record(began.elapsed().as_micros() as u64).ok();
+                }
+                anyhow::Ok(latency)
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new(3)?;
+    for task in tasks {
+        latency.add(task.await??)?;
+    }
+    let elapsed = start.elapsed();
+    let total = each * writers.max(1) as u64;
+    let backend = url.split(':').next().unwrap_or("?");
+    println!(
+        "store {backend}: {writers} writers, {} conversation(s): {total} appends in {:.2} s = {:.0} appends/s; latency p50 {} us, p99 {} us",
+        chats.len(),
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+        latency.value_at_quantile(0.5),
+        latency.value_at_quantile(0.99),
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
@@ -290,5 +386,11 @@ async fn main() -> anyhow::Result<()> {
             write_batch,
         } => fanout(receivers, messages, window, write_batch).await,
         Bench::Send { senders, messages } => send(senders, messages).await,
+        Bench::Store {
+            database,
+            writers,
+            messages,
+            conversations,
+        } => store(&database, writers, messages, conversations).await,
     }
 }

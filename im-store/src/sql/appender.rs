@@ -29,7 +29,7 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::entity::{conversation, cursor, message, user_conversation};
-use super::messages::{AppendError, CHUNK, append_once, body_json, find_keys};
+use super::messages::{AppendError, CHUNK, append_once, body_json, find_keys, idem_key};
 use super::{conversation_key, i, u};
 
 /// Most appends written in one transaction.
@@ -122,37 +122,23 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
         .collect();
 
     // 1. Retries: keys already stored, and keys repeated within the batch.
-    let stored = find_keys(
-        &txn,
-        batch
-            .iter()
-            .zip(&keys)
-            .filter(|(j, _)| !j.message.client_id.is_empty())
-            .map(|(j, k)| (k.as_str(), &j.message)),
-    )
-    .await?;
-    let mut first_of: HashMap<(&str, UserId, &str, &str), usize> = HashMap::new();
+    let idem: Vec<Option<String>> = batch
+        .iter()
+        .zip(&keys)
+        .map(|(j, k)| idem_key(k, &j.message))
+        .collect();
+    let wanted: Vec<String> = idem.iter().flatten().cloned().collect();
+    let stored = find_keys(&txn, &wanted).await?;
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
     let mut sources = Vec::with_capacity(batch.len());
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for (n, (job, key)) in batch.iter().zip(&keys).enumerate() {
-        let m = &job.message;
-        if !m.client_id.is_empty() {
-            let id = (
-                key.as_str(),
-                m.sender,
-                m.sender_device.as_str(),
-                m.client_id.as_str(),
-            );
-            if let Some(found) = stored.get(&(
-                key.clone(),
-                m.sender,
-                m.sender_device.as_str().to_owned(),
-                m.client_id.clone(),
-            )) {
+    for (n, (key, id)) in keys.iter().zip(&idem).enumerate() {
+        if let Some(id) = id {
+            if let Some(found) = stored.get(id) {
                 sources.push(Source::Stored(found.clone()));
                 continue;
             }
-            if let Some(&earlier) = first_of.get(&id) {
+            if let Some(&earlier) = first_of.get(id.as_str()) {
                 sources.push(Source::SameAs(earlier));
                 continue;
             }
@@ -207,7 +193,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
     let mut rows = Vec::new();
     let mut cursors: BTreeMap<(&str, UserId), i64> = BTreeMap::new();
     let mut opened: Vec<(UserId, &str)> = Vec::new();
-    for ((job, key), source) in batch.iter().zip(&keys).zip(&sources) {
+    for (((job, key), source), id) in batch.iter().zip(&keys).zip(&sources).zip(&idem) {
         let Source::New(seq) = source else { continue };
         let m = &job.message;
         rows.push(message::ActiveModel {
@@ -217,6 +203,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
             sender_id: Set(i(m.sender.0)),
             sender_device: Set(m.sender_device.as_str().to_owned()),
             client_id: Set((!m.client_id.is_empty()).then(|| m.client_id.clone())),
+            idem_key: Set(id.clone()),
             body: Set(body_json(&m.body)?),
             sent_at: Set(m.sent_at.0),
             edited_at: Set(None),

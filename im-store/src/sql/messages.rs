@@ -68,49 +68,48 @@ impl From<StorageError> for AppendError {
     }
 }
 
+/// A message's idempotency key (`None` without a client id): the conversation, sender,
+/// device and client id in one indexed column.
+pub(crate) fn idem_key(conversation: &str, m: &NewMessage) -> Option<String> {
+    (!m.client_id.is_empty()).then(|| {
+        format!(
+            "{conversation}/{}/{}/{}",
+            m.sender, m.sender_device, m.client_id
+        )
+    })
+}
+
 /// The stored message with this idempotency key, if any.
 async fn find_by_key(
     db: &impl ConnectionTrait,
     key: &str,
     m: &NewMessage,
 ) -> Result<Option<Message>, AppendError> {
+    let Some(idem) = idem_key(key, m) else {
+        return Ok(None);
+    };
     let found = message::Entity::find()
-        .filter(message::Column::Conversation.eq(key))
-        .filter(message::Column::SenderId.eq(i(m.sender.0)))
-        .filter(message::Column::SenderDevice.eq(m.sender_device.as_str()))
-        .filter(message::Column::ClientId.eq(m.client_id.as_str()))
+        .filter(message::Column::IdemKey.eq(idem))
         .one(db)
         .await?;
     Ok(found.map(to_message).transpose()?)
 }
 
-/// The stored messages with these idempotency keys, by key.
-pub(crate) async fn find_keys<'a>(
+/// The stored messages with these idempotency keys, by key: one indexed `IN` per chunk.
+pub(crate) async fn find_keys(
     db: &impl ConnectionTrait,
-    wanted: impl Iterator<Item = (&'a str, &'a NewMessage)>,
-) -> Result<HashMap<(String, UserId, String, String), Message>, AppendError> {
-    let wanted: Vec<(&str, &NewMessage)> = wanted.collect();
+    keys: &[String],
+) -> Result<HashMap<String, Message>, AppendError> {
     let mut found = HashMap::new();
-    for chunk in wanted.chunks(CHUNK / 10) {
-        let mut any = Condition::any();
-        for (key, m) in chunk {
-            any = any.add(
-                Condition::all()
-                    .add(message::Column::Conversation.eq(*key))
-                    .add(message::Column::SenderId.eq(i(m.sender.0)))
-                    .add(message::Column::SenderDevice.eq(m.sender_device.as_str()))
-                    .add(message::Column::ClientId.eq(m.client_id.as_str())),
-            );
-        }
-        for row in message::Entity::find().filter(any).all(db).await? {
-            let message = to_message(row)?;
-            let key = (
-                conversation_key(message.conversation),
-                message.sender,
-                message.sender_device.as_str().to_owned(),
-                message.client_id.clone(),
-            );
-            found.insert(key, message);
+    for chunk in keys.chunks(CHUNK) {
+        let rows = message::Entity::find()
+            .filter(message::Column::IdemKey.is_in(chunk.iter().cloned()))
+            .all(db)
+            .await?;
+        for row in rows {
+            if let Some(key) = row.idem_key.clone() {
+                found.insert(key, to_message(row)?);
+            }
         }
     }
     Ok(found)
@@ -196,6 +195,7 @@ pub(crate) async fn append_in(
         sender_id: Set(i(m.sender.0)),
         sender_device: Set(m.sender_device.as_str().to_owned()),
         client_id: Set((!m.client_id.is_empty()).then(|| m.client_id.clone())),
+        idem_key: Set(idem_key(&key, &m)),
         body: Set(body),
         sent_at: Set(m.sent_at.0),
         edited_at: Set(None),

@@ -12,6 +12,9 @@ pub struct Model {
     pub sender_device: String,
     /// `NULL` for messages without an idempotency key (system messages).
     pub client_id: Option<String>,
+    /// `conversation/sender/device/client_id`, unique: one indexed column serves the
+    /// retry lookup of a whole batch (`idem_key IN (…)`). `NULL` without a client id.
+    pub idem_key: Option<String>,
     pub body: String,
     pub sent_at: i64,
     pub edited_at: Option<i64>,

@@ -9,6 +9,8 @@ pub(super) struct Migration;
 const CONVERSATION: u32 = 48;
 /// Longest device id and client message id (both are validated to 64).
 const CLIENT_KEY: u32 = 64;
+/// Longest idempotency key: conversation, sender id, device id, client id and three `/`.
+const IDEM_KEY: u32 = CONVERSATION + 20 + 2 * CLIENT_KEY + 3;
 
 fn create(name: &'static str) -> TableCreateStatement {
     Table::create().table(name).if_not_exists().take()
@@ -131,6 +133,7 @@ impl MigrationTrait for Migration {
                 .col(big_integer("sender_id"))
                 .col(string_len("sender_device", CLIENT_KEY))
                 .col(string_len_null("client_id", CLIENT_KEY))
+                .col(string_len_null("idem_key", IDEM_KEY))
                 .col(text("body"))
                 .col(big_integer("sent_at"))
                 .col(big_integer_null("edited_at"))
@@ -149,15 +152,12 @@ impl MigrationTrait for Migration {
             .take(),
         )
         .await?;
-        // Idempotent appends: a retry finds the first message (NULL keys never clash).
+        // Idempotent appends: a retry finds the first message, a batch all of its retries
+        // in one `IN` lookup (NULL keys never clash).
         m.create_index(
-            index(
-                "im_messages",
-                "im_messages_idempotency",
-                &["conversation", "sender_id", "sender_device", "client_id"],
-            )
-            .unique()
-            .take(),
+            index("im_messages", "im_messages_idempotency", &["idem_key"])
+                .unique()
+                .take(),
         )
         .await?;
 
