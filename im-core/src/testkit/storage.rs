@@ -862,6 +862,38 @@ pub async fn concurrent_appends_are_gapless_and_unique(s: Arc<dyn Storage>) {
     assert_eq!(ids.len() as u64, WRITERS * EACH);
 }
 
+/// Client ids and device ids compare exactly: ids that differ only in case, accents or
+/// trailing spaces are different keys (and different devices).
+pub async fn keys_compare_byte_for_byte(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    let mut seqs = Vec::new();
+    for (device, client_id) in [
+        ("phone", "abc"),
+        ("phone", "ABC"),
+        ("phone", "abc "),
+        ("phone", "ábc"),
+        ("Phone", "abc"),
+    ] {
+        let appended = s
+            .append(conv, text(a, device, client_id, client_id))
+            .await
+            .expect("append");
+        assert!(
+            !appended.duplicate,
+            "{device}/{client_id:?} was taken for a retry of another key"
+        );
+        seqs.push(appended.message.seq.0);
+    }
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    let again = s
+        .append(conv, text(a, "phone", "ABC", "ABC"))
+        .await
+        .expect("retry");
+    assert!(again.duplicate);
+    assert_eq!(again.message.seq, Seq(2));
+}
+
 /// The same (conversation, sender, device, client id) stores once; empty ids never dedupe.
 pub async fn retries_with_the_same_key_store_once(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);

@@ -92,8 +92,40 @@ async fn write_or_split(db: &DatabaseConnection, batch: Vec<Job>) {
                 }
                 return;
             }
-            Err(e) => {
-                tracing::debug!(error = ?e, size = batch.len(), "batch append failed; appending one by one");
+            // A key raced by another node, or a row the database refused: the batch was
+            // rolled back; replay it one append at a time so only the culprit fails.
+            Err(BatchError::Append(AppendError::Raced)) => {
+                metrics::counter!("im_sql_batch_replays_total").increment(1);
+                tracing::debug!(
+                    size = batch.len(),
+                    "batch append raced; appending one by one"
+                );
+            }
+            Err(BatchError::Append(AppendError::Storage(e))) if !e.is_temporary() => {
+                metrics::counter!("im_sql_batch_replays_total").increment(1);
+                tracing::warn!(error = %e, size = batch.len(), "batch append failed; appending one by one");
+            }
+            // The database is unreachable: replaying one by one would only wait out one
+            // timeout per append. Every append of the batch fails, and none was stored.
+            Err(BatchError::Append(AppendError::Storage(e))) => {
+                for job in batch {
+                    let _ = job
+                        .reply
+                        .send(Err(StorageError::Unavailable(e.to_string())));
+                }
+                return;
+            }
+            // The commit itself failed: it may or may not have reached the disk, so no
+            // replay (it could store twice). The senders retry with the same client ids,
+            // which finds the messages if they were stored.
+            Err(BatchError::Commit(e)) => {
+                tracing::warn!(error = %e, size = batch.len(), "batch commit failed");
+                for job in batch {
+                    let _ = job.reply.send(Err(StorageError::Unavailable(format!(
+                        "commit failed, outcome unknown; retry with the same client id: {e}"
+                    ))));
+                }
+                return;
             }
         }
     }
@@ -113,7 +145,20 @@ enum Source {
     SameAs(usize),
 }
 
-async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appended>, AppendError> {
+/// Why a batch failed: before the commit (rolled back, safe to replay), or at it (the
+/// outcome is unknown).
+enum BatchError {
+    Append(AppendError),
+    Commit(StorageError),
+}
+
+impl<E: Into<AppendError>> From<E> for BatchError {
+    fn from(e: E) -> Self {
+        BatchError::Append(e.into())
+    }
+}
+
+async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appended>, BatchError> {
     let txn = db.begin().await?;
     let backend = txn.get_database_backend();
     let keys: Vec<String> = batch
@@ -265,8 +310,6 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
             .exec_without_returning(&txn)
             .await?;
     }
-    txn.commit().await?;
-
     let mut results: Vec<Appended> = Vec::with_capacity(batch.len());
     for ((job, key), source) in batch.iter().zip(&keys).zip(sources) {
         let appended = match source {
@@ -302,6 +345,10 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
         };
         results.push(appended);
     }
+    // Nothing after this may fail: a committed batch must be reported as stored.
+    txn.commit()
+        .await
+        .map_err(|e| BatchError::Commit(super::db_error(e)))?;
     Ok(results)
 }
 

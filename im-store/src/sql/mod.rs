@@ -146,15 +146,14 @@ pub(crate) fn db_error(e: DbErr) -> StorageError {
     let temporary = match &e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
-            matches!(
-                &**inner,
+            match &**inner {
                 sea_orm::sqlx::Error::Io(_)
-                    | sea_orm::sqlx::Error::Tls(_)
-                    | sea_orm::sqlx::Error::PoolTimedOut
-                    | sea_orm::sqlx::Error::PoolClosed
-                    | sea_orm::sqlx::Error::WorkerCrashed
-                    | sea_orm::sqlx::Error::Protocol(_)
-            )
+                | sea_orm::sqlx::Error::Tls(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed => true,
+                sea_orm::sqlx::Error::Database(db) => temporary_database_error(&**db),
+                _ => false,
+            }
         }
         _ => false,
     };
@@ -163,6 +162,35 @@ pub(crate) fn db_error(e: DbErr) -> StorageError {
     } else {
         StorageError::Backend(e.to_string())
     }
+}
+
+/// Database errors a retry may get past: deadlocks and serialization failures, lock and
+/// busy timeouts, a server shutting down, restarting, out of connections or read-only
+/// after a failover.
+fn temporary_database_error(db: &dyn sea_orm::sqlx::error::DatabaseError) -> bool {
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
+        // Deadlock, lock wait timeout, too many connections, shutdown in progress,
+        // read-only, killed connection, idle disconnect, error during commit.
+        return matches!(
+            my.number(),
+            1213 | 1205 | 1040 | 1053 | 1290 | 1792 | 1927 | 4031 | 1180
+        );
+    }
+    let Some(code) = db.code() else {
+        return false;
+    };
+    let code: &str = &code;
+    // PostgreSQL SQLSTATEs: serialization failure, deadlock, lock not available, query
+    // cancelled, admin/crash shutdown, cannot connect now, read-only transaction,
+    // connection exceptions (08…), insufficient resources (53…).
+    // SQLite result codes: BUSY, LOCKED and their extended forms.
+    matches!(
+        code,
+        "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "25006"
+    ) || code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "5" | "6" | "261" | "262" | "517" | "773")
 }
 
 /// Whether an error is a unique-key violation.

@@ -12,8 +12,9 @@ pub struct Model {
     pub sender_device: String,
     /// `NULL` for messages without an idempotency key (system messages).
     pub client_id: Option<String>,
-    /// `conversation/sender/device/client_id`, unique: one indexed column serves the
-    /// retry lookup of a whole batch (`idem_key IN (…)`). `NULL` without a client id.
+    /// SHA-256 (hex) of conversation, sender, device and client id, unique: one indexed
+    /// column serves the retry lookup of a whole batch (`idem_key IN (…)`). `NULL`
+    /// without a client id.
     pub idem_key: Option<String>,
     pub body: String,
     pub sent_at: i64,

@@ -9,8 +9,31 @@ pub(super) struct Migration;
 const CONVERSATION: u32 = 48;
 /// Longest device id and client message id (both are validated to 64).
 const CLIENT_KEY: u32 = 64;
-/// Longest idempotency key: conversation, sender id, device id, client id and three `/`.
-const IDEM_KEY: u32 = CONVERSATION + 20 + 2 * CLIENT_KEY + 3;
+/// The idempotency key: a SHA-256 in hex.
+const IDEM_KEY: u32 = 64;
+
+/// A string compared byte for byte: ids and keys. MySQL's default collations ignore case,
+/// accents and trailing spaces, which would make `Phone` and `phone` one device and two
+/// distinct client ids one message.
+fn key(m: &SchemaManager, name: &'static str, len: u32) -> ColumnDef {
+    let mut col = string_len(name, len);
+    if m.get_database_backend() == sea_orm::DbBackend::MySql {
+        col.extra("COLLATE utf8mb4_bin");
+    }
+    col
+}
+
+/// Message bodies: MySQL's `TEXT` stops at 64 KiB, so `MEDIUMTEXT` there.
+fn body(m: &SchemaManager) -> ColumnDef {
+    if m.get_database_backend() == sea_orm::DbBackend::MySql {
+        ColumnDef::new("body")
+            .custom("MEDIUMTEXT".into_iden())
+            .not_null()
+            .take()
+    } else {
+        text("body")
+    }
+}
 
 fn create(name: &'static str) -> TableCreateStatement {
     Table::create().table(name).if_not_exists().take()
@@ -44,7 +67,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             create("im_devices")
                 .col(big_integer("user_id"))
-                .col(string_len("device_id", CLIENT_KEY))
+                .col(key(m, "device_id", CLIENT_KEY))
                 .col(string_len("name", 255))
                 .col(string_len("platform", 16))
                 .col(big_integer("logged_in_at"))
@@ -119,7 +142,7 @@ impl MigrationTrait for Migration {
 
         m.create_table(
             create("im_conversations")
-                .col(string_len("id", CONVERSATION).primary_key())
+                .col(key(m, "id", CONVERSATION).primary_key())
                 .col(big_integer("last_seq"))
                 .take(),
         )
@@ -128,13 +151,13 @@ impl MigrationTrait for Migration {
         m.create_table(
             create("im_messages")
                 .col(big_pk_auto("id"))
-                .col(string_len("conversation", CONVERSATION))
+                .col(key(m, "conversation", CONVERSATION))
                 .col(big_integer("seq"))
                 .col(big_integer("sender_id"))
-                .col(string_len("sender_device", CLIENT_KEY))
-                .col(string_len_null("client_id", CLIENT_KEY))
-                .col(string_len_null("idem_key", IDEM_KEY))
-                .col(text("body"))
+                .col(key(m, "sender_device", CLIENT_KEY))
+                .col(key(m, "client_id", CLIENT_KEY).null())
+                .col(key(m, "idem_key", IDEM_KEY).null())
+                .col(body(m))
                 .col(big_integer("sent_at"))
                 .col(big_integer_null("edited_at"))
                 .take(),
@@ -164,7 +187,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             create("im_user_conversations")
                 .col(big_integer("user_id"))
-                .col(string_len("conversation", CONVERSATION))
+                .col(key(m, "conversation", CONVERSATION))
                 .primary_key(Index::create().col("user_id").col("conversation"))
                 .take(),
         )
@@ -172,7 +195,7 @@ impl MigrationTrait for Migration {
 
         m.create_table(
             create("im_cursors")
-                .col(string_len("conversation", CONVERSATION))
+                .col(key(m, "conversation", CONVERSATION))
                 .col(big_integer("user_id"))
                 .col(big_integer("delivered_seq"))
                 .col(big_integer("read_seq"))
@@ -184,7 +207,7 @@ impl MigrationTrait for Migration {
         m.create_table(
             create("im_hidden")
                 .col(big_integer("user_id"))
-                .col(string_len("conversation", CONVERSATION))
+                .col(key(m, "conversation", CONVERSATION))
                 .col(big_integer("seq"))
                 .primary_key(
                     Index::create()
