@@ -43,7 +43,7 @@ pub fn run<F: Future>(scenario: F) -> F::Output {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($suite:ident, $trait:path, optional $make:expr, [$($name:ident),* $(,)?]) => {
+    ($suite:ident, $trait:path, optional ($make:expr), [$($name:ident),* $(,)?]) => {
         $(
             #[test]
             fn $name() {
@@ -57,7 +57,7 @@ macro_rules! __conformance_tests {
             }
         )*
     };
-    ($suite:ident, $trait:path, $make:expr, [$($name:ident),* $(,)?]) => {
+    ($suite:ident, $trait:path, required ($make:expr), [$($name:ident),* $(,)?]) => {
         $(
             #[test]
             fn $name() {
@@ -73,11 +73,11 @@ macro_rules! __conformance_tests {
 /// Expands to one test per clause of the [`Storage`](crate::storage::Storage) contract.
 #[macro_export]
 macro_rules! storage_conformance {
-    ($make:expr) => {
+    (@with $mode:ident ($make:expr)) => {
         $crate::__conformance_tests!(
             storage,
             $crate::storage::Storage,
-            $make,
+            $mode ($make),
             [
                 users_get_unique_ids_and_unique_names,
                 users_are_found_by_id_and_by_name,
@@ -120,61 +120,21 @@ macro_rules! storage_conformance {
         );
     };
     (optional $make:expr) => {
-        $crate::__conformance_tests!(
-            storage,
-            $crate::storage::Storage,
-            optional $make,
-            [
-                users_get_unique_ids_and_unique_names,
-                users_are_found_by_id_and_by_name,
-                users_batch_lookup_returns_each_existing_user_once,
-                password_hashes_are_stored_and_replaced,
-                concurrent_registrations_of_one_name_leave_one_user,
-                last_seen_never_moves_back,
-                last_seen_lists_each_user_that_has_one_once,
-                devices_are_keyed_by_user_and_device_id,
-                devices_are_deleted_one_or_all_but_one,
-                friend_requests_are_upserted_and_listed_both_ways,
-                accepting_a_request_makes_symmetric_friends_atomically,
-                removing_a_friend_ends_it_both_ways,
-                blocks_are_directed_and_clear_pending_requests,
-                create_group_stores_members_and_first_message,
-                update_group_applies_the_change_with_its_record,
-                unknown_groups_are_not_found,
-                user_groups_follow_membership,
-                appends_get_gapless_seqs_from_one,
-                concurrent_appends_are_gapless_and_unique,
-                retries_with_the_same_key_store_once,
-                keys_compare_byte_for_byte,
-                concurrent_retries_store_once,
-                history_ranges_return_ascending_pages,
-                read_cursors_never_move_back_and_appends_move_the_sender_s,
-                conversations_list_direct_chats_for_both_and_groups_for_members,
-                delivered_cursors_never_move_back,
-                reads_and_own_appends_move_the_delivered_cursor_along,
-                cursor_pages_list_who_got_a_seq_ascending_and_once,
-                cursors_belong_to_one_conversation_and_only_to_users_with_one,
-                conversations_report_delivered_and_the_direct_peer_s_cursors,
-                amend_appends_its_event_and_rewrites_the_target,
-                amend_retries_change_nothing,
-                amend_of_a_missing_message_is_not_found_and_appends_nothing,
-                concurrent_amend_retries_apply_once,
-                amends_are_seen_whole,
-                pages_leave_out_what_the_viewer_hid_and_stay_full,
-                hiding_is_per_user_and_per_conversation,
-            ]
-        );
+        $crate::storage_conformance!(@with optional ($make));
+    };
+    ($make:expr) => {
+        $crate::storage_conformance!(@with required ($make));
     };
 }
 
 /// Expands to one test per clause of the [`Presence`](crate::presence::Presence) contract.
 #[macro_export]
 macro_rules! presence_conformance {
-    ($make:expr) => {
+    (@with $mode:ident ($make:expr)) => {
         $crate::__conformance_tests!(
             presence,
             $crate::presence::Presence,
-            $make,
+            $mode ($make),
             [
                 online_devices_are_listed_per_user,
                 online_elsewhere_leaves_out_the_node_s_own,
@@ -188,32 +148,21 @@ macro_rules! presence_conformance {
         );
     };
     (optional $make:expr) => {
-        $crate::__conformance_tests!(
-            presence,
-            $crate::presence::Presence,
-            optional $make,
-            [
-                online_devices_are_listed_per_user,
-                online_elsewhere_leaves_out_the_node_s_own,
-                set_online_replaces_a_device_s_entry,
-                set_offline_removes_only_the_named_node_s_entry,
-                entries_expire_unless_refreshed,
-                a_lapsed_lease_is_gone_for_every_query,
-                each_refresh_renews_the_lease,
-                a_moved_device_outlives_its_old_node_s_set_offline,
-            ]
-        );
+        $crate::presence_conformance!(@with optional ($make));
+    };
+    ($make:expr) => {
+        $crate::presence_conformance!(@with required ($make));
     };
 }
 
 /// Expands to one test per clause of the [`Broker`](crate::broker::Broker) contract.
 #[macro_export]
 macro_rules! broker_conformance {
-    ($make:expr) => {
+    (@with $mode:ident ($make:expr)) => {
         $crate::__conformance_tests!(
             broker,
             $crate::broker::Broker,
-            $make,
+            $mode ($make),
             [
                 published_envelopes_reach_the_node_in_order,
                 envelopes_reach_only_the_addressed_node,
@@ -222,15 +171,9 @@ macro_rules! broker_conformance {
         );
     };
     (optional $make:expr) => {
-        $crate::__conformance_tests!(
-            broker,
-            $crate::broker::Broker,
-            optional $make,
-            [
-                published_envelopes_reach_the_node_in_order,
-                envelopes_reach_only_the_addressed_node,
-                broadcast_reaches_every_node,
-            ]
-        );
+        $crate::broker_conformance!(@with optional ($make));
+    };
+    ($make:expr) => {
+        $crate::broker_conformance!(@with required ($make));
     };
 }
