@@ -16,7 +16,7 @@ use super::fanout::Outgoing;
 use super::messaging::Access;
 use super::session::SessionHandle;
 use super::validate;
-use crate::model::{Body, ConversationId, Message, Role, Seq, SystemEvent, Timestamp, UserId};
+use crate::model::{Body, ConversationId, Message, Role, Seq, SystemEvent, Timestamp};
 use crate::protocol::{Event, Reply, ServerFrame};
 use crate::storage::{Amendment, MessageRange, NewMessage};
 
@@ -180,29 +180,14 @@ impl Shared {
                 },
             )
             .await?;
-        let message = appended.message;
         // A retry finds its own event; a client id that named some other message (a send,
         // say) is a mistake to report, not a success.
-        if appended.duplicate && !records_change_of(&message, target) {
+        if appended.duplicate && !records_change_of(&appended.message, target) {
             return Err(ApiError::conflict(
                 "client_id: already used for another message from this device",
             ));
         }
-        let reply = Reply::Sent {
-            conversation,
-            message_id: message.id,
-            seq: message.seq,
-            sent_at: message.sent_at,
-            duplicate: appended.duplicate,
-        };
-        if !appended.duplicate {
-            let users: Vec<UserId> = match access {
-                Access::Direct { peer } => vec![me.user, *peer],
-                Access::Group { members, .. } => members.ids.clone(),
-            };
-            self.push_message(&users, me, message).await;
-        }
-        Ok(reply)
+        Ok(self.acknowledge(me, access, appended).await)
     }
 }
 

@@ -14,7 +14,7 @@ use super::session::SessionHandle;
 use super::validate;
 use crate::model::{Body, ConversationId, Seq, Timestamp, UserId};
 use crate::protocol::{ConversationSummary, HistoryQuery, Reply};
-use crate::storage::{MessageRange, NewMessage, StorageError};
+use crate::storage::{Appended, MessageRange, NewMessage, StorageError};
 
 /// What the caller may see of a conversation.
 pub(super) enum Access {
@@ -103,28 +103,40 @@ impl Shared {
                 },
             )
             .await?;
+        Ok(self.acknowledge(me, &access, appended).await)
+    }
+
+    /// The `sent` reply for an append (a send, or a recall or edit event), after pushing
+    /// a newly stored message to everyone in the conversation. A retry was pushed when it
+    /// was first stored (or its pushes are recoverable by sync if the server stopped in
+    /// between); pushing again would only duplicate.
+    pub(super) async fn acknowledge(
+        &self,
+        me: &SessionHandle,
+        access: &Access,
+        appended: Appended,
+    ) -> Reply {
         let message = appended.message;
         let reply = Reply::Sent {
-            conversation,
+            conversation: message.conversation,
             message_id: message.id,
             seq: message.seq,
             sent_at: message.sent_at,
             duplicate: appended.duplicate,
         };
-        // A retry was pushed when it was first stored (or its pushes are recoverable by
-        // sync if the server stopped in between); pushing again would only duplicate.
         if !appended.duplicate {
             metrics::counter!("im_messages_stored_total").increment(1);
-            match &access {
+            let pair;
+            let users: &[UserId] = match access {
                 Access::Direct { peer } => {
-                    self.push_message(&[me.user, *peer], me, message).await;
+                    pair = [me.user, *peer];
+                    &pair
                 }
-                Access::Group { members, .. } => {
-                    self.push_message(&members.ids, me, message).await;
-                }
-            }
+                Access::Group { members, .. } => &members.ids,
+            };
+            self.push_message(users, me, message).await;
         }
-        Ok(reply)
+        reply
     }
 
     pub(super) async fn conversations(&self, me: &SessionHandle) -> ApiResult<Reply> {
