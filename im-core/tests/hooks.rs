@@ -66,6 +66,23 @@ impl Recorder {
     }
 }
 
+/// An engine with these hooks, open direct messages and a cheap password hash.
+async fn engine_with(hooks: Arc<dyn Hooks>) -> Engine {
+    let config = EngineConfig::default()
+        .with_direct_policy(DirectPolicy::Anyone)
+        .with_hash_cost(HashCost {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        });
+    Engine::builder()
+        .hooks(hooks)
+        .config(config)
+        .start()
+        .await
+        .unwrap()
+}
+
 async fn connect(engine: &Engine) -> (Client, Events) {
     let (server, client) = duplex(256);
     let engine = engine.clone();
@@ -76,19 +93,7 @@ async fn connect(engine: &Engine) -> (Client, Events) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_see_offline_recipients_connections_and_app_tokens() {
     let hooks = Arc::new(Recorder::default());
-    let config = EngineConfig::default()
-        .with_direct_policy(DirectPolicy::Anyone)
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        });
-    let engine = Engine::builder()
-        .hooks(hooks.clone())
-        .config(config)
-        .start()
-        .await
-        .unwrap();
+    let engine = engine_with(hooks.clone()).await;
 
     let (admin, _) = connect(&engine).await;
     let mut ids = Vec::new();
@@ -180,19 +185,7 @@ impl Hooks for SlowPush {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_when_its_connection_is_closed() {
     let hooks = Arc::new(SlowPush::default());
-    let config = EngineConfig::default()
-        .with_direct_policy(DirectPolicy::Anyone)
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        });
-    let engine = Engine::builder()
-        .hooks(hooks.clone())
-        .config(config)
-        .start()
-        .await
-        .unwrap();
+    let engine = engine_with(hooks.clone()).await;
     let (admin, _) = connect(&engine).await;
     let alice_id = admin.register("alice", PW, "Alice").await.unwrap().id;
     let bob_id = admin.register("bob", PW, "Bob").await.unwrap().id;

@@ -2,7 +2,8 @@
 //!
 //! Every `append` is handed to one task per storage. While a batch is being written, new
 //! appends queue up; the next batch takes them all (up to [`MAX_BATCH`]) and writes them
-//! with a fixed number of statements, whatever the batch size:
+//! with a number of statements that does not grow with the batch (only with the number
+//! of conversations in it):
 //!
 //! 1. one lookup of the batch's idempotency keys (retries get the stored message);
 //! 2. per conversation, one upsert that advances its counter by the batch's count for it,
@@ -11,10 +12,13 @@
 //! 3. one multi-row insert of the messages, one read of their ids;
 //! 4. one multi-row upsert of the senders' cursors, and of the new direct conversations.
 //!
-//! Then one commit (one fsync) acknowledges the whole batch. If anything in the batch
-//! fails (a key raced by another node, say), the batch is rolled back and each append
-//! runs on its own, so one bad append never fails the others. The guarantees are the
-//! single append's: gapless seqs, idempotent keys, acknowledged only after commit.
+//! Then one commit (one fsync) acknowledges the whole batch. If a statement fails before
+//! the commit because a key raced another node or a row was refused, the batch is rolled
+//! back and each append runs on its own, so one bad append never fails the others. If the
+//! database is unreachable, every append of the batch fails as `Unavailable`; if the
+//! commit itself fails, too (its outcome is unknown, so it is never replayed: a retry
+//! with the same client id finds what was stored). The guarantees are the single
+//! append's: gapless seqs, idempotent keys, acknowledged only after commit.
 
 use std::collections::{BTreeMap, HashMap};
 

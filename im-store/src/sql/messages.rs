@@ -320,6 +320,27 @@ fn to_cursor(m: cursor::Model) -> Cursor {
     }
 }
 
+impl SqlStorage {
+    /// Raises a user's cursors (read only when `read` is given) and returns them as they
+    /// are after the change, in one transaction.
+    async fn raise_and_read(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        read: Option<Seq>,
+        delivered: Seq,
+    ) -> StorageResult<Cursor> {
+        let key = conversation_key(conversation);
+        let txn = self.db.begin().await.map_err(db_error)?;
+        raise_cursor(&txn, &key, user, read.map(|s| i(s.0)), i(delivered.0))
+            .await
+            .map_err(db_error)?;
+        let cursor = cursor_of(&txn, &key, user).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(cursor)
+    }
+}
+
 #[async_trait]
 impl MessageStore for SqlStorage {
     async fn append(
@@ -385,13 +406,9 @@ impl MessageStore for SqlStorage {
         conversation: ConversationId,
         seq: Seq,
     ) -> StorageResult<Seq> {
-        let key = conversation_key(conversation);
-        let txn = self.db.begin().await.map_err(db_error)?;
-        raise_cursor(&txn, &key, user, Some(i(seq.0)), i(seq.0))
-            .await
-            .map_err(db_error)?;
-        let cursor = cursor_of(&txn, &key, user).await?;
-        txn.commit().await.map_err(db_error)?;
+        let cursor = self
+            .raise_and_read(user, conversation, Some(seq), seq)
+            .await?;
         Ok(cursor.read)
     }
 
@@ -401,13 +418,7 @@ impl MessageStore for SqlStorage {
         conversation: ConversationId,
         seq: Seq,
     ) -> StorageResult<Seq> {
-        let key = conversation_key(conversation);
-        let txn = self.db.begin().await.map_err(db_error)?;
-        raise_cursor(&txn, &key, user, None, i(seq.0))
-            .await
-            .map_err(db_error)?;
-        let cursor = cursor_of(&txn, &key, user).await?;
-        txn.commit().await.map_err(db_error)?;
+        let cursor = self.raise_and_read(user, conversation, None, seq).await?;
         Ok(cursor.delivered)
     }
 

@@ -6,7 +6,8 @@
 //!
 //! How the guarantees are kept:
 //! - Appends go through a group-commit writer (`appender`): concurrent appends share one
-//!   transaction and one commit, written with a fixed number of statements per batch.
+//!   transaction and one commit, written with a few statements per conversation in the
+//!   batch, not per append.
 //! - An append runs in one transaction: the idempotency lookup, the conversation's
 //!   counter bumped by an upsert (`last_seq = last_seq + 1`, which locks that one row
 //!   until commit, so concurrent appends to one conversation queue there and get
