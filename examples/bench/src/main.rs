@@ -336,7 +336,7 @@ async fn store(
             tokio::spawn(async move {
                 let mut latency = Histogram::<u64>::new(3).expect("histogram");
                 let device = DeviceId::new(format!("w{w}")).expect("device id");
-                for k in 0..each {
+                for _ in 0..each {
                     let began = Instant::now();
                     storage
                         .append(
@@ -344,7 +344,7 @@ async fn store(
                             NewMessage {
                                 sender,
                                 sender_device: device.clone(),
-                                client_id: format!("{w}-{k}"),
+                                client_id: im_core::client::new_client_id(),
                                 body: Body::Text {
                                     text: "a benchmark message of ordinary length".into(),
                                 },

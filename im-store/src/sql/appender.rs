@@ -2,30 +2,40 @@
 //!
 //! Every `append` is handed to one task per storage. While a batch is being written, new
 //! appends queue up; the next batch takes them all (up to [`MAX_BATCH`]) and writes them
-//! with a number of statements that does not grow with the batch (only with the number
-//! of conversations in it):
+//! with a fixed number of statements, whatever its size and however many conversations
+//! it spans (multi-row statements are split only past [`RUN`] rows, and on MySQL into
+//! power-of-two runs, see [`runs`]):
 //!
-//! 1. one lookup of the batch's idempotency keys (retries get the stored message);
-//! 2. per conversation, one upsert that advances its counter by the batch's count for it,
-//!    then one read of all the counters (the upserts hold the counter rows locked until
-//!    commit, so no other writer can take those seqs);
-//! 3. one multi-row insert of the messages, one read of their ids;
-//! 4. one multi-row upsert of the senders' cursors, and of the new direct conversations.
+//! 1. one multi-row upsert advances every conversation counter of the batch by its count
+//!    and returns the new values (the upsert holds the counter rows locked until commit,
+//!    so no other writer can take those seqs);
+//! 2. one multi-row insert of the messages, returning their ids;
+//! 3. one multi-row upsert of the senders' cursors, and one of the direct conversations
+//!    that just began (only when some did).
 //!
-//! Then one commit (one fsync) acknowledges the whole batch. If a statement fails before
-//! the commit because a key raced another node or a row was refused, the batch is rolled
-//! back and each append runs on its own, so one bad append never fails the others. If the
-//! database is unreachable, every append of the batch fails as `Unavailable`; if the
-//! commit itself fails, too (its outcome is unknown, so it is never replayed: a retry
-//! with the same client id finds what was stored). The guarantees are the single
-//! append's: gapless seqs, idempotent keys, acknowledged only after commit.
+//! Then one commit (one fsync) acknowledges the whole batch.
+//!
+//! Retries are rare, so on SQLite and PostgreSQL a batch does not look its idempotency
+//! keys up first: the insert skips rows whose key is taken (`ON CONFLICT (idem_key) DO
+//! NOTHING`), and when it returns fewer rows than it was given, the batch is rolled back
+//! and written again, this time after one lookup of all its keys (retries get the stored
+//! message). MySQL has neither `RETURNING` nor a per-index `DO NOTHING`: there the lookup
+//! always comes first, and the counters and ids are read back with one `SELECT` each.
+//!
+//! If a statement fails before the commit because a key raced another node or a row was
+//! refused, the batch is rolled back and each append runs on its own, so one bad append
+//! never fails the others. If the database is unreachable, every append of the batch
+//! fails as `Unavailable`; if the commit itself fails, too (its outcome is unknown, so it
+//! is never replayed: a retry with the same client id finds what was stored). The
+//! guarantees are the single append's: gapless seqs, idempotent keys, acknowledged only
+//! after commit.
 
 use std::collections::{BTreeMap, HashMap};
 
 use im_core::model::{ConversationId, Message, MessageId, Seq, UserId};
 use im_core::storage::{Appended, NewMessage, StorageError, StorageResult};
-use sea_orm::ActiveValue::{NotSet, Set};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     QueryFilter, QuerySelect, TransactionTrait,
@@ -33,11 +43,15 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::entity::{conversation, cursor, message, user_conversation};
-use super::messages::{AppendError, CHUNK, append_once, body_json, find_keys, idem_key};
-use super::{conversation_key, i, u};
+use super::messages::{AppendError, append_once, body_json, find_keys, idem_key};
+use super::{conversation_key, i, pad_in_list, runs, u};
 
 /// Most appends written in one transaction.
 pub(crate) const MAX_BATCH: usize = 512;
+
+/// Most rows in one multi-row statement (a quarter of it for messages, the widest rows):
+/// a power of two (see [`runs`]), far below every database's bind-parameter limit.
+const RUN: usize = 512;
 
 struct Job {
     conversation: ConversationId,
@@ -89,48 +103,61 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
 
 async fn write_or_split(db: &DatabaseConnection, batch: Vec<Job>) {
     if batch.len() > 1 {
-        match write_batch(db, &batch).await {
-            Ok(results) => {
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(result));
+        // Where the insert can say which keys were taken, skip the lookup (see above).
+        let mut lookup = !db.get_database_backend().support_returning();
+        loop {
+            match write_batch(db, &batch, lookup).await {
+                Ok(results) => {
+                    for (job, result) in batch.into_iter().zip(results) {
+                        let _ = job.reply.send(Ok(result));
+                    }
+                    return;
                 }
-                return;
-            }
-            // A key raced by another node, or a row the database refused: the batch was
-            // rolled back; replay it one append at a time so only the culprit fails.
-            Err(BatchError::Append(AppendError::Raced)) => {
-                metrics::counter!("im_sql_batch_replays_total").increment(1);
-                tracing::debug!(
-                    size = batch.len(),
-                    "batch append raced; appending one by one"
-                );
-            }
-            Err(BatchError::Append(AppendError::Storage(e))) if !e.is_temporary() => {
-                metrics::counter!("im_sql_batch_replays_total").increment(1);
-                tracing::warn!(error = %e, size = batch.len(), "batch append failed; appending one by one");
-            }
-            // The database is unreachable: replaying one by one would only wait out one
-            // timeout per append. Every append of the batch fails, and none was stored.
-            Err(BatchError::Append(AppendError::Storage(e))) => {
-                for job in batch {
-                    let _ = job
-                        .reply
-                        .send(Err(StorageError::Unavailable(e.to_string())));
+                // Some keys were stored before: write the batch again, looking them up.
+                Err(BatchError::KeysTaken) if !lookup => {
+                    metrics::counter!("im_sql_batch_lookups_total").increment(1);
+                    lookup = true;
+                    continue;
                 }
-                return;
-            }
-            // The commit itself failed: it may or may not have reached the disk, so no
-            // replay (it could store twice). The senders retry with the same client ids,
-            // which finds the messages if they were stored.
-            Err(BatchError::Commit(e)) => {
-                tracing::warn!(error = %e, size = batch.len(), "batch commit failed");
-                for job in batch {
-                    let _ = job.reply.send(Err(StorageError::Unavailable(format!(
-                        "commit failed, outcome unknown; retry with the same client id: {e}"
-                    ))));
+                // A key raced by another node, or a row the database refused: the batch
+                // was rolled back; replay it one append at a time so only the culprit
+                // fails.
+                Err(BatchError::KeysTaken | BatchError::Append(AppendError::Raced)) => {
+                    metrics::counter!("im_sql_batch_replays_total").increment(1);
+                    tracing::debug!(
+                        size = batch.len(),
+                        "batch append raced; appending one by one"
+                    );
                 }
-                return;
+                Err(BatchError::Append(AppendError::Storage(e))) if !e.is_temporary() => {
+                    metrics::counter!("im_sql_batch_replays_total").increment(1);
+                    tracing::warn!(error = %e, size = batch.len(), "batch append failed; appending one by one");
+                }
+                // The database is unreachable: replaying one by one would only wait out
+                // one timeout per append. Every append of the batch fails, and none was
+                // stored.
+                Err(BatchError::Append(AppendError::Storage(e))) => {
+                    for job in batch {
+                        let _ = job
+                            .reply
+                            .send(Err(StorageError::Unavailable(e.to_string())));
+                    }
+                    return;
+                }
+                // The commit itself failed: it may or may not have reached the disk, so
+                // no replay (it could store twice). The senders retry with the same client
+                // ids, which finds the messages if they were stored.
+                Err(BatchError::Commit(e)) => {
+                    tracing::warn!(error = %e, size = batch.len(), "batch commit failed");
+                    for job in batch {
+                        let _ = job.reply.send(Err(StorageError::Unavailable(format!(
+                            "commit failed, outcome unknown; retry with the same client id: {e}"
+                        ))));
+                    }
+                    return;
+                }
             }
+            break;
         }
     }
     for job in batch {
@@ -149,10 +176,12 @@ enum Source {
     SameAs(usize),
 }
 
-/// Why a batch failed: before the commit (rolled back, safe to replay), or at it (the
-/// outcome is unknown).
+/// Why a batch failed: before the commit (rolled back, safe to write again), or at it
+/// (the outcome is unknown).
 enum BatchError {
     Append(AppendError),
+    /// The insert skipped rows whose idempotency key was already stored.
+    KeysTaken,
     Commit(StorageError),
 }
 
@@ -162,7 +191,11 @@ impl<E: Into<AppendError>> From<E> for BatchError {
     }
 }
 
-async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appended>, BatchError> {
+async fn write_batch(
+    db: &DatabaseConnection,
+    batch: &[Job],
+    lookup: bool,
+) -> Result<Vec<Appended>, BatchError> {
     let txn = db.begin().await?;
     let backend = txn.get_database_backend();
     let keys: Vec<String> = batch
@@ -170,14 +203,18 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
         .map(|j| conversation_key(j.conversation))
         .collect();
 
-    // 1. Retries: keys already stored, and keys repeated within the batch.
+    // Retries: keys already stored (when looked up), and keys repeated within the batch.
     let idem: Vec<Option<String>> = batch
         .iter()
         .zip(&keys)
         .map(|(j, k)| idem_key(k, &j.message))
         .collect();
-    let wanted: Vec<String> = idem.iter().flatten().cloned().collect();
-    let stored = find_keys(&txn, &wanted).await?;
+    let stored = if lookup {
+        let wanted: Vec<String> = idem.iter().flatten().cloned().collect();
+        find_keys(&txn, &wanted).await?
+    } else {
+        HashMap::new()
+    };
     let mut first_of: HashMap<&str, usize> = HashMap::new();
     let mut sources = Vec::with_capacity(batch.len());
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
@@ -197,40 +234,11 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
         sources.push(Source::New(Seq::ZERO));
     }
 
-    // 2. Counters: advance each conversation's by its count, then read them all.
-    for (key, count) in &counts {
-        let bump = OnConflict::column(conversation::Column::Id)
-            .value(
-                conversation::Column::LastSeq,
-                Expr::col((conversation::Entity, conversation::Column::LastSeq)).add(*count),
-            )
-            .to_owned();
-        conversation::Entity::insert(conversation::ActiveModel {
-            id: Set((*key).to_owned()),
-            last_seq: Set(*count),
-        })
-        .on_conflict(bump)
-        .exec_without_returning(&txn)
-        .await?;
-    }
-    let mut next: HashMap<String, i64> = HashMap::new();
-    if !counts.is_empty() {
-        let lasts: Vec<(String, i64)> = conversation::Entity::find()
-            .select_only()
-            .column(conversation::Column::Id)
-            .column(conversation::Column::LastSeq)
-            .filter(conversation::Column::Id.is_in(counts.keys().map(|k| (*k).to_owned())))
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        for (key, last) in lasts {
-            let count = counts.get(key.as_str()).copied().unwrap_or(0);
-            next.insert(key, last - count + 1);
-        }
-    }
+    // 1. Counters: each conversation's advanced by its count; its first new seq follows.
+    let mut next = advance_counters(&txn, backend, &counts).await?;
     for (source, key) in sources.iter_mut().zip(&keys) {
         if let Source::New(seq) = source {
-            let slot = next.get_mut(key).ok_or(StorageError::Backend(
+            let slot = next.get_mut(key.as_str()).ok_or(StorageError::Backend(
                 "conversation counter vanished".into(),
             ))?;
             *seq = Seq(u(*slot));
@@ -238,24 +246,19 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
         }
     }
 
-    // 3. The messages, in multi-row inserts; then their ids.
+    // 2. The messages, and their ids.
     let mut rows = Vec::new();
     let mut cursors: BTreeMap<(&str, UserId), i64> = BTreeMap::new();
     let mut opened: Vec<(UserId, &str)> = Vec::new();
     for (((job, key), source), id) in batch.iter().zip(&keys).zip(&sources).zip(&idem) {
         let Source::New(seq) = source else { continue };
         let m = &job.message;
-        rows.push(message::ActiveModel {
-            id: NotSet,
-            conversation: Set(key.clone()),
-            seq: Set(i(seq.0)),
-            sender_id: Set(i(m.sender.0)),
-            sender_device: Set(m.sender_device.as_str().to_owned()),
-            client_id: Set((!m.client_id.is_empty()).then(|| m.client_id.clone())),
-            idem_key: Set(id.clone()),
-            body: Set(body_json(&m.body)?),
-            sent_at: Set(m.sent_at.0),
-            edited_at: Set(None),
+        rows.push(NewRow {
+            conversation: key,
+            seq: i(seq.0),
+            message: m,
+            idem_key: id.as_deref(),
+            body: body_json(&m.body)?,
         });
         let cursor = cursors.entry((key.as_str(), m.sender)).or_default();
         *cursor = Ord::max(*cursor, i(seq.0));
@@ -266,41 +269,9 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
             opened.push((b, key.as_str()));
         }
     }
-    let mut ids: HashMap<(String, i64), i64> = HashMap::new();
-    for chunk in rows.chunks(CHUNK / 10) {
-        let mut range = Condition::any();
-        let mut bounds: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        for row in chunk {
-            let (key, seq) = (row.conversation.clone().unwrap(), row.seq.clone().unwrap());
-            let b = bounds.entry(key).or_insert((seq, seq));
-            b.0 = Ord::min(b.0, seq);
-            b.1 = Ord::max(b.1, seq);
-        }
-        message::Entity::insert_many(chunk.iter().cloned())
-            .exec_without_returning(&txn)
-            .await?;
-        for (key, (lo, hi)) in bounds {
-            range = range.add(
-                message::Column::Conversation
-                    .eq(key)
-                    .and(message::Column::Seq.between(lo, hi)),
-            );
-        }
-        let found: Vec<(i64, String, i64)> = message::Entity::find()
-            .select_only()
-            .column(message::Column::Id)
-            .column(message::Column::Conversation)
-            .column(message::Column::Seq)
-            .filter(range)
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        for (id, key, seq) in found {
-            ids.insert((key, seq), id);
-        }
-    }
+    let ids = insert_messages(&txn, backend, rows, lookup).await?;
 
-    // 4. The senders' cursors, and the direct conversations that just began.
+    // 3. The senders' cursors, and the direct conversations that just began.
     raise_many(&txn, backend, &cursors).await?;
     if !opened.is_empty() {
         let rows = opened
@@ -327,7 +298,7 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
             },
             Source::New(seq) => {
                 let id = ids
-                    .get(&(key.clone(), i(seq.0)))
+                    .get(&(key.as_str(), i(seq.0)))
                     .copied()
                     .ok_or(StorageError::Backend("inserted message not found".into()))?;
                 let m = job.message.clone();
@@ -356,6 +327,190 @@ async fn write_batch(db: &DatabaseConnection, batch: &[Job]) -> Result<Vec<Appen
     Ok(results)
 }
 
+/// A message of the batch, ready to insert.
+struct NewRow<'a> {
+    conversation: &'a str,
+    seq: i64,
+    message: &'a NewMessage,
+    idem_key: Option<&'a str>,
+    body: String,
+}
+
+/// What a database proposes in an upsert's update clause: the row's own value of `col`.
+fn proposed(backend: DbBackend, col: &'static str) -> Expr {
+    match backend {
+        DbBackend::MySql => Expr::cust(format!("VALUES(`{col}`)")),
+        _ => Expr::col((Alias::new("excluded"), Alias::new(col))),
+    }
+}
+
+/// Advances each conversation's counter by its count in one upsert, and returns each
+/// one's first new seq.
+async fn advance_counters<'k>(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    counts: &BTreeMap<&'k str, i64>,
+) -> Result<HashMap<&'k str, i64>, BatchError> {
+    use conversation::Column::{Id, LastSeq};
+    let mut next = HashMap::with_capacity(counts.len());
+    if counts.is_empty() {
+        return Ok(next);
+    }
+    let mut lasts: Vec<(String, i64)> = Vec::with_capacity(counts.len());
+    // Sorted by key (a `BTreeMap`), so two batches lock shared counters in one order.
+    let all: Vec<(&&str, &i64)> = counts.iter().collect();
+    let mut from = 0;
+    for run in runs(backend, all.len(), RUN) {
+        let chunk = &all[from..from + run];
+        from += run;
+        let mut upsert = Query::insert();
+        upsert
+            .into_table(conversation::Entity)
+            .columns([Id, LastSeq]);
+        for (key, count) in chunk {
+            upsert
+                .values([Expr::val(**key), Expr::val(**count)])
+                .map_err(|e| StorageError::Backend(e.to_string()))?;
+        }
+        upsert.on_conflict(
+            OnConflict::column(Id)
+                .value(
+                    LastSeq,
+                    Expr::col((conversation::Entity, LastSeq)).add(proposed(backend, "last_seq")),
+                )
+                .to_owned(),
+        );
+        if backend.support_returning() {
+            upsert.returning(Query::returning().columns([Id, LastSeq]));
+            for row in txn.query_all_raw(backend.build(&upsert)).await? {
+                lasts.push((row.try_get("", "id")?, row.try_get("", "last_seq")?));
+            }
+        } else {
+            txn.execute_raw(backend.build(&upsert)).await?;
+            let mut wanted: Vec<String> = chunk.iter().map(|(k, _)| (**k).to_owned()).collect();
+            pad_in_list(&mut wanted);
+            let read: Vec<(String, i64)> = conversation::Entity::find()
+                .select_only()
+                .column(Id)
+                .column(LastSeq)
+                .filter(Id.is_in(wanted))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            lasts.extend(read);
+        }
+    }
+    for (key, last) in lasts {
+        if let Some((&key, count)) = counts.get_key_value(key.as_str()) {
+            next.insert(key, last - count + 1);
+        }
+    }
+    Ok(next)
+}
+
+/// Inserts the batch's messages and returns their ids by (conversation, seq). Where the
+/// database can, a row whose idempotency key is taken is skipped and the batch answers
+/// [`BatchError::KeysTaken`] (or `Raced` if the keys were looked up first: another node
+/// stored one since).
+async fn insert_messages<'a>(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    rows: Vec<NewRow<'a>>,
+    looked_up: bool,
+) -> Result<HashMap<(&'a str, i64), i64>, BatchError> {
+    use message::Column as C;
+    let mut ids = HashMap::with_capacity(rows.len());
+    let sizes = runs(backend, rows.len(), RUN / 4);
+    let mut rows = rows.into_iter();
+    for size in sizes {
+        let chunk: Vec<NewRow<'a>> = rows.by_ref().take(size).collect();
+        let mut insert = Query::insert();
+        insert.into_table(message::Entity).columns([
+            C::Conversation,
+            C::Seq,
+            C::SenderId,
+            C::SenderDevice,
+            C::ClientId,
+            C::IdemKey,
+            C::Body,
+            C::SentAt,
+        ]);
+        let mut bounds: BTreeMap<&'a str, (i64, i64)> = BTreeMap::new();
+        let mut wanted: HashMap<&'a str, &'a str> = HashMap::new();
+        for row in &chunk {
+            let b = bounds.entry(row.conversation).or_insert((row.seq, row.seq));
+            b.0 = Ord::min(b.0, row.seq);
+            b.1 = Ord::max(b.1, row.seq);
+            wanted.insert(row.conversation, row.conversation);
+        }
+        for row in chunk {
+            let m = row.message;
+            let client_id = (!m.client_id.is_empty()).then_some(m.client_id.as_str());
+            insert
+                .values([
+                    Expr::val(row.conversation),
+                    Expr::val(row.seq),
+                    Expr::val(i(m.sender.0)),
+                    Expr::val(m.sender_device.as_str()),
+                    Expr::val(client_id),
+                    Expr::val(row.idem_key),
+                    Expr::val(row.body),
+                    Expr::val(m.sent_at.0),
+                ])
+                .map_err(|e| StorageError::Backend(e.to_string()))?;
+        }
+        if backend.support_returning() {
+            insert
+                .on_conflict(OnConflict::column(C::IdemKey).do_nothing().to_owned())
+                .returning(Query::returning().columns([C::Id, C::Conversation, C::Seq]));
+            let returned = txn.query_all_raw(backend.build(&insert)).await?;
+            if returned.len() < size {
+                return Err(if looked_up {
+                    BatchError::Append(AppendError::Raced)
+                } else {
+                    BatchError::KeysTaken
+                });
+            }
+            for row in returned {
+                let conversation: String = row.try_get("", "conversation")?;
+                let key = *wanted
+                    .get(conversation.as_str())
+                    .ok_or(StorageError::Backend(
+                        "insert returned a stranger row".into(),
+                    ))?;
+                ids.insert((key, row.try_get("", "seq")?), row.try_get("", "id")?);
+            }
+        } else {
+            txn.execute_raw(backend.build(&insert)).await?;
+            let mut bounds: Vec<(&str, (i64, i64))> = bounds.into_iter().collect();
+            pad_in_list(&mut bounds);
+            let mut range = Condition::any();
+            for (key, (lo, hi)) in bounds {
+                range = range.add(
+                    message::Column::Conversation
+                        .eq(key)
+                        .and(message::Column::Seq.between(lo, hi)),
+                );
+            }
+            let found: Vec<(i64, String, i64)> = message::Entity::find()
+                .select_only()
+                .column(C::Id)
+                .column(C::Conversation)
+                .column(C::Seq)
+                .filter(range)
+                .into_tuple()
+                .all(txn)
+                .await?;
+            for (id, conversation, seq) in found {
+                if let Some(&key) = wanted.get(conversation.as_str()) {
+                    ids.insert((key, seq), id);
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
 /// Raises many (conversation, user) read and delivered cursors, each to its own seq, in
 /// multi-row upserts: `col = max(col, new)`, where `new` is the row's own value.
 async fn raise_many(
@@ -366,12 +521,7 @@ async fn raise_many(
     if cursors.is_empty() {
         return Ok(());
     }
-    let proposed = |col: &'static str| -> Expr {
-        match backend {
-            DbBackend::MySql => Expr::cust(format!("VALUES(`{col}`)")),
-            _ => Expr::col((Alias::new("excluded"), Alias::new(col))),
-        }
-    };
+    let proposed = |col: &'static str| proposed(backend, col);
     let at_least = |column: cursor::Column, name: &'static str| -> Expr {
         let current = Expr::col((cursor::Entity, column));
         Expr::case(current.clone().lt(proposed(name)), proposed(name))
@@ -389,17 +539,17 @@ async fn raise_many(
             cursor::Column::ReadSeq,
             at_least(cursor::Column::ReadSeq, "read_seq"),
         );
-    let rows: Vec<cursor::ActiveModel> = cursors
+    let rows = cursors
         .iter()
         .map(|((key, user), seq)| cursor::ActiveModel {
             conversation: Set((*key).to_owned()),
             user_id: Set(i(user.0)),
             delivered_seq: Set(*seq),
             read_seq: Set(*seq),
-        })
-        .collect();
-    for chunk in rows.chunks(CHUNK) {
-        cursor::Entity::insert_many(chunk.iter().cloned())
+        });
+    let mut rows = rows.into_iter();
+    for run in runs(backend, cursors.len(), RUN) {
+        cursor::Entity::insert_many(rows.by_ref().take(run))
             .on_conflict(on_conflict.clone())
             .exec_without_returning(db)
             .await?;

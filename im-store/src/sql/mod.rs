@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use im_core::model::{ConversationId, Platform, Role};
 use im_core::storage::{StorageError, StorageResult};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 use sea_orm_migration::MigratorTrait;
 
 pub use migration::Migrator;
@@ -202,6 +202,36 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     )
 }
 
+/// Splits `len` rows into runs for multi-row statements. On MySQL every run is a power of
+/// two (at most `max`, itself one): a batch statement's text depends on its row count,
+/// and sqlx keeps 100 prepared statements per connection, so arbitrary counts evict
+/// statements all the time, and closing one on MySQL (a command without an answer)
+/// stalls the next for the 40 ms of a delayed ACK. Measured: 536 appends/s across 32
+/// conversations before, with every statement of some batches taking 43 ms. Elsewhere a
+/// single run up to `max`.
+pub(crate) fn runs(backend: DbBackend, len: usize, max: usize) -> Vec<usize> {
+    let mut runs = Vec::new();
+    let mut left = len;
+    while left > 0 {
+        let run = if backend == DbBackend::MySql {
+            Ord::min(max, 1 << left.ilog2())
+        } else {
+            Ord::min(max, left)
+        };
+        runs.push(run);
+        left -= run;
+    }
+    runs
+}
+
+/// Pads an `IN (…)` list to a power of two by repeating its last value (which changes
+/// nothing it matches), so its text takes one of a few forms (see [`runs`]).
+pub(crate) fn pad_in_list<T: Clone>(values: &mut Vec<T>) {
+    if let Some(last) = values.last().cloned() {
+        values.resize(values.len().next_power_of_two(), last);
+    }
+}
+
 pub(crate) fn conversation_key(c: ConversationId) -> String {
     c.to_string()
 }
@@ -255,4 +285,32 @@ pub(crate) fn i(v: u64) -> i64 {
 
 pub(crate) fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mysql_runs_are_powers_of_two_and_cover_every_row() {
+        for len in 0..1100 {
+            let mysql = runs(DbBackend::MySql, len, 512);
+            assert_eq!(mysql.iter().sum::<usize>(), len);
+            assert!(mysql.iter().all(|r| r.is_power_of_two() && *r <= 512));
+            assert!(mysql.len() <= 3 + len / 512 + 9, "{len}: {mysql:?}");
+            let other = runs(DbBackend::Postgres, len, 512);
+            assert_eq!(other.iter().sum::<usize>(), len);
+            assert_eq!(other.len(), len.div_ceil(512));
+        }
+    }
+
+    #[test]
+    fn padded_in_lists_repeat_their_last_value() {
+        let mut v = vec![1, 2, 3, 4, 5];
+        pad_in_list(&mut v);
+        assert_eq!(v, [1, 2, 3, 4, 5, 5, 5, 5]);
+        let mut empty: Vec<i32> = Vec::new();
+        pad_in_list(&mut empty);
+        assert!(empty.is_empty());
+    }
 }

@@ -9,7 +9,7 @@ pub(super) struct Migration;
 const CONVERSATION: u32 = 48;
 /// Longest device id and client message id (both are validated to 64).
 const CLIENT_KEY: u32 = 64;
-/// The idempotency key: a SHA-256 in hex.
+/// The idempotency key: a SHA-256 in hex (widened to 80 by the next migration).
 const IDEM_KEY: u32 = 64;
 
 /// A string compared byte for byte: ids and keys. MySQL's default collations ignore case,

@@ -9,6 +9,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_tables;
+mod m20261123_000002_ordered_idempotency_keys;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -17,7 +18,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_tables::Migration),
+            Box::new(m20261123_000002_ordered_idempotency_keys::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

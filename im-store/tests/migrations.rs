@@ -1,0 +1,69 @@
+//! Migrations keep what is stored: rolling the newest back and running it again leaves
+//! every retry recognised, on each database.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Server, server_database, sqlite_file};
+use im_core::model::{Body, ConversationId, DeviceId, Timestamp, UserId};
+use im_core::storage::{MessageStore, NewMessage};
+use im_store::SqlStorage;
+use im_store::sql::Migrator;
+use sea_orm_migration::MigratorTrait;
+
+fn text(client_id: &str) -> NewMessage {
+    NewMessage {
+        sender: UserId(1),
+        sender_device: DeviceId::new("phone").unwrap(),
+        client_id: client_id.to_owned(),
+        body: Body::Text {
+            text: "kept across migrations".into(),
+        },
+        sent_at: Timestamp::now(),
+    }
+}
+
+/// Stores two messages (one with the longest client id), rolls the idempotency-key
+/// migration back and forth, and retries both.
+async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
+    let chat = ConversationId::direct(UserId(1), UserId(2));
+    let longest = "x".repeat(64);
+    let first = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
+    let second = s.append(chat, text(&longest)).await.unwrap();
+
+    Migrator::down(s.connection(), Some(1)).await.unwrap();
+    Migrator::up(s.connection(), None).await.unwrap();
+    // Running the newest migration's rewrite twice must not change the keys again.
+    Migrator::down(s.connection(), Some(1)).await.unwrap();
+    Migrator::up(s.connection(), None).await.unwrap();
+
+    let retry = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.message.id, first.message.id);
+    let retry = s.append(chat, text(&longest)).await.unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.message.id, second.message.id);
+    let fresh = s.append(chat, text("another")).await.unwrap();
+    assert!(!fresh.duplicate);
+    assert_eq!(fresh.message.seq.0, 3);
+}
+
+#[tokio::test]
+async fn sqlite() {
+    keys_survive_the_key_migration(sqlite_file().await).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    if let Some(url) = Server::Postgres.url() {
+        keys_survive_the_key_migration(server_database(Server::Postgres, &url).await).await;
+    }
+}
+
+#[tokio::test]
+async fn mysql() {
+    if let Some(url) = Server::MySql.url() {
+        keys_survive_the_key_migration(server_database(Server::MySql, &url).await).await;
+    }
+}
