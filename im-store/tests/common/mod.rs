@@ -81,6 +81,12 @@ fn with_database(url: &str, database: &str) -> String {
 /// A new, empty database on `server`, migrated. Databases left by earlier test runs
 /// whose process is gone are dropped first.
 pub async fn server_database(server: Server, url: &str) -> Arc<SqlStorage> {
+    let url = server_database_url(server, url).await;
+    Arc::new(SqlStorage::connect(&url).await.unwrap())
+}
+
+/// Creates a new, empty database on `server` and returns its URL.
+pub async fn server_database_url(server: Server, url: &str) -> String {
     use sea_orm::{ConnectionTrait, Database};
     let admin = Database::connect(url)
         .await
@@ -92,11 +98,7 @@ pub async fn server_database(server: Server, url: &str) -> Arc<SqlStorage> {
         .await
         .unwrap();
     let _ = admin.close().await;
-    Arc::new(
-        SqlStorage::connect(&with_database(url, &name))
-            .await
-            .unwrap(),
-    )
+    with_database(url, &name)
 }
 
 async fn drop_stale(server: Server, admin: &sea_orm::DatabaseConnection) {
