@@ -824,33 +824,39 @@ pub async fn concurrent_appends_are_gapless_and_unique(s: Arc<dyn Storage>) {
         .map(|w| {
             let s = s.clone();
             tokio::spawn(async move {
-                let mut seqs = Vec::new();
+                let mut sent = Vec::new();
                 for i in 0..EACH {
                     let sender = if w % 2 == 0 { a } else { b };
                     let m = s
                         .append(
                             conv,
-                            text(sender, &format!("w{w}"), &format!("{w}-{i}"), "x"),
+                            text(
+                                sender,
+                                &format!("w{w}"),
+                                &format!("{w}-{i}"),
+                                &format!("{w}/{i}"),
+                            ),
                         )
                         .await
                         .expect("append");
                     assert!(!m.duplicate);
-                    seqs.push(m.message.seq.0);
+                    sent.push(m.message);
                 }
-                seqs
+                sent
             })
         })
         .collect();
-    let mut seqs = Vec::new();
+    let mut sent = Vec::new();
     for t in tasks {
         let mine = t.await.expect("task");
         assert!(
-            mine.windows(2).all(|w| w[0] < w[1]),
+            mine.windows(2).all(|w| w[0].seq < w[1].seq),
             "one writer's seqs go up"
         );
-        seqs.extend(mine);
+        sent.extend(mine);
     }
-    seqs.sort();
+    sent.sort_by_key(|m| m.seq);
+    let seqs: Vec<u64> = sent.iter().map(|m| m.seq.0).collect();
     assert_eq!(seqs, (1..=WRITERS * EACH).collect::<Vec<_>>());
     assert_eq!(
         s.last_seq(conv).await.expect("last_seq"),
@@ -858,6 +864,13 @@ pub async fn concurrent_appends_are_gapless_and_unique(s: Arc<dyn Storage>) {
     );
     let stored = s.messages(conv, all(0, 10_000)).await.expect("messages");
     assert_eq!(stored.len() as u64, WRITERS * EACH);
+    // What each append returned is what was stored: id, text, sender and all.
+    for (returned, read) in sent.iter().zip(&stored) {
+        assert_eq!(
+            returned, read,
+            "an append returned other than what it stored"
+        );
+    }
     let ids: HashSet<_> = stored.iter().map(|m| m.id).collect();
     assert_eq!(ids.len() as u64, WRITERS * EACH);
 }
