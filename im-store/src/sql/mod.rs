@@ -115,6 +115,8 @@ fn sqlite_options(options: &mut ConnectOptions, _url: &str) {
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
+        // In-process: the one connection cannot go stale, and a ping per transaction is a
+        // round trip to sqlx's worker thread.
         .test_before_acquire(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)

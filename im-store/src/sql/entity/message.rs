@@ -12,7 +12,8 @@ pub struct Model {
     pub sender_device: String,
     /// `NULL` for messages without an idempotency key (system messages).
     pub client_id: Option<String>,
-    /// SHA-256 (hex) of conversation, sender, device and client id, unique: one indexed
+    /// The client id's first 16 characters, then the SHA-256 (hex) of conversation,
+    /// sender, device and client id (see `messages::idem_key`), unique: one indexed
     /// column serves the retry lookup of a whole batch (`idem_key IN (…)`). `NULL`
     /// without a client id.
     pub idem_key: Option<String>,
