@@ -94,6 +94,7 @@ macro_rules! storage_conformance {
                 blocks_are_directed_and_clear_pending_requests,
                 create_group_stores_members_and_first_message,
                 update_group_applies_the_change_with_its_record,
+                concurrent_adds_of_one_member_all_succeed,
                 unknown_groups_are_not_found,
                 user_groups_follow_membership,
                 appends_get_gapless_seqs_from_one,

@@ -714,6 +714,45 @@ pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>
     assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(5));
 }
 
+/// `update_group`: concurrent changes that add the same user all succeed (a member
+/// already there is left as is), the user is a member once, and every change's record
+/// takes its own seq.
+pub async fn concurrent_adds_of_one_member_all_succeed(s: Arc<dyn Storage>) {
+    const CHANGES: u64 = 8;
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let group = group(&*s, "g", a, &[]).await;
+    let tasks: Vec<_> = (0..CHANGES)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let add = GroupChange {
+                    add: vec![(b, Role::Member)],
+                    ..GroupChange::default()
+                };
+                let event = SystemEvent::MembersAdded {
+                    by: a,
+                    users: vec![b],
+                };
+                s.update_group(group.id, add, system(a, event)).await
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        let (updated, record) = t
+            .await
+            .expect("task")
+            .expect("adding a member who may already be there succeeds");
+        assert_eq!(updated.id, group.id);
+        seqs.push(record.seq.0);
+    }
+    seqs.sort();
+    assert_eq!(seqs, (2..2 + CHANGES).collect::<Vec<_>>());
+    let members = s.members(group.id).await.expect("members");
+    assert_eq!(members.iter().filter(|m| m.user == b).count(), 1);
+    assert_eq!(members.len(), 2);
+}
+
 /// Unknown groups: `group`, `members` and `update_group` fail with `NotFound`.
 pub async fn unknown_groups_are_not_found(s: Arc<dyn Storage>) {
     let a = user(&*s, "alice").await.id;

@@ -32,14 +32,16 @@
 //! after commit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 
+use futures::FutureExt;
 use im_core::model::{ConversationId, Message, MessageId, Seq, UserId};
 use im_core::storage::{Appended, NewMessage, StorageError, StorageResult};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    QueryFilter, QuerySelect,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -87,7 +89,11 @@ impl Appender {
             message,
             reply,
         };
-        let stopped = || StorageError::Unavailable("the append writer stopped".into());
+        let stopped = || {
+            StorageError::Unavailable(
+                "the append writer dropped this append; retry with the same client id".into(),
+            )
+        };
         self.jobs.send(job).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -119,7 +125,17 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
         last = jobs.len();
         metrics::histogram!("im_sql_append_batch").record(jobs.len() as f64);
         let batch: Vec<Job> = std::mem::take(&mut jobs);
-        write_or_split(&db, batch).await;
+        // A bug that panics on one batch must not stop every later append: that batch's
+        // transaction rolls back as it is dropped, its appends are answered `unavailable`
+        // (their reply channels close), and the writer goes on.
+        if AssertUnwindSafe(write_or_split(&db, batch))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            metrics::counter!("im_sql_append_panics_total").increment(1);
+            tracing::error!("the append writer panicked on a batch; its appends failed");
+        }
     }
 }
 
@@ -218,7 +234,7 @@ async fn write_batch(
     batch: &[Job],
     lookup: bool,
 ) -> Result<Vec<Appended>, BatchError> {
-    let txn = db.begin().await?;
+    let txn = super::begin(db).await?;
     let backend = txn.get_database_backend();
     let keys: Vec<String> = batch
         .iter()

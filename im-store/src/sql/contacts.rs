@@ -5,10 +5,7 @@ use im_core::model::{Friend, FriendRequest, Timestamp, UserId};
 use im_core::storage::{ContactStore, StorageError, StorageResult};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use super::entity::{block, friend, friend_request};
 use super::{SqlStorage, db_error, i, u};
@@ -99,7 +96,7 @@ impl ContactStore for SqlStorage {
         to: UserId,
         at: Timestamp,
     ) -> StorageResult<()> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
         let done = friend_request::Entity::delete_by_id((i(from.0), i(to.0)))
             .exec(&txn)
             .await
@@ -174,7 +171,7 @@ impl ContactStore for SqlStorage {
                 .map_err(db_error)?;
             return Ok(done.rows_affected > 0);
         }
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
         delete_requests_between(&txn, user, target).await?;
         // Asked, not inferred from the insert: MySQL reports a conflict that changed
         // nothing as one row affected.

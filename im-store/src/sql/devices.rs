@@ -5,7 +5,7 @@ use im_core::model::{Device, DeviceId, Timestamp, UserId};
 use im_core::storage::{DeviceRecord, DeviceStore, StorageError, StorageResult};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::entity::device;
 use super::{SqlStorage, db_error, i, parse_platform, platform_str, u};
@@ -102,7 +102,7 @@ impl DeviceStore for SqlStorage {
         user: UserId,
         keep: &DeviceId,
     ) -> StorageResult<Vec<DeviceId>> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
         let others = device::Column::UserId
             .eq(i(user.0))
             .and(device::Column::DeviceId.ne(keep.as_str()));

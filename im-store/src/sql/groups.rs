@@ -14,7 +14,7 @@ use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 
 use super::entity::{group, member};
@@ -87,7 +87,7 @@ impl GroupStore for SqlStorage {
         members: Vec<(UserId, Role)>,
         message: NewMessage,
     ) -> StorageResult<(Group, Message)> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
         let row = group::ActiveModel {
             id: NotSet,
             name: Set(new.name.clone()),
@@ -127,7 +127,7 @@ impl GroupStore for SqlStorage {
         change: GroupChange,
         message: NewMessage,
     ) -> StorageResult<(Group, Message)> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
         if group::Entity::find_by_id(i(id.0))
             .one(&txn)
             .await

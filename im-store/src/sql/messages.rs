@@ -12,7 +12,7 @@ use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 
 use super::entity::{conversation, cursor, hidden, member, message, user_conversation};
@@ -152,7 +152,7 @@ pub(crate) async fn append_once(
     conversation: ConversationId,
     m: NewMessage,
 ) -> StorageResult<Appended> {
-    let txn = db.begin().await.map_err(db_error)?;
+    let txn = super::begin(db).await.map_err(db_error)?;
     match append_in(&txn, conversation, m.clone()).await {
         Ok(appended) => {
             txn.commit().await.map_err(db_error)?;
@@ -350,7 +350,7 @@ impl SqlStorage {
         delivered: Seq,
     ) -> StorageResult<Cursor> {
         let key = conversation_key(conversation);
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
         raise_cursor(&txn, &key, user, read.map(|s| i(s.0)), i(delivered.0))
             .await
             .map_err(db_error)?;
@@ -582,7 +582,7 @@ impl MessageStore for SqlStorage {
         let key = conversation_key(conversation);
         let target = i(amendment.target.0);
         let body = body_json(&amendment.body)?;
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
         let exists = message::Entity::find()
             .select_only()
             .column(message::Column::Id)

@@ -33,7 +33,10 @@ use std::time::Duration;
 
 use im_core::model::{ConversationId, Platform, Role};
 use im_core::storage::{StorageError, StorageResult};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    IsolationLevel, RuntimeErr, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 pub use migration::Migrator;
@@ -238,6 +241,22 @@ pub(crate) fn runs(backend: DbBackend, len: usize, max: usize) -> Vec<usize> {
 pub(crate) fn pad_in_list<T: Clone>(values: &mut Vec<T>) {
     if let Some(last) = values.last().cloned() {
         values.resize(values.len().next_power_of_two(), last);
+    }
+}
+
+/// Starts a write transaction. On MySQL at `READ COMMITTED`: InnoDB's default,
+/// `REPEATABLE READ`, reads from a snapshot taken at the transaction's first read, before
+/// it waits for a lock (a conversation counter), so it misses what the transaction it
+/// waited for committed: of two changes adding one member, the second saw no member and
+/// failed on the unique key (`concurrent_adds_of_one_member_all_succeed`). It also takes
+/// gap locks that make concurrent inserts deadlock. SQLite (one writer) and PostgreSQL
+/// (`READ COMMITTED` already) keep their defaults.
+pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() == DbBackend::MySql {
+        db.begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+            .await
+    } else {
+        db.begin().await
     }
 }
 

@@ -12,28 +12,29 @@ pub(super) struct Migration;
 /// Characters of the client id that start a key (`messages::KEY_PREFIX`).
 const PREFIX: u32 = 16;
 
+/// Makes `idem_key` a `varchar(width)` (still compared byte for byte on MySQL). SQLite does
+/// not enforce a varchar's length, so there it changes nothing.
+async fn set_key_width(m: &SchemaManager<'_>, width: u32) -> Result<(), DbErr> {
+    let sql = match m.get_database_backend() {
+        DbBackend::Postgres => {
+            format!("ALTER TABLE im_messages ALTER COLUMN idem_key TYPE varchar({width})")
+        }
+        DbBackend::MySql => format!(
+            "ALTER TABLE im_messages MODIFY idem_key varchar({width}) \
+             CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL"
+        ),
+        _ => return Ok(()),
+    };
+    m.get_connection().execute_unprepared(&sql).await?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let db = m.get_connection();
         let backend = m.get_database_backend();
-        match backend {
-            DbBackend::Postgres => {
-                db.execute_unprepared(
-                    "ALTER TABLE im_messages ALTER COLUMN idem_key TYPE varchar(80)",
-                )
-                .await?;
-            }
-            DbBackend::MySql => {
-                db.execute_unprepared(
-                    "ALTER TABLE im_messages MODIFY idem_key varchar(80) \
-                     CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
-                )
-                .await?;
-            }
-            // SQLite does not enforce a varchar's length.
-            _ => {}
-        }
+        set_key_width(m, 80).await?;
         // A key of the old form is the bare 64-digit hash; a new one is longer (client ids
         // are never empty), so running this twice changes nothing the second time.
         let new_key = match backend {
@@ -60,22 +61,6 @@ impl MigrationTrait for Migration {
              WHERE idem_key IS NOT NULL AND LENGTH(idem_key) > 64"
         ))
         .await?;
-        match backend {
-            DbBackend::Postgres => {
-                db.execute_unprepared(
-                    "ALTER TABLE im_messages ALTER COLUMN idem_key TYPE varchar(64)",
-                )
-                .await?;
-            }
-            DbBackend::MySql => {
-                db.execute_unprepared(
-                    "ALTER TABLE im_messages MODIFY idem_key varchar(64) \
-                     CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
-                )
-                .await?;
-            }
-            _ => {}
-        }
-        Ok(())
+        set_key_width(m, 64).await
     }
 }
