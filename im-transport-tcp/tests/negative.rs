@@ -750,3 +750,46 @@ async fn bodies_are_measured_as_encoded() {
     );
     assert_eq!(history_len(&alice, ab).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_transfers_at_once_leave_one_owner() {
+    let server = start(test_config()).await;
+    let mut owner = server.user("owner").await;
+    let laptop = server.device("owner", "owner-2").await;
+    let mut b = server.user("bea").await;
+    let mut c = server.user("cai").await;
+    befriend(&mut owner, &mut b).await;
+    befriend(&mut owner, &mut c).await;
+    for round in 0..8 {
+        let group = owner
+            .client
+            .create_group(&format!("race {round}"), &[b.id, c.id])
+            .await
+            .unwrap();
+        // Both devices see the group (and warm the membership view) before racing.
+        owner.client.group_members(group.id).await.unwrap();
+        laptop.client.group_members(group.id).await.unwrap();
+        let to = |user| Request::TransferGroup {
+            group: group.id,
+            to: user,
+        };
+        let (first, second) = tokio::join!(
+            owner.client.group_request(to(b.id)),
+            laptop.client.group_request(to(c.id)),
+        );
+        let applied = [&first, &second].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(applied, 1, "round {round}: {first:?} / {second:?}");
+        for refused in [first, second].into_iter().filter_map(Result::err) {
+            assert!(
+                matches!(
+                    refused.code(),
+                    Some(ErrorCode::Conflict | ErrorCode::Forbidden)
+                ),
+                "{refused:?}"
+            );
+        }
+        let members = owner.client.group_members(group.id).await.unwrap();
+        let owners = members.iter().filter(|m| m.role == Role::Owner).count();
+        assert_eq!(owners, 1, "round {round}: {members:?}");
+    }
+}

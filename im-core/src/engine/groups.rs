@@ -74,14 +74,29 @@ impl Shared {
         &self,
         me: &SessionHandle,
         group: GroupId,
-        change: GroupChange,
+        mut change: GroupChange,
         event: SystemEvent,
         before: &GroupMembers,
     ) -> ApiResult<Reply> {
-        let (settings, message) = self
+        // The change was allowed on `before`, a cached view: storage applies it only if the
+        // actor's role (and the targets' the caller added) is still what was seen.
+        change
+            .expect
+            .push((me.user, before.get(me.user).map(|m| m.role)));
+        let (settings, message) = match self
             .storage
             .update_group(group, change, Self::system(me, event))
-            .await?;
+            .await
+        {
+            Ok(done) => done,
+            Err(StorageError::Conflict(_)) => {
+                self.invalidate_group(group).await;
+                return Err(ApiError::conflict(
+                    "the group changed meanwhile; look again and retry",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.invalidate_group(group).await;
         let after = self.members.get(&*self.storage, group).await?;
         let mut notify: Vec<UserId> = before.ids.clone();
@@ -250,6 +265,7 @@ impl Shared {
         }
         let change = GroupChange {
             remove: vec![user],
+            expect: vec![(user, Some(target.role))],
             ..GroupChange::default()
         };
         let event = SystemEvent::MemberKicked { by: me.user, user };
@@ -283,6 +299,7 @@ impl Shared {
         }
         let change = GroupChange {
             roles: vec![(user, role)],
+            expect: vec![(user, Some(target.role))],
             ..GroupChange::default()
         };
         let event = SystemEvent::RoleChanged {
@@ -325,12 +342,13 @@ impl Shared {
         if to == me.user {
             return Err(ApiError::invalid("you already own the group"));
         }
-        before
+        let target = *before
             .get(to)
             .ok_or(ApiError::not_found("not a member of this group"))?;
         let change = GroupChange {
             roles: vec![(to, Role::Owner), (me.user, Role::Admin)],
             owner: Some(to),
+            expect: vec![(to, Some(target.role))],
             ..GroupChange::default()
         };
         let event = SystemEvent::OwnerChanged { from: me.user, to };

@@ -441,8 +441,15 @@ impl GroupStore for MemoryStorage {
         record: NewMessage,
     ) -> StorageResult<(Group, Message)> {
         let mut s = self.lock();
-        if !s.groups.contains_key(&group) {
+        let Some(current) = s.groups.get(&group) else {
             return Err(StorageError::NotFound("group"));
+        };
+        let stale = change
+            .expect
+            .iter()
+            .any(|(user, role)| current.members.get(user).map(|m| m.role) != *role);
+        if stale {
+            return Err(StorageError::Conflict("the group changed meanwhile"));
         }
         let conversation = ConversationId::Group(group);
         let message = s.append(conversation, record).message;

@@ -30,6 +30,11 @@ pub struct GroupChange {
     pub name: Option<String>,
     /// A new owner (who must also get `Role::Owner` through `roles`).
     pub owner: Option<UserId>,
+    /// What the change was decided on: each user's role in the group as the caller saw it
+    /// (`None`: not a member). If any differs when the change would apply, nothing is
+    /// changed or recorded and the result is `Conflict`, so two changes decided on the
+    /// same view (two ownership transfers, say) cannot both apply.
+    pub expect: Vec<(UserId, Option<Role>)>,
 }
 
 /// Groups and their members.
@@ -41,7 +46,9 @@ pub struct GroupChange {
 /// - `update_group` applies `change` and appends `record` to the group's timeline
 ///   atomically, returning the group as it is after the change and the stored message.
 ///   Added members get `joined_seq` = the record's seq, and their read cursor is moved
-///   up to it. `NotFound` for an unknown group.
+///   up to it. `NotFound` for an unknown group; `Conflict` (and no change, nothing
+///   appended) when a role in `change.expect` is not what it was expected to be,
+///   checked atomically with the change.
 /// - `group` and `members` fail with `NotFound` for an unknown group; `member` returns
 ///   `None` for a non-member. `user_groups` lists the groups a user is a member of now.
 #[async_trait]

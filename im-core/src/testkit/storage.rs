@@ -753,6 +753,63 @@ pub async fn concurrent_adds_of_one_member_all_succeed(s: Arc<dyn Storage>) {
     assert_eq!(members.len(), 2);
 }
 
+/// `update_group`: a change whose expected roles no longer hold is refused as a
+/// `Conflict` and changes nothing; of two ownership transfers decided on one view, one
+/// applies.
+pub async fn changes_decided_on_a_stale_view_are_refused(s: Arc<dyn Storage>) {
+    let (a, b, c) = (
+        user(&*s, "alice").await.id,
+        user(&*s, "bob").await.id,
+        user(&*s, "carol").await.id,
+    );
+    let group = group(&*s, "g", a, &[b, c]).await;
+    let conv = ConversationId::Group(group.id);
+    let transfer = |to: UserId| GroupChange {
+        roles: vec![(to, Role::Owner), (a, Role::Admin)],
+        owner: Some(to),
+        expect: vec![(a, Some(Role::Owner)), (to, Some(Role::Member))],
+        ..GroupChange::default()
+    };
+    let record = |to: UserId| system(a, SystemEvent::OwnerChanged { from: a, to });
+
+    // Two transfers at once, both decided while alice owned the group.
+    let (first, second) = tokio::join!(
+        s.update_group(group.id, transfer(b), record(b)),
+        s.update_group(group.id, transfer(c), record(c)),
+    );
+    let won = match (first, second) {
+        (Ok(_), Err(StorageError::Conflict(_))) => b,
+        (Err(StorageError::Conflict(_)), Ok(_)) => c,
+        (first, second) => panic!("exactly one transfer must apply: {first:?} / {second:?}"),
+    };
+    assert_eq!(s.group(group.id).await.expect("group").owner, won);
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(2));
+    let owners = s.members(group.id).await.expect("members");
+    assert_eq!(owners.iter().filter(|m| m.role == Role::Owner).count(), 1);
+
+    // Alice is no longer the owner: a change that expects it changes nothing.
+    let e = s
+        .update_group(group.id, transfer(a), record(a))
+        .await
+        .expect_err("stale");
+    assert!(matches!(e, StorageError::Conflict(_)), "{e}");
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(2));
+    // Expecting a non-member to be absent holds.
+    let d = user(&*s, "dave").await.id;
+    let join = GroupChange {
+        add: vec![(d, Role::Member)],
+        expect: vec![(d, None)],
+        ..GroupChange::default()
+    };
+    s.update_group(
+        group.id,
+        join,
+        system(d, SystemEvent::MemberJoined { user: d }),
+    )
+    .await
+    .expect("join");
+}
+
 /// Unknown groups: `group`, `members` and `update_group` fail with `NotFound`.
 pub async fn unknown_groups_are_not_found(s: Arc<dyn Storage>) {
     let a = user(&*s, "alice").await.id;

@@ -1,7 +1,7 @@
 //! [`GroupStore`] on SQL. A group change and the system message recording it commit in
 //! one transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use im_core::model::{
@@ -136,7 +136,29 @@ impl GroupStore for SqlStorage {
         {
             return Err(StorageError::NotFound("group"));
         }
+        // Appending the record takes the group's counter lock, which every change to the
+        // group takes: from here on nobody else changes it until this commits.
         let message = record(&txn, id, message).await?;
+        if !change.expect.is_empty() {
+            let roles: HashMap<i64, String> = member::Entity::find()
+                .select_only()
+                .column(member::Column::UserId)
+                .column(member::Column::Role)
+                .filter(member::Column::GroupId.eq(i(id.0)))
+                .filter(member::Column::UserId.is_in(change.expect.iter().map(|(u, _)| i(u.0))))
+                .into_tuple::<(i64, String)>()
+                .all(&txn)
+                .await
+                .map_err(db_error)?
+                .into_iter()
+                .collect();
+            for (user, expected) in &change.expect {
+                let now = roles.get(&i(user.0)).map(|r| parse_role(r)).transpose()?;
+                if now != *expected {
+                    return Err(StorageError::Conflict("the group changed meanwhile"));
+                }
+            }
+        }
 
         if !change.add.is_empty() {
             // Members already in the group are left as they are.
