@@ -109,17 +109,27 @@ async fn survives_an_outage(server: Server) {
 
     proxy.set_up(false);
     let began = Instant::now();
+    // One at a time, then many at once (so they meet the outage as one batch).
     let mut unknown = Vec::new();
+    let mut outcomes = Vec::new();
     for n in 0..5 {
         let client_id = format!("during-{n}");
-        match storage.append(chat, text(client_id.clone())).await {
-            Err(e) => {
-                assert!(
-                    matches!(e, StorageError::Unavailable(_)),
-                    "an outage must read as temporary: {e}"
-                );
-                unknown.push(client_id);
-            }
+        outcomes.push(storage.append(chat, text(client_id.clone())).await);
+        unknown.push(client_id);
+    }
+    let batch: Vec<String> = (0..20).map(|n| format!("during-batch-{n}")).collect();
+    let sends: Vec<_> = batch
+        .iter()
+        .map(|id| storage.append(chat, text(id.clone())))
+        .collect();
+    outcomes.extend(futures::future::join_all(sends).await);
+    unknown.extend(batch);
+    for outcome in outcomes {
+        match outcome {
+            Err(e) => assert!(
+                matches!(e, StorageError::Unavailable(_)),
+                "an outage must read as temporary: {e}"
+            ),
             Ok(sent) => panic!("stored while the database was gone: {sent:?}"),
         }
     }
