@@ -86,17 +86,8 @@ impl State {
             };
         }
         self.next_message += 1;
-        let message = Message {
-            id: MessageId(self.next_message),
-            conversation,
-            seq: Seq(timeline.messages.len() as u64 + 1),
-            sender: m.sender,
-            sender_device: m.sender_device,
-            client_id: m.client_id,
-            body: m.body,
-            sent_at: m.sent_at,
-            edited_at: None,
-        };
+        let seq = Seq(timeline.messages.len() as u64 + 1);
+        let message = m.stored(MessageId(self.next_message), conversation, seq);
         if !message.client_id.is_empty() {
             timeline.keys.insert(key, timeline.messages.len());
         }

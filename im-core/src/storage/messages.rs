@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 use super::StorageResult;
-use crate::model::{Body, ConversationId, DeviceId, Message, Seq, Timestamp, UserId};
+use crate::model::{Body, ConversationId, DeviceId, Message, MessageId, Seq, Timestamp, UserId};
 
 /// A message to append; storage assigns its id and seq.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,24 @@ pub struct NewMessage {
     pub body: Body,
     /// Server time.
     pub sent_at: Timestamp,
+}
+
+impl NewMessage {
+    /// The message as stored with this id, in this conversation, at this seq (not yet
+    /// edited). For storage implementations.
+    pub fn stored(self, id: MessageId, conversation: ConversationId, seq: Seq) -> Message {
+        Message {
+            id,
+            conversation,
+            seq,
+            sender: self.sender,
+            sender_device: self.sender_device,
+            client_id: self.client_id,
+            body: self.body,
+            sent_at: self.sent_at,
+            edited_at: None,
+        }
+    }
 }
 
 /// The result of an append.

@@ -64,6 +64,15 @@ fn system(sender: UserId, event: SystemEvent) -> NewMessage {
     }
 }
 
+/// Three fresh users, alice, bob and carol.
+async fn alice_bob_carol(s: &dyn Storage) -> (UserId, UserId, UserId) {
+    (
+        user(s, "alice").await.id,
+        user(s, "bob").await.id,
+        user(s, "carol").await.id,
+    )
+}
+
 /// A closed group owned by `owner`, with `others` as plain members.
 async fn group(s: &dyn Storage, name: &str, owner: UserId, others: &[UserId]) -> Group {
     let mut members = vec![(owner, Role::Owner)];
@@ -339,11 +348,7 @@ pub async fn last_seen_never_moves_back(s: Arc<dyn Storage>) {
 /// `last_seen` returns the users among `ids` that have a last seen, each once, however
 /// often asked for; users without one and unknown ids are left out.
 pub async fn last_seen_lists_each_user_that_has_one_once(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     s.set_last_seen(a, Timestamp(1_000))
         .await
         .expect("set_last_seen");
@@ -437,11 +442,7 @@ pub async fn devices_are_deleted_one_or_all_but_one(s: Arc<dyn Storage>) {
 
 /// One pending request per ordered pair, replaced on repeat, listed for both sides.
 pub async fn friend_requests_are_upserted_and_listed_both_ways(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let req = |from, to, note: &str| FriendRequest {
         from,
         to,
@@ -469,11 +470,7 @@ pub async fn friend_requests_are_upserted_and_listed_both_ways(s: Arc<dyn Storag
 
 /// Accepting deletes the request and makes both friends; no request, no change.
 pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     assert!(is_not_found(
         s.accept_friend_request(a, b, Timestamp(1)).await
     ));
@@ -526,11 +523,7 @@ pub async fn removing_a_friend_ends_it_both_ways(s: Arc<dyn Storage>) {
 
 /// Blocks are directed, report changes, and delete pending requests between the two.
 pub async fn blocks_are_directed_and_clear_pending_requests(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     for (from, to) in [(b, a), (a, b), (c, a)] {
         s.put_friend_request(FriendRequest {
             from,
@@ -627,11 +620,7 @@ pub async fn create_group_stores_members_and_first_message(s: Arc<dyn Storage>) 
 
 /// `update_group` applies adds, removes, roles, name and owner with its record.
 pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let group = group(&*s, "g", a, &[b]).await;
     let conv = ConversationId::Group(group.id);
     s.append(conv, text(b, "d", "x1", "hello"))
@@ -757,11 +746,7 @@ pub async fn concurrent_adds_of_one_member_all_succeed(s: Arc<dyn Storage>) {
 /// `Conflict` and changes nothing; of two ownership transfers decided on one view, one
 /// applies.
 pub async fn changes_decided_on_a_stale_view_are_refused(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let group = group(&*s, "g", a, &[b, c]).await;
     let conv = ConversationId::Group(group.id);
     let transfer = |to: UserId| GroupChange {
@@ -875,11 +860,7 @@ pub async fn user_groups_follow_membership(s: Arc<dyn Storage>) {
 
 /// Seqs start at 1 and go up by one per conversation, independently.
 pub async fn appends_get_gapless_seqs_from_one(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let ab = ConversationId::direct(a, b);
     let ac = ConversationId::direct(a, c);
     assert_eq!(s.last_seq(ab).await.expect("last_seq"), Seq::ZERO);
@@ -1167,11 +1148,7 @@ pub async fn read_cursors_never_move_back_and_appends_move_the_sender_s(s: Arc<d
 
 /// Direct chats are listed for both users from the first message; groups for members.
 pub async fn conversations_list_direct_chats_for_both_and_groups_for_members(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     assert!(s.conversations(a).await.expect("conversations").is_empty());
     let ab = ConversationId::direct(a, b);
     s.append(ab, text(b, "d", "1", "first"))
@@ -1414,11 +1391,7 @@ pub async fn cursor_pages_list_who_got_a_seq_ascending_and_once(s: Arc<dyn Stora
 /// `cursors` lists one conversation's cursor rows: a user without one there is absent
 /// (also at `at_least` 0), and moving a cursor in one conversation shows in no other.
 pub async fn cursors_belong_to_one_conversation_and_only_to_users_with_one(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let ab = ConversationId::direct(a, b);
     let ac = ConversationId::direct(a, c);
     fill(&*s, ab, a, "ab", 3).await;
@@ -1467,11 +1440,7 @@ pub async fn cursors_belong_to_one_conversation_and_only_to_users_with_one(s: Ar
 /// `conversations` reports the user's delivered cursor, and in a direct conversation the
 /// other user's cursors as `peer`; in a group `peer` is the default (all zero).
 pub async fn conversations_report_delivered_and_the_direct_peer_s_cursors(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let ab = ConversationId::direct(a, b);
     fill(&*s, ab, a, "m", 3).await;
     let mine = state(&*s, a, ab).await;
@@ -1519,11 +1488,7 @@ pub async fn conversations_report_delivered_and_the_direct_peer_s_cursors(s: Arc
 /// `amend` appends its event with the next seq and, in the same step, gives the target
 /// the new body with `edited_at` = the event's `sent_at`; nothing else changes.
 pub async fn amend_appends_its_event_and_rewrites_the_target(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let ab = ConversationId::direct(a, b);
     let ac = ConversationId::direct(a, c);
     fill(&*s, ab, a, "m", 3).await;
@@ -1648,11 +1613,7 @@ pub async fn amend_retries_change_nothing(s: Arc<dyn Storage>) {
 /// `amend` of a seq that does not exist (0, or beyond the last, also the seq its own
 /// event would get) fails with `NotFound` and appends nothing.
 pub async fn amend_of_a_missing_message_is_not_found_and_appends_nothing(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let conv = ConversationId::direct(a, b);
     fill(&*s, conv, a, "m", 3).await;
     let stored = timeline(&*s, conv).await;
@@ -1870,11 +1831,7 @@ pub async fn pages_leave_out_what_the_viewer_hid_and_stay_full(s: Arc<dyn Storag
 /// Hiding is one user's, in one conversation: nobody else's view changes, and the
 /// timeline itself is untouched.
 pub async fn hiding_is_per_user_and_per_conversation(s: Arc<dyn Storage>) {
-    let (a, b, c) = (
-        user(&*s, "alice").await.id,
-        user(&*s, "bob").await.id,
-        user(&*s, "carol").await.id,
-    );
+    let (a, b, c) = alice_bob_carol(&*s).await;
     let ab = ConversationId::direct(a, b);
     let ac = ConversationId::direct(a, c);
     fill(&*s, ab, a, "ab", 8).await;

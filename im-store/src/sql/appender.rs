@@ -339,19 +339,11 @@ async fn write_batch(
                     .get(&(key.as_str(), i(seq.0)))
                     .copied()
                     .ok_or(StorageError::Backend("inserted message not found".into()))?;
-                let m = job.message.clone();
                 Appended {
-                    message: Message {
-                        id: MessageId(u(id)),
-                        conversation: job.conversation,
-                        seq,
-                        sender: m.sender,
-                        sender_device: m.sender_device,
-                        client_id: m.client_id,
-                        body: m.body,
-                        sent_at: m.sent_at,
-                        edited_at: None,
-                    },
+                    message: job
+                        .message
+                        .clone()
+                        .stored(MessageId(u(id)), job.conversation, seq),
                     duplicate: false,
                 }
             }

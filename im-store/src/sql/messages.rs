@@ -246,17 +246,7 @@ pub(crate) async fn append_in(
         }
     }
     Ok(Appended {
-        message: Message {
-            id: MessageId(u(id)),
-            conversation,
-            seq: Seq(u(seq)),
-            sender: m.sender,
-            sender_device: m.sender_device,
-            client_id: m.client_id,
-            body: m.body,
-            sent_at: m.sent_at,
-            edited_at: None,
-        },
+        message: m.stored(MessageId(u(id)), conversation, Seq(u(seq))),
         duplicate: false,
     })
 }
