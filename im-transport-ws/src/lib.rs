@@ -1,6 +1,119 @@
-//! WebSocket and HTTP/JSON transport for [`im_core`] over warp, with a tokio-tungstenite
-//! client connector.
-//!
-//! **Not implemented yet.** This crate is a placeholder in the workspace layout; use
-//! `im-transport-tcp` until it lands. It will carry the same frames as the TCP
-//! transport, so a client can switch between them without other changes.
+#![doc = include_str!("../README.md")]
+
+mod attachments;
+pub mod blob;
+mod client;
+mod config;
+mod connection;
+pub mod http;
+pub mod routes;
+mod websocket;
+
+use std::sync::Arc;
+
+use bytes::Buf;
+use futures::TryStreamExt;
+use im_core::Engine;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue, Method, header};
+use warp::reply::Response;
+
+pub use blob::{BlobError, BlobMeta, BlobStore, LocalDirBlobs};
+pub use client::{ConnectError, WsClientConnection, connect};
+pub use config::WsConfig;
+pub use connection::WsConnection;
+
+/// The OpenAPI 3.1 document of the HTTP API, as served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// The WebSocket and HTTP face of an engine: `/ws`, `/v1/...` and `/openapi.json`, as one
+/// warp filter to mount in an app's own server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    config: WsConfig,
+    blobs: Option<Arc<dyn BlobStore>>,
+}
+
+impl Gateway {
+    /// Serves `engine` with these settings. Without a blob store, uploads answer 404.
+    pub fn new(engine: Engine, config: WsConfig, blobs: Option<Arc<dyn BlobStore>>) -> Self {
+        Gateway {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                blobs,
+            }),
+        }
+    }
+
+    /// The engine served.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The routes: `GET /ws` (WebSocket), everything under `/v1/` (the HTTP API, which
+    /// answers every request under that prefix itself, with JSON errors), and
+    /// `GET /openapi.json`. Anything else is left to the app's other filters.
+    pub fn filter(&self) -> BoxedFilter<(Response,)> {
+        let ws = {
+            let gateway = self.clone();
+            warp::path("ws")
+                .and(warp::path::end())
+                .and(warp::ws())
+                .and(warp::header::optional::<String>("origin"))
+                .and(warp::addr::remote())
+                .map(move |ws, origin, addr| gateway.upgrade(ws, origin, addr))
+        };
+        let openapi = warp::path("openapi.json")
+            .and(warp::path::end())
+            .and(warp::get())
+            .map(|| {
+                let mut response = Response::new(OPENAPI_JSON.into());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            });
+        let api = {
+            let gateway = self.clone();
+            warp::path("v1")
+                .and(warp::method())
+                .and(warp::path::full())
+                .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+                .and(warp::header::headers_cloned())
+                .and(warp::addr::remote())
+                .and(warp::body::stream())
+                .then(
+                    move |method: Method,
+                          path: warp::path::FullPath,
+                          query: String,
+                          headers: HeaderMap,
+                          addr,
+                          body| {
+                        let gateway = gateway.clone();
+                        let body = futures::stream::StreamExt::boxed(TryStreamExt::map_ok(
+                            body,
+                            |mut chunk| {
+                                let len = Buf::remaining(&chunk);
+                                Buf::copy_to_bytes(&mut chunk, len)
+                            },
+                        ));
+                        async move {
+                            gateway
+                                .handle_api(method, path.as_str(), &query, &headers, addr, body)
+                                .await
+                        }
+                    },
+                )
+        };
+        ws.or(openapi).unify().or(api).unify().boxed()
+    }
+}

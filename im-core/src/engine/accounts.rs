@@ -8,9 +8,10 @@ use super::error::{ApiError, ApiResult};
 use super::session::{Conn, SessionHandle};
 use super::validate;
 use crate::auth::{issue_token, parse_token, token_hash_matches};
-use crate::model::{Device, DeviceId, Platform, Timestamp, UserId};
+use crate::model::{Device, DeviceId, Platform, Timestamp, User, UserId};
 use crate::protocol::{DeviceInfo, KickCode, Reply};
 use crate::storage::{DeviceRecord, NewUser, StorageError};
+use crate::transport::PeerInfo;
 
 const WRONG_CREDENTIALS: &str = "wrong username or password";
 const BAD_TOKEN: &str = "the token is invalid, revoked or expired";
@@ -33,7 +34,7 @@ impl Shared {
 
     pub(super) async fn register(
         &self,
-        peer: &crate::transport::PeerInfo,
+        peer: &PeerInfo,
         username: &str,
         password: &str,
         display_name: &str,
@@ -81,7 +82,31 @@ impl Shared {
         if conn.session.is_some() {
             return Err(ApiError::conflict("already logged in on this connection"));
         }
-        self.limits.login(username, conn_ip(&conn.peer))?;
+        let (user, record, token) = self
+            .check_login(&conn.peer, username, password, &device)
+            .await?;
+        let shown = record.device.clone();
+        let admission = self.admit(user.id, &device.id, device.platform).await?;
+        self.storage.put_device(record).await?;
+        self.attach(conn, user.id, device.id, device.platform, admission)
+            .await;
+        Ok(Reply::Session {
+            user,
+            device: shown,
+            token: Some(token),
+        })
+    }
+
+    /// Checks a login's credentials and makes the device record and token it would
+    /// store. Nothing is stored yet.
+    pub(super) async fn check_login(
+        &self,
+        peer: &PeerInfo,
+        username: &str,
+        password: &str,
+        device: &DeviceInfo,
+    ) -> ApiResult<(User, DeviceRecord, String)> {
+        self.limits.login(username, conn_ip(peer))?;
         let device_name = if device.name.trim().is_empty() {
             platform_name(device.platform).to_owned()
         } else {
@@ -123,25 +148,31 @@ impl Shared {
             },
             token_hash: issued.hash,
         };
-        let shown = record.device.clone();
-        let admission = self.admit(user.id, &device.id, device.platform).await?;
-        self.storage.put_device(record).await?;
-        self.attach(conn, user.id, device.id, device.platform, admission)
-            .await;
-        Ok(Reply::Session {
-            user,
-            device: shown,
-            token: Some(issued.token),
-        })
+        Ok((user, record, issued.token))
     }
 
     pub(super) async fn resume(&self, conn: &mut Conn, token: &str) -> ApiResult<Reply> {
         if conn.session.is_some() {
             return Err(ApiError::conflict("already logged in on this connection"));
         }
+        let (user, device) = self.verify_token(token).await?;
+        let admission = self.admit(user.id, &device.id, device.platform).await?;
+        self.attach(conn, user.id, device.id.clone(), device.platform, admission)
+            .await;
+        Ok(Reply::Session {
+            user,
+            device,
+            token: None,
+        })
+    }
+
+    /// Who a token belongs to: one of ours (from `login`), or failing that one the app's
+    /// [`Hooks::authenticate`](crate::hooks::Hooks) vouches for. Sessions on an app's
+    /// token have no stored device: the app owns their tokens.
+    pub(super) async fn verify_token(&self, token: &str) -> ApiResult<(User, Device)> {
         let Some(presented) = parse_token(token) else {
             // Not one of ours: perhaps the app's own (a JWT from its login).
-            return self.resume_with_app_token(conn, token).await;
+            return self.verify_app_token(token).await;
         };
         let record = match self.storage.device(presented.user, &presented.device).await {
             Ok(record) => record,
@@ -154,27 +185,10 @@ impl Shared {
             return Err(ApiError::unauthorized(BAD_TOKEN));
         }
         let user = self.storage.user(record.user).await?;
-        let admission = self
-            .admit(user.id, &record.device.id, record.device.platform)
-            .await?;
-        self.attach(
-            conn,
-            user.id,
-            record.device.id.clone(),
-            record.device.platform,
-            admission,
-        )
-        .await;
-        Ok(Reply::Session {
-            user,
-            device: record.device,
-            token: None,
-        })
+        Ok((user, record.device))
     }
 
-    /// `resume` with a token the app's [`Hooks::authenticate`](crate::hooks::Hooks)
-    /// vouches for. Such sessions have no stored device: the app owns their tokens.
-    async fn resume_with_app_token(&self, conn: &mut Conn, token: &str) -> ApiResult<Reply> {
+    async fn verify_app_token(&self, token: &str) -> ApiResult<(User, Device)> {
         let identity = self
             .hooks
             .authenticate(token)
@@ -187,22 +201,13 @@ impl Shared {
         };
         let now = Timestamp::now();
         let device = Device {
-            id: identity.device.clone(),
+            id: identity.device,
             name: platform_name(identity.platform).to_owned(),
             platform: identity.platform,
             logged_in_at: now,
             expires_at: now.plus_millis(self.config.token_ttl.as_millis() as i64),
         };
-        let admission = self
-            .admit(user.id, &identity.device, identity.platform)
-            .await?;
-        self.attach(conn, user.id, identity.device, identity.platform, admission)
-            .await;
-        Ok(Reply::Session {
-            user,
-            device,
-            token: None,
-        })
+        Ok((user, device))
     }
 
     async fn attach(
@@ -319,7 +324,7 @@ impl Shared {
 }
 
 /// The peer's IP address, the key of per-address limits.
-fn conn_ip(peer: &crate::transport::PeerInfo) -> Option<std::net::IpAddr> {
+fn conn_ip(peer: &PeerInfo) -> Option<std::net::IpAddr> {
     peer.addr.map(|a| a.ip())
 }
 

@@ -82,7 +82,7 @@ impl Shared {
         })
     }
 
-    async fn handle_session(
+    pub(super) async fn handle_session(
         &self,
         conn: &mut Conn,
         me: &Arc<SessionHandle>,

@@ -16,6 +16,7 @@ mod config;
 mod contacts;
 mod device_policy;
 mod error;
+mod execute;
 mod fanout;
 mod groups;
 mod handler;
@@ -28,7 +29,8 @@ mod session;
 mod typing;
 mod validate;
 
-pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions};
+pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions, millis};
+pub use execute::Identity;
 pub use limits::RateLimits;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -291,6 +291,20 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// A connection with no socket behind it, for a request handled on its own (the
+    /// HTTP binding): whatever would be pushed to it goes nowhere.
+    pub(crate) fn detached(peer: PeerInfo, codec: Codec) -> Self {
+        let (tx, _) = mpsc::channel(1);
+        Conn {
+            peer,
+            codec,
+            greeted: true,
+            session: None,
+            tx,
+            control: Arc::new(Control::default()),
+        }
+    }
+
     /// Makes this connection a logged-in session of `user` on `device`.
     pub(crate) fn new_session(
         &self,

@@ -1,0 +1,169 @@
+//! Requests handled one at a time, outside any connection: the entry point of request /
+//! response bindings such as HTTP. The caller presents a token with each request instead
+//! of logging in on a connection; no session is registered, so such a caller receives no
+//! pushes and never counts as online.
+
+use super::Shared;
+use super::error::{ApiError, ApiResult};
+use super::session::Conn;
+use crate::model::{ConversationId, Device, User};
+use crate::protocol::{Codec, ErrorBody, KickCode, Reply, Request};
+use crate::transport::PeerInfo;
+
+/// Who a token belongs to, as [`Engine::authenticate`](super::Engine::authenticate)
+/// finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user.
+    pub user: User,
+    /// The device the token was issued to.
+    pub device: Device,
+}
+
+impl super::Engine {
+    /// Handles one request on its own, as a request / response binding (HTTP) needs:
+    /// `token` is what `login` returned (or an app token the hooks accept) and stands in
+    /// for a logged-in connection.
+    ///
+    /// `register`, `login` and `ping` need no token. `login` issues a token without
+    /// starting a session (the device policy applies to sessions, when the token is later
+    /// used to `resume` on a connection). `logout` revokes the token and closes the
+    /// device's sessions. `hello` and `resume` belong to connections and are refused as
+    /// `invalid`. Everything else runs exactly as on a connection.
+    ///
+    /// ```
+    /// use im_core::Engine;
+    /// use im_core::model::{DeviceId, Platform};
+    /// use im_core::protocol::{DeviceInfo, Reply, Request};
+    /// use im_core::transport::PeerInfo;
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let engine = Engine::builder().start().await.unwrap();
+    /// let peer = PeerInfo { addr: None, transport: "http" };
+    /// let register = Request::Register {
+    ///     username: "alice".into(),
+    ///     password: "correct horse".into(),
+    ///     display_name: "Alice".into(),
+    ///     avatar: None,
+    /// };
+    /// engine.execute(&peer, None, register).await.unwrap();
+    /// let login = Request::Login {
+    ///     username: "alice".into(),
+    ///     password: "correct horse".into(),
+    ///     device: DeviceInfo {
+    ///         id: DeviceId::new("script").unwrap(),
+    ///         name: "a script".into(),
+    ///         platform: Platform::Other,
+    ///     },
+    /// };
+    /// let Reply::Session { token: Some(token), .. } = engine.execute(&peer, None, login).await.unwrap()
+    /// else { unreachable!() };
+    /// let friends = engine.execute(&peer, Some(&token), Request::Friends).await.unwrap();
+    /// assert_eq!(friends, Reply::Friends { friends: vec![] });
+    /// // No token, no answer.
+    /// let refused = engine.execute(&peer, None, Request::Friends).await.unwrap_err();
+    /// assert_eq!(refused.code, im_core::protocol::ErrorCode::Unauthorized);
+    /// # });
+    /// ```
+    pub async fn execute(
+        &self,
+        peer: &PeerInfo,
+        token: Option<&str>,
+        request: Request,
+    ) -> Result<Reply, ErrorBody> {
+        self.shared
+            .execute(peer, token, request)
+            .await
+            .map_err(ApiError::into_body)
+    }
+
+    /// Who `token` belongs to; `unauthorized` if it is unknown, revoked or expired.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, ErrorBody> {
+        let (user, device) = self
+            .shared
+            .verify_token(token)
+            .await
+            .map_err(ApiError::into_body)?;
+        Ok(Identity { user, device })
+    }
+
+    /// Whether `identity`'s user may read `conversation`: a party of the direct chat, or
+    /// a member of the group. `forbidden` (or `not_found` for a group that does not
+    /// exist) otherwise. For checks outside the protocol, such as downloading a file
+    /// shared in the conversation.
+    pub async fn check_access(
+        &self,
+        identity: &Identity,
+        conversation: ConversationId,
+    ) -> Result<(), ErrorBody> {
+        self.shared
+            .access(identity.user.id, conversation)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::into_body)
+    }
+}
+
+impl Shared {
+    async fn execute(
+        &self,
+        peer: &PeerInfo,
+        token: Option<&str>,
+        request: Request,
+    ) -> ApiResult<Reply> {
+        metrics::counter!("im_requests_total", "type" => request.name()).increment(1);
+        match request {
+            Request::Hello { .. } | Request::Resume { .. } => Err(ApiError::invalid(
+                "hello and resume belong to connections; present the token with each request",
+            )),
+            Request::Ping => Ok(Reply::Pong),
+            Request::Register {
+                username,
+                password,
+                display_name,
+                avatar,
+            } => {
+                self.register(peer, &username, &password, &display_name, avatar)
+                    .await
+            }
+            Request::Login {
+                username,
+                password,
+                device,
+            } => {
+                let (user, record, token) = self
+                    .check_login(peer, &username, &password, &device)
+                    .await?;
+                let shown = record.device.clone();
+                self.storage.put_device(record).await?;
+                Ok(Reply::Session {
+                    user,
+                    device: shown,
+                    token: Some(token),
+                })
+            }
+            request => {
+                let Some(token) = token else {
+                    return Err(ApiError::unauthorized("a token is required"));
+                };
+                let (user, device) = self.verify_token(token).await?;
+                let logout = match &request {
+                    Request::Logout => true,
+                    Request::RevokeDevice { device: d } => *d == device.id,
+                    _ => false,
+                };
+                if logout {
+                    // The device's sessions elsewhere end with its token.
+                    self.storage.delete_device(user.id, &device.id).await?;
+                    self.kick(user.id, Some(&device.id), None, None, KickCode::Revoked)
+                        .await;
+                    return Ok(Reply::Done);
+                }
+                let mut conn = Conn::detached(peer.clone(), Codec::Json);
+                let me =
+                    conn.new_session(self.next_session_id(), user.id, device.id, device.platform);
+                self.handle_session(&mut conn, &me, request).await
+            }
+        }
+    }
+}

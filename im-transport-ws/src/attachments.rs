@@ -1,0 +1,256 @@
+//! Uploads and downloads: `POST /v1/attachments` (multipart: a `conversation` field and
+//! a `file`) and `GET /v1/attachments/{id}`. A file belongs to the conversation it was
+//! uploaded for, and only that conversation's members may fetch it. Its type is sniffed
+//! from its bytes, never taken from the client, and it is served with `nosniff` and a
+//! sandboxing CSP so that no upload can run as a page of this origin.
+
+use bytes::{Bytes, BytesMut};
+use futures::TryStreamExt;
+use im_core::model::{ConversationId, Timestamp};
+use im_core::protocol::ErrorCode;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::http::header::{self, HeaderMap, HeaderValue};
+use warp::reply::Response;
+
+use crate::Gateway;
+use crate::blob::{self, BlobMeta};
+use crate::http::{self, Body, error, error_of};
+
+/// The reply to an upload.
+#[derive(Debug, Serialize)]
+struct Uploaded<'a> {
+    id: &'a str,
+    url: String,
+    mime: &'a str,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+}
+
+/// The longest `conversation` field accepted.
+const MAX_FIELD_BYTES: u64 = 256;
+
+impl Gateway {
+    pub(crate) async fn upload(&self, token: &str, headers: &HeaderMap, body: Body) -> Response {
+        let Some(blobs) = &self.inner.blobs else {
+            return error_of(
+                ErrorCode::NotFound,
+                "uploads are not enabled on this server",
+            );
+        };
+        let identity = match self.inner.engine.authenticate(token).await {
+            Ok(identity) => identity,
+            Err(e) => return error(&e),
+        };
+        let Some(boundary) = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| multer::parse_boundary(v).ok())
+        else {
+            return error_of(ErrorCode::Invalid, "the body must be multipart/form-data");
+        };
+        let limit = self.inner.config.max_upload_bytes;
+        let constraints = multer::Constraints::new()
+            .allowed_fields(vec!["conversation", "file"])
+            .size_limit(
+                multer::SizeLimit::new()
+                    .whole_stream(limit + 64 * 1024)
+                    .for_field("conversation", MAX_FIELD_BYTES)
+                    .for_field("file", limit),
+            );
+        let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
+        let mut conversation = None;
+        let mut file: Option<Bytes> = None;
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => return multipart_error(&e, limit),
+            };
+            match field.name() {
+                Some("conversation") => match field.text().await {
+                    Ok(text) => conversation = Some(text),
+                    Err(e) => return multipart_error(&e, limit),
+                },
+                Some("file") => {
+                    let mut buf = BytesMut::new();
+                    let mut chunks = field.map_err(|e| e);
+                    loop {
+                        match chunks.try_next().await {
+                            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+                            Ok(None) => break,
+                            Err(e) => return multipart_error(&e, limit),
+                        }
+                    }
+                    file = Some(buf.freeze());
+                }
+                _ => {}
+            }
+        }
+        let Some(conversation) = conversation else {
+            return error_of(ErrorCode::Invalid, "the form has no `conversation` field");
+        };
+        let conversation: ConversationId = match conversation.trim().parse() {
+            Ok(c) => c,
+            Err(_) => {
+                return error_of(
+                    ErrorCode::Invalid,
+                    "`conversation` is not a conversation id",
+                );
+            }
+        };
+        let Some(bytes) = file.filter(|f| !f.is_empty()) else {
+            return error_of(ErrorCode::Invalid, "the form has no `file`, or it is empty");
+        };
+        if let Err(e) = self
+            .inner
+            .engine
+            .check_access(&identity, conversation)
+            .await
+        {
+            return error(&e);
+        }
+        let Some(mime) = infer::get(&bytes).map(|t| t.mime_type()).filter(|m| {
+            self.inner
+                .config
+                .upload_types
+                .iter()
+                .any(|allowed| allowed == m)
+        }) else {
+            return error_of(
+                ErrorCode::Invalid,
+                format!(
+                    "this type of file is not accepted; allowed: {}",
+                    self.inner.config.upload_types.join(", ")
+                ),
+            );
+        };
+        let (width, height) = if mime.starts_with("image/") {
+            match imagesize::blob_size(&bytes) {
+                Ok(size) => (
+                    u32::try_from(size.width).ok(),
+                    u32::try_from(size.height).ok(),
+                ),
+                Err(_) => (None, None),
+            }
+        } else {
+            (None, None)
+        };
+        let id = match blob::new_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "no randomness for an upload id");
+                return error_of(ErrorCode::Internal, "internal error");
+            }
+        };
+        let meta = BlobMeta {
+            id,
+            mime: mime.to_owned(),
+            size: bytes.len() as u64,
+            owner: identity.user.id,
+            conversation,
+            created_at: Timestamp::now(),
+            width,
+            height,
+        };
+        if let Err(e) = blobs.put(&meta, bytes).await {
+            tracing::error!(error = %e, "storing an upload failed");
+            return error_of(
+                ErrorCode::Unavailable,
+                "the file could not be stored, retry later",
+            );
+        }
+        metrics_upload(meta.size);
+        let reply = Uploaded {
+            id: &meta.id,
+            url: format!("/v1/attachments/{}", meta.id),
+            mime: &meta.mime,
+            size: meta.size,
+            width,
+            height,
+        };
+        http::json(
+            StatusCode::CREATED,
+            serde_json::to_vec(&reply).unwrap_or_default(),
+        )
+    }
+
+    pub(crate) async fn download(&self, token: &str, id: &str) -> Response {
+        let Some(blobs) = &self.inner.blobs else {
+            return error_of(
+                ErrorCode::NotFound,
+                "uploads are not enabled on this server",
+            );
+        };
+        let identity = match self.inner.engine.authenticate(token).await {
+            Ok(identity) => identity,
+            Err(e) => return error(&e),
+        };
+        let (meta, bytes) = match blobs.get(id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return error_of(ErrorCode::NotFound, "no such attachment"),
+            Err(e) => {
+                tracing::error!(error = %e, "reading an upload failed");
+                return error_of(
+                    ErrorCode::Unavailable,
+                    "the file could not be read, retry later",
+                );
+            }
+        };
+        if let Err(e) = self
+            .inner
+            .engine
+            .check_access(&identity, meta.conversation)
+            .await
+        {
+            return error(&e);
+        }
+        let mut response = Response::new(bytes.into());
+        let headers = response.headers_mut();
+        if let Ok(mime) = HeaderValue::from_str(&meta.mime) {
+            headers.insert(header::CONTENT_TYPE, mime);
+        }
+        headers.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static(if meta.mime.starts_with("image/") {
+                "inline"
+            } else {
+                "attachment"
+            }),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; sandbox"),
+        );
+        // The content behind an id never changes; only its readers' access may.
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=86400"),
+        );
+        response
+    }
+}
+
+fn metrics_upload(size: u64) {
+    metrics::counter!("im_uploads_total").increment(1);
+    metrics::counter!("im_upload_bytes_total").increment(size);
+}
+
+fn multipart_error(e: &multer::Error, limit: u64) -> Response {
+    match e {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            error_of(
+                ErrorCode::TooLarge,
+                format!("the upload is over the limit of {limit} bytes"),
+            )
+        }
+        e => error_of(ErrorCode::Invalid, format!("malformed multipart body: {e}")),
+    }
+}

@@ -1,0 +1,88 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the WebSocket endpoint, the HTTP API and uploads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WsConfig {
+    /// Largest WebSocket message accepted, in bytes. Default 64 KiB, like the engine's
+    /// frame limit (the engine's own limit applies too).
+    pub max_frame_bytes: usize,
+    /// How often the server pings an idle WebSocket, to keep proxies and NATs from
+    /// dropping it. Default 30 s. The engine's idle timeout still needs a frame from the
+    /// client (a protocol `ping`) within `idle_timeout`.
+    #[serde(with = "im_core::engine::millis")]
+    pub ping_interval: Duration,
+    /// Origins allowed to open a WebSocket (`https://chat.example.com`); `None` allows
+    /// any. Browsers send `Origin` and let any page open a socket to any host, so set
+    /// this when a page is served from a known origin. Requests without `Origin`
+    /// (non-browser clients) are always allowed.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Largest JSON request body of the HTTP API, in bytes. Default 64 KiB.
+    pub max_body_bytes: usize,
+    /// Largest upload, in bytes. Default 5 MiB.
+    pub max_upload_bytes: u64,
+    /// MIME types an upload may have, judged from its content (never from the client's
+    /// claim). Default: PNG, JPEG, GIF, WebP images and PDF.
+    pub upload_types: Vec<String>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_frame_bytes: 64 * 1024,
+            ping_interval: Duration::from_secs(30),
+            allowed_origins: None,
+            max_body_bytes: 64 * 1024,
+            max_upload_bytes: 5 * 1024 * 1024,
+            upload_types: [
+                "image/png",
+                "image/jpeg",
+                "image/gif",
+                "image/webp",
+                "application/pdf",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+impl WsConfig {
+    /// Sets [`max_frame_bytes`](Self::max_frame_bytes).
+    pub fn with_max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ping_interval`](Self::ping_interval).
+    pub fn with_ping_interval(mut self, every: Duration) -> Self {
+        self.ping_interval = every;
+        self
+    }
+
+    /// Sets [`allowed_origins`](Self::allowed_origins).
+    pub fn with_allowed_origins(mut self, origins: impl IntoIterator<Item = String>) -> Self {
+        self.allowed_origins = Some(origins.into_iter().collect());
+        self
+    }
+
+    /// Sets [`max_body_bytes`](Self::max_body_bytes).
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_upload_bytes`](Self::max_upload_bytes).
+    pub fn with_max_upload_bytes(mut self, bytes: u64) -> Self {
+        self.max_upload_bytes = bytes;
+        self
+    }
+
+    /// Sets [`upload_types`](Self::upload_types).
+    pub fn with_upload_types(mut self, types: impl IntoIterator<Item = String>) -> Self {
+        self.upload_types = types.into_iter().collect();
+        self
+    }
+}
