@@ -1,0 +1,384 @@
+//! Every error status of the HTTP API, each from a real cause, with the JSON error body
+//! and the headers that go with it.
+
+mod common;
+
+use common::{PASSWORD, png, start, start_with, test_config};
+use im_core::engine::RateLimits;
+use im_transport_ws::WsConfig;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn unauthorized_is_401_with_a_bearer_challenge() {
+    let server = start().await;
+    let api = server.api();
+    for token in [None, Some("not-a-token"), Some("imt1.1.web.AAAA")] {
+        let answer = api.call(Method::GET, "/v1/friends", token, None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{token:?}: {answer:?}"
+        );
+        assert_eq!(answer.code(), "unauthorized");
+        assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    }
+    api.user("alice").await;
+    let wrong = api
+        .call(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"username": "alice", "password": "wrong password", "device": {"id": "d"}})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let scheme = api
+        .raw(
+            api.http
+                .get(format!("{}/v1/friends", api.base))
+                .header("authorization", "Basic YWxpY2U6eA=="),
+        )
+        .await;
+    assert_eq!(
+        scheme.status,
+        StatusCode::UNAUTHORIZED,
+        "only bearer tokens count"
+    );
+}
+
+#[tokio::test]
+async fn forbidden_not_found_and_conflict() {
+    let server = start().await;
+    let api = server.api();
+    let (alice, ta) = api.user("alice").await;
+    let (bob, tb) = api.user("bob").await;
+    let (_, tc) = api.user("carol").await;
+
+    // 403: messaging a stranger; reading someone else's conversation; a file of a
+    // conversation one is not in.
+    let d = format!("d:{}:{}", alice.min(bob), alice.max(bob));
+    let stranger = api
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{d}/messages"),
+            Some(&ta),
+            Some(json!({"client_id": "x1", "body": {"type": "text", "text": "hi"}})),
+        )
+        .await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN, "{stranger:?}");
+    assert_eq!(stranger.code(), "forbidden");
+    let peek = api
+        .call(
+            Method::GET,
+            &format!("/v1/conversations/{d}/messages"),
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert_eq!(peek.status, StatusCode::FORBIDDEN, "{peek:?}");
+
+    api.befriend((alice, &ta), (bob, &tb)).await;
+    let form = reqwest::multipart::Form::new()
+        .text("conversation", d.clone())
+        .part("file", reqwest::multipart::Part::bytes(png(2, 2)));
+    let uploaded = api
+        .raw(
+            api.http
+                .post(format!("{}/v1/attachments", api.base))
+                .bearer_auth(&ta)
+                .multipart(form),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{uploaded:?}");
+    let url = uploaded.body["url"].as_str().unwrap();
+    let theirs = api.call(Method::GET, url, Some(&tc), None).await;
+    assert_eq!(
+        theirs.status,
+        StatusCode::FORBIDDEN,
+        "carol is not in the chat: {theirs:?}"
+    );
+    let upload_elsewhere = api
+        .raw(
+            api.http
+                .post(format!("{}/v1/attachments", api.base))
+                .bearer_auth(&tc)
+                .multipart(
+                    reqwest::multipart::Form::new()
+                        .text("conversation", d.clone())
+                        .part("file", reqwest::multipart::Part::bytes(png(2, 2))),
+                ),
+        )
+        .await;
+    assert_eq!(
+        upload_elsewhere.status,
+        StatusCode::FORBIDDEN,
+        "{upload_elsewhere:?}"
+    );
+
+    // 404: unknown user, group, attachment, route; a path-traversal id is just unknown.
+    for path in [
+        "/v1/users/by-name/nobody".to_owned(),
+        "/v1/groups/999".to_owned(),
+        "/v1/attachments/0123456789abcdef0123456789abcdef".to_owned(),
+        "/v1/attachments/..%2F..%2F..%2Fetc%2Fpasswd".to_owned(),
+        "/v1/no-such-route".to_owned(),
+    ] {
+        let answer = api.call(Method::GET, &path, Some(&ta), None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {answer:?}");
+        assert_eq!(answer.code(), "not_found");
+    }
+    // 405 with the methods that exist.
+    let wrong_method = api.call(Method::PATCH, "/v1/groups", Some(&ta), None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.headers["allow"], "GET, POST");
+
+    // 409: a taken username; friends twice.
+    let taken = api
+        .call(
+            Method::POST,
+            "/v1/register",
+            None,
+            Some(json!({"username": "alice", "password": PASSWORD, "display_name": "A"})),
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{taken:?}");
+    assert_eq!(taken.code(), "conflict");
+    let again = api
+        .call(
+            Method::POST,
+            "/v1/friend-requests",
+            Some(&ta),
+            Some(json!({"user": bob})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
+}
+
+#[tokio::test]
+async fn invalid_input_is_422_and_malformed_bodies_never_reach_the_engine() {
+    let server = start().await;
+    let api = server.api();
+    let (_, ta) = api.user("alice").await;
+    let cases: Vec<(Method, &str, Option<serde_json::Value>, &str)> = vec![
+        (
+            Method::POST,
+            "/v1/register",
+            Some(json!({"username": "a b", "password": PASSWORD, "display_name": "x"})),
+            "username",
+        ),
+        (
+            Method::POST,
+            "/v1/register",
+            Some(json!({"username": "dora"})),
+            "missing field",
+        ),
+        (
+            Method::POST,
+            "/v1/groups",
+            Some(json!({"name": 5})),
+            "invalid type",
+        ),
+        (
+            Method::GET,
+            "/v1/groups/abc",
+            None,
+            "`group` must be an unsigned integer",
+        ),
+        (
+            Method::GET,
+            "/v1/conversations/x:1/messages",
+            None,
+            "conversation",
+        ),
+        (
+            Method::GET,
+            "/v1/conversations?bogus=1",
+            None,
+            "unknown query parameter",
+        ),
+        (
+            Method::POST,
+            "/v1/conversations/d:1:2/read",
+            Some(json!({})),
+            "missing field `seq`",
+        ),
+    ];
+    for (method, path, body, says) in cases {
+        let token = (path != "/v1/register").then_some(ta.as_str());
+        let answer = api.call(method.clone(), path, token, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}: {answer:?}"
+        );
+        assert_eq!(answer.code(), "invalid");
+        let message = answer.body["message"].as_str().unwrap();
+        assert!(
+            message.contains(says),
+            "{path}: {message:?} should mention {says:?}"
+        );
+    }
+    let not_json = api
+        .raw(
+            api.http
+                .post(format!("{}/v1/groups", api.base))
+                .bearer_auth(&ta)
+                .body("{not json"),
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        not_json.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+
+    // An upload whose bytes are not an accepted type, whatever it claims to be.
+    let html = reqwest::multipart::Part::bytes(b"<html><script>alert(1)</script></html>".to_vec())
+        .file_name("cat.png")
+        .mime_str("image/png")
+        .unwrap();
+    let group = api
+        .call(
+            Method::POST,
+            "/v1/groups",
+            Some(&ta),
+            Some(json!({"name": "g"})),
+        )
+        .await;
+    let g = group.body["group"]["id"].as_u64().unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("conversation", format!("g:{g}"))
+        .part("file", html);
+    let refused = api
+        .raw(
+            api.http
+                .post(format!("{}/v1/attachments", api.base))
+                .bearer_auth(&ta)
+                .multipart(form),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{refused:?}"
+    );
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not accepted")
+    );
+    let no_form = api
+        .raw(
+            api.http
+                .post(format!("{}/v1/attachments", api.base))
+                .bearer_auth(&ta)
+                .body("x"),
+        )
+        .await;
+    assert_eq!(no_form.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn over_the_limits_is_413() {
+    let ws = WsConfig::default()
+        .with_max_body_bytes(1024)
+        .with_max_upload_bytes(2048);
+    let server = start_with(test_config(), ws).await;
+    let api = server.api();
+    let (_, ta) = api.user("alice").await;
+    let big = api
+        .call(
+            Method::POST,
+            "/v1/groups",
+            Some(&ta),
+            Some(json!({"name": "x".repeat(2000)})),
+        )
+        .await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE, "{big:?}");
+    assert_eq!(big.code(), "too_large");
+    let many = (1..=501)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let list = api
+        .call(
+            Method::GET,
+            &format!("/v1/users?users={many}"),
+            Some(&ta),
+            None,
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::PAYLOAD_TOO_LARGE, "{list:?}");
+
+    let group = api
+        .call(
+            Method::POST,
+            "/v1/groups",
+            Some(&ta),
+            Some(json!({"name": "g"})),
+        )
+        .await;
+    let g = group.body["group"]["id"].as_u64().unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("conversation", format!("g:{g}"))
+        .part("file", reqwest::multipart::Part::bytes(png(64, 64)));
+    let upload = api
+        .raw(
+            api.http
+                .post(format!("{}/v1/attachments", api.base))
+                .bearer_auth(&ta)
+                .multipart(form),
+        )
+        .await;
+    assert_eq!(upload.status, StatusCode::PAYLOAD_TOO_LARGE, "{upload:?}");
+    assert!(
+        server.uploads.path().read_dir().unwrap().next().is_none(),
+        "nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn too_many_logins_is_429_with_retry_after() {
+    let limits = RateLimits {
+        logins_per_username_per_minute: 3,
+        ..RateLimits::unlimited()
+    };
+    let server = start_with(test_config().with_rate_limits(limits), WsConfig::default()).await;
+    let api = server.api();
+    api.call(
+        Method::POST,
+        "/v1/register",
+        None,
+        Some(json!({"username": "alice", "password": PASSWORD, "display_name": "A"})),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let answer = api
+            .call(
+                Method::POST,
+                "/v1/login",
+                None,
+                Some(
+                    json!({"username": "alice", "password": "guess guess", "device": {"id": "d"}}),
+                ),
+            )
+            .await;
+        statuses.push(answer.status.as_u16());
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(answer.code(), "rate_limited");
+            let retry: u64 = answer.headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "retry-after {retry}");
+            assert!(answer.body["retry_after_ms"].as_u64().unwrap() > 0);
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+}
