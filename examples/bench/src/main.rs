@@ -4,13 +4,15 @@
 //! ```text
 //! cargo run --release -p bench -- fanout --receivers 2000 --messages 200
 //! cargo run --release -p bench -- fanout --receivers 2000 --messages 200 --write-batch 1
+//! cargo run --release -p bench -- fanout --receivers 2000 --messages 200 --transport ws
 //! cargo run --release -p bench -- send --senders 32 --messages 1000
+//! cargo run --release -p bench -- send --senders 32 --messages 1000 --transport http
 //! cargo run --release -p bench -- store --database sqlite:///tmp/bench.db?mode=rwc --writers 32
 //! cargo run --release -p bench -- store --database postgres://postgres@127.0.0.1/test --writers 1
 //! ```
 //!
 //! Server and clients share one process (and this machine's cores), over real TCP
-//! sockets on 127.0.0.1. Receivers in `fanout` only count frames, so the figure is the
+//! sockets on 127.0.0.1 (`--transport` picks TCP frames, WebSocket or HTTP). Receivers in `fanout` only count frames, so the figure is the
 //! server's fan-out cost, not JSON decoding in the clients.
 
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use im_core::auth::HashCost;
@@ -27,8 +29,10 @@ use im_core::client::Client;
 use im_core::engine::{DirectPolicy, RateLimits};
 use im_core::model::{ConversationId, UserId};
 use im_core::protocol::{Event, ServerFrame};
+use im_core::transport::BoxConnection;
 use im_core::{Engine, EngineConfig};
-use im_transport_tcp::{TcpConfig, TcpConnection, TcpTransport, connect};
+use im_transport_tcp::{TcpConfig, TcpTransport, connect};
+use im_transport_ws::{Gateway, WsConfig};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, Parser)]
@@ -36,6 +40,17 @@ use tokio::sync::Semaphore;
 struct Args {
     #[command(subcommand)]
     bench: Bench,
+}
+
+/// How the benchmark's clients reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    /// Length-prefixed frames over TCP.
+    Tcp,
+    /// WebSocket (`/ws`).
+    Ws,
+    /// HTTP/JSON requests (`/v1`), for `send` only: HTTP callers get no pushes.
+    Http,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +69,9 @@ enum Bench {
         /// Frames per flush in each connection's writer (1 = write and flush each frame).
         #[arg(long, default_value_t = 256)]
         write_batch: usize,
+        /// How the receivers connect (the sender always uses TCP).
+        #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+        transport: Transport,
     },
     /// Many senders, each in its own direct conversation: acknowledged sends per second.
     Send {
@@ -63,6 +81,9 @@ enum Bench {
         /// Messages per sender, each awaiting its ack before the next.
         #[arg(long, default_value_t = 1000)]
         messages: u64,
+        /// How the senders connect.
+        #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+        transport: Transport,
     },
     /// Durable appends per second straight into `SqlStorage`, one writer or many.
     Store {
@@ -98,28 +119,54 @@ fn config() -> EngineConfig {
     config
 }
 
-async fn server(config: EngineConfig) -> anyhow::Result<(Engine, std::net::SocketAddr)> {
+/// Where the benchmark server listens.
+#[derive(Debug, Clone, Copy)]
+struct Addrs {
+    tcp: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+}
+
+async fn server(config: EngineConfig) -> anyhow::Result<(Engine, Addrs)> {
+    let max_frame_bytes = config.max_frame_bytes;
     let engine = Engine::builder().config(config).start().await?;
     let transport = TcpTransport::bind("127.0.0.1:0", TcpConfig::default()).await?;
-    let addr = transport.local_addr();
+    let tcp = transport.local_addr();
     tokio::spawn({
         let engine = engine.clone();
         async move { engine.serve(&transport).await }
     });
-    Ok((engine, addr))
+    let ws = WsConfig::default().with_max_frame_bytes(max_frame_bytes);
+    let gateway = Gateway::new(engine.clone(), ws, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let http = listener.local_addr()?;
+    tokio::spawn(warp::serve(gateway.filter()).incoming(listener).run());
+    Ok((engine, Addrs { tcp, http }))
 }
 
-async fn client(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
-    let conn = connect(addr, &TcpConfig::default()).await?;
-    let (client, events) = Client::connect(conn).await?;
+async fn connection(addrs: Addrs, transport: Transport) -> anyhow::Result<BoxConnection> {
+    Ok(match transport {
+        Transport::Tcp => Box::new(connect(addrs.tcp, &TcpConfig::default()).await?),
+        Transport::Ws => {
+            Box::new(im_transport_ws::connect(&format!("ws://{}/ws", addrs.http), 64 * 1024).await?)
+        }
+        Transport::Http => bail!("HTTP has no connections: use tcp or ws"),
+    })
+}
+
+async fn client(addrs: Addrs, transport: Transport) -> anyhow::Result<Client> {
+    let (client, events) = Client::connect(connection(addrs, transport).await?).await?;
     // Nobody reads these events; dropping the receiver discards them.
     drop(events);
     Ok(client)
 }
 
 /// A receiver that logs in over a raw connection and then only counts frames.
-async fn raw_login(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<TcpConnection> {
-    let mut conn = connect(addr, &TcpConfig::default()).await?;
+async fn raw_login(
+    addrs: Addrs,
+    transport: Transport,
+    name: &str,
+) -> anyhow::Result<BoxConnection> {
+    let mut conn = connection(addrs, transport).await?;
     let hello = r#"{"id":0,"type":"hello","versions":[1]}"#.to_owned();
     let login = format!(
         r#"{{"id":1,"type":"login","username":"{name}","password":"benchmark password","device":{{"id":"bench"}}}}"#
@@ -164,12 +211,13 @@ async fn fanout(
     messages: u64,
     window: usize,
     write_batch: usize,
+    transport: Transport,
 ) -> anyhow::Result<()> {
     let mut config = config();
     config.max_write_batch = write_batch.max(1);
-    let (engine, addr) = server(config).await?;
+    let (engine, addrs) = server(config).await?;
 
-    let admin = client(addr).await?;
+    let admin = client(addrs, Transport::Tcp).await?;
     let mut ids = Vec::with_capacity(receivers);
     for i in 0..receivers {
         let user = admin
@@ -188,7 +236,7 @@ async fn fanout(
     let received = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(receivers);
     for i in 0..receivers {
-        let mut conn = raw_login(addr, &format!("recv{i}")).await?;
+        let mut conn = raw_login(addrs, transport, &format!("recv{i}")).await?;
         let received = received.clone();
         // Every 50th receiver decodes its frames to measure push latency.
         let sample = i % 50 == 0;
@@ -214,7 +262,9 @@ async fn fanout(
             latency
         }));
     }
-    println!("{receivers} receivers connected; sending {messages} messages, {window} in flight");
+    println!(
+        "{receivers} receivers connected over {transport:?}; sending {messages} messages, {window} in flight"
+    );
 
     let permits = Arc::new(Semaphore::new(window));
     let sends_started = Instant::now();
@@ -240,7 +290,7 @@ async fn fanout(
     let elapsed = sends_started.elapsed();
     let deliveries = received.load(Ordering::Relaxed);
     println!(
-        "fanout: {deliveries} deliveries ({receivers} x {messages}) in {:.3} s = {:.0} deliveries/s, {:.2} us per delivery; sends acked in {:.3} s; write batch {write_batch}",
+        "fanout ({transport:?}): {deliveries} deliveries ({receivers} x {messages}) in {:.3} s = {:.0} deliveries/s, {:.2} us per delivery; sends acked in {:.3} s; write batch {write_batch}",
         elapsed.as_secs_f64(),
         deliveries as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e6 / deliveries as f64,
@@ -251,16 +301,19 @@ async fn fanout(
     Ok(())
 }
 
-async fn send(senders: usize, messages: u64) -> anyhow::Result<()> {
-    let (engine, addr) = server(config()).await?;
-    let admin = client(addr).await?;
+async fn send(senders: usize, messages: u64, transport: Transport) -> anyhow::Result<()> {
+    if transport == Transport::Http {
+        return send_http(senders, messages).await;
+    }
+    let (engine, addrs) = server(config()).await?;
+    let admin = client(addrs, Transport::Tcp).await?;
     let peer: UserId = admin
         .register("peer", "benchmark password", "peer")
         .await?
         .id;
     let mut clients = Vec::with_capacity(senders);
     for i in 0..senders {
-        let c = client(addr).await?;
+        let c = client(addrs, transport).await?;
         let name = format!("sender{i}");
         let me = c.register(&name, "benchmark password", "sender").await?.id;
         c.login(&name, "benchmark password", "bench").await?;
@@ -288,7 +341,88 @@ async fn send(senders: usize, messages: u64) -> anyhow::Result<()> {
     let elapsed = start.elapsed();
     let total = senders as u64 * messages;
     println!(
-        "send: {total} acked messages from {senders} connections in {:.3} s = {:.0} messages/s (memory storage)",
+        "send ({transport:?}): {total} acked messages from {senders} connections in {:.3} s = {:.0} messages/s (memory storage)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    print_latency("ack latency", &latency);
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// `send` over the HTTP API: each sender posts its messages one after another, on its
+/// own keep-alive connection.
+async fn send_http(senders: usize, messages: u64) -> anyhow::Result<()> {
+    let (engine, addrs) = server(config()).await?;
+    let base = format!("http://{}", addrs.http);
+    let http = reqwest::Client::new();
+    let register = |name: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let body = serde_json::json!({"username": name, "password": "benchmark password", "display_name": "b"});
+            let user: serde_json::Value = http
+                .post(format!("{base}/v1/register"))
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let login = serde_json::json!({"username": name, "password": "benchmark password", "device": {"id": "bench"}});
+            let session: serde_json::Value = http
+                .post(format!("{base}/v1/login"))
+                .json(&login)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let id = user["user"]["id"].as_u64().context("no user id")?;
+            let token = session["token"].as_str().context("no token")?.to_owned();
+            anyhow::Ok((UserId(id), token))
+        }
+    };
+    let (peer, _) = register("peer".into()).await?;
+    let mut callers = Vec::with_capacity(senders);
+    for i in 0..senders {
+        let (me, token) = register(format!("sender{i}")).await?;
+        let conversation = ConversationId::direct(me, peer);
+        let url = format!("{base}/v1/conversations/{conversation}/messages");
+        callers.push((reqwest::Client::new(), url, token));
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .map(|(http, url, token)| {
+            tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new(3).expect("histogram");
+                for i in 0..messages {
+                    let t = Instant::now();
+                    let body = serde_json::json!({
+                        "client_id": im_core::client::new_client_id(),
+                        "body": {"type": "text", "text": format!("message {i}")},
+                    });
+                    http.post(&url)
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await?
+                        .error_for_status()?;
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                }
+                anyhow::Ok(h)
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        latency.add(t.await??)?;
+    }
+    let elapsed = start.elapsed();
+    let total = senders as u64 * messages;
+    println!(
+        "send (Http): {total} acked messages from {senders} HTTP callers in {:.3} s = {:.0} messages/s (memory storage)",
         elapsed.as_secs_f64(),
         total as f64 / elapsed.as_secs_f64()
     );
@@ -384,8 +518,13 @@ async fn main() -> anyhow::Result<()> {
             messages,
             window,
             write_batch,
-        } => fanout(receivers, messages, window, write_batch).await,
-        Bench::Send { senders, messages } => send(senders, messages).await,
+            transport,
+        } => fanout(receivers, messages, window, write_batch, transport).await,
+        Bench::Send {
+            senders,
+            messages,
+            transport,
+        } => send(senders, messages, transport).await,
         Bench::Store {
             database,
             writers,
