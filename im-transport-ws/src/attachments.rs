@@ -6,8 +6,8 @@
 
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
-use im_core::model::{ConversationId, Timestamp};
-use im_core::protocol::ErrorCode;
+use im_core::model::{ConversationId, Timestamp, UserId};
+use im_core::protocol::{ErrorBody, ErrorCode};
 use serde::Serialize;
 use warp::http::StatusCode;
 use warp::http::header::{self, HeaderMap, HeaderValue};
@@ -45,6 +45,9 @@ impl Gateway {
             Ok(identity) => identity,
             Err(e) => return error(&e),
         };
+        if let Err(refused) = self.admit_upload(identity.user.id) {
+            return error(&refused);
+        }
         let Some(boundary) = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -235,6 +238,26 @@ impl Gateway {
             HeaderValue::from_static("private, max-age=86400"),
         );
         response
+    }
+}
+
+impl Gateway {
+    /// Counts an upload against its user's rate limit: `429` with `Retry-After` when
+    /// over it.
+    fn admit_upload(&self, user: UserId) -> Result<(), ErrorBody> {
+        use governor::clock::Clock as _;
+        let Some(limiter) = &self.inner.uploads else {
+            return Ok(());
+        };
+        if limiter.len() > 10_000 {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&user).map_err(|not_until| {
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            let mut body = ErrorBody::new(ErrorCode::RateLimited, "uploading too fast");
+            body.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1));
+            body
+        })
     }
 }
 

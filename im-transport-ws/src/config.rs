@@ -23,6 +23,9 @@ pub struct WsConfig {
     pub max_body_bytes: usize,
     /// Largest upload, in bytes. Default 5 MiB.
     pub max_upload_bytes: u64,
+    /// Uploads one user may make per minute (a burst of as many, refilling steadily);
+    /// 0 for no limit. Default 30.
+    pub uploads_per_user_per_minute: u32,
     /// MIME types an upload may have, judged from its content (never from the client's
     /// claim). Default: PNG, JPEG, GIF, WebP images and PDF.
     pub upload_types: Vec<String>,
@@ -36,6 +39,7 @@ impl Default for WsConfig {
             allowed_origins: None,
             max_body_bytes: 64 * 1024,
             max_upload_bytes: 5 * 1024 * 1024,
+            uploads_per_user_per_minute: 30,
             upload_types: [
                 "image/png",
                 "image/jpeg",
@@ -77,6 +81,12 @@ impl WsConfig {
     /// Sets [`max_upload_bytes`](Self::max_upload_bytes).
     pub fn with_max_upload_bytes(mut self, bytes: u64) -> Self {
         self.max_upload_bytes = bytes;
+        self
+    }
+
+    /// Sets [`uploads_per_user_per_minute`](Self::uploads_per_user_per_minute).
+    pub fn with_uploads_per_user_per_minute(mut self, n: u32) -> Self {
+        self.uploads_per_user_per_minute = n;
         self
     }
 

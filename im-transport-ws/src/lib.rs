@@ -39,16 +39,20 @@ struct Inner {
     engine: Engine,
     config: WsConfig,
     blobs: Option<Arc<dyn BlobStore>>,
+    uploads: Option<governor::DefaultKeyedRateLimiter<im_core::model::UserId>>,
 }
 
 impl Gateway {
     /// Serves `engine` with these settings. Without a blob store, uploads answer 404.
     pub fn new(engine: Engine, config: WsConfig, blobs: Option<Arc<dyn BlobStore>>) -> Self {
+        let uploads = std::num::NonZeroU32::new(config.uploads_per_user_per_minute)
+            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)));
         Gateway {
             inner: Arc::new(Inner {
                 engine,
                 config,
                 blobs,
+                uploads,
             }),
         }
     }

@@ -382,3 +382,47 @@ async fn too_many_logins_is_429_with_retry_after() {
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
 }
+
+#[tokio::test]
+async fn too_many_uploads_is_429() {
+    let ws = WsConfig::default().with_uploads_per_user_per_minute(2);
+    let server = start_with(test_config(), ws).await;
+    let api = server.api();
+    let (_, ta) = api.user("alice").await;
+    let (_, tb) = api.user("bob").await;
+    let group = api
+        .call(
+            Method::POST,
+            "/v1/groups",
+            Some(&ta),
+            Some(json!({"name": "g"})),
+        )
+        .await;
+    let g = group.body["group"]["id"].as_u64().unwrap();
+    let upload = |token: String| {
+        let api = api.clone();
+        let form = reqwest::multipart::Form::new()
+            .text("conversation", format!("g:{g}"))
+            .part("file", reqwest::multipart::Part::bytes(png(1, 1)));
+        async move {
+            api.raw(
+                api.http
+                    .post(format!("{}/v1/attachments", api.base))
+                    .bearer_auth(token)
+                    .multipart(form),
+            )
+            .await
+        }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(upload(ta.clone()).await.status.as_u16());
+    }
+    // Bob is not in the group (403), but his limit is his own: not 429.
+    let bobs = upload(tb.clone()).await;
+    assert_eq!(statuses, [201, 201, 429]);
+    assert_eq!(bobs.status, StatusCode::FORBIDDEN);
+    let limited = upload(ta.clone()).await;
+    assert_eq!(limited.code(), "rate_limited");
+    assert!(limited.headers.contains_key("retry-after"));
+}
