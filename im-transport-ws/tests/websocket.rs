@@ -281,3 +281,51 @@ async fn idle_sockets_are_pinged() {
         }
     }
 }
+
+/// After a `hello` asking for MessagePack, frames travel as binary messages both ways.
+#[cfg(feature = "msgpack")]
+#[tokio::test]
+async fn msgpack_frames_are_binary_messages() {
+    use im_core::protocol::{ClientFrame, Codec, Reply, Request, ServerFrame};
+
+    let server = start().await;
+    let mut socket = raw_socket(&server.ws_url(), None).await.unwrap();
+    socket
+        .send(WsMessage::text(
+            r#"{"id":0,"type":"hello","versions":[1],"codec":"msgpack"}"#,
+        ))
+        .await
+        .unwrap();
+    let hello = tokio::time::timeout(WAIT, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(hello.is_text(), "the hello reply is JSON: {hello:?}");
+    let ping = Codec::MessagePack
+        .encode(&ClientFrame {
+            id: 1,
+            request: Request::Ping,
+        })
+        .unwrap();
+    socket.send(WsMessage::binary(ping)).await.unwrap();
+    let pong = tokio::time::timeout(WAIT, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let WsMessage::Binary(bytes) = pong else {
+        panic!("expected a binary frame, got {pong:?}");
+    };
+    let frame: ServerFrame = Codec::MessagePack.decode(&bytes).unwrap();
+    assert!(
+        matches!(
+            frame,
+            ServerFrame::Reply {
+                id: 1,
+                reply: Reply::Pong
+            }
+        ),
+        "{frame:?}"
+    );
+}
