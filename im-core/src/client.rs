@@ -24,8 +24,8 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, Group, GroupId, Member, Message, MessageId, Platform,
-    Seq, Timestamp, User, UserId,
+    Body, ConversationId, Device, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message,
+    MessageId, Platform, Seq, Timestamp, User, UserId,
 };
 use crate::protocol::{
     ClientFrame, Codec, CodecError, ConversationSummary, DeviceInfo, ErrorBody, ErrorCode, Event,
@@ -104,7 +104,7 @@ pub struct Session {
 }
 
 /// The server's acknowledgement of a sent message: it is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sent {
     /// Where.
     pub conversation: ConversationId,
@@ -605,6 +605,67 @@ impl Client {
     /// Accepts `user`'s friend request.
     pub async fn accept_friend(&self, user: UserId) -> Result<(), ClientError> {
         self.call(Request::AcceptFriend { user }).await
+    }
+
+    /// The user with this username.
+    pub async fn find_user(&self, username: &str) -> Result<User, ClientError> {
+        let request = Request::FindUser {
+            username: username.to_owned(),
+        };
+        match self.request(request).await? {
+            Reply::User { user } => Ok(user),
+            _ => Err(ClientError::UnexpectedReply("find_user")),
+        }
+    }
+
+    /// Profiles of these users (those that exist).
+    pub async fn users(&self, users: &[UserId]) -> Result<Vec<User>, ClientError> {
+        let request = Request::Users {
+            users: users.to_vec(),
+        };
+        match self.request(request).await? {
+            Reply::Users { users } => Ok(users),
+            _ => Err(ClientError::UnexpectedReply("users")),
+        }
+    }
+
+    /// This user's friends.
+    pub async fn friends(&self) -> Result<Vec<Friend>, ClientError> {
+        match self.request(Request::Friends).await? {
+            Reply::Friends { friends } => Ok(friends),
+            _ => Err(ClientError::UnexpectedReply("friends")),
+        }
+    }
+
+    /// Friend requests to this user (`incoming`) and from them (`outgoing`).
+    pub async fn friend_requests(
+        &self,
+    ) -> Result<(Vec<FriendRequest>, Vec<FriendRequest>), ClientError> {
+        match self.request(Request::FriendRequests).await? {
+            Reply::FriendRequests { incoming, outgoing } => Ok((incoming, outgoing)),
+            _ => Err(ClientError::UnexpectedReply("friend_requests")),
+        }
+    }
+
+    /// The groups this user is in.
+    pub async fn my_groups(&self) -> Result<Vec<Group>, ClientError> {
+        match self.request(Request::MyGroups).await? {
+            Reply::Groups { groups } => Ok(groups),
+            _ => Err(ClientError::UnexpectedReply("my_groups")),
+        }
+    }
+
+    /// Logs this device out: its token stops working and the session ends.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call(Request::Logout).await
+    }
+
+    /// Logs another of this user's devices out (this one: like [`logout`](Self::logout)).
+    pub async fn revoke_device(&self, device: &DeviceId) -> Result<(), ClientError> {
+        self.call(Request::RevokeDevice {
+            device: device.clone(),
+        })
+        .await
     }
 
     /// Creates a group with first members.
