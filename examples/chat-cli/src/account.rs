@@ -1,7 +1,7 @@
 //! `register`, `login`, `whoami`, `logout`.
 
 use im_core::model::DeviceId;
-use im_core::protocol::{ErrorCode, Request};
+use im_core::protocol::ErrorCode;
 use serde_json::json;
 
 use crate::connect;
@@ -124,13 +124,13 @@ pub(crate) async fn logout(cx: &Context) -> Result<(), CliError> {
                 let device = DeviceId::new(device.as_str()).map_err(|e| {
                     CliError::invalid(format!("the state file's listen device: {e}"))
                 })?;
-                match session.client.call(Request::RevokeDevice { device }).await {
+                match session.client.revoke_device(&device).await {
                     Ok(()) => {}
                     Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
-            session.client.call(Request::Logout).await?;
+            session.client.logout().await?;
             session.me.username
         }
         // The server already ended the session: only the file is left to forget.

@@ -1,7 +1,6 @@
 //! `friends`, `add-friend`, `accept`, `requests`.
 
 use im_core::model::{FriendRequest, UserId};
-use im_core::protocol::{Reply, Request};
 use serde_json::json;
 
 use crate::context::Context;
@@ -11,10 +10,7 @@ use crate::names::{Names, find_user};
 /// `friends`: one line per friend.
 pub(crate) async fn friends(cx: &Context) -> Result<(), CliError> {
     let session = cx.session().await?;
-    let friends = match session.client.request(Request::Friends).await? {
-        Reply::Friends { friends } => friends,
-        _ => return Err(CliError::new("internal", "unexpected reply to friends")),
-    };
+    let friends = session.client.friends().await?;
     let mut names = Names::default();
     names
         .resolve(&session.client, friends.iter().map(|f| f.user))
@@ -59,15 +55,7 @@ pub(crate) async fn accept(cx: &Context, username: &str) -> Result<(), CliError>
 /// `requests`: pending friend requests, incoming first.
 pub(crate) async fn requests(cx: &Context) -> Result<(), CliError> {
     let session = cx.session().await?;
-    let (incoming, outgoing) = match session.client.request(Request::FriendRequests).await? {
-        Reply::FriendRequests { incoming, outgoing } => (incoming, outgoing),
-        _ => {
-            return Err(CliError::new(
-                "internal",
-                "unexpected reply to friend_requests",
-            ));
-        }
-    };
+    let (incoming, outgoing) = session.client.friend_requests().await?;
     let mut names = Names::default();
     let ids = incoming
         .iter()

@@ -1,7 +1,6 @@
 //! `groups`, `create-group`.
 
 use im_core::model::Group;
-use im_core::protocol::{Reply, Request};
 use serde_json::{Value, json};
 
 use crate::context::Context;
@@ -11,10 +10,7 @@ use crate::names::{Names, find_user};
 /// `groups`: one line per group; send to one with `#<id>`.
 pub(crate) async fn groups(cx: &Context) -> Result<(), CliError> {
     let session = cx.session().await?;
-    let groups = match session.client.request(Request::MyGroups).await? {
-        Reply::Groups { groups } => groups,
-        _ => return Err(CliError::new("internal", "unexpected reply to my_groups")),
-    };
+    let groups = session.client.my_groups().await?;
     let mut names = Names::default();
     names
         .resolve(&session.client, groups.iter().map(|g| g.owner))

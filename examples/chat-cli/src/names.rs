@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use im_core::client::Client;
 use im_core::model::{Body, Message, SystemEvent, User, UserId};
-use im_core::protocol::{ErrorCode, Event, Reply, Request};
+use im_core::protocol::{ErrorCode, Event};
 
 use crate::error::CliError;
 
@@ -36,16 +36,8 @@ impl Names {
         missing.sort_unstable();
         missing.dedup();
         for chunk in missing.chunks(USERS_PER_REQUEST) {
-            let request = Request::Users {
-                users: chunk.to_vec(),
-            };
-            match client.request(request).await? {
-                Reply::Users { users } => {
-                    for user in &users {
-                        self.insert(user);
-                    }
-                }
-                _ => return Err(CliError::new("internal", "unexpected reply to users")),
+            for user in &client.users(chunk).await? {
+                self.insert(user);
             }
         }
         Ok(())
@@ -72,12 +64,8 @@ impl Names {
 
 /// Looks a user up by username; `not_found` says which name.
 pub(crate) async fn find_user(client: &Client, username: &str) -> Result<User, CliError> {
-    let request = Request::FindUser {
-        username: username.to_owned(),
-    };
-    match client.request(request).await {
-        Ok(Reply::User { user }) => Ok(user),
-        Ok(_) => Err(CliError::new("internal", "unexpected reply to find_user")),
+    match client.find_user(username).await {
+        Ok(user) => Ok(user),
         Err(e) if e.code() == Some(ErrorCode::NotFound) => Err(CliError::new(
             ErrorCode::NotFound.as_str(),
             format!("no user named {username:?}"),
