@@ -60,6 +60,15 @@ async fn a_typing_flood_is_coalesced() {
         typing_events(&mut bob, Duration::from_millis(300)).await,
         [(alice.id, false)]
     );
+    // Typing again soon after (300 ms, past a quarter of the interval) shows again, and
+    // stopping again goes through; a start right after that stop is held back.
+    alice.client.typing(chat, true).await.unwrap();
+    alice.client.typing(chat, false).await.unwrap();
+    alice.client.typing(chat, true).await.unwrap();
+    assert_eq!(
+        typing_events(&mut bob, Duration::from_millis(200)).await,
+        [(alice.id, true), (alice.id, false)]
+    );
     // The sender's own devices hear nothing, and nothing was stored.
     alice.quiet(100).await;
     assert!(alice.client.conversations().await.unwrap().is_empty());

@@ -1,8 +1,11 @@
 //! Typing indicators: relayed, never stored, coalesced.
 //!
 //! A client may send `typing` on every keystroke; the engine relays at most one notice
-//! per user and conversation per `typing_interval` (a "stopped" right after a "started"
-//! still goes through, so indicators clear promptly). The relayed event says how long to
+//! per user and conversation per `typing_interval`, except that a change of state goes
+//! through sooner: a "stopped" right after a "started" at once (so indicators clear
+//! promptly), a "started" after a relayed "stopped" once a quarter of the interval has
+//! passed (so typing again right after sending shows, while a client flapping between
+//! the two is still held to four notices per interval). The relayed event says how long to
 //! show it (`expires_ms`), so an indicator whose sender vanished clears by itself. The
 //! gate is checked before any storage read, so a flood costs a map lookup per frame.
 
@@ -39,7 +42,10 @@ impl TypingGate {
         let admit = match last.get(&(user, conversation)) {
             None => true,
             Some(&(at, was_active)) => {
-                now.duration_since(at) >= interval || (was_active && !active)
+                let since = now.duration_since(at);
+                since >= interval
+                    || (was_active && !active)
+                    || (!was_active && active && since >= interval / 4)
             }
         };
         if admit {
