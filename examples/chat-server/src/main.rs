@@ -1,144 +1,163 @@
-//! The ready chat server: the im-core engine served over TCP, its data in SQLite.
+//! The ready chat server: the im-core engine with its data in SQLite (or PostgreSQL or
+//! MySQL), serving a web chat page, WebSocket and HTTP/JSON on one port and
+//! length-prefixed JSON over TCP on another.
 //!
 //! ```text
-//! cargo run --release -p chat-server                       # 127.0.0.1:7100, ./im-chat.db
-//! cargo run --release -p chat-server -- --tcp 0.0.0.0:7100 # every interface
+//! cargo run --release -p chat-server                       # http://127.0.0.1:8080, ./im-chat.db
+//! cargo run --release -p chat-server -- --http 0.0.0.0:8080 --tcp 0.0.0.0:7100
 //! cargo run --release -p chat-server -- --database postgres://user@host/im
 //! cargo run --release -p chat-server -- --database memory  # nothing kept
+//! cargo run --release -p chat-server -- --config chat.toml # settings from a file
 //! ```
 //!
-//! The WebSocket/HTTP listener, web page and cluster mode come with later releases.
+//! `GET /healthz` answers while the server runs; `GET /metrics` has Prometheus metrics;
+//! SIGINT or SIGTERM tells every session the server is going away, waits for them to
+//! close, then stops.
+
+mod config;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
 use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions};
 use im_core::model::Platform;
 use im_core::{Engine, EngineConfig};
 use im_store::SqlStorage;
 use im_transport_tcp::{TcpConfig, TcpTransport};
+use im_transport_ws::{Gateway, LocalDirBlobs, WsConfig};
 use tracing_subscriber::EnvFilter;
+use warp::Filter;
 
-/// Command-line flags; each can also be set through the environment variable named.
-#[derive(Debug, Parser)]
-#[command(
-    name = "chat-server",
-    version,
-    about = "An instant-messaging server built on im-core"
-)]
-struct Args {
-    /// Address for the TCP transport (4-byte length-prefixed JSON frames).
-    #[arg(long, env = "IM_TCP_LISTEN", default_value = "127.0.0.1:7100")]
-    tcp: String,
-
-    /// Let anyone message anyone who has not blocked them, not only friends.
-    #[arg(long, env = "IM_OPEN_DIRECT_MESSAGES")]
-    open_direct_messages: bool,
-
-    /// Where data is kept: a SQLite file (`sqlite://path?mode=rwc`), PostgreSQL
-    /// (`postgres://…`), MySQL/MariaDB (`mysql://…`), or `memory` for nothing kept.
-    #[arg(
-        long,
-        env = "IM_DATABASE_URL",
-        default_value = "sqlite://im-chat.db?mode=rwc"
-    )]
-    database: String,
-
-    /// Largest group.
-    #[arg(long, env = "IM_MAX_GROUP_MEMBERS", default_value_t = 2000)]
-    max_group_members: usize,
-
-    /// Largest frame in bytes.
-    #[arg(long, env = "IM_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
-    max_frame_bytes: usize,
-
-    /// Most sessions one user may have at once, on all devices.
-    #[arg(long, env = "IM_MAX_SESSIONS", default_value_t = 5)]
-    max_sessions: usize,
-
-    /// Most sessions one user may have on mobile devices (unlimited if not given).
-    #[arg(long, env = "IM_MAX_MOBILE_SESSIONS")]
-    max_mobile_sessions: Option<usize>,
-
-    /// Refuse a login over the session limits instead of closing the oldest session.
-    #[arg(long, env = "IM_REFUSE_NEW_SESSIONS")]
-    refuse_new_sessions: bool,
-
-    /// Seconds a user's last device must be gone before friends see them offline.
-    #[arg(long, env = "IM_PRESENCE_GRACE_SECS", default_value_t = 5)]
-    presence_grace_secs: u64,
-
-    /// Seconds after sending during which a sender may recall a message.
-    #[arg(long, env = "IM_RECALL_WINDOW_SECS", default_value_t = 120)]
-    recall_window_secs: u64,
-
-    /// Seconds after sending during which a sender may edit a message.
-    #[arg(long, env = "IM_EDIT_WINDOW_SECS", default_value_t = 900)]
-    edit_window_secs: u64,
-
-    /// Log filter, in `tracing` syntax (`info`, `im_core=debug,info`).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    log: String,
-}
+use config::{Resolved, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    // Logs go to stderr (stdout carries the one "listening on" line), in colour only on
-    // a terminal.
+    let settings = Settings::load()?;
+    // Logs go to stderr (stdout carries the "listening on" lines), in colour only on a
+    // terminal.
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .with_env_filter(EnvFilter::try_new(&settings.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    if settings.redis.is_some() {
+        anyhow::bail!(
+            "cluster mode (--redis) is not available in this release yet; run a single node"
+        );
+    }
 
-    let config = EngineConfig::default()
-        .with_direct_policy(if args.open_direct_messages {
+    let mut builder = Engine::builder().config(engine_config(&settings));
+    let storage_name = if settings.database == "memory" {
+        "memory (not kept across restarts)".to_owned()
+    } else {
+        let storage = SqlStorage::connect(&settings.database)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&settings.database)))?;
+        builder = builder.storage(Arc::new(storage));
+        redact(&settings.database)
+    };
+    let engine = builder.start().await.context("starting the engine")?;
+
+    let tcp = TcpConfig::default().with_max_frame_bytes(settings.max_frame_bytes);
+    let tcp = TcpTransport::bind(&settings.tcp, tcp)
+        .await
+        .with_context(|| format!("binding TCP {}", settings.tcp))?;
+    let blobs = LocalDirBlobs::open(&settings.uploads)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the uploads directory {}",
+                settings.uploads.display()
+            )
+        })?;
+    let mut ws = WsConfig::default()
+        .with_max_frame_bytes(settings.max_frame_bytes)
+        .with_max_upload_bytes(settings.max_upload_bytes)
+        .with_uploads_per_user_per_minute(settings.uploads_per_minute);
+    if let Some(origins) = settings.allowed_origins.clone() {
+        ws = ws.with_allowed_origins(origins);
+    }
+    let gateway = Gateway::new(engine.clone(), ws, Some(Arc::new(blobs)));
+    let http = tokio::net::TcpListener::bind(&settings.http)
+        .await
+        .with_context(|| format!("binding HTTP {}", settings.http))?;
+    let http_addr = http.local_addr()?;
+
+    tracing::info!(
+        http = %http_addr,
+        tcp = %tcp.local_addr(),
+        node = %engine.node(),
+        storage = %storage_name,
+        uploads = %settings.uploads.display(),
+        "chat-server listening"
+    );
+    // For scripts and tests that read the addresses; a reader that went away is no
+    // reason to stop serving.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "chat-server listening on tcp://{}", tcp.local_addr());
+        let _ = writeln!(out, "chat-server listening on http://{http_addr}");
+        let _ = out.flush();
+    }
+
+    let routes = gateway
+        .filter()
+        .or(web::routes(engine.clone(), metrics))
+        .unify()
+        .with(warp::log::custom(|info| {
+            tracing::debug!(
+                method = %info.method(),
+                path = info.path(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_millis() as u64,
+                "http"
+            );
+        }));
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http_server = tokio::spawn(
+        warp::serve(routes)
+            .incoming(http)
+            .graceful(async {
+                let _ = http_stopped.await;
+            })
+            .run(),
+    );
+    let tcp_server = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.serve(&tcp).await }
+    });
+
+    shutdown_signal().await;
+    tracing::info!(sessions = engine.session_count(), "shutting down");
+    // Sessions first (each gets a `kicked: shutdown` notice after what was queued for
+    // it), then the listeners.
+    engine.shutdown().await;
+    let _ = stop_http.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), tcp_server).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn engine_config(settings: &Resolved) -> EngineConfig {
+    EngineConfig::default()
+        .with_direct_policy(if settings.open_direct_messages {
             DirectPolicy::Anyone
         } else {
             DirectPolicy::FriendsOnly
         })
-        .with_max_group_members(args.max_group_members)
-        .with_max_frame_bytes(args.max_frame_bytes)
-        .with_device_policy(device_policy(&args))
-        .with_presence_grace(Duration::from_secs(args.presence_grace_secs))
-        .with_recall_window(Duration::from_secs(args.recall_window_secs))
-        .with_edit_window(Duration::from_secs(args.edit_window_secs));
-    let mut builder = Engine::builder().config(config);
-    let storage_name = if args.database == "memory" {
-        "memory (not kept across restarts)".to_owned()
-    } else {
-        let storage = SqlStorage::connect(&args.database)
-            .await
-            .with_context(|| format!("opening the database {}", redact(&args.database)))?;
-        builder = builder.storage(Arc::new(storage));
-        redact(&args.database)
-    };
-    let engine = builder.start().await.context("starting the engine")?;
-
-    let tcp = TcpConfig::default().with_max_frame_bytes(args.max_frame_bytes);
-    let transport = TcpTransport::bind(&args.tcp, tcp)
-        .await
-        .with_context(|| format!("binding TCP {}", args.tcp))?;
-    tracing::info!(
-        tcp = %transport.local_addr(),
-        node = %engine.node(),
-        storage = %storage_name,
-        "chat-server listening"
-    );
-    println!("chat-server listening on tcp://{}", transport.local_addr());
-
-    let serving = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.serve(&transport).await }
-    });
-    shutdown_signal().await;
-    tracing::info!(sessions = engine.session_count(), "shutting down");
-    engine.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), serving).await;
-    Ok(())
+        .with_max_group_members(settings.max_group_members)
+        .with_max_frame_bytes(settings.max_frame_bytes)
+        .with_device_policy(device_policy(settings))
+        .with_presence_grace(Duration::from_secs(settings.presence_grace_secs))
+        .with_recall_window(Duration::from_secs(settings.recall_window_secs))
+        .with_edit_window(Duration::from_secs(settings.edit_window_secs))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -163,15 +182,15 @@ async fn shutdown_signal() {
     }
 }
 
-fn device_policy(args: &Args) -> DevicePolicy {
+fn device_policy(settings: &Resolved) -> DevicePolicy {
     let mut policy = DevicePolicy::default()
-        .with_max_sessions(args.max_sessions)
-        .with_on_excess(if args.refuse_new_sessions {
+        .with_max_sessions(settings.max_sessions)
+        .with_on_excess(if settings.refuse_new_sessions {
             ExcessSessions::RefuseNew
         } else {
             ExcessSessions::KickOldest
         });
-    if let Some(max) = args.max_mobile_sessions {
+    if let Some(max) = settings.max_mobile_sessions {
         policy = policy.with_platform_limit(Platform::Mobile, max);
     }
     policy

@@ -30,7 +30,17 @@ impl Drop for Server {
 /// Starts the server binary on `db`, returning it and its TCP address.
 fn start(db: &Path) -> (Server, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--tcp", "127.0.0.1:0", "--log", "warn", "--database"])
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ])
+        .arg("--uploads")
+        .arg(db.with_extension("uploads"))
+        .arg("--database")
         .arg(format!("sqlite://{}?mode=rwc", db.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,0 +1,75 @@
+//! The server's own routes beside the gateway's: the chat page (`/`, `/app.js`,
+//! `/style.css`, compiled into the binary), `/healthz` and `/metrics`.
+
+use im_core::Engine;
+use metrics_exporter_prometheus::PrometheusHandle;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::header::{self, HeaderValue};
+use warp::reply::Response;
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const STYLE_CSS: &str = include_str!("../web/style.css");
+
+/// What the page may load and connect to: itself only. No inline script or style, so a
+/// message that slipped past escaping still could not run.
+const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; \
+                   style-src 'self'; script-src 'self'; base-uri 'none'; \
+                   frame-ancestors 'none'; form-action 'self'";
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The files change with the binary; revalidate rather than serve a stale page.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The page, health and metrics routes.
+pub(crate) fn routes(engine: Engine, metrics: PrometheusHandle) -> BoxedFilter<(Response,)> {
+    let page = warp::get().and(
+        warp::path::end()
+            .map(|| asset(INDEX_HTML, "text/html; charset=utf-8"))
+            .or(warp::path!("app.js").map(|| asset(APP_JS, "text/javascript; charset=utf-8")))
+            .unify()
+            .or(warp::path!("style.css").map(|| asset(STYLE_CSS, "text/css; charset=utf-8")))
+            .unify(),
+    );
+    let health = warp::path!("healthz").and(warp::get()).map(move || {
+        let body = serde_json::json!({
+            "status": "ok",
+            "node": engine.node().to_string(),
+            "sessions": engine.session_count(),
+        });
+        let mut response = Response::new(body.to_string().into());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    });
+    let metrics = warp::path!("metrics").and(warp::get()).map(move || {
+        let mut response = Response::new(metrics.render().into());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        response
+    });
+    page.or(health).unify().or(metrics).unify().boxed()
+}

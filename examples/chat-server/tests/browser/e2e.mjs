@@ -1,0 +1,306 @@
+// End-to-end test of the chat page in headless Chromium: two users in two fresh browser
+// profiles register, befriend, chat, see typing, read receipts and an image, and an XSS
+// attempt stays text.
+//
+//   node e2e.mjs http://127.0.0.1:PORT /path/to/screenshot.png
+//
+// Exit code 0 on success. On failure it prints the step that failed and saves a
+// screenshot of each page next to the screenshot path, with a `-failure` suffix.
+// Run by `cargo test -p chat-server --test browser`, which starts the server.
+
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { deflateSync } from 'node:zlib';
+
+const [base, shotPath] = process.argv.slice(2);
+if (!base || !shotPath) {
+  console.error('usage: node e2e.mjs BASE_URL SCREENSHOT_PATH');
+  process.exit(2);
+}
+
+const STEP_TIMEOUT = 15_000; // every wait
+const RUN_TIMEOUT = 120_000; // the whole run
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const PASSWORD = 'correct horse battery';
+const suffix = Date.now().toString(36).slice(-5) + Math.floor(Math.random() * 1e4).toString(36);
+const tmp = mkdtempSync(join(tmpdir(), 'chat-e2e-'));
+
+// ---------------------------------------------------------------------------------------
+// A small valid PNG, made here: width x height, one colour, RGB, 8 bits.
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type, data) {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(td));
+  return Buffer.concat([len, td, crc]);
+}
+function png(width, height, [r, g, b]) {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // colour type: RGB
+  const row = Buffer.alloc(1 + width * 3); // filter byte 0, then pixels
+  for (let x = 0; x < width; x++) row.set([r, g, b], 1 + x * 3);
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------
+
+let browser;
+const pages = {}; // name -> page
+const problems = []; // page errors and CSP violations, which fail the run
+let step = 'start';
+
+function log(msg) {
+  console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+}
+const started = Date.now();
+
+async function run(name, fn) {
+  step = name;
+  log(name);
+  await fn();
+  if (problems.length) throw new Error(`browser reported: ${problems.join(' | ')}`);
+}
+
+async function newUser(who) {
+  const context = await browser.newContext({ viewport: { width: 960, height: 640 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
+  page.on('console', (m) => {
+    const text = m.text();
+    if (/Content.Security.Policy|Refused to/i.test(text)) problems.push(`${who}: ${text}`);
+    else if (m.type() === 'error') console.log(`[${who} console.error] ${text}`);
+  });
+  pages[who] = page;
+  return page;
+}
+
+const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+async function register(page, username, display) {
+  await page.goto(base, { timeout: STEP_TIMEOUT });
+  await tid(page, 'register-username').fill(username);
+  await tid(page, 'register-display-name').fill(display);
+  await tid(page, 'register-password').fill(PASSWORD);
+  await tid(page, 'register-submit').click();
+  await tid(page, 'auth-status').filter({ hasText: 'created' }).waitFor();
+  // The login form is filled in with the new username.
+  const filled = await tid(page, 'login-username').inputValue();
+  if (filled !== username) throw new Error(`login username is ${JSON.stringify(filled)}`);
+  await tid(page, 'login-password').fill(PASSWORD);
+  await tid(page, 'login-submit').click();
+  await tid(page, 'app').waitFor({ state: 'visible' });
+  await tid(page, 'me').filter({ hasText: display }).waitFor();
+}
+
+async function sendText(page, text) {
+  await tid(page, 'message-input').fill(text);
+  await tid(page, 'message-input').press('Enter');
+  await tid(page, 'message-text').filter({ hasText: text }).last().waitFor();
+}
+
+async function screenshotBoth(path) {
+  // One image with both panes side by side, drawn on a blank page of its own.
+  const shots = {};
+  for (const [who, page] of Object.entries(pages)) {
+    shots[who] = (await page.screenshot({ timeout: STEP_TIMEOUT })).toString('base64');
+  }
+  const context = await browser.newContext({ viewport: { width: 1940, height: 700 } });
+  const page = await context.newPage();
+  const figures = Object.entries(shots)
+    .map(([who, b64]) => `<figure style="margin:0 10px 0 0"><figcaption style="font:16px sans-serif;margin:4px 0">${who}</figcaption><img src="data:image/png;base64,${b64}"></figure>`)
+    .join('');
+  await page.setContent(`<body style="margin:10px;display:flex;background:#ccc">${figures}</body>`);
+  await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0), null, { timeout: STEP_TIMEOUT });
+  await page.screenshot({ path, fullPage: true, timeout: STEP_TIMEOUT });
+  await context.close();
+}
+
+async function main() {
+  mkdirSync(dirname(shotPath), { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: STEP_TIMEOUT,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const aliceName = `alice_${suffix}`;
+  const bobName = `bob_${suffix}`;
+  const alice = await newUser('alice');
+  const bob = await newUser('bob');
+
+  await run('alice registers and logs in', () => register(alice, aliceName, `Alice ${suffix}`));
+  await run('bob registers and logs in', () => register(bob, bobName, `Bob ${suffix}`));
+
+  await run('bob sends alice a friend request by username', async () => {
+    await tid(bob, 'friend-username').fill(aliceName);
+    await tid(bob, 'friend-request-send').click();
+    await tid(bob, 'friend-status').filter({ hasText: 'Request sent' }).waitFor();
+    await tid(bob, 'friend-request-outgoing').filter({ hasText: `Alice ${suffix}` }).waitFor();
+  });
+
+  await run('alice sees the request and accepts it', async () => {
+    const req = tid(alice, 'friend-request').filter({ hasText: `Bob ${suffix}` });
+    await req.waitFor();
+    await req.locator('[data-testid="friend-accept"]').click();
+    await tid(alice, 'friend-item').filter({ hasText: `Bob ${suffix}` }).waitFor();
+    await tid(bob, 'friend-item').filter({ hasText: `Alice ${suffix}` }).waitFor();
+    await tid(bob, 'friend-request-outgoing').waitFor({ state: 'detached' });
+  });
+
+  await run('both see each other online', async () => {
+    await tid(alice, 'friend-item').filter({ hasText: `Bob ${suffix}` })
+      .locator('[data-testid="presence-dot"][data-online="true"]').waitFor();
+    await tid(bob, 'friend-item').filter({ hasText: `Alice ${suffix}` })
+      .locator('[data-testid="presence-dot"][data-online="true"]').waitFor();
+  });
+
+  const hello = `Hello Bob, it's Alice ${suffix}`;
+  await run('alice opens the direct chat and sends a message', async () => {
+    await tid(alice, 'friend-item').filter({ hasText: `Bob ${suffix}` }).click();
+    await tid(alice, 'chat-title').filter({ hasText: `Bob ${suffix}` }).waitFor();
+    await sendText(alice, hello);
+    await tid(alice, 'read-marker').waitFor();
+  });
+
+  await run('bob sees the chat with one unread and opens it', async () => {
+    const item = tid(bob, 'conversation-item').filter({ hasText: `Alice ${suffix}` });
+    await item.locator('[data-testid="conversation-unread"]').filter({ hasText: '1' }).waitFor();
+    await item.click();
+    await tid(bob, 'message-text').filter({ hasText: hello }).waitFor();
+  });
+
+  await run('alice sees her message read', async () => {
+    await tid(alice, 'read-marker').filter({ hasText: /^Read$/ }).waitFor();
+  });
+
+  const reply = `Hi Alice! Bob here ${suffix}`;
+  await run('bob replies and alice sees it', async () => {
+    await sendText(bob, reply);
+    await tid(alice, 'message-text').filter({ hasText: reply }).waitFor();
+  });
+
+  await run('bob types and alice sees the typing indicator', async () => {
+    await tid(bob, 'message-input').click();
+    await tid(bob, 'message-input').pressSequentially('I am typing', { delay: 40 });
+    await tid(alice, 'typing-indicator').filter({ hasText: `Bob ${suffix} is typing` }).waitFor();
+  });
+
+  await run('bob leaves the input and the indicator goes away', async () => {
+    await tid(bob, 'message-input').fill('');
+    await tid(bob, 'message-input').blur();
+    await tid(alice, 'typing-indicator').waitFor({ state: 'hidden' });
+  });
+
+  await run('alice sends an image and bob sees it', async () => {
+    const file = join(tmp, 'square.png');
+    writeFileSync(file, png(64, 40, [37, 99, 235]));
+    await tid(alice, 'file-input').setInputFiles(file);
+    await tid(alice, 'message-image').last().waitFor();
+    await tid(bob, 'message-image').last().waitFor();
+    await bob.waitForFunction(() => {
+      const imgs = document.querySelectorAll('[data-testid="message-image"]');
+      const img = imgs[imgs.length - 1];
+      return img && img.complete && img.naturalWidth === 64 && img.src.startsWith('blob:');
+    }, null, { timeout: STEP_TIMEOUT });
+    await alice.waitForFunction(() => {
+      const imgs = document.querySelectorAll('[data-testid="message-image"]');
+      const img = imgs[imgs.length - 1];
+      return img && img.complete && img.naturalWidth > 0;
+    }, null, { timeout: STEP_TIMEOUT });
+  });
+
+  const xss = '<img src=x onerror=window.__xss=1>';
+  await run('an XSS attempt shows as text and runs nothing', async () => {
+    await sendText(bob, xss);
+    const text = tid(alice, 'message-text').filter({ hasText: xss });
+    await text.waitFor();
+    const shown = await text.last().textContent();
+    if (shown !== xss) throw new Error(`alice shows ${JSON.stringify(shown)}`);
+    // Give a broken <img> time to fire onerror, were it one.
+    await alice.waitForTimeout(500);
+    for (const [who, page] of Object.entries(pages)) {
+      const flag = await page.evaluate(() => typeof window.__xss);
+      if (flag !== 'undefined') throw new Error(`window.__xss is set on ${who}'s page`);
+      const injected = await page.locator('[data-testid="message-list"] img:not([data-testid="message-image"])').count();
+      if (injected) throw new Error(`${who}'s page has ${injected} injected <img>`);
+    }
+  });
+
+  await run('screenshot', async () => {
+    await screenshotBoth(shotPath);
+  });
+  log(`screenshot: ${shotPath}`);
+}
+
+async function failureShots() {
+  const stem = shotPath.replace(/\.png$/i, '');
+  for (const [who, page] of Object.entries(pages)) {
+    try {
+      const said = await page.evaluate(() =>
+        ['connection-status', 'banner-text', 'auth-status', 'friend-status', 'chat-error']
+          .map((id) => [id, document.querySelector(`[data-testid="${id}"]`)])
+          .filter(([, e]) => e && e.textContent)
+          .map(([id, e]) => `${id}: ${e.textContent}`));
+      console.error(`${who}'s page says: ${said.join(' | ') || '(nothing)'}`);
+    } catch (_) {
+      // The page may be gone; the screenshot below says so too.
+    }
+    const path = `${stem}-${who}-failure.png`;
+    try {
+      await page.screenshot({ path, timeout: 5000 });
+      console.error(`failure screenshot: ${path}`);
+    } catch (e) {
+      console.error(`no failure screenshot of ${who}: ${e.message}`);
+    }
+  }
+}
+
+let done = false;
+const watchdog = setTimeout(async () => {
+  if (done) return;
+  console.error(`FAILED: the run took over ${RUN_TIMEOUT / 1000} s (at step: ${step})`);
+  await Promise.race([failureShots(), new Promise((r) => setTimeout(r, 10_000))]);
+  process.exit(1);
+}, RUN_TIMEOUT);
+
+let code = 0;
+try {
+  await main();
+  log('all steps passed');
+} catch (e) {
+  code = 1;
+  console.error(`FAILED at step "${step}": ${e && e.stack ? e.stack : e}`);
+  if (problems.length) console.error(`browser problems:\n  ${problems.join('\n  ')}`);
+  await failureShots();
+} finally {
+  done = true;
+  clearTimeout(watchdog);
+  if (browser) await browser.close().catch(() => {});
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(code);

@@ -1,0 +1,1692 @@
+// The chat page: one WebSocket to /ws speaking the protocol of docs/protocol.md (JSON
+// text frames: `hello` first, requests with ids, replies, events).
+//
+// Rules this file keeps:
+// - Every user-provided string reaches the DOM through textContent (never innerHTML).
+// - Styles are classes and `hidden`, never inline styles (the server's CSP forbids them).
+// - Attachments are fetched only from same-origin /v1/attachments/… paths, with the token,
+//   and shown through blob: URLs; a URL from a message never becomes an src as it is.
+// - Storage is the truth: on connect, reconnect and `resync` the page re-reads
+//   `conversations` and pages `history` after the last seq it has (protocol.md, "Staying
+//   in sync"); a message is identified by (conversation, seq), so duplicates merge.
+'use strict';
+
+(() => {
+  const TOKEN_KEY = 'im.token';
+  const DEVICE_KEY = 'im.device';
+  const PAGE = 50; // history page when opening or scrolling back
+  const CATCH_UP_PAGE = 200; // history page when catching up (the server's maximum)
+  const REQUEST_TIMEOUT_MS = 20000;
+  const PING_MS = 30000;
+  const TYPING_REPEAT_MS = 3000; // `typing` active=true at most this often while typing
+  const TYPING_GAP_MS = 1200; // after a stop, the next start waits this long (the server's typing_interval is 1 s)
+  const MAX_BACKOFF_MS = 30000;
+  const ATTACHMENT_URL = /^\/v1\/attachments\/[A-Za-z0-9_-][A-Za-z0-9._~-]{0,199}$/;
+
+  const $ = (id) => document.getElementById(id);
+
+  /** A new element with an optional class, text (as textContent) and data-testid. */
+  function el(tag, cls, text, testid) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (testid) e.dataset.testid = testid;
+    return e;
+  }
+
+  function randomHex(n) {
+    const bytes = new Uint8Array(Math.ceil(n / 2));
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('').slice(0, n);
+  }
+
+  /** Like the Rust client's `new_client_id`: 12 hex digits of milliseconds, 20 random. */
+  function newClientId() {
+    return Date.now().toString(16).padStart(12, '0').slice(-12) + randomHex(20);
+  }
+
+  function store(key, value) {
+    try {
+      if (value === null) localStorage.removeItem(key);
+      else localStorage.setItem(key, value);
+    } catch (_) {
+      // Storage may be disabled; the page still works for this tab.
+    }
+  }
+  function load(key) {
+    try {
+      return localStorage.getItem(key);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function deviceId() {
+    let id = load(DEVICE_KEY);
+    if (!id || !/^[A-Za-z0-9._:-]{1,64}$/.test(id)) {
+      id = 'web-' + randomHex(16);
+      store(DEVICE_KEY, id);
+    }
+    return id;
+  }
+
+  function deviceName() {
+    const ua = navigator.userAgent;
+    const browser = /Firefox\//.test(ua) ? 'Firefox' : /Edg\//.test(ua) ? 'Edge'
+      : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
+    return browser + ' (web)';
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  class ApiError extends Error {
+    constructor(code, message, retryAfterMs) {
+      super(message || code);
+      this.code = code;
+      this.retryAfterMs = retryAfterMs;
+    }
+  }
+  /** Errors that mean "not sent, or unknown whether it was": retry after reconnecting. */
+  const isConnectionError = (e) => e && ['disconnected', 'offline', 'timeout'].includes(e.code);
+
+  // ---------------------------------------------------------------------------------
+  // State
+  // ---------------------------------------------------------------------------------
+
+  const state = {
+    token: load(TOKEN_KEY),
+    device: deviceId(),
+    me: null, // the logged-in user
+    users: new Map(), // id -> public profile
+    usersLoading: new Set(),
+    friends: new Map(), // id -> since
+    incoming: new Map(), // from -> request
+    outgoing: new Map(), // to -> request
+    presence: new Map(), // id -> {online, last_seen}
+    groups: new Map(), // id -> group
+    convs: new Map(), // conversation id -> Conv (see getConv)
+    open: null, // id of the open conversation
+    typing: new Map(), // conversation id -> Map(user -> timeout handle)
+    outbox: [], // sends not yet acknowledged: {conversation, client_id, body, tries}
+    flushing: false,
+    syncing: null, // the running sync, a promise
+    syncAgain: false,
+    typingSentAt: 0,
+    typingStoppedAt: 0,
+    typingTimer: null,
+    typingConv: null,
+    blobs: new Map(), // attachment url -> Promise<blob: URL>
+  };
+
+  function resetState() {
+    state.me = null;
+    state.users.clear();
+    state.friends.clear();
+    state.incoming.clear();
+    state.outgoing.clear();
+    state.presence.clear();
+    state.groups.clear();
+    state.convs.clear();
+    state.open = null;
+    for (const timers of state.typing.values()) for (const t of timers.values()) clearTimeout(t);
+    state.typing.clear();
+    state.outbox = [];
+    clearTimeout(state.typingTimer);
+    state.typingTimer = null;
+    state.typingConv = null;
+    for (const p of state.blobs.values()) p.then((u) => URL.revokeObjectURL(u), () => {});
+    state.blobs.clear();
+    msgEls.clear();
+    $('messages').replaceChildren();
+  }
+
+  function directId(a, b) {
+    return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
+  }
+
+  function getConv(id) {
+    let c = state.convs.get(id);
+    if (!c) {
+      const d = /^d:(\d+):(\d+)$/.exec(id);
+      const g = /^g:(\d+)$/.exec(id);
+      c = {
+        id,
+        kind: d ? 'direct' : 'group',
+        peer: d && state.me ? (Number(d[1]) === state.me.id ? Number(d[2]) : Number(d[1])) : null,
+        group: g ? Number(g[1]) : null,
+        lastSeq: 0, // newest seq known to exist
+        seenSeq: 0, // every seq up to this one is in `messages` (or hidden); valid once loaded
+        loaded: false, // a history page was read since the page loaded
+        hasOlder: false,
+        loadingOlder: false,
+        catchingUp: false,
+        readSeq: 0,
+        deliveredSeq: 0,
+        ackedSeq: 0,
+        peerReadSeq: 0,
+        peerDeliveredSeq: 0,
+        readers: new Map(), // groups: user -> read seq, from receipts
+        lastMessage: null,
+        lastActivity: 0,
+        messages: new Map(), // seq -> message
+        marking: false,
+      };
+      state.convs.set(id, c);
+    }
+    return c;
+  }
+
+  const unread = (c) => Math.max(0, c.lastSeq - c.readSeq);
+
+  function name(id) {
+    const u = state.users.get(id);
+    if (u) return u.display_name || u.username;
+    return `User ${id}`;
+  }
+
+  function convTitle(c) {
+    if (c.kind === 'direct') return c.peer === null ? 'Chat' : name(c.peer);
+    const g = state.groups.get(c.group);
+    return g ? g.name : `Group ${c.group}`;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Connection
+  // ---------------------------------------------------------------------------------
+
+  const conn = {
+    ws: null,
+    ready: false, // `hello` answered
+    nextId: 1,
+    pending: new Map(), // id -> {resolve, reject, timer}
+    backoff: 0,
+    retryTimer: null,
+    retryAt: 0,
+    pingTimer: null,
+    noReconnect: false, // after `kicked` with a code that says not to
+    readyWaiters: [],
+    session: false, // logged in on this connection
+  };
+
+  function connect() {
+    clearTimeout(conn.retryTimer);
+    conn.retryTimer = null;
+    conn.noReconnect = false;
+    if (conn.ws && conn.ws.readyState <= WebSocket.OPEN) return;
+    const url = (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/ws';
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (_) {
+      scheduleReconnect();
+      return;
+    }
+    conn.ws = ws;
+    conn.ready = false;
+    conn.session = false;
+    setConnection('connecting');
+    ws.onopen = () => onOpen(ws);
+    ws.onmessage = (ev) => {
+      if (ws === conn.ws) onFrame(ev.data);
+    };
+    ws.onclose = () => onClose(ws);
+    ws.onerror = () => {}; // `close` follows
+  }
+
+  async function onOpen(ws) {
+    let hello;
+    try {
+      hello = await send(ws, { type: 'hello', versions: [1], client: 'web/1.0' });
+    } catch (e) {
+      showBanner(`The server refused the connection: ${e.message}`);
+      if (e.code === 'unsupported_version') conn.noReconnect = true;
+      ws.close();
+      return;
+    }
+    conn.ready = true;
+    conn.backoff = 0;
+    hideBanner();
+    const idle = Number(hello.idle_timeout_ms) || 90000;
+    clearInterval(conn.pingTimer);
+    conn.pingTimer = setInterval(() => {
+      request({ type: 'ping' }).catch(() => {});
+    }, Math.min(PING_MS, Math.max(1000, Math.floor(idle / 3))));
+    for (const w of conn.readyWaiters.splice(0)) w.resolve();
+    setConnection('online');
+    if (state.token) await resume();
+    else if ($('auth').hidden) showAuth(); // keep what the login screen says
+  }
+
+  function onClose(ws) {
+    if (ws !== conn.ws) return;
+    conn.ws = null;
+    conn.ready = false;
+    conn.session = false;
+    clearInterval(conn.pingTimer);
+    for (const [, p] of conn.pending) {
+      clearTimeout(p.timer);
+      p.reject(new ApiError('disconnected', 'the connection closed'));
+    }
+    conn.pending.clear();
+    setConnection('offline');
+    if (conn.noReconnect) return;
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(conn.retryTimer);
+    const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** conn.backoff);
+    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
+    conn.backoff = Math.min(conn.backoff + 1, 10);
+    conn.retryAt = Date.now() + delay;
+    conn.retryTimer = setTimeout(connect, delay);
+    showBanner(`Connection lost. Reconnecting in ${Math.ceil(delay / 1000)} s…`, 'Reconnect now', connect);
+  }
+
+  /** Resolves once a connection has answered `hello`, opening one if needed. */
+  function whenReady(timeoutMs = 10000) {
+    if (conn.ready) return Promise.resolve();
+    if (!conn.ws) connect();
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve: () => { clearTimeout(timer); resolve(); } };
+      const timer = setTimeout(() => {
+        conn.readyWaiters = conn.readyWaiters.filter((w) => w !== waiter);
+        reject(new ApiError('offline', 'cannot reach the server'));
+      }, timeoutMs);
+      conn.readyWaiters.push(waiter);
+    });
+  }
+
+  function send(ws, frame) {
+    return new Promise((resolve, reject) => {
+      if (!ws || ws.readyState !== WebSocket.OPEN) {
+        reject(new ApiError('offline', 'not connected'));
+        return;
+      }
+      const id = conn.nextId++;
+      const timer = setTimeout(() => {
+        conn.pending.delete(id);
+        reject(new ApiError('timeout', 'the server did not answer'));
+      }, REQUEST_TIMEOUT_MS);
+      conn.pending.set(id, { resolve, reject, timer });
+      ws.send(JSON.stringify({ id, ...frame }));
+    });
+  }
+
+  /** Sends a request on the current connection; resolves with the reply's `reply`. */
+  function request(frame) {
+    if (!conn.ready) return Promise.reject(new ApiError('offline', 'not connected'));
+    return send(conn.ws, frame);
+  }
+
+  function onFrame(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch (_) {
+      return; // not JSON: nothing this page can do with it
+    }
+    if (!frame || typeof frame !== 'object') return;
+    if (frame.type === 'reply' || frame.type === 'error') {
+      const p = conn.pending.get(frame.id);
+      if (p) {
+        conn.pending.delete(frame.id);
+        clearTimeout(p.timer);
+        if (frame.type === 'reply') p.resolve(frame.reply || {});
+        else {
+          const e = frame.error || {};
+          p.reject(new ApiError(e.code || 'internal', e.message, e.retry_after_ms));
+        }
+      } else if (frame.type === 'error' && frame.id === undefined) {
+        const e = frame.error || {};
+        showBanner(`Server: ${e.message || e.code}`);
+      }
+      return;
+    }
+    if (frame.type === 'event' && frame.event) {
+      try {
+        onEvent(frame.event);
+      } catch (err) {
+        console.error('event handler failed', err);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Session
+  // ---------------------------------------------------------------------------------
+
+  async function resume() {
+    try {
+      const s = await request({ type: 'resume', token: state.token });
+      await enterApp(s);
+    } catch (e) {
+      if (e.code === 'unauthorized') {
+        setToken(null);
+        resetState();
+        showAuth('Your session has ended. Please log in again.', true);
+      } else if (e.code === 'device_limit') {
+        showAuth(e.message, true);
+      } else if (!isConnectionError(e)) {
+        showBanner(`Could not resume: ${e.message}`);
+      }
+    }
+  }
+
+  async function enterApp(session) {
+    const user = session.user;
+    if (state.me && state.me.id !== user.id) resetState();
+    state.me = user;
+    state.users.set(user.id, user);
+    for (const c of state.convs.values()) {
+      if (c.kind === 'direct' && c.peer === null) state.convs.delete(c.id);
+    }
+    conn.session = true;
+    showApp();
+    await sync();
+  }
+
+  function setToken(token) {
+    state.token = token;
+    store(TOKEN_KEY, token);
+  }
+
+  /**
+   * Catches up with storage: contacts, groups, conversations, then for each loaded
+   * conversation the history after its last seq. Called on (re)connect and `resync`.
+   */
+  function sync() {
+    if (state.syncing) {
+      state.syncAgain = true;
+      return state.syncing;
+    }
+    state.syncing = (async () => {
+      try {
+        do {
+          state.syncAgain = false;
+          await syncOnce();
+        } while (state.syncAgain && conn.session);
+      } catch (e) {
+        if (e.code === 'unauthorized') {
+          setToken(null);
+          resetState();
+          showAuth('Your session has ended. Please log in again.', true);
+        } else if (!isConnectionError(e)) {
+          showBanner(`Sync failed: ${e.message}`);
+        }
+      } finally {
+        state.syncing = null;
+      }
+    })();
+    return state.syncing;
+  }
+
+  async function syncOnce() {
+    const [friends, requests, groups, convs] = await Promise.all([
+      request({ type: 'friends' }),
+      request({ type: 'friend_requests' }),
+      request({ type: 'my_groups' }),
+      request({ type: 'conversations' }),
+    ]);
+    applyFriends(friends.friends || []);
+    applyRequests(requests);
+    applyGroups(groups.groups || []);
+    for (const c of convs.conversations || []) applyConversation(c);
+    const ids = new Set([...state.friends.keys(), ...state.incoming.keys(), ...state.outgoing.keys()]);
+    for (const c of state.convs.values()) {
+      if (c.peer !== null) ids.add(c.peer);
+      if (c.lastMessage) ids.add(c.lastMessage.sender);
+    }
+    ensureUsers([...ids]);
+    refreshPresence([...state.friends.keys()]);
+    render();
+    const open = state.open && state.convs.get(state.open);
+    for (const c of state.convs.values()) {
+      if (c.loaded && c.lastSeq > c.seenSeq) await catchUp(c);
+    }
+    if (open && !open.loaded) await loadLatest(open);
+    if (open) markReadIfVisible(open);
+    flushOutbox();
+  }
+
+  function applyFriends(list) {
+    state.friends.clear();
+    for (const f of list) state.friends.set(f.user, f.since);
+  }
+
+  function applyRequests(r) {
+    state.incoming.clear();
+    state.outgoing.clear();
+    for (const q of r.incoming || []) state.incoming.set(q.from, q);
+    for (const q of r.outgoing || []) state.outgoing.set(q.to, q);
+  }
+
+  function applyGroups(list) {
+    state.groups.clear();
+    for (const g of list) {
+      state.groups.set(g.id, g);
+      const c = getConv(`g:${g.id}`);
+      c.lastActivity = Math.max(c.lastActivity, g.created_at || 0);
+    }
+    if (state.open && state.open.startsWith('g:') && !state.groups.has(Number(state.open.slice(2)))) {
+      closeConversation(); // no longer a member
+    }
+  }
+
+  function applyConversation(s) {
+    const c = getConv(s.conversation);
+    c.lastSeq = Math.max(c.lastSeq, s.last_seq || 0);
+    c.readSeq = Math.max(c.readSeq, s.read_seq || 0);
+    c.deliveredSeq = Math.max(c.deliveredSeq, s.delivered_seq || 0, c.readSeq);
+    c.ackedSeq = Math.max(c.ackedSeq, c.deliveredSeq);
+    c.peerReadSeq = Math.max(c.peerReadSeq, s.peer_read_seq || 0);
+    c.peerDeliveredSeq = Math.max(c.peerDeliveredSeq, s.peer_delivered_seq || 0, c.peerReadSeq);
+    if (s.last_message) notePreview(c, s.last_message);
+  }
+
+  function notePreview(c, m) {
+    if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
+    c.lastActivity = Math.max(c.lastActivity, m.sent_at || 0);
+  }
+
+  async function ensureUsers(ids) {
+    const missing = [...new Set(ids)].filter(
+      (id) => typeof id === 'number' && !state.users.has(id) && !state.usersLoading.has(id));
+    if (!missing.length) return;
+    for (const id of missing) state.usersLoading.add(id);
+    try {
+      for (let i = 0; i < missing.length; i += 500) {
+        const r = await request({ type: 'users', users: missing.slice(i, i + 500) });
+        for (const u of r.users || []) state.users.set(u.id, u);
+      }
+      namesVersion += 1; // names changed: rebuild the open chat's messages
+      render();
+    } catch (_) {
+      // Shown as "User N" until the next sync.
+    } finally {
+      for (const id of missing) state.usersLoading.delete(id);
+    }
+  }
+
+  async function refreshPresence(ids) {
+    if (!ids.length) return;
+    try {
+      for (let i = 0; i < ids.length; i += 500) {
+        const r = await request({ type: 'presence', users: ids.slice(i, i + 500) });
+        for (const p of r.users || []) state.presence.set(p.user, p);
+      }
+      render();
+    } catch (_) {
+      // `unavailable`: the dots stay as they are; events still update them.
+    }
+  }
+
+  async function refreshGroups() {
+    try {
+      const r = await request({ type: 'my_groups' });
+      applyGroups(r.groups || []);
+      render();
+    } catch (_) {
+      // Next sync.
+    }
+  }
+
+  async function refreshContacts() {
+    try {
+      const [f, r] = await Promise.all([request({ type: 'friends' }), request({ type: 'friend_requests' })]);
+      applyFriends(f.friends || []);
+      applyRequests(r);
+      ensureUsers([...state.friends.keys(), ...state.incoming.keys(), ...state.outgoing.keys()]);
+      render();
+    } catch (_) {
+      // Next sync.
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Events
+  // ---------------------------------------------------------------------------------
+
+  function onEvent(ev) {
+    switch (ev.type) {
+      case 'message':
+        if (ev.message) receiveMessage(ev.message);
+        break;
+      case 'receipt':
+        onReceipt(ev);
+        break;
+      case 'typing':
+        onTyping(ev);
+        break;
+      case 'presence':
+        state.presence.set(ev.user, ev);
+        render();
+        break;
+      case 'friend_request': {
+        const q = ev.request || {};
+        if (state.me && q.to === state.me.id) state.incoming.set(q.from, q);
+        else if (state.me && q.from === state.me.id) state.outgoing.set(q.to, q);
+        ensureUsers([q.from, q.to]);
+        render();
+        break;
+      }
+      case 'friend_added':
+        if (state.outgoing.has(ev.user)) setHint('friend-status', `${name(ev.user)} accepted your request.`);
+        state.friends.set(ev.user, Date.now());
+        state.incoming.delete(ev.user);
+        state.outgoing.delete(ev.user);
+        ensureUsers([ev.user]);
+        refreshPresence([ev.user]);
+        render();
+        break;
+      case 'friend_request_declined':
+        if (state.outgoing.has(ev.user)) setHint('friend-status', `${name(ev.user)} declined your request.`);
+        state.incoming.delete(ev.user);
+        state.outgoing.delete(ev.user);
+        render();
+        break;
+      case 'friend_removed':
+        state.friends.delete(ev.user);
+        state.presence.delete(ev.user);
+        render();
+        break;
+      case 'blocked':
+      case 'unblocked':
+        refreshContacts();
+        break;
+      case 'message_hidden': {
+        const c = state.convs.get(ev.conversation);
+        if (c && c.messages.delete(ev.seq)) renderIfOpen(c);
+        break;
+      }
+      case 'kicked':
+        onKicked(ev);
+        break;
+      case 'resync':
+        sync();
+        break;
+      default:
+        // signal, call_handled and anything newer: not handled by this page.
+        break;
+    }
+  }
+
+  function onKicked(ev) {
+    const code = ev.code || 'other';
+    const reason = ev.reason || 'signed out by the server';
+    conn.session = false;
+    if (code === 'shutdown') return; // the close follows; reconnect with backoff
+    conn.noReconnect = true;
+    if (code === 'revoked' || code === 'password_changed') {
+      setToken(null);
+      resetState();
+      showAuth(`You were logged out: ${reason}.`, true);
+      return;
+    }
+    // replaced, device_limit, other: not by itself (protocol.md, `kicked`); the user may.
+    showBanner(`Disconnected: ${reason}.`, 'Reconnect', () => {
+      hideBanner();
+      connect();
+    });
+  }
+
+  function receiveMessage(m) {
+    if (!m || typeof m.seq !== 'number' || typeof m.conversation !== 'string') return;
+    const c = getConv(m.conversation);
+    const own = state.me && m.sender === state.me.id;
+    const gap = c.loaded && m.seq > c.seenSeq + 1;
+    insertMessages(c, [m]);
+    if (c.loaded && m.seq === c.seenSeq + 1) c.seenSeq = m.seq;
+    c.lastSeq = Math.max(c.lastSeq, m.seq);
+    notePreview(c, m);
+    if (own) {
+      // Sending moves the sender's cursors (protocol.md, Receipts).
+      c.readSeq = Math.max(c.readSeq, m.seq);
+      c.deliveredSeq = Math.max(c.deliveredSeq, m.seq);
+    } else {
+      if (c.kind === 'direct') {
+        c.peerReadSeq = Math.max(c.peerReadSeq, m.seq);
+        c.peerDeliveredSeq = Math.max(c.peerDeliveredSeq, m.seq);
+      } else {
+        c.readers.set(m.sender, Math.max(c.readers.get(m.sender) || 0, m.seq));
+      }
+      stopTypingOf(c.id, m.sender);
+      if (!markReadIfVisible(c)) ack(c, m.seq);
+    }
+    const ids = [m.sender, ...systemUsers(m.body)];
+    if (c.peer !== null) ids.push(c.peer);
+    ensureUsers(ids);
+    if (c.kind === 'group' && (m.body && m.body.type === 'system' || !state.groups.has(c.group))) {
+      refreshGroups();
+    }
+    if (gap) catchUp(c);
+    render();
+  }
+
+  function insertMessages(c, list) {
+    for (const m of list) {
+      const had = c.messages.get(m.seq);
+      if (had && had.body !== m.body && JSON.stringify(had.body) !== JSON.stringify(m.body)) {
+        m._v = (had._v || 0) + 1;
+      } else if (had) {
+        continue;
+      }
+      c.messages.set(m.seq, m);
+      // A recall or an edit is a message of its own that changes the one it names.
+      const e = m.body && m.body.type === 'system' && m.body.event;
+      if (e && (e.kind === 'message_recalled' || e.kind === 'message_edited') && e.seq !== m.seq) {
+        const target = c.messages.get(e.seq);
+        if (target) {
+          target.body = e.kind === 'message_edited' ? e.body : m.body;
+          target.edited_at = m.sent_at;
+          target._v = (target._v || 0) + 1;
+        }
+      }
+    }
+  }
+
+  function onReceipt(r) {
+    const c = getConv(r.conversation);
+    const seq = r.seq || 0;
+    if (state.me && r.user === state.me.id) {
+      if (r.kind === 'read') c.readSeq = Math.max(c.readSeq, seq);
+      c.deliveredSeq = Math.max(c.deliveredSeq, seq);
+    } else if (c.kind === 'direct') {
+      if (r.kind === 'read') c.peerReadSeq = Math.max(c.peerReadSeq, seq);
+      c.peerDeliveredSeq = Math.max(c.peerDeliveredSeq, seq);
+    } else if (r.kind === 'read') {
+      c.readers.set(r.user, Math.max(c.readers.get(r.user) || 0, seq));
+    }
+    render();
+  }
+
+  function onTyping(ev) {
+    if (!state.me || ev.user === state.me.id) return;
+    let timers = state.typing.get(ev.conversation);
+    if (!timers) {
+      timers = new Map();
+      state.typing.set(ev.conversation, timers);
+    }
+    clearTimeout(timers.get(ev.user));
+    timers.delete(ev.user);
+    if (ev.active !== false) {
+      const ms = Number(ev.expires_ms) || 6000;
+      timers.set(ev.user, setTimeout(() => stopTypingOf(ev.conversation, ev.user), ms));
+      ensureUsers([ev.user]);
+    }
+    renderTyping();
+  }
+
+  function stopTypingOf(conversation, user) {
+    const timers = state.typing.get(conversation);
+    if (timers && timers.has(user)) {
+      clearTimeout(timers.get(user));
+      timers.delete(user);
+      renderTyping();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // History, receipts
+  // ---------------------------------------------------------------------------------
+
+  /** The newest page, when a conversation is first opened. */
+  async function loadLatest(c) {
+    try {
+      const r = await request({ type: 'history', conversation: c.id, limit: PAGE });
+      const msgs = r.messages || [];
+      insertMessages(c, msgs);
+      c.loaded = true;
+      c.hasOlder = !!r.more;
+      for (const m of msgs) {
+        c.seenSeq = Math.max(c.seenSeq, m.seq);
+        c.lastSeq = Math.max(c.lastSeq, m.seq);
+        notePreview(c, m);
+      }
+      ensureUsers(msgs.flatMap((m) => [m.sender, ...systemUsers(m.body)]));
+      renderIfOpen(c, 'bottom');
+      if (c.lastSeq > c.seenSeq) await catchUp(c);
+      if (c.kind === 'group') loadGroupReceipts(c);
+      fillScreen(c);
+    } catch (e) {
+      if (!isConnectionError(e)) showChatError(`Could not load messages: ${e.message}`);
+    }
+  }
+
+  /** Pages through `history` after the last seq seen until `more` is false. */
+  async function catchUp(c) {
+    if (c.catchingUp) return;
+    c.catchingUp = true;
+    try {
+      for (;;) {
+        const r = await request({ type: 'history', conversation: c.id, after: c.seenSeq, limit: CATCH_UP_PAGE });
+        const msgs = r.messages || [];
+        insertMessages(c, msgs);
+        for (const m of msgs) {
+          c.seenSeq = Math.max(c.seenSeq, m.seq);
+          c.lastSeq = Math.max(c.lastSeq, m.seq);
+          notePreview(c, m);
+        }
+        ensureUsers(msgs.flatMap((m) => [m.sender, ...systemUsers(m.body)]));
+        if (!r.more || !msgs.length) break;
+      }
+      // Everything up to the newest is here now (hidden messages are left out).
+      c.seenSeq = Math.max(c.seenSeq, c.lastSeq);
+      render();
+      if (!markReadIfVisible(c)) ack(c, c.seenSeq);
+    } catch (e) {
+      if (!isConnectionError(e)) showChatError(`Could not catch up: ${e.message}`);
+    } finally {
+      c.catchingUp = false;
+    }
+  }
+
+  /** Scrolling back: the page before the oldest message shown. */
+  async function loadOlder(c) {
+    if (c.loadingOlder || !c.hasOlder || !c.messages.size) return;
+    c.loadingOlder = true;
+    renderIfOpen(c);
+    const before = Math.min(...c.messages.keys());
+    try {
+      const r = await request({ type: 'history', conversation: c.id, before, limit: PAGE });
+      const msgs = r.messages || [];
+      c.hasOlder = !!r.more && msgs.length > 0;
+      insertMessages(c, msgs);
+      ensureUsers(msgs.flatMap((m) => [m.sender, ...systemUsers(m.body)]));
+    } catch (e) {
+      if (!isConnectionError(e)) showChatError(`Could not load older messages: ${e.message}`);
+    } finally {
+      c.loadingOlder = false;
+    }
+    renderIfOpen(c, 'keep');
+    fillScreen(c);
+  }
+
+  /** Loads older pages while the list does not fill the pane (nothing to scroll yet). */
+  function fillScreen(c) {
+    const list = $('messages');
+    if (state.open === c.id && c.hasOlder && list.scrollHeight <= list.clientHeight + 4) loadOlder(c);
+  }
+
+  function chatVisible() {
+    if (document.visibilityState !== 'visible' || $('app').hidden) return false;
+    if (window.matchMedia('(max-width: 720px)').matches) return $('app').classList.contains('chat-open');
+    return true;
+  }
+
+  /** mark_read when the conversation is open and on screen; true if it is. */
+  function markReadIfVisible(c) {
+    if (state.open !== c.id || !chatVisible()) return false;
+    markRead(c);
+    return true;
+  }
+
+  async function markRead(c) {
+    if (c.marking || c.lastSeq <= c.readSeq || !conn.session) return;
+    c.marking = true;
+    const seq = c.lastSeq;
+    try {
+      const r = await request({ type: 'mark_read', conversation: c.id, seq });
+      c.readSeq = Math.max(c.readSeq, r.read_seq || seq);
+      c.deliveredSeq = Math.max(c.deliveredSeq, c.readSeq);
+      c.ackedSeq = Math.max(c.ackedSeq, c.readSeq);
+      render();
+    } catch (_) {
+      // Next time the conversation is looked at.
+    } finally {
+      c.marking = false;
+    }
+    if (c.lastSeq > c.readSeq && state.open === c.id && chatVisible()) markRead(c);
+  }
+
+  /** Delivered cursor: one `ack` for the highest seq that reached this device. */
+  function ack(c, seq) {
+    if (seq <= c.ackedSeq || !conn.session) return;
+    c.ackedSeq = seq;
+    request({ type: 'ack', conversation: c.id, seq }).then(
+      (r) => { c.deliveredSeq = Math.max(c.deliveredSeq, r.delivered_seq || seq); },
+      () => { c.ackedSeq = Math.min(c.ackedSeq, c.deliveredSeq); });
+  }
+
+  /** Group receipts are pushed only to senders; on opening, ask for the latest own message. */
+  async function loadGroupReceipts(c) {
+    const own = lastOwnSeq(c);
+    if (!own) return;
+    try {
+      const r = await request({ type: 'receipts', conversation: c.id, seq: own, limit: 500 });
+      for (const x of r.receipts || []) {
+        c.readers.set(x.user, Math.max(c.readers.get(x.user) || 0, x.read_seq || 0));
+      }
+      renderIfOpen(c);
+    } catch (_) {
+      // The marker shows what events told.
+    }
+  }
+
+  function lastOwnSeq(c) {
+    let best = 0;
+    for (const m of c.messages.values()) {
+      if (m.sender === state.me.id && m.seq > best && isShown(m) && m.body.type !== 'system') best = m.seq;
+    }
+    return best;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Sending
+  // ---------------------------------------------------------------------------------
+
+  function sendBody(conversation, body) {
+    state.outbox.push({ conversation, client_id: newClientId(), body, tries: 0 });
+    flushOutbox();
+  }
+
+  /**
+   * Sends the outbox in order. A send whose fate is unknown (the connection closed) stays
+   * and is sent again after the next resume with the same client_id, which the server
+   * answers with the first result (`duplicate: true`) if it had stored it.
+   */
+  async function flushOutbox() {
+    if (state.flushing || !conn.session) return;
+    state.flushing = true;
+    try {
+      while (state.outbox.length && conn.session) {
+        const item = state.outbox[0];
+        try {
+          const r = await request({ type: 'send', conversation: item.conversation, client_id: item.client_id, body: item.body });
+          state.outbox.shift();
+          receiveMessage({
+            id: r.message_id,
+            conversation: r.conversation || item.conversation,
+            seq: r.seq,
+            sender: state.me.id,
+            sender_device: state.device,
+            client_id: item.client_id,
+            body: item.body,
+            sent_at: r.sent_at,
+          });
+        } catch (e) {
+          item.tries += 1;
+          if ((e.code === 'rate_limited' || e.code === 'unavailable' || e.code === 'timeout') && item.tries < 10) {
+            await sleep(Math.max(200, Math.min(Number(e.retryAfterMs) || 1000, 30000)));
+            continue;
+          }
+          if (isConnectionError(e) && item.tries < 10) {
+            showChatError('Not connected: the message will be sent when the connection is back.');
+            break;
+          }
+          state.outbox.shift();
+          showChatError(`Not sent: ${e.message}`);
+        }
+      }
+    } finally {
+      state.flushing = false;
+    }
+  }
+
+  function sendTyping(active) {
+    const conversation = active ? state.open : state.typingConv;
+    if (!conversation || !conn.session) return;
+    request({ type: 'typing', conversation, active }).catch(() => {});
+  }
+
+  function onComposerInput() {
+    const text = $('message-input').value;
+    if (!text.trim()) {
+      stopTyping();
+      return;
+    }
+    if (state.typingConv && state.typingConv !== state.open) stopTyping();
+    if (state.typingConv === state.open && Date.now() - state.typingSentAt < TYPING_REPEAT_MS) return;
+    if (state.typingTimer) return; // a start is on its way
+    // The server relays one notice per user and conversation per `typing_interval` and
+    // swallows the rest (protocol.md, Typing): a start right after a relayed stop (say,
+    // typing again just after sending) would be lost, so it waits for the interval.
+    const wait = state.typingStoppedAt + TYPING_GAP_MS - Date.now();
+    if (wait > 0) {
+      state.typingTimer = setTimeout(() => {
+        state.typingTimer = null;
+        if ($('message-input').value.trim()) startTyping();
+      }, wait);
+      return;
+    }
+    startTyping();
+  }
+
+  function startTyping() {
+    if (!state.open) return;
+    state.typingConv = state.open;
+    state.typingSentAt = Date.now();
+    sendTyping(true);
+  }
+
+  function stopTyping() {
+    clearTimeout(state.typingTimer);
+    state.typingTimer = null;
+    if (!state.typingConv) return;
+    sendTyping(false);
+    state.typingConv = null;
+    state.typingSentAt = 0;
+    state.typingStoppedAt = Date.now();
+  }
+
+  async function uploadImage(file) {
+    const c = state.open && state.convs.get(state.open);
+    if (!c || !file) return;
+    if (!file.type.startsWith('image/')) {
+      showChatError('Only images can be sent.');
+      return;
+    }
+    const attach = $('file').parentElement;
+    attach.classList.add('busy');
+    hideChatError();
+    try {
+      const form = new FormData();
+      form.append('conversation', c.id); // before the file: the server reads it first
+      form.append('file', file, file.name);
+      let res;
+      try {
+        res = await fetch('/v1/attachments', {
+          method: 'POST',
+          headers: { Authorization: 'Bearer ' + state.token },
+          body: form,
+          credentials: 'omit',
+        });
+      } catch (_) {
+        showChatError('Upload failed: cannot reach the server.');
+        return;
+      }
+      let data = null;
+      try {
+        data = await res.json();
+      } catch (_) {
+        data = null;
+      }
+      if (!res.ok || !data) {
+        const msg = data && typeof data.message === 'string' ? data.message : `HTTP ${res.status}`;
+        const err = $('chat-error');
+        showChatError(`Upload failed: ${msg}`);
+        err.dataset.code = (data && data.code) || String(res.status);
+        return;
+      }
+      if (typeof data.url !== 'string' || !ATTACHMENT_URL.test(data.url)) {
+        showChatError('Upload failed: the server answered with an unexpected address.');
+        return;
+      }
+      const body = { type: 'image', url: data.url, mime: String(data.mime || file.type), size: Number(data.size) || file.size };
+      if (Number.isInteger(data.width)) body.width = data.width;
+      if (Number.isInteger(data.height)) body.height = data.height;
+      sendBody(c.id, body);
+    } finally {
+      attach.classList.remove('busy');
+    }
+  }
+
+  /** A same-origin attachment as a blob: URL (fetched once per page). */
+  function attachmentUrl(url) {
+    if (typeof url !== 'string' || !ATTACHMENT_URL.test(url)) {
+      return Promise.reject(new Error('not an attachment of this server'));
+    }
+    let p = state.blobs.get(url);
+    if (!p) {
+      p = fetch(url, { headers: { Authorization: 'Bearer ' + state.token }, credentials: 'omit' })
+        .then((r) => {
+          if (!r.ok) throw new Error(`HTTP ${r.status}`);
+          return r.blob();
+        })
+        .then((b) => URL.createObjectURL(b));
+      p.catch(() => state.blobs.delete(url));
+      state.blobs.set(url, p);
+    }
+    return p;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Rendering
+  // ---------------------------------------------------------------------------------
+
+  let renderQueued = false;
+  /** Re-renders on the next tick, once however many changes came in. */
+  function render() {
+    if (renderQueued) return;
+    renderQueued = true;
+    setTimeout(() => {
+      renderQueued = false;
+      if ($('app').hidden) return;
+      renderSidebar();
+      const c = state.open && state.convs.get(state.open);
+      if (c) renderChat(c);
+    }, 0);
+  }
+
+  function renderIfOpen(c, scroll) {
+    if (state.open === c.id) renderChat(c, scroll);
+  }
+
+  function dot(online, testid) {
+    const d = el('span', 'dot ' + (online ? 'online' : 'offline'), null, testid);
+    d.setAttribute('aria-label', online ? 'online' : 'offline');
+    d.dataset.online = online ? 'true' : 'false';
+    return d;
+  }
+
+  const isOnline = (id) => !!(state.presence.get(id) || {}).online;
+
+  function renderSidebar() {
+    const me = state.me;
+    if (!me) return;
+    $('me-name').textContent = `${me.display_name || me.username} (@${me.username})`;
+
+    // Conversations, most recent activity first.
+    const convs = [...state.convs.values()].filter((c) =>
+      (c.kind === 'direct' ? c.peer !== null && (c.lastSeq > 0 || c.lastMessage) : state.groups.has(c.group)) ||
+      c.id === state.open);
+    convs.sort((a, b) => b.lastActivity - a.lastActivity || b.lastSeq - a.lastSeq);
+    $('conversations').replaceChildren(...convs.map((c) => {
+      const li = el('li', 'clickable' + (c.id === state.open ? ' active' : ''), null, 'conversation-item');
+      li.dataset.conversation = c.id;
+      li.tabIndex = 0;
+      if (c.kind === 'direct') li.append(dot(isOnline(c.peer), 'presence-dot'));
+      else li.append(el('span', 'dot group-dot', null));
+      const text = el('div', 'name');
+      text.append(el('span', null, convTitle(c), 'conversation-name'));
+      text.append(el('span', 'sub', c.lastMessage ? preview(c.lastMessage) : '', 'conversation-preview'));
+      li.append(text);
+      const n = unread(c);
+      const badge = el('span', 'badge', n, 'conversation-unread');
+      badge.hidden = n === 0 || c.id === state.open && chatVisible();
+      li.append(badge);
+      li.addEventListener('click', () => openConversation(c.id));
+      li.addEventListener('keydown', (e) => { if (e.key === 'Enter') openConversation(c.id); });
+      return li;
+    }));
+    $('conversations-empty').hidden = convs.length > 0;
+
+    // Friend requests.
+    $('requests').replaceChildren(...[...state.incoming.values()].map((q) => {
+      const li = el('li', 'request', null, 'friend-request');
+      li.dataset.userId = String(q.from);
+      const text = el('div', 'name');
+      text.append(el('span', null, `${name(q.from)} wants to be friends`, 'friend-request-name'));
+      if (q.note) text.append(el('span', 'sub', q.note, 'friend-request-note'));
+      const accept = el('button', null, 'Accept', 'friend-accept');
+      accept.type = 'button';
+      accept.addEventListener('click', () => answerRequest('accept_friend', q.from, accept));
+      const decline = el('button', 'secondary', 'Decline', 'friend-decline');
+      decline.type = 'button';
+      decline.addEventListener('click', () => answerRequest('decline_friend', q.from, decline));
+      li.append(text, accept, decline);
+      return li;
+    }));
+    $('outgoing').replaceChildren(...[...state.outgoing.values()].map((q) => {
+      const li = el('li', 'request', null, 'friend-request-outgoing');
+      li.dataset.userId = String(q.to);
+      li.append(el('span', 'name', `Waiting for ${name(q.to)}`));
+      const cancel = el('button', 'secondary', 'Cancel', 'friend-cancel');
+      cancel.type = 'button';
+      cancel.addEventListener('click', () => answerRequest('decline_friend', q.to, cancel));
+      li.append(cancel);
+      return li;
+    }));
+
+    // Friends, online first.
+    const friends = [...state.friends.keys()].sort((a, b) =>
+      (isOnline(b) - isOnline(a)) || name(a).localeCompare(name(b)));
+    $('friends').replaceChildren(...friends.map((id) => {
+      const li = el('li', 'clickable', null, 'friend-item');
+      li.dataset.userId = String(id);
+      li.tabIndex = 0;
+      li.title = 'Open the chat';
+      const u = state.users.get(id);
+      const text = el('div', 'name');
+      text.append(el('span', null, name(id), 'friend-name'));
+      text.append(el('span', 'sub', (u ? '@' + u.username + ' · ' : '') + presenceText(id)));
+      li.append(dot(isOnline(id), 'presence-dot'), text);
+      const open = () => openConversation(directId(state.me.id, id));
+      li.addEventListener('click', open);
+      li.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
+      return li;
+    }));
+    $('friends-empty').hidden = friends.length > 0;
+
+    // Groups.
+    const groups = [...state.groups.values()].sort((a, b) => a.name.localeCompare(b.name));
+    $('groups').replaceChildren(...groups.map((g) => {
+      const li = el('li', 'clickable', null, 'group-item');
+      li.dataset.groupId = String(g.id);
+      li.tabIndex = 0;
+      li.append(el('span', 'name', g.name, 'group-name-label'));
+      const open = () => openConversation(`g:${g.id}`);
+      li.addEventListener('click', open);
+      li.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
+      return li;
+    }));
+
+    // Member choices for a new group, keeping what is ticked.
+    const box = $('group-members');
+    const ticked = new Set([...box.querySelectorAll('input:checked')].map((i) => i.value));
+    box.replaceChildren(...friends.map((id) => {
+      const label = el('label');
+      const input = el('input', null, null, 'group-member-option');
+      input.type = 'checkbox';
+      input.value = String(id);
+      input.checked = ticked.has(String(id));
+      label.append(input, document.createTextNode(name(id)));
+      return label;
+    }));
+    if (!friends.length) box.append(el('span', 'empty', 'Add friends first.'));
+  }
+
+  function presenceText(id) {
+    const p = state.presence.get(id);
+    if (!p) return 'offline';
+    if (p.online) return 'online';
+    if (p.last_seen) return 'last seen ' + formatTime(p.last_seen, true);
+    return 'offline';
+  }
+
+  function formatTime(ms, withDay) {
+    const d = new Date(ms);
+    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    if (!withDay || d.toDateString() === new Date().toDateString()) return time;
+    return d.toLocaleDateString() + ' ' + time;
+  }
+
+  function preview(m) {
+    const b = m.body || {};
+    const who = state.me && m.sender === state.me.id ? 'You: ' : '';
+    switch (b.type) {
+      case 'text': return who + b.text;
+      case 'image': return who + 'Image';
+      case 'file': return who + 'File: ' + (b.name || 'attachment');
+      case 'system': return systemText(m);
+      default: return who + 'Message';
+    }
+  }
+
+  function systemUsers(body) {
+    const e = body && body.type === 'system' && body.event;
+    if (!e) return [];
+    return [e.by, e.user, e.from, e.to, ...(e.users || []), ...(e.members || [])].filter((x) => typeof x === 'number');
+  }
+
+  function systemText(m) {
+    const e = (m.body && m.body.event) || {};
+    const names = (ids) => (ids || []).map(name).join(', ');
+    switch (e.kind) {
+      case 'group_created': return `${name(e.by)} created the group “${e.name}”`;
+      case 'members_added': return `${name(e.by)} added ${names(e.users)}`;
+      case 'member_joined': return `${name(e.user)} joined`;
+      case 'member_left': return `${name(e.user)} left`;
+      case 'member_kicked': return `${name(e.by)} removed ${name(e.user)}`;
+      case 'renamed': return `${name(e.by)} renamed the group to “${e.name}”`;
+      case 'role_changed': return `${name(e.by)} made ${name(e.user)} ${e.role === 'admin' ? 'an admin' : 'a member'}`;
+      case 'owner_changed': return `${name(e.to)} is now the owner`;
+      case 'message_recalled': return `${name(e.by)} recalled a message`;
+      case 'message_edited': return `${name(m.sender)} edited a message`;
+      default: return 'The conversation changed';
+    }
+  }
+
+  /** Recall and edit notices are applied to their target and not shown themselves. */
+  function isShown(m) {
+    const e = m.body && m.body.type === 'system' && m.body.event;
+    return !(e && (e.kind === 'message_recalled' || e.kind === 'message_edited') && e.seq !== m.seq);
+  }
+
+  const msgEls = new Map(); // seq -> {el, v, m, n} for the open conversation
+  let namesVersion = 0; // bumped when user profiles arrive, which changes how messages read
+  let olderEl = null;
+
+  function renderChat(c, scroll) {
+    $('chat-empty').hidden = true;
+    $('chat-view').hidden = false;
+    $('chat-title').textContent = convTitle(c);
+    const dotEl = $('chat-dot');
+    if (c.kind === 'direct') {
+      dotEl.hidden = false;
+      dotEl.className = 'dot ' + (isOnline(c.peer) ? 'online' : 'offline');
+      $('chat-subtitle').textContent = presenceText(c.peer);
+    } else {
+      dotEl.hidden = true;
+      $('chat-subtitle').textContent = 'group';
+    }
+
+    const list = $('messages');
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
+    const oldHeight = list.scrollHeight;
+    const oldTop = list.scrollTop;
+
+    if (!olderEl || olderEl.parentNode !== list) {
+      olderEl = el('li', 'older', null, 'history-start');
+      list.prepend(olderEl);
+    }
+    olderEl.textContent = !c.loaded ? 'Loading…' : c.loadingOlder ? 'Loading earlier messages…'
+      : c.hasOlder ? 'Scroll up for earlier messages' : 'Beginning of the conversation';
+
+    const seqs = [...c.messages.keys()].filter((s) => isShown(c.messages.get(s))).sort((a, b) => a - b);
+    const keep = new Set(seqs);
+    for (const [seq, rec] of msgEls) {
+      if (!keep.has(seq)) {
+        rec.el.remove();
+        msgEls.delete(seq);
+      }
+    }
+    let prev = olderEl;
+    for (const seq of seqs) {
+      const m = c.messages.get(seq);
+      let rec = msgEls.get(seq);
+      if (!rec || rec.v !== (m._v || 0) || rec.m !== m || rec.n !== namesVersion) {
+        const fresh = { el: renderMessage(c, m), v: m._v || 0, m, n: namesVersion };
+        if (rec) rec.el.replaceWith(fresh.el);
+        rec = fresh;
+        msgEls.set(seq, rec);
+      }
+      if (prev.nextSibling !== rec.el) list.insertBefore(rec.el, prev.nextSibling);
+      prev = rec.el;
+    }
+    renderReadMarker(c);
+    renderTyping();
+
+    if (scroll === 'bottom' || (scroll !== 'keep' && atBottom)) list.scrollTop = list.scrollHeight;
+    else if (scroll === 'keep') list.scrollTop = list.scrollHeight - oldHeight + oldTop;
+  }
+
+  function renderMessage(c, m) {
+    const own = state.me && m.sender === state.me.id;
+    const body = m.body || {};
+    const li = el('li', 'message', null, 'message');
+    li.dataset.seq = String(m.seq);
+    li.dataset.sender = String(m.sender);
+    if (body.type === 'system') {
+      li.classList.add('system');
+      li.append(el('div', 'bubble', systemText(m), 'message-system'));
+      return li;
+    }
+    if (own) li.classList.add('own');
+    if (!own && c.kind === 'group') li.append(el('span', 'sender', name(m.sender), 'message-sender'));
+    const bubble = el('div', 'bubble');
+    switch (body.type) {
+      case 'text':
+        bubble.append(el('span', null, body.text, 'message-text'));
+        break;
+      case 'image':
+        bubble.classList.add('media');
+        bubble.append(renderImage(body));
+        break;
+      case 'file':
+        bubble.append(renderFile(body));
+        break;
+      default:
+        bubble.append(el('span', 'missing', 'A message this page cannot show', 'message-unsupported'));
+    }
+    li.append(bubble);
+    const meta = el('span', 'meta', formatTime(m.sent_at || Date.now(), true));
+    meta.title = new Date(m.sent_at || Date.now()).toLocaleString();
+    if (m.edited_at) meta.append(el('span', 'edited', ' · edited'));
+    li.append(meta);
+    return li;
+  }
+
+  function renderImage(body) {
+    const img = el('img', null, null, 'message-image');
+    img.alt = 'Image';
+    const w = Number(body.width);
+    const h = Number(body.height);
+    if (Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0 && w <= 20000 && h <= 20000) {
+      img.width = Math.min(w, 320);
+      img.height = Math.round(h * (Math.min(w, 320) / w));
+    }
+    attachmentUrl(body.url).then(
+      (src) => { img.src = src; },
+      () => { img.replaceWith(el('span', 'missing', 'Image unavailable', 'message-image-missing')); });
+    return img;
+  }
+
+  function renderFile(body) {
+    const wrap = el('span');
+    const label = `${body.name || 'File'} (${formatSize(body.size)})`;
+    if (typeof body.url === 'string' && ATTACHMENT_URL.test(body.url)) {
+      const b = el('button', 'link', label, 'message-file');
+      b.type = 'button';
+      b.addEventListener('click', async () => {
+        try {
+          const href = await attachmentUrl(body.url);
+          const a = el('a');
+          a.href = href;
+          a.download = String(body.name || 'file');
+          a.click();
+        } catch (e) {
+          showChatError(`Download failed: ${e.message}`);
+        }
+      });
+      wrap.append(b);
+    } else {
+      wrap.append(el('span', null, label, 'message-file'));
+    }
+    return wrap;
+  }
+
+  function formatSize(n) {
+    n = Number(n) || 0;
+    if (n < 1024) return `${n} B`;
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+    return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  }
+
+  /** "Read" / "Seen by N" under the newest own message. */
+  function renderReadMarker(c) {
+    for (const old of $('messages').querySelectorAll('.read-marker')) old.remove();
+    const seq = lastOwnSeq(c);
+    const rec = seq && msgEls.get(seq);
+    if (!rec) return;
+    let text;
+    let read = false;
+    if (c.kind === 'direct') {
+      read = c.peerReadSeq >= seq;
+      text = read ? 'Read' : c.peerDeliveredSeq >= seq ? 'Delivered' : 'Sent';
+    } else {
+      let n = 0;
+      for (const [user, s] of c.readers) if (user !== state.me.id && s >= seq) n += 1;
+      read = n > 0;
+      text = n > 0 ? `Seen by ${n}` : 'Sent';
+    }
+    const marker = el('span', 'read-marker', text, 'read-marker');
+    marker.dataset.read = read ? 'true' : 'false';
+    rec.el.append(marker);
+  }
+
+  function renderTyping() {
+    const box = $('typing');
+    const timers = state.open && state.typing.get(state.open);
+    const who = timers ? [...timers.keys()] : [];
+    if (!who.length) {
+      box.hidden = true;
+      box.textContent = '';
+      return;
+    }
+    box.textContent = who.length === 1 ? `${name(who[0])} is typing…`
+      : who.length === 2 ? `${name(who[0])} and ${name(who[1])} are typing…`
+        : `${who.length} people are typing…`;
+    box.hidden = false;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Screens and actions
+  // ---------------------------------------------------------------------------------
+
+  function showAuth(message, isError) {
+    $('app').hidden = true;
+    $('auth').hidden = false;
+    const status = $('auth-status');
+    status.textContent = message || '';
+    status.classList.toggle('error', !!isError);
+  }
+
+  function showApp() {
+    $('auth').hidden = true;
+    $('app').hidden = false;
+    render();
+  }
+
+  function setConnection(text) {
+    $('connection').textContent = text;
+    $('me-dot').className = 'dot ' + (text === 'online' ? 'online' : 'offline');
+  }
+
+  function showBanner(text, actionLabel, action) {
+    $('banner-text').textContent = text;
+    const b = $('banner-action');
+    b.hidden = !action;
+    b.textContent = actionLabel || '';
+    b.onclick = action || null;
+    $('banner').hidden = false;
+  }
+
+  function hideBanner() {
+    $('banner').hidden = true;
+  }
+
+  function setHint(id, text, isError) {
+    const e = $(id);
+    e.textContent = text;
+    e.classList.toggle('error', !!isError);
+  }
+
+  function showChatError(text) {
+    const e = $('chat-error');
+    e.textContent = text;
+    delete e.dataset.code;
+    e.hidden = false;
+  }
+
+  function hideChatError() {
+    $('chat-error').hidden = true;
+  }
+
+  function openConversation(id) {
+    if (!state.me) return;
+    if (state.open !== id) {
+      stopTyping();
+      state.open = id;
+      msgEls.clear();
+      olderEl = null;
+      $('messages').replaceChildren();
+      $('message-input').value = '';
+      hideChatError();
+    }
+    $('app').classList.add('chat-open');
+    const c = getConv(id);
+    renderChat(c, 'bottom');
+    render();
+    if (!c.loaded) loadLatest(c).then(() => markReadIfVisible(c));
+    else {
+      if (c.lastSeq > c.seenSeq) catchUp(c);
+      markReadIfVisible(c);
+      if (c.kind === 'group') loadGroupReceipts(c);
+    }
+    $('message-input').focus();
+  }
+
+  function closeConversation() {
+    stopTyping();
+    state.open = null;
+    msgEls.clear();
+    olderEl = null;
+    $('messages').replaceChildren();
+    $('chat-view').hidden = true;
+    $('chat-empty').hidden = false;
+    $('app').classList.remove('chat-open');
+    render();
+  }
+
+  async function answerRequest(type, user, button) {
+    button.disabled = true;
+    try {
+      await request({ type, user });
+      if (type === 'accept_friend') {
+        state.friends.set(user, Date.now());
+        refreshPresence([user]);
+      }
+      state.incoming.delete(user);
+      state.outgoing.delete(user);
+      setHint('friend-status', type === 'accept_friend' ? `You and ${name(user)} are friends now.` : '');
+      render();
+    } catch (e) {
+      button.disabled = false;
+      setHint('friend-status', e.message, true);
+    }
+  }
+
+  async function onFriendSubmit(ev) {
+    ev.preventDefault();
+    const input = $('friend-username');
+    const username = input.value.trim();
+    if (!username) return;
+    setHint('friend-status', 'Looking up…');
+    try {
+      const found = await request({ type: 'find_user', username });
+      const user = found.user;
+      state.users.set(user.id, user);
+      if (user.id === state.me.id) {
+        setHint('friend-status', 'That is you.', true);
+        return;
+      }
+      await request({ type: 'request_friend', user: user.id });
+      input.value = '';
+      if (state.incoming.has(user.id)) {
+        // They had asked already: this accepted it (protocol.md, Contacts).
+        state.incoming.delete(user.id);
+        state.friends.set(user.id, Date.now());
+        refreshPresence([user.id]);
+        setHint('friend-status', `You and ${name(user.id)} are friends now.`);
+      } else {
+        state.outgoing.set(user.id, { from: state.me.id, to: user.id, created_at: Date.now() });
+        setHint('friend-status', `Request sent to ${name(user.id)}.`);
+      }
+      render();
+    } catch (e) {
+      const text = e.code === 'not_found' ? 'No user with that name.'
+        : e.code === 'conflict' ? 'You are friends already.' : e.message;
+      setHint('friend-status', text, true);
+    }
+  }
+
+  async function onGroupSubmit(ev) {
+    ev.preventDefault();
+    const groupName = $('group-name').value.trim();
+    const members = [...$('group-members').querySelectorAll('input:checked')].map((i) => Number(i.value));
+    if (!groupName) return;
+    setHint('group-status', 'Creating…');
+    try {
+      const r = await request({ type: 'create_group', name: groupName, members, open: false });
+      state.groups.set(r.group.id, r.group);
+      const c = getConv(`g:${r.group.id}`);
+      c.lastActivity = Math.max(c.lastActivity, r.group.created_at || Date.now());
+      $('group-name').value = '';
+      for (const i of $('group-members').querySelectorAll('input:checked')) i.checked = false;
+      setHint('group-status', `Created “${r.group.name}” with ${r.member_count} members.`);
+      $('group-create').open = false;
+      openConversation(c.id);
+    } catch (e) {
+      setHint('group-status', e.message, true);
+    }
+  }
+
+  function onComposerSubmit(ev) {
+    ev.preventDefault();
+    const input = $('message-input');
+    const text = input.value;
+    if (!text.trim() || !state.open) return;
+    input.value = '';
+    stopTyping();
+    hideChatError();
+    sendBody(state.open, { type: 'text', text });
+  }
+
+  async function onRegister(ev) {
+    ev.preventDefault();
+    const f = ev.target;
+    const button = f.querySelector('button');
+    button.disabled = true;
+    try {
+      await whenReady();
+      const r = await request({
+        type: 'register',
+        username: f.username.value.trim(),
+        password: f.password.value,
+        display_name: f.display_name.value.trim(),
+      });
+      showAuth(`Account “${r.user.username}” created. Log in below.`);
+      const login = $('login-form');
+      login.username.value = r.user.username;
+      f.reset();
+      login.password.focus();
+    } catch (e) {
+      const text = e.code === 'conflict' ? 'That username is taken.'
+        : e.code === 'rate_limited' ? `Too many attempts; try again in ${Math.ceil((e.retryAfterMs || 1000) / 1000)} s.`
+          : e.message;
+      showAuth(text, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onLogin(ev) {
+    ev.preventDefault();
+    const f = ev.target;
+    const button = f.querySelector('button');
+    button.disabled = true;
+    try {
+      await whenReady();
+      const r = await request({
+        type: 'login',
+        username: f.username.value.trim(),
+        password: f.password.value,
+        device: { id: state.device, name: deviceName(), platform: 'web' },
+      });
+      setToken(r.token);
+      f.password.value = '';
+      await enterApp(r);
+    } catch (e) {
+      const text = e.code === 'unauthorized' ? 'Wrong username or password.'
+        : e.code === 'rate_limited' ? `Too many attempts; try again in ${Math.ceil((e.retryAfterMs || 1000) / 1000)} s.`
+          : e.message;
+      showAuth(text, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onLogout() {
+    stopTyping();
+    try {
+      await request({ type: 'logout' });
+    } catch (_) {
+      // Offline: the token is forgotten here all the same.
+    }
+    conn.session = false;
+    setToken(null);
+    resetState();
+    closeConversation();
+    showAuth('Logged out.');
+  }
+
+  function init() {
+    $('register-form').addEventListener('submit', onRegister);
+    $('login-form').addEventListener('submit', onLogin);
+    $('logout').addEventListener('click', onLogout);
+    $('friend-form').addEventListener('submit', onFriendSubmit);
+    $('group-form').addEventListener('submit', onGroupSubmit);
+    $('composer').addEventListener('submit', onComposerSubmit);
+    const input = $('message-input');
+    input.addEventListener('input', onComposerInput);
+    input.addEventListener('blur', stopTyping);
+    $('file').addEventListener('change', (ev) => {
+      const file = ev.target.files && ev.target.files[0];
+      ev.target.value = '';
+      uploadImage(file);
+    });
+    $('messages').addEventListener('scroll', () => {
+      const c = state.open && state.convs.get(state.open);
+      if (c && $('messages').scrollTop < 60) loadOlder(c);
+    });
+    $('back').addEventListener('click', closeConversation);
+    document.addEventListener('visibilitychange', () => {
+      const c = state.open && state.convs.get(state.open);
+      if (c) markReadIfVisible(c);
+      render();
+    });
+    window.addEventListener('focus', () => {
+      const c = state.open && state.convs.get(state.open);
+      if (c) markReadIfVisible(c);
+    });
+    window.addEventListener('online', () => {
+      if (!conn.ws && !conn.noReconnect) connect();
+    });
+    if (state.token) setConnection('connecting');
+    else showAuth();
+    connect();
+  }
+
+  init();
+})();
