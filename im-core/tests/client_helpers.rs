@@ -26,7 +26,10 @@ async fn helpers_return_what_the_server_replies() {
     let engine = Engine::builder().config(config).start().await.unwrap();
     let alice = client(&engine).await;
     let bob = client(&engine).await;
-    let a = alice.register("alice", "correct horse", "Alice").await.unwrap();
+    let a = alice
+        .register("alice", "correct horse", "Alice")
+        .await
+        .unwrap();
     let b = bob.register("bob", "correct horse", "Bob").await.unwrap();
     alice.login("alice", "correct horse", "one").await.unwrap();
     bob.login("bob", "correct horse", "one").await.unwrap();
