@@ -16,6 +16,7 @@ use warp::reply::Response;
 use crate::Gateway;
 use crate::blob::{self, BlobMeta};
 use crate::http::{self, Body, error, error_of};
+use im_core::engine::Identity;
 
 /// The reply to an upload.
 #[derive(Debug, Serialize)]
@@ -53,7 +54,9 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| multer::parse_boundary(v).ok())
         else {
-            return error_of(ErrorCode::Invalid, "the body must be multipart/form-data");
+            let mut response = error_of(ErrorCode::Invalid, "the body must be multipart/form-data");
+            *response.status_mut() = warp::http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return response;
         };
         let limit = self.inner.config.max_upload_bytes;
         let constraints = multer::Constraints::new()
@@ -64,58 +67,20 @@ impl Gateway {
                     .for_field("conversation", MAX_FIELD_BYTES)
                     .for_field("file", limit),
             );
-        let mut form = multer::Multipart::with_constraints(body, boundary, constraints);
-        let mut conversation = None;
-        let mut file: Option<Bytes> = None;
-        loop {
-            let field = match form.next_field().await {
-                Ok(Some(field)) => field,
-                Ok(None) => break,
-                Err(e) => return multipart_error(&e, limit),
-            };
-            match field.name() {
-                Some("conversation") => match field.text().await {
-                    Ok(text) => conversation = Some(text),
-                    Err(e) => return multipart_error(&e, limit),
-                },
-                Some("file") => {
-                    let mut buf = BytesMut::new();
-                    let mut chunks = field.map_err(|e| e);
-                    loop {
-                        match chunks.try_next().await {
-                            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
-                            Ok(None) => break,
-                            Err(e) => return multipart_error(&e, limit),
-                        }
-                    }
-                    file = Some(buf.freeze());
-                }
-                _ => {}
-            }
-        }
-        let Some(conversation) = conversation else {
-            return error_of(ErrorCode::Invalid, "the form has no `conversation` field");
+        let _permit = match self.transfer_permit() {
+            Ok(permit) => permit,
+            Err(busy) => return error(&busy),
         };
-        let conversation: ConversationId = match conversation.trim().parse() {
-            Ok(c) => c,
-            Err(_) => {
-                return error_of(
-                    ErrorCode::Invalid,
-                    "`conversation` is not a conversation id",
-                );
-            }
+        let form = multer::Multipart::with_constraints(body, boundary, constraints);
+        let read = tokio::time::timeout(
+            self.inner.config.body_timeout,
+            self.read_form(form, &identity, limit),
+        );
+        let (conversation, bytes) = match read.await {
+            Err(_) => return http::body_timeout(),
+            Ok(Err(refused)) => return refused,
+            Ok(Ok(read)) => read,
         };
-        let Some(bytes) = file.filter(|f| !f.is_empty()) else {
-            return error_of(ErrorCode::Invalid, "the form has no `file`, or it is empty");
-        };
-        if let Err(e) = self
-            .inner
-            .engine
-            .check_access(&identity, conversation)
-            .await
-        {
-            return error(&e);
-        }
         let Some(mime) = infer::get(&bytes).map(|t| t.mime_type()).filter(|m| {
             self.inner
                 .config
@@ -181,6 +146,88 @@ impl Gateway {
         )
     }
 
+    /// Reads the form: the `conversation` first (access is checked before any of the
+    /// file is read), then the `file`.
+    async fn read_form(
+        &self,
+        mut form: multer::Multipart<'static>,
+        identity: &Identity,
+        limit: u64,
+    ) -> Result<(ConversationId, Bytes), Response> {
+        let mut conversation = None;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| multipart_error(&e, limit))?
+        {
+            match field.name() {
+                Some("conversation") => {
+                    let text = field.text().await.map_err(|e| multipart_error(&e, limit))?;
+                    let Ok(id) = text.trim().parse::<ConversationId>() else {
+                        return Err(error_of(
+                            ErrorCode::Invalid,
+                            "`conversation` is not a conversation id",
+                        ));
+                    };
+                    self.inner
+                        .engine
+                        .check_access(identity, id)
+                        .await
+                        .map_err(|e| error(&e))?;
+                    conversation = Some(id);
+                }
+                Some("file") => {
+                    let Some(conversation) = conversation else {
+                        return Err(error_of(
+                            ErrorCode::Invalid,
+                            "the form's `conversation` field must come before its `file`",
+                        ));
+                    };
+                    let mut buf = BytesMut::new();
+                    let mut chunks = field;
+                    while let Some(chunk) = chunks
+                        .try_next()
+                        .await
+                        .map_err(|e| multipart_error(&e, limit))?
+                    {
+                        buf.extend_from_slice(&chunk);
+                    }
+                    if buf.is_empty() {
+                        break;
+                    }
+                    return Ok((conversation, buf.freeze()));
+                }
+                _ => {}
+            }
+        }
+        Err(error_of(
+            ErrorCode::Invalid,
+            if conversation.is_none() {
+                "the form has no `conversation` field"
+            } else {
+                "the form has no `file`, or it is empty"
+            },
+        ))
+    }
+
+    /// A permit for one upload or download, or `unavailable` when too many are under
+    /// way.
+    fn transfer_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ErrorBody> {
+        self.inner
+            .transfers
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                metrics::counter!("im_transfers_refused_total").increment(1);
+                let mut busy = ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    "too many uploads and downloads at once, retry shortly",
+                );
+                busy.retry_after_ms = Some(1000);
+                busy
+            })
+    }
+
     pub(crate) async fn download(&self, token: &str, id: &str) -> Response {
         let Some(blobs) = &self.inner.blobs else {
             return error_of(
@@ -192,16 +239,10 @@ impl Gateway {
             Ok(identity) => identity,
             Err(e) => return error(&e),
         };
-        let (meta, bytes) = match blobs.get(id).await {
-            Ok(Some(found)) => found,
+        let meta = match blobs.meta(id).await {
+            Ok(Some(meta)) => meta,
             Ok(None) => return error_of(ErrorCode::NotFound, "no such attachment"),
-            Err(e) => {
-                tracing::error!(error = %e, "reading an upload failed");
-                return error_of(
-                    ErrorCode::Unavailable,
-                    "the file could not be read, retry later",
-                );
-            }
+            Err(e) => return read_failed(&e),
         };
         if let Err(e) = self
             .inner
@@ -211,6 +252,15 @@ impl Gateway {
         {
             return error(&e);
         }
+        let _permit = match self.transfer_permit() {
+            Ok(permit) => permit,
+            Err(busy) => return error(&busy),
+        };
+        let bytes = match blobs.read(id).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return error_of(ErrorCode::NotFound, "no such attachment"),
+            Err(e) => return read_failed(&e),
+        };
         let mut response = Response::new(bytes.into());
         let headers = response.headers_mut();
         if let Ok(mime) = HeaderValue::from_str(&meta.mime) {
@@ -232,10 +282,11 @@ impl Gateway {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; sandbox"),
         );
-        // The content behind an id never changes; only its readers' access may.
+        // The bytes behind an id never change, but who may read them does (a member
+        // leaves, a device logs out): the browser keeps a copy but asks each time.
         headers.insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static("private, max-age=86400"),
+            HeaderValue::from_static("private, no-cache"),
         );
         response
     }
@@ -249,7 +300,12 @@ impl Gateway {
         let Some(limiter) = &self.inner.uploads else {
             return Ok(());
         };
-        if limiter.len() > 10_000 {
+        // Forget users whose allowance has refilled, now and then (a scan of them all).
+        let seen = self
+            .inner
+            .uploads_seen
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if seen % 1024 == 1023 {
             limiter.retain_recent();
         }
         limiter.check_key(&user).map_err(|not_until| {
@@ -259,6 +315,14 @@ impl Gateway {
             body
         })
     }
+}
+
+fn read_failed(e: &crate::BlobError) -> Response {
+    tracing::error!(error = %e, "reading an upload failed");
+    error_of(
+        ErrorCode::Unavailable,
+        "the file could not be read, retry later",
+    )
 }
 
 fn metrics_upload(size: u64) {

@@ -48,17 +48,20 @@ pub enum BlobError {
 ///
 /// # Contract
 /// - `put` stores the bytes and the metadata under `meta.id` durably before it returns;
-///   a `get` of that id afterwards returns both. Ids are made by the caller and are
-///   unique.
-/// - `get` of an id never stored, or of a malformed id, returns `Ok(None)`; it must not
-///   reach outside the store (ids come from URLs).
-/// - A `put` that fails leaves nothing a `get` returns.
+///   `meta` and `read` of that id afterwards return them. Ids are made by the caller and
+///   are unique.
+/// - `meta` and `read` of an id never stored, or of a malformed id, return `Ok(None)`;
+///   they must not reach outside the store (ids come from URLs).
+/// - A `put` that fails leaves nothing `meta` returns.
+/// - `meta` is cheap: the gateway checks access with it before the bytes are read.
 #[async_trait]
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Stores a file.
     async fn put(&self, meta: &BlobMeta, bytes: Bytes) -> Result<(), BlobError>;
-    /// Fetches a file.
-    async fn get(&self, id: &str) -> Result<Option<(BlobMeta, Bytes)>, BlobError>;
+    /// A file's metadata.
+    async fn meta(&self, id: &str) -> Result<Option<BlobMeta>, BlobError>;
+    /// A file's bytes.
+    async fn read(&self, id: &str) -> Result<Option<Bytes>, BlobError>;
 }
 
 /// A [`BlobStore`] in a local directory: `<id>` holds the bytes, `<id>.json` the
@@ -121,7 +124,7 @@ impl BlobStore for LocalDirBlobs {
         Ok(())
     }
 
-    async fn get(&self, id: &str) -> Result<Option<(BlobMeta, Bytes)>, BlobError> {
+    async fn meta(&self, id: &str) -> Result<Option<BlobMeta>, BlobError> {
         if !valid_id(id) {
             return Ok(None);
         }
@@ -130,9 +133,19 @@ impl BlobStore for LocalDirBlobs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let meta: BlobMeta =
-            serde_json::from_slice(&json).map_err(|e| BlobError::Corrupt(e.to_string()))?;
-        let bytes = tokio::fs::read(self.dir.join(id)).await?;
-        Ok(Some((meta, Bytes::from(bytes))))
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| BlobError::Corrupt(e.to_string()))
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<Bytes>, BlobError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        match tokio::fs::read(self.dir.join(id)).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }

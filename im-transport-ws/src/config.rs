@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct WsConfig {
     /// Largest WebSocket message accepted, in bytes. Default 64 KiB, like the engine's
-    /// frame limit (the engine's own limit applies too).
+    /// frame limit. The gateway raises it to the engine's limit if it is lower, so that
+    /// every reply the engine may send fits (the engine's own limit applies too).
     pub max_frame_bytes: usize,
     /// How often the server pings an idle WebSocket, to keep proxies and NATs from
-    /// dropping it. Default 30 s. The engine's idle timeout still needs a frame from the
+    /// dropping it (zero: never). Default 30 s. The engine's idle timeout still needs a frame from the
     /// client (a protocol `ping`) within `idle_timeout`.
     #[serde(with = "im_core::engine::millis")]
     pub ping_interval: Duration,
@@ -21,6 +22,13 @@ pub struct WsConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// Largest JSON request body of the HTTP API, in bytes. Default 64 KiB.
     pub max_body_bytes: usize,
+    /// How long a request body (JSON or upload) may take to arrive; slower ones get
+    /// `408`. Default 30 s.
+    #[serde(with = "im_core::engine::millis")]
+    pub body_timeout: Duration,
+    /// Uploads and downloads in progress at once, over all users; more get `503`
+    /// (each holds up to `max_upload_bytes` in memory). Default 64.
+    pub max_transfers: usize,
     /// Largest upload, in bytes. Default 5 MiB.
     pub max_upload_bytes: u64,
     /// Uploads one user may make per minute (a burst of as many, refilling steadily);
@@ -38,6 +46,8 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(30),
             allowed_origins: None,
             max_body_bytes: 64 * 1024,
+            body_timeout: Duration::from_secs(30),
+            max_transfers: 64,
             max_upload_bytes: 5 * 1024 * 1024,
             uploads_per_user_per_minute: 30,
             upload_types: [
@@ -75,6 +85,18 @@ impl WsConfig {
     /// Sets [`max_body_bytes`](Self::max_body_bytes).
     pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Sets [`body_timeout`](Self::body_timeout).
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_transfers`](Self::max_transfers).
+    pub fn with_max_transfers(mut self, n: usize) -> Self {
+        self.max_transfers = n;
         self
     }
 

@@ -27,6 +27,12 @@ pub struct WsConnection {
 
 impl WsConnection {
     pub(crate) fn new(socket: WebSocket, peer: PeerInfo, limit: usize, ping: Duration) -> Self {
+        // Zero means no pings: an interval too long to ever fire.
+        let ping = if ping.is_zero() {
+            Duration::from_secs(86_400 * 365)
+        } else {
+            ping
+        };
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         WsConnection {

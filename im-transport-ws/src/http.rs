@@ -75,6 +75,25 @@ pub(crate) fn error_of(code: ErrorCode, message: impl Into<String>) -> Response 
     error(&ErrorBody::new(code, message))
 }
 
+/// Whether the request says its body is JSON.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `408`: the body did not arrive within [`WsConfig::body_timeout`](crate::WsConfig).
+pub(crate) fn body_timeout() -> Response {
+    let mut response = error_of(
+        ErrorCode::Invalid,
+        "the request body took too long to arrive",
+    );
+    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    response
+}
+
 /// The bearer token of a request, if it has one.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -120,7 +139,7 @@ impl Gateway {
             Matched::Route(route, params) => (route, params),
             Matched::WrongMethod(allowed) => {
                 let mut response = error_of(
-                    ErrorCode::NotFound,
+                    ErrorCode::Invalid,
                     format!("{method} is not allowed on {path}"),
                 );
                 *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
@@ -134,6 +153,17 @@ impl Gateway {
                 return error_of(ErrorCode::NotFound, format!("no route {method} {path}"));
             }
         };
+        // A JSON body must say so: a page on another site can send `text/plain` or a
+        // form without asking first, but `application/json` makes the browser ask (CORS),
+        // and this API answers no such question.
+        if route.body && !is_json(headers) {
+            let mut response = error_of(
+                ErrorCode::Invalid,
+                "the body must be JSON, sent as Content-Type: application/json",
+            );
+            *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return response;
+        }
         let token = bearer(headers);
         if route.auth && token.is_none() {
             return error_of(
@@ -173,9 +203,12 @@ impl Gateway {
         body: Body,
     ) -> Response {
         let bytes = if route.body {
-            match read_body(body, self.inner.config.max_body_bytes).await {
-                Ok(Some(bytes)) => Some(bytes),
-                Ok(None) => {
+            let limit = self.inner.config.max_body_bytes;
+            let read = tokio::time::timeout(self.inner.config.body_timeout, read_body(body, limit));
+            match read.await {
+                Err(_) => return body_timeout(),
+                Ok(Ok(Some(bytes))) => Some(bytes),
+                Ok(Ok(None)) => {
                     return error_of(
                         ErrorCode::TooLarge,
                         format!(
@@ -184,7 +217,9 @@ impl Gateway {
                         ),
                     );
                 }
-                Err(e) => return error_of(ErrorCode::Invalid, format!("reading the body: {e}")),
+                Ok(Err(e)) => {
+                    return error_of(ErrorCode::Invalid, format!("reading the body: {e}"));
+                }
             }
         } else {
             None

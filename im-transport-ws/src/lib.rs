@@ -40,11 +40,17 @@ struct Inner {
     config: WsConfig,
     blobs: Option<Arc<dyn BlobStore>>,
     uploads: Option<governor::DefaultKeyedRateLimiter<im_core::model::UserId>>,
+    /// Uploads counted, for the limiter's housekeeping.
+    uploads_seen: std::sync::atomic::AtomicU64,
+    /// Permits for uploads and downloads in progress.
+    transfers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Gateway {
     /// Serves `engine` with these settings. Without a blob store, uploads answer 404.
-    pub fn new(engine: Engine, config: WsConfig, blobs: Option<Arc<dyn BlobStore>>) -> Self {
+    pub fn new(engine: Engine, mut config: WsConfig, blobs: Option<Arc<dyn BlobStore>>) -> Self {
+        config.max_frame_bytes = config.max_frame_bytes.max(engine.config().max_frame_bytes);
+        let transfers = Arc::new(tokio::sync::Semaphore::new(config.max_transfers.max(1)));
         let uploads = std::num::NonZeroU32::new(config.uploads_per_user_per_minute)
             .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)));
         Gateway {
@@ -53,6 +59,8 @@ impl Gateway {
                 config,
                 blobs,
                 uploads,
+                uploads_seen: std::sync::atomic::AtomicU64::new(0),
+                transfers,
             }),
         }
     }

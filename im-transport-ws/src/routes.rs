@@ -222,7 +222,8 @@ pub(crate) fn request_json(
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = decode_query(name);
-        let Some(&(name, kind)) = route.params.iter().find(|(n, _)| *n == name) else {
+        let in_path = route.path.contains(&format!("{{{name}}}"));
+        let Some(&(name, kind)) = route.params.iter().find(|(n, _)| *n == name && !in_path) else {
             return Err(BadRequest(format!("unknown query parameter `{name}`")));
         };
         fields.insert(name.to_owned(), typed(name, &decode_query(value), kind)?);

@@ -224,6 +224,7 @@ async fn invalid_input_is_422_and_malformed_bodies_never_reach_the_engine() {
             api.http
                 .post(format!("{}/v1/groups", api.base))
                 .bearer_auth(&ta)
+                .header("content-type", "application/json")
                 .body("{not json"),
         )
         .await;
@@ -271,6 +272,26 @@ async fn invalid_input_is_422_and_malformed_bodies_never_reach_the_engine() {
             .unwrap()
             .contains("not accepted")
     );
+    // A query parameter may not stand in for one of the path.
+    let sneaky = api
+        .call(
+            Method::GET,
+            &format!("/v1/groups/{g}/members?group=999"),
+            Some(&ta),
+            None,
+        )
+        .await;
+    assert_eq!(
+        sneaky.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{sneaky:?}"
+    );
+    assert!(
+        sneaky.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown query parameter `group`")
+    );
     let no_form = api
         .raw(
             api.http
@@ -279,7 +300,7 @@ async fn invalid_input_is_422_and_malformed_bodies_never_reach_the_engine() {
                 .body("x"),
         )
         .await;
-    assert_eq!(no_form.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
 #[tokio::test]
@@ -425,4 +446,58 @@ async fn too_many_uploads_is_429() {
     let limited = upload(ta.clone()).await;
     assert_eq!(limited.code(), "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
+}
+
+/// A JSON body must be declared as JSON (a cross-site form or `text/plain` post is not),
+/// and a body that does not arrive in time gets 408.
+#[tokio::test]
+async fn bodies_must_be_json_and_arrive_in_time() {
+    let ws = WsConfig::default().with_body_timeout(std::time::Duration::from_millis(300));
+    let server = start_with(test_config(), ws).await;
+    let api = server.api();
+    let body = r#"{"username":"mallory","password":"correct horse battery","display_name":"M"}"#;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = api
+            .http
+            .post(format!("{}/v1/register", api.base))
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let answer = api.raw(request).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}: {answer:?}"
+        );
+        assert_eq!(answer.code(), "invalid");
+    }
+    let declared = api
+        .raw(
+            api.http
+                .post(format!("{}/v1/register", api.base))
+                .header("content-type", "application/json; charset=utf-8")
+                .body(body),
+        )
+        .await;
+    assert_eq!(declared.status, StatusCode::CREATED, "{declared:?}");
+
+    // Headers promising 100 bytes, then 10, then silence.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    socket
+        .write_all(b"POST /v1/register HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"username")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut answer))
+        .await
+        .expect("the server answers a stalled body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
 }

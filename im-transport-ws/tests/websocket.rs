@@ -206,7 +206,7 @@ async fn raw_socket(
 #[tokio::test]
 async fn a_frame_over_the_limit_gets_too_large_and_the_socket_closes() {
     let ws = WsConfig::default().with_max_frame_bytes(4096);
-    let server = start_with(test_config(), ws).await;
+    let server = start_with(test_config().with_max_frame_bytes(4096), ws).await;
     let mut socket = raw_socket(&server.ws_url(), None).await.unwrap();
     socket
         .send(WsMessage::text(r#"{"id":0,"type":"hello","versions":[1]}"#))
@@ -322,4 +322,39 @@ async fn msgpack_frames_are_binary_messages() {
         ),
         "{frame:?}"
     );
+}
+
+/// Logging a device in over HTTP replaces its token, and ends its sessions like a second
+/// login on a connection does.
+#[tokio::test]
+async fn an_http_login_replaces_the_devices_live_session() {
+    let server = start().await;
+    let api = server.api();
+    api.user("alice").await;
+    let ws = im_transport_ws::connect(&server.ws_url(), 64 * 1024)
+        .await
+        .unwrap();
+    let (client, mut events) = Client::connect(ws).await.unwrap();
+    client.login("alice", PASSWORD, "laptop").await.unwrap();
+    let login = api
+        .call(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"username": "alice", "password": PASSWORD, "device": {"id": "laptop"}})),
+        )
+        .await;
+    assert_eq!(login.status, 200);
+    let kicked = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.next().await {
+                Some(Event::Kicked { code, .. }) => return Some(code),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the old session hears in time");
+    assert_eq!(kicked, Some(im_core::protocol::KickCode::Replaced));
 }

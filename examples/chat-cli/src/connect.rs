@@ -30,7 +30,7 @@ const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 pub(crate) enum Address {
     /// `host:port` for the TCP transport.
     Tcp(String),
-    /// The full `ws://` (or `wss://`) URL of the WebSocket endpoint.
+    /// The full `ws://` URL of the WebSocket endpoint.
     Ws(String),
 }
 
@@ -45,8 +45,13 @@ impl Address {
                 )));
             }
             Ok(Address::Tcp(rest.to_owned()))
-        } else if server.starts_with("ws://") || server.starts_with("wss://") {
+        } else if server.starts_with("ws://") {
             Ok(Address::Ws(server.to_owned()))
+        } else if server.starts_with("wss://") {
+            Err(CliError::invalid(format!(
+                "{server}: this build has no TLS; reach the server over ws:// (or tcp://), \
+                 or through a local TLS tunnel"
+            )))
         } else {
             Err(CliError::invalid(format!(
                 "{server}: expected tcp://host:port or ws://host:port/ws"

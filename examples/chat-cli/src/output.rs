@@ -43,8 +43,11 @@ impl Out {
         }
     }
 
-    /// Prints one line and flushes it, so a reader of a pipe sees it at once.
+    /// Prints one line and flushes it, so a reader of a pipe sees it at once. Control
+    /// characters are shown as `\u001b` escapes: text from other users must not move
+    /// the cursor, set the terminal's clipboard, or start a line of its own.
     pub(crate) fn line(&self, line: &str) -> Result<(), CliError> {
+        let line = printable(line);
         let mut stdout = std::io::stdout().lock();
         match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
             Ok(()) => Ok(()),
@@ -86,6 +89,25 @@ impl Out {
             },
         )
     }
+}
+
+/// `line` with every control character but tab (the column separator) written as a
+/// `\uXXXX` escape (also valid inside a JSON string, where serde_json leaves DEL and
+/// the C1 controls raw).
+fn printable(line: &str) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && c != '\t';
+    if !line.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if escaped(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `[d:1:2 #3] bob: hello`, or `[g:4 #1] * alice created the group "x" with alice, bob`.
@@ -297,6 +319,21 @@ mod tests {
             sent_at: Timestamp(1_700_000_000_000),
             edited_at: None,
         }
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(
+            printable("a\u{1b}]52;c;aGk=\u{7}b\nc\u{9b}"),
+            "a\\u001b]52;c;aGk=\\u0007b\\u000ac\\u009b"
+        );
+        let json = serde_json::json!({"text": "x\u{9b}y"}).to_string();
+        let shown = printable(&json);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&shown).unwrap()["text"],
+            "x\u{9b}y"
+        );
     }
 
     #[test]

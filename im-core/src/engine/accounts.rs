@@ -159,6 +159,15 @@ impl Shared {
         let admission = self.admit(user.id, &device.id, device.platform).await?;
         self.attach(conn, user.id, device.id.clone(), device.platform, admission)
             .await;
+        // A logout or revoke that ran between the check and the attach has already
+        // kicked the device's sessions, before this one was there to be kicked: look
+        // again, now that a later revoke would find it.
+        if parse_token(token).is_some() && self.verify_token(token).await.is_err() {
+            if let Some(session) = conn.session.take() {
+                self.end_session(&session).await;
+            }
+            return Err(ApiError::unauthorized(BAD_TOKEN));
+        }
         Ok(Reply::Session {
             user,
             device,

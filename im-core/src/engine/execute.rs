@@ -28,8 +28,10 @@ impl super::Engine {
     /// `register`, `login` and `ping` need no token. `login` issues a token without
     /// starting a session (the device policy applies to sessions, when the token is later
     /// used to `resume` on a connection). `logout` revokes the token and closes the
-    /// device's sessions. `hello` and `resume` belong to connections and are refused as
-    /// `invalid`. Everything else runs exactly as on a connection.
+    /// device's sessions (for a token of the app's own, see [`Hooks::authenticate`](crate::hooks::Hooks),
+    /// only the sessions: the app decides when its tokens end). `hello` and `resume`
+    /// belong to connections and are refused as `invalid`. Everything else runs exactly
+    /// as on a connection.
     ///
     /// ```
     /// use im_core::Engine;
@@ -136,6 +138,10 @@ impl Shared {
                     .await?;
                 let shown = record.device.clone();
                 self.storage.put_device(record).await?;
+                // The device's old token is replaced; its sessions go with it, as when a
+                // device logs in again on a connection.
+                self.kick(user.id, Some(&shown.id), None, None, KickCode::Replaced)
+                    .await;
                 Ok(Reply::Session {
                     user,
                     device: shown,

@@ -5,7 +5,7 @@
 //! through sooner: a "stopped" right after a "started" at once (so indicators clear
 //! promptly), a "started" after a relayed "stopped" once a quarter of the interval has
 //! passed (so typing again right after sending shows, while a client flapping between
-//! the two is still held to four notices per interval). The relayed event says how long to
+//! the two is still held to four starts, and as many stops, per interval). The relayed event says how long to
 //! show it (`expires_ms`), so an indicator whose sender vanished clears by itself. The
 //! gate is checked before any storage read, so a flood costs a map lookup per frame.
 
