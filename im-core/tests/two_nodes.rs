@@ -228,3 +228,42 @@ async fn a_late_replacement_kick_spares_the_newer_session_and_limits_span_nodes(
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A request handled on its own (HTTP) with a device's token pushes to that device's
+/// live sessions on every node alike: the caller gets no pushes, its sessions should.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_senders_device_sessions_get_the_push_on_any_node() {
+    let storage = Arc::new(MemoryStorage::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let broker = Arc::new(LocalBroker::new());
+    let hooks = Arc::new(Offline::default());
+    let a = node("node-a", &storage, &presence, &broker, hooks.clone()).await;
+    let b = node("node-b", &storage, &presence, &broker, hooks).await;
+
+    let (alice, mut alice_on_a) = connect(&a).await;
+    let (bob, _) = connect(&b).await;
+    let alice_id = alice.register("alice", PW, "Alice").await.unwrap().id;
+    let bob_id = bob.register("bob", PW, "Bob").await.unwrap().id;
+    let session = alice.login("alice", PW, "laptop").await.unwrap();
+    bob.login("bob", PW, "phone").await.unwrap();
+    alice.request_friend(bob_id, "").await.unwrap();
+    bob.accept_friend(alice_id).await.unwrap();
+
+    // The laptop's token, used on node B without a connection.
+    let token = session.token.unwrap();
+    let peer = im_core::transport::PeerInfo {
+        addr: None,
+        transport: "http",
+    };
+    let chat = ConversationId::direct(alice_id, bob_id);
+    let send = Request::Send {
+        conversation: chat,
+        client_id: "from-http".into(),
+        body: im_core::model::Body::Text {
+            text: "sent over http".into(),
+        },
+    };
+    b.execute(&peer, Some(&token), send).await.unwrap();
+    let pushed = next_message(&mut alice_on_a).await;
+    assert_eq!(pushed.client_id, "from-http");
+}

@@ -99,6 +99,7 @@ async fn the_page_health_and_metrics_are_served() {
 
     let registered = http
         .post(format!("{base}/v1/register"))
+        .header("content-type", "application/json")
         .body(r#"{"username":"ops","password":"correct horse","display_name":"Ops"}"#)
         .send()
         .await

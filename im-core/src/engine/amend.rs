@@ -121,8 +121,7 @@ impl Shared {
         let out = Outgoing::new(ServerFrame::Event {
             event: Event::MessageHidden { conversation, seq },
         });
-        self.fan_out(&[me.user], Some((me.id, &me.user, &me.device)), &out)
-            .await;
+        self.fan_out(&[me.user], me.skip(), &out).await;
         Ok(Reply::Done)
     }
 

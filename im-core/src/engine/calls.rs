@@ -64,8 +64,7 @@ impl Shared {
                     answered,
                 },
             });
-            self.fan_out(&[me.user], Some((me.id, &me.user, &me.device)), &handled)
-                .await;
+            self.fan_out(&[me.user], me.skip(), &handled).await;
         }
         Ok(Reply::Signaled { online })
     }

@@ -13,7 +13,7 @@ use crate::storage::StorageError;
 impl Shared {
     /// Pushes an event to all sessions of `user`, except the session `skip`.
     pub(crate) async fn push(&self, user: UserId, skip: Option<&SessionHandle>, event: Event) {
-        let skip = skip.map(|s| (s.id, &s.user, &s.device));
+        let skip = skip.and_then(|s| s.skip());
         let out = Outgoing::new(ServerFrame::Event { event });
         self.fan_out(&[user], skip, &out).await;
     }

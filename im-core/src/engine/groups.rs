@@ -113,7 +113,7 @@ impl Shared {
         me: &SessionHandle,
         message: Message,
     ) {
-        let skip = Some((me.id, &me.user, &me.device));
+        let skip = me.skip();
         let sender = message.sender;
         let out = Outgoing::new(ServerFrame::Event {
             event: Event::Message { message },

@@ -172,7 +172,6 @@ impl Shared {
                 seq,
             },
         });
-        self.fan_out(users, Some((me.id, &me.user, &me.device)), &out)
-            .await;
+        self.fan_out(users, me.skip(), &out).await;
     }
 }

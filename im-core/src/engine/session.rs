@@ -42,6 +42,8 @@ pub(crate) struct SessionHandle {
     pub(crate) platform: Platform,
     pub(crate) codec: Codec,
     pub(crate) since: Timestamp,
+    /// A session with no connection (a request handled on its own, as over HTTP).
+    detached: bool,
     tx: mpsc::Sender<Bytes>,
     control: Arc<Control>,
 }
@@ -79,6 +81,13 @@ impl Control {
 }
 
 impl SessionHandle {
+    /// What a push this session caused skips: the session itself, which gets a reply
+    /// instead; for a detached session nothing, since its caller gets no pushes and the
+    /// same device's live sessions (here or elsewhere) should.
+    pub(crate) fn skip(&self) -> Option<(u64, &UserId, &DeviceId)> {
+        (!self.detached).then_some((self.id, &self.user, &self.device))
+    }
+
     /// Queues a pushed frame without waiting. See the module docs for what happens when
     /// the queue is full.
     pub(crate) fn deliver(&self, frame: &Outgoing) {
@@ -286,6 +295,7 @@ pub(crate) struct Conn {
     pub(crate) codec: Codec,
     pub(crate) greeted: bool,
     pub(crate) session: Option<Arc<SessionHandle>>,
+    detached: bool,
     tx: mpsc::Sender<Bytes>,
     control: Arc<Control>,
 }
@@ -300,6 +310,7 @@ impl Conn {
             codec,
             greeted: true,
             session: None,
+            detached: true,
             tx,
             control: Arc::new(Control::default()),
         }
@@ -320,6 +331,7 @@ impl Conn {
             platform,
             codec: self.codec,
             since: Timestamp::now(),
+            detached: self.detached,
             tx: self.tx.clone(),
             control: self.control.clone(),
         })
@@ -336,6 +348,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
         codec: Codec::Json,
         greeted: false,
         session: None,
+        detached: false,
         tx,
         control: control.clone(),
     };
@@ -597,6 +610,7 @@ mod tests {
             platform: Platform::Other,
             codec: Codec::Json,
             since: Timestamp::now(),
+            detached: false,
             tx,
             control: Arc::new(Control::default()),
         };
