@@ -501,3 +501,66 @@ async fn bodies_must_be_json_and_arrive_in_time() {
     let head = String::from_utf8_lossy(&answer[..n]);
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
 }
+
+/// Transfers beyond `max_transfers` at once get 503 with `Retry-After`; the permit comes
+/// back when the transfer ends, even one whose client vanished.
+#[tokio::test]
+async fn too_many_transfers_at_once_is_503() {
+    use tokio::io::AsyncWriteExt;
+
+    let ws = WsConfig::default().with_max_transfers(1);
+    let server = start_with(test_config(), ws).await;
+    let api = server.api();
+    let (_, ta) = api.user("alice").await;
+    let group = api
+        .call(
+            Method::POST,
+            "/v1/groups",
+            Some(&ta),
+            Some(json!({"name": "g"})),
+        )
+        .await;
+    let g = group.body["group"]["id"].as_u64().unwrap();
+
+    // An upload that starts and then stalls mid-file, holding the only permit.
+    let mut stalled = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    let part = format!(
+        "--b\r\ncontent-disposition: form-data; name=\"conversation\"\r\n\r\ng:{g}\r\n--b\r\ncontent-disposition: form-data; name=\"file\"\r\n\r\nPNG-start"
+    );
+    let head = format!(
+        "POST /v1/attachments HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ta}\r\ncontent-type: multipart/form-data; boundary=b\r\ncontent-length: 100000\r\n\r\n{part}"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let upload = || {
+        let form = reqwest::multipart::Form::new()
+            .text("conversation", format!("g:{g}"))
+            .part("file", reqwest::multipart::Part::bytes(png(1, 1)));
+        api.raw(
+            api.http
+                .post(format!("{}/v1/attachments", api.base))
+                .bearer_auth(&ta)
+                .multipart(form),
+        )
+    };
+    let busy = upload().await;
+    assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{busy:?}");
+    assert_eq!(busy.code(), "unavailable");
+    assert_eq!(busy.headers["retry-after"], "1");
+
+    drop(stalled);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let answer = upload().await;
+        if answer.status == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the permit never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
