@@ -27,6 +27,11 @@ pub(crate) struct Settings {
     #[arg(long, env = "IM_HTTP_LISTEN")]
     pub(crate) http: Option<String>,
 
+    /// Address for `/healthz` and `/metrics` alone (a private one, say); without it they
+    /// are served on the `--http` address.
+    #[arg(long, env = "IM_ADMIN_LISTEN")]
+    pub(crate) admin: Option<String>,
+
     /// Address for the TCP transport (4-byte length-prefixed frames) [default: 127.0.0.1:7100].
     #[arg(long, env = "IM_TCP_LISTEN")]
     pub(crate) tcp: Option<String>,
@@ -103,6 +108,7 @@ pub(crate) struct Settings {
 #[derive(Debug)]
 pub(crate) struct Resolved {
     pub(crate) http: String,
+    pub(crate) admin: Option<String>,
     pub(crate) tcp: String,
     pub(crate) database: String,
     pub(crate) uploads: PathBuf,
@@ -145,6 +151,7 @@ impl Settings {
                 .http
                 .or(file.http)
                 .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            admin: self.admin.or(file.admin),
             tcp: self
                 .tcp
                 .or(file.tcp)

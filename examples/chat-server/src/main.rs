@@ -106,28 +106,62 @@ async fn main() -> anyhow::Result<()> {
         let _ = out.flush();
     }
 
-    let routes = gateway
-        .filter()
-        .or(web::routes(engine.clone(), metrics))
-        .unify()
-        .with(warp::log::custom(|info| {
-            tracing::debug!(
-                method = %info.method(),
-                path = info.path(),
-                status = info.status().as_u16(),
-                elapsed_ms = info.elapsed().as_millis() as u64,
-                "http"
-            );
-        }));
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_routes = web::admin(engine.clone(), metrics);
+    let (public, admin) = match &settings.admin {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the admin address {addr}"))?;
+            let public = gateway.filter().or(web::page()).unify().boxed();
+            (public, Some((listener, admin_routes)))
+        }
+        None => {
+            let public = gateway
+                .filter()
+                .or(web::page())
+                .unify()
+                .or(admin_routes)
+                .unify()
+                .boxed();
+            (public, None)
+        }
+    };
+    let routes = public.with(warp::log::custom(|info| {
+        tracing::debug!(
+            method = %info.method(),
+            path = info.path(),
+            status = info.status().as_u16(),
+            elapsed_ms = info.elapsed().as_millis() as u64,
+            "http"
+        );
+    }));
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let http_server = tokio::spawn(
         warp::serve(routes)
             .incoming(http)
-            .graceful(async {
-                let _ = http_stopped.await;
-            })
+            .graceful(stopped(http_stopped.clone()))
             .run(),
     );
+    let admin_server = admin.map(|(listener, routes)| {
+        if let Ok(addr) = listener.local_addr() {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "chat-server admin (/healthz, /metrics) on http://{addr}"
+            );
+            let _ = out.flush();
+        }
+        tokio::spawn(
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(stopped(http_stopped.clone()))
+                .run(),
+        )
+    });
     let tcp_server = tokio::spawn({
         let engine = engine.clone();
         async move { engine.serve(&tcp).await }
@@ -138,8 +172,11 @@ async fn main() -> anyhow::Result<()> {
     // Sessions first (each gets a `kicked: shutdown` notice after what was queued for
     // it), then the listeners.
     engine.shutdown().await;
-    let _ = stop_http.send(());
+    stop_http.send_replace(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), http_server).await;
+    if let Some(admin) = admin_server {
+        let _ = tokio::time::timeout(Duration::from_secs(1), admin).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(1), tcp_server).await;
     tracing::info!("stopped");
     Ok(())

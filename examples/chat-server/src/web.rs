@@ -1,5 +1,6 @@
 //! The server's own routes beside the gateway's: the chat page (`/`, `/app.js`,
-//! `/style.css`, compiled into the binary), `/healthz` and `/metrics`.
+//! `/style.css`, compiled into the binary), and `/healthz` and `/metrics` (on the main
+//! listener, or on their own with `--admin`).
 
 use im_core::Engine;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -40,16 +41,22 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     response
 }
 
-/// The page, health and metrics routes.
-pub(crate) fn routes(engine: Engine, metrics: PrometheusHandle) -> BoxedFilter<(Response,)> {
-    let page = warp::get().and(
-        warp::path::end()
-            .map(|| asset(INDEX_HTML, "text/html; charset=utf-8"))
-            .or(warp::path!("app.js").map(|| asset(APP_JS, "text/javascript; charset=utf-8")))
-            .unify()
-            .or(warp::path!("style.css").map(|| asset(STYLE_CSS, "text/css; charset=utf-8")))
-            .unify(),
-    );
+/// The page: `/`, `/app.js`, `/style.css`.
+pub(crate) fn page() -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(
+            warp::path::end()
+                .map(|| asset(INDEX_HTML, "text/html; charset=utf-8"))
+                .or(warp::path!("app.js").map(|| asset(APP_JS, "text/javascript; charset=utf-8")))
+                .unify()
+                .or(warp::path!("style.css").map(|| asset(STYLE_CSS, "text/css; charset=utf-8")))
+                .unify(),
+        )
+        .boxed()
+}
+
+/// The operator's routes: `/healthz` and `/metrics`.
+pub(crate) fn admin(engine: Engine, metrics: PrometheusHandle) -> BoxedFilter<(Response,)> {
     let health = warp::path!("healthz").and(warp::get()).map(move || {
         let body = serde_json::json!({
             "status": "ok",
@@ -71,5 +78,5 @@ pub(crate) fn routes(engine: Engine, metrics: PrometheusHandle) -> BoxedFilter<(
         );
         response
     });
-    page.or(health).unify().or(metrics).unify().boxed()
+    health.or(metrics).unify().boxed()
 }

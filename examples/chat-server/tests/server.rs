@@ -12,6 +12,7 @@ use im_core::protocol::{Event, KickCode};
 struct Server {
     child: Child,
     http: String,
+    admin: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -25,12 +26,17 @@ impl Drop for Server {
 /// Starts the binary with its settings in a TOML file: listeners on port 0, memory
 /// storage, uploads in a temporary directory.
 fn start() -> Server {
+    start_with("", 2)
+}
+
+/// [`start`] with more settings, reading `lines` address lines.
+fn start_with(extra: &str, lines: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("chat.toml");
     std::fs::write(
         &config,
         format!(
-            "http = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\ndatabase = \"memory\"\nuploads = \"{}\"\nlog = \"warn\"\n",
+            "http = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\ndatabase = \"memory\"\nuploads = \"{}\"\nlog = \"warn\"\n{extra}",
             dir.path().join("uploads").display()
         ),
     )
@@ -42,20 +48,24 @@ fn start() -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the server binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut http = None;
-    for _ in 0..2 {
-        let line = lines
+    let mut read = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut http, mut admin) = (None, None);
+    for _ in 0..lines {
+        let line = read
             .next()
             .expect("the server prints its addresses")
             .unwrap();
-        if let Some(addr) = line.split("http://").nth(1) {
-            http = Some(addr.trim().to_owned());
+        let addr = line.split("http://").nth(1).map(|a| a.trim().to_owned());
+        if line.contains("admin") {
+            admin = addr;
+        } else if addr.is_some() {
+            http = addr;
         }
     }
     Server {
         child,
         http: http.expect("an http:// line"),
+        admin,
         _dir: dir,
     }
 }
@@ -164,4 +174,31 @@ async fn sigterm_tells_clients_and_stops() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_can_have_an_address_of_their_own() {
+    let server = start_with("admin = \"127.0.0.1:0\"\n", 3);
+    let admin = server.admin.clone().expect("an admin address line");
+    let http = reqwest::Client::new();
+    for path in ["/healthz", "/metrics"] {
+        let public = http
+            .get(format!("http://{}{path}", server.http))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(public.status(), 404, "{path} is off the public address");
+        let private = http
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(private.status(), 200, "{path} on the admin address");
+    }
+    let page = http
+        .get(format!("http://{}/", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
 }
