@@ -54,9 +54,10 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| multer::parse_boundary(v).ok())
         else {
-            let mut response = error_of(ErrorCode::Invalid, "the body must be multipart/form-data");
-            *response.status_mut() = warp::http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
-            return response;
+            return http::invalid_with_status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be multipart/form-data",
+            );
         };
         let limit = self.inner.config.max_upload_bytes;
         let constraints = multer::Constraints::new()

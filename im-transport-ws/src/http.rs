@@ -84,14 +84,20 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// An `invalid` error under a status of HTTP's own (405, 408, 415), which no error code
+/// maps to.
+pub(crate) fn invalid_with_status(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut response = error_of(ErrorCode::Invalid, message);
+    *response.status_mut() = status;
+    response
+}
+
 /// `408`: the body did not arrive within [`WsConfig::body_timeout`](crate::WsConfig).
 pub(crate) fn body_timeout() -> Response {
-    let mut response = error_of(
-        ErrorCode::Invalid,
+    invalid_with_status(
+        StatusCode::REQUEST_TIMEOUT,
         "the request body took too long to arrive",
-    );
-    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
-    response
+    )
 }
 
 /// The bearer token of a request, if it has one.
@@ -138,11 +144,10 @@ impl Gateway {
         let (route, params) = match routes::find(&method, path) {
             Matched::Route(route, params) => (route, params),
             Matched::WrongMethod(allowed) => {
-                let mut response = error_of(
-                    ErrorCode::Invalid,
+                let mut response = invalid_with_status(
+                    StatusCode::METHOD_NOT_ALLOWED,
                     format!("{method} is not allowed on {path}"),
                 );
-                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
                 let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
                 if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
                     response.headers_mut().insert(header::ALLOW, value);
@@ -157,12 +162,10 @@ impl Gateway {
         // form without asking first, but `application/json` makes the browser ask (CORS),
         // and this API answers no such question.
         if route.body && !is_json(headers) {
-            let mut response = error_of(
-                ErrorCode::Invalid,
+            return invalid_with_status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "the body must be JSON, sent as Content-Type: application/json",
             );
-            *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-            return response;
         }
         let token = bearer(headers);
         if route.auth && token.is_none() {
