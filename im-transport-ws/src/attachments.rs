@@ -9,6 +9,7 @@ use futures::TryStreamExt;
 use im_core::model::{ConversationId, Timestamp, UserId};
 use im_core::protocol::{ErrorBody, ErrorCode};
 use serde::Serialize;
+use warp::Reply as _;
 use warp::http::StatusCode;
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::reply::Response;
@@ -253,17 +254,24 @@ impl Gateway {
         {
             return error(&e);
         }
-        let _permit = match self.transfer_permit() {
+        let permit = match self.transfer_permit() {
             Ok(permit) => permit,
             Err(busy) => return error(&busy),
         };
-        let bytes = match blobs.read(id).await {
-            Ok(Some(bytes)) => bytes,
+        let body = match blobs.read(id).await {
+            Ok(Some(body)) => body,
             Ok(None) => return error_of(ErrorCode::NotFound, "no such attachment"),
             Err(e) => return read_failed(&e),
         };
-        let mut response = Response::new(bytes.into());
+        // The permit goes with the stream: the transfer lasts until the last chunk is out
+        // or the client goes away.
+        let body = futures::StreamExt::map(body, move |chunk| {
+            let _held = &permit;
+            chunk
+        });
+        let mut response = warp::reply::stream(body).into_response();
         let headers = response.headers_mut();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
         if let Ok(mime) = HeaderValue::from_str(&meta.mime) {
             headers.insert(header::CONTENT_TYPE, mime);
         }

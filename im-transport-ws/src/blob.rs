@@ -3,9 +3,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::Stream;
 use im_core::model::{ConversationId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +33,9 @@ pub struct BlobMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
 }
+
+/// A file's bytes as they are read, chunk by chunk.
+pub type BlobBody = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send + Sync>>;
 
 /// A blob store failure.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +65,8 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     async fn put(&self, meta: &BlobMeta, bytes: Bytes) -> Result<(), BlobError>;
     /// A file's metadata.
     async fn meta(&self, id: &str) -> Result<Option<BlobMeta>, BlobError>;
-    /// A file's bytes.
-    async fn read(&self, id: &str) -> Result<Option<Bytes>, BlobError>;
+    /// A file's bytes, streamed (a download never holds a whole file in memory).
+    async fn read(&self, id: &str) -> Result<Option<BlobBody>, BlobError>;
 }
 
 /// A [`BlobStore`] in a local directory: `<id>` holds the bytes, `<id>.json` the
@@ -138,12 +143,12 @@ impl BlobStore for LocalDirBlobs {
             .map_err(|e| BlobError::Corrupt(e.to_string()))
     }
 
-    async fn read(&self, id: &str) -> Result<Option<Bytes>, BlobError> {
+    async fn read(&self, id: &str) -> Result<Option<BlobBody>, BlobError> {
         if !valid_id(id) {
             return Ok(None);
         }
-        match tokio::fs::read(self.dir.join(id)).await {
-            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+        match tokio::fs::File::open(self.dir.join(id)).await {
+            Ok(file) => Ok(Some(Box::pin(tokio_util::io::ReaderStream::new(file)))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }

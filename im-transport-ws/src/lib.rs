@@ -19,7 +19,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, Method, header};
 use warp::reply::Response;
 
-pub use blob::{BlobError, BlobMeta, BlobStore, LocalDirBlobs};
+pub use blob::{BlobBody, BlobError, BlobMeta, BlobStore, LocalDirBlobs};
 pub use client::{ConnectError, WsClientConnection, connect};
 pub use config::WsConfig;
 pub use connection::WsConnection;
