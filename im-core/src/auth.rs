@@ -42,6 +42,17 @@ impl Default for HashCost {
     }
 }
 
+impl HashCost {
+    /// The cheapest cost Argon2 accepts (1 MiB, 1 pass, 1 lane): for tests and
+    /// benchmarks that register many users and do not measure hashing. Never for
+    /// passwords that matter.
+    pub const CHEAPEST: HashCost = HashCost {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+}
+
 /// An authentication failure inside the server (never a wrong password, which is `false`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -16,11 +16,7 @@ async fn replies_are_read_while_events_overflow_and_a_resync_follows() {
     let config = EngineConfig::default()
         .with_direct_policy(DirectPolicy::Anyone)
         .with_rate_limits(RateLimits::unlimited())
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        });
+        .with_hash_cost(HashCost::CHEAPEST);
     let engine = Engine::builder().config(config).start().await.unwrap();
     let connect = |buffer: usize| {
         let engine = engine.clone();

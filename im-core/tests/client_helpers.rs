@@ -18,11 +18,7 @@ async fn client(engine: &Engine) -> Client {
 
 #[tokio::test]
 async fn helpers_return_what_the_server_replies() {
-    let config = EngineConfig::default().with_hash_cost(HashCost {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    });
+    let config = EngineConfig::default().with_hash_cost(HashCost::CHEAPEST);
     let engine = Engine::builder().config(config).start().await.unwrap();
     let alice = client(&engine).await;
     let bob = client(&engine).await;

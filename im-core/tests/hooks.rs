@@ -70,11 +70,7 @@ impl Recorder {
 async fn engine_with(hooks: Arc<dyn Hooks>) -> Engine {
     let config = EngineConfig::default()
         .with_direct_policy(DirectPolicy::Anyone)
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        });
+        .with_hash_cost(HashCost::CHEAPEST);
     Engine::builder()
         .hooks(hooks)
         .config(config)

@@ -15,11 +15,7 @@ async fn msgpack_and_json_clients_chat() {
     let config = EngineConfig::default()
         .with_direct_policy(DirectPolicy::Anyone)
         .with_rate_limits(RateLimits::unlimited())
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        });
+        .with_hash_cost(HashCost::CHEAPEST);
     let engine = Engine::builder().config(config).start().await.unwrap();
     let connect = |codec: Codec| {
         let engine = engine.clone();

@@ -37,11 +37,7 @@ async fn node(
     broker: &Arc<LocalBroker>,
     hooks: Arc<Offline>,
 ) -> Engine {
-    let cheap = HashCost {
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
+    let cheap = HashCost::CHEAPEST;
     Engine::builder()
         .node(NodeId::new(name))
         .storage(storage.clone())

@@ -105,11 +105,7 @@ enum Bench {
 fn config() -> EngineConfig {
     // Registration is not what is measured: a cheap hash keeps set-up short.
     let mut config = EngineConfig::default()
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        })
+        .with_hash_cost(HashCost::CHEAPEST)
         .with_direct_policy(DirectPolicy::Anyone)
         .with_max_group_members(1_000_000)
         .with_session_queue(8192)

@@ -25,11 +25,7 @@ pub struct Server {
 /// and send in bursts, and neither is under test (`rate_limits.rs` tests the limits).
 pub fn test_config() -> EngineConfig {
     EngineConfig::default()
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        })
+        .with_hash_cost(HashCost::CHEAPEST)
         .with_rate_limits(RateLimits::unlimited())
 }
 

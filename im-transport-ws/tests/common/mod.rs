@@ -21,11 +21,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A cheap hash cost and no rate limits unless a test sets them.
 pub fn test_config() -> EngineConfig {
     EngineConfig::default()
-        .with_hash_cost(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        })
+        .with_hash_cost(HashCost::CHEAPEST)
         .with_rate_limits(RateLimits::unlimited())
 }
 
