@@ -36,16 +36,31 @@ struct Uploaded<'a> {
 const MAX_FIELD_BYTES: u64 = 256;
 
 impl Gateway {
-    pub(crate) async fn upload(&self, token: &str, headers: &HeaderMap, body: Body) -> Response {
+    /// The blob store and the caller, or the answer that neither can be had: uploads
+    /// are off (404) or the token is not good (401).
+    async fn blobs_for(
+        &self,
+        token: &str,
+    ) -> Result<(&std::sync::Arc<dyn crate::BlobStore>, Identity), Response> {
         let Some(blobs) = &self.inner.blobs else {
-            return error_of(
+            return Err(error_of(
                 ErrorCode::NotFound,
                 "uploads are not enabled on this server",
-            );
+            ));
         };
-        let identity = match self.inner.engine.authenticate(token).await {
-            Ok(identity) => identity,
-            Err(e) => return error(&e),
+        let identity = self
+            .inner
+            .engine
+            .authenticate(token)
+            .await
+            .map_err(|e| error(&e))?;
+        Ok((blobs, identity))
+    }
+
+    pub(crate) async fn upload(&self, token: &str, headers: &HeaderMap, body: Body) -> Response {
+        let (blobs, identity) = match self.blobs_for(token).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
         };
         if let Err(refused) = self.admit_upload(identity.user.id) {
             return error(&refused);
@@ -231,15 +246,9 @@ impl Gateway {
     }
 
     pub(crate) async fn download(&self, token: &str, id: &str) -> Response {
-        let Some(blobs) = &self.inner.blobs else {
-            return error_of(
-                ErrorCode::NotFound,
-                "uploads are not enabled on this server",
-            );
-        };
-        let identity = match self.inner.engine.authenticate(token).await {
-            Ok(identity) => identity,
-            Err(e) => return error(&e),
+        let (blobs, identity) = match self.blobs_for(token).await {
+            Ok(found) => found,
+            Err(refused) => return refused,
         };
         let meta = match blobs.meta(id).await {
             Ok(Some(meta)) => meta,

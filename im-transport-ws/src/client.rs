@@ -6,7 +6,9 @@ use futures::{Sink, Stream};
 use im_core::transport::{Connection, PeerInfo, TransportError};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::connection::{Outgoing, outgoing};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Why a WebSocket connection could not be opened.
@@ -99,19 +101,9 @@ impl Sink<Bytes> for WsClientConnection {
     }
 
     fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<(), Self::Error> {
-        if frame.len() > self.limit {
-            return Err(TransportError::TooLarge {
-                size: frame.len(),
-                limit: self.limit,
-            });
-        }
-        let message = if frame.first() == Some(&b'{') {
-            match Utf8Bytes::try_from(frame) {
-                Ok(text) => Message::Text(text),
-                Err(e) => return Err(TransportError::Io(std::io::Error::other(e))),
-            }
-        } else {
-            Message::Binary(frame)
+        let message = match outgoing(frame, self.limit)? {
+            Outgoing::Text(text) => Message::Text(text),
+            Outgoing::Binary(bytes) => Message::Binary(bytes),
         };
         Pin::new(&mut self.socket)
             .start_send(message)

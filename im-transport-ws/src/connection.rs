@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{Sink, Stream};
 use im_core::transport::{Connection, PeerInfo, TransportError};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use warp::ws::{Message, WebSocket};
 
@@ -102,21 +103,10 @@ impl Sink<Bytes> for WsConnection {
     }
 
     fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<(), Self::Error> {
-        if frame.len() > self.limit {
-            return Err(TransportError::TooLarge {
-                size: frame.len(),
-                limit: self.limit,
-            });
-        }
-        let message = if frame.first() == Some(&b'{') {
-            // JSON from the engine's codec is UTF-8; warp's text messages are Strings,
-            // which costs this one copy per frame.
-            match std::str::from_utf8(&frame) {
-                Ok(text) => Message::text(text),
-                Err(_) => Message::binary(frame),
-            }
-        } else {
-            Message::binary(frame)
+        let message = match outgoing(frame, self.limit)? {
+            // warp's text messages are Strings, which costs this one copy per frame.
+            Outgoing::Text(text) => Message::text(text.as_str()),
+            Outgoing::Binary(bytes) => Message::binary(bytes),
         };
         Pin::new(&mut self.socket)
             .start_send(message)
@@ -136,6 +126,31 @@ impl Connection for WsConnection {
     fn peer(&self) -> &PeerInfo {
         &self.peer
     }
+}
+
+/// A frame on its way out, as the WebSocket carries it.
+pub(crate) enum Outgoing {
+    /// JSON (the only codec whose frames start with `{`), as a text message.
+    Text(Utf8Bytes),
+    /// MessagePack, as a binary message.
+    Binary(Bytes),
+}
+
+/// How a frame goes out, both ways: over the size limit is `TooLarge`; JSON is text,
+/// the rest binary.
+pub(crate) fn outgoing(frame: Bytes, limit: usize) -> Result<Outgoing, TransportError> {
+    if frame.len() > limit {
+        return Err(TransportError::TooLarge {
+            size: frame.len(),
+            limit,
+        });
+    }
+    if frame.first() != Some(&b'{') {
+        return Ok(Outgoing::Binary(frame));
+    }
+    Utf8Bytes::try_from(frame)
+        .map(Outgoing::Text)
+        .map_err(|e| TransportError::Io(std::io::Error::other(e)))
 }
 
 fn io_error(e: warp::Error) -> TransportError {

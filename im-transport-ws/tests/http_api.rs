@@ -450,23 +450,9 @@ async fn every_route_answers_with_its_documented_status() {
     assert_eq!(signaled["online"], false);
 
     // Attachments.
-    let form = reqwest::multipart::Form::new()
-        .text("conversation", d.clone())
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(png(3, 2)).file_name("dot.png"),
-        );
     t.seen.insert(("POST".into(), "/v1/attachments"));
-    let uploaded = t
-        .api
-        .raw(
-            t.api
-                .http
-                .post(format!("{}/v1/attachments", t.api.base))
-                .bearer_auth(ta)
-                .multipart(form),
-        )
-        .await;
+    let dot = reqwest::multipart::Part::bytes(png(3, 2)).file_name("dot.png");
+    let uploaded = t.api.upload(ta, &d, dot).await;
     assert_eq!(uploaded.status, S::CREATED, "{uploaded:?}");
     assert_eq!(uploaded.body["mime"], "image/png");
     assert_eq!(

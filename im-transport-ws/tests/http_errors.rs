@@ -6,6 +6,7 @@ mod common;
 use common::{PASSWORD, png, start, start_with, test_config};
 use im_core::engine::RateLimits;
 use im_transport_ws::WsConfig;
+use reqwest::multipart::Part;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -79,17 +80,7 @@ async fn forbidden_not_found_and_conflict() {
     assert_eq!(peek.status, StatusCode::FORBIDDEN, "{peek:?}");
 
     api.befriend((alice, &ta), (bob, &tb)).await;
-    let form = reqwest::multipart::Form::new()
-        .text("conversation", d.clone())
-        .part("file", reqwest::multipart::Part::bytes(png(2, 2)));
-    let uploaded = api
-        .raw(
-            api.http
-                .post(format!("{}/v1/attachments", api.base))
-                .bearer_auth(&ta)
-                .multipart(form),
-        )
-        .await;
+    let uploaded = api.upload(&ta, &d, Part::bytes(png(2, 2))).await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{uploaded:?}");
     let url = uploaded.body["url"].as_str().unwrap();
     let theirs = api.call(Method::GET, url, Some(&tc), None).await;
@@ -98,18 +89,7 @@ async fn forbidden_not_found_and_conflict() {
         StatusCode::FORBIDDEN,
         "carol is not in the chat: {theirs:?}"
     );
-    let upload_elsewhere = api
-        .raw(
-            api.http
-                .post(format!("{}/v1/attachments", api.base))
-                .bearer_auth(&tc)
-                .multipart(
-                    reqwest::multipart::Form::new()
-                        .text("conversation", d.clone())
-                        .part("file", reqwest::multipart::Part::bytes(png(2, 2))),
-                ),
-        )
-        .await;
+    let upload_elsewhere = api.upload(&tc, &d, Part::bytes(png(2, 2))).await;
     assert_eq!(
         upload_elsewhere.status,
         StatusCode::FORBIDDEN,
@@ -237,30 +217,12 @@ async fn invalid_input_is_422_and_malformed_bodies_never_reach_the_engine() {
     );
 
     // An upload whose bytes are not an accepted type, whatever it claims to be.
-    let html = reqwest::multipart::Part::bytes(b"<html><script>alert(1)</script></html>".to_vec())
+    let html = Part::bytes(b"<html><script>alert(1)</script></html>".to_vec())
         .file_name("cat.png")
         .mime_str("image/png")
         .unwrap();
-    let group = api
-        .call(
-            Method::POST,
-            "/v1/groups",
-            Some(&ta),
-            Some(json!({"name": "g"})),
-        )
-        .await;
-    let g = group.body["group"]["id"].as_u64().unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("conversation", format!("g:{g}"))
-        .part("file", html);
-    let refused = api
-        .raw(
-            api.http
-                .post(format!("{}/v1/attachments", api.base))
-                .bearer_auth(&ta)
-                .multipart(form),
-        )
-        .await;
+    let g = api.group(&ta).await;
+    let refused = api.upload(&ta, &format!("g:{g}"), html).await;
     assert_eq!(
         refused.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -335,25 +297,9 @@ async fn over_the_limits_is_413() {
         .await;
     assert_eq!(list.status, StatusCode::PAYLOAD_TOO_LARGE, "{list:?}");
 
-    let group = api
-        .call(
-            Method::POST,
-            "/v1/groups",
-            Some(&ta),
-            Some(json!({"name": "g"})),
-        )
-        .await;
-    let g = group.body["group"]["id"].as_u64().unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("conversation", format!("g:{g}"))
-        .part("file", reqwest::multipart::Part::bytes(png(64, 64)));
+    let g = api.group(&ta).await;
     let upload = api
-        .raw(
-            api.http
-                .post(format!("{}/v1/attachments", api.base))
-                .bearer_auth(&ta)
-                .multipart(form),
-        )
+        .upload(&ta, &format!("g:{g}"), Part::bytes(png(64, 64)))
         .await;
     assert_eq!(upload.status, StatusCode::PAYLOAD_TOO_LARGE, "{upload:?}");
     assert!(
@@ -411,28 +357,12 @@ async fn too_many_uploads_is_429() {
     let api = server.api();
     let (_, ta) = api.user("alice").await;
     let (_, tb) = api.user("bob").await;
-    let group = api
-        .call(
-            Method::POST,
-            "/v1/groups",
-            Some(&ta),
-            Some(json!({"name": "g"})),
-        )
-        .await;
-    let g = group.body["group"]["id"].as_u64().unwrap();
+    let g = api.group(&ta).await;
     let upload = |token: String| {
         let api = api.clone();
-        let form = reqwest::multipart::Form::new()
-            .text("conversation", format!("g:{g}"))
-            .part("file", reqwest::multipart::Part::bytes(png(1, 1)));
         async move {
-            api.raw(
-                api.http
-                    .post(format!("{}/v1/attachments", api.base))
-                    .bearer_auth(token)
-                    .multipart(form),
-            )
-            .await
+            api.upload(&token, &format!("g:{g}"), Part::bytes(png(1, 1)))
+                .await
         }
     };
     let mut statuses = Vec::new();
@@ -512,15 +442,7 @@ async fn too_many_transfers_at_once_is_503() {
     let server = start_with(test_config(), ws).await;
     let api = server.api();
     let (_, ta) = api.user("alice").await;
-    let group = api
-        .call(
-            Method::POST,
-            "/v1/groups",
-            Some(&ta),
-            Some(json!({"name": "g"})),
-        )
-        .await;
-    let g = group.body["group"]["id"].as_u64().unwrap();
+    let g = api.group(&ta).await;
 
     // An upload that starts and then stalls mid-file, holding the only permit.
     let mut stalled = tokio::net::TcpStream::connect(server.http).await.unwrap();
@@ -533,17 +455,8 @@ async fn too_many_transfers_at_once_is_503() {
     stalled.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
-    let upload = || {
-        let form = reqwest::multipart::Form::new()
-            .text("conversation", format!("g:{g}"))
-            .part("file", reqwest::multipart::Part::bytes(png(1, 1)));
-        api.raw(
-            api.http
-                .post(format!("{}/v1/attachments", api.base))
-                .bearer_auth(&ta)
-                .multipart(form),
-        )
-    };
+    let chat = format!("g:{g}");
+    let upload = || api.upload(&ta, &chat, Part::bytes(png(1, 1)));
     let busy = upload().await;
     assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{busy:?}");
     assert_eq!(busy.code(), "unavailable");

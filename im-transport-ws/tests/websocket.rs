@@ -30,6 +30,18 @@ async fn next_message(events: &mut Events) -> Message {
     }
 }
 
+/// The next `count` text messages pushed, as (seq, sender, text).
+async fn pushed_texts(events: &mut Events, count: usize) -> Vec<(u64, u64, String)> {
+    let mut texts = Vec::with_capacity(count);
+    while texts.len() < count {
+        let m = next_message(events).await;
+        if matches!(m.body, Body::Text { .. }) {
+            texts.push(line(&m));
+        }
+    }
+    texts
+}
+
 fn line(m: &Message) -> (u64, u64, String) {
     let text = match &m.body {
         Body::Text { text } => text.clone(),
@@ -108,20 +120,8 @@ async fn websocket_tcp_and_http_users_see_the_same_conversation() {
 
     // Pushes: each connected client gets the other two senders' messages (its own come
     // back as replies, not pushes).
-    let mut pushed_ws = Vec::new();
-    let mut pushed_tcp = Vec::new();
-    while pushed_ws.len() < 2 * EACH {
-        let m = next_message(&mut ws_events).await;
-        if matches!(m.body, Body::Text { .. }) {
-            pushed_ws.push(line(&m));
-        }
-    }
-    while pushed_tcp.len() < 2 * EACH {
-        let m = next_message(&mut tcp_events).await;
-        if matches!(m.body, Body::Text { .. }) {
-            pushed_tcp.push(line(&m));
-        }
-    }
+    let mut pushed_ws = pushed_texts(&mut ws_events, 2 * EACH).await;
+    let mut pushed_tcp = pushed_texts(&mut tcp_events, 2 * EACH).await;
     // History, read over each transport.
     let texts = |messages: Vec<Message>| -> Vec<(u64, u64, String)> {
         messages

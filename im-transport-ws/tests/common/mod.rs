@@ -174,6 +174,39 @@ impl Api {
         (id, answer.body["token"].as_str().unwrap().to_owned())
     }
 
+    /// Creates a group of one (the caller); returns its id.
+    pub async fn group(&self, token: &str) -> u64 {
+        let answer = self
+            .call(
+                Method::POST,
+                "/v1/groups",
+                Some(token),
+                Some(serde_json::json!({"name": "g"})),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.body["group"]["id"].as_u64().unwrap()
+    }
+
+    /// Uploads `file` for `conversation`.
+    pub async fn upload(
+        &self,
+        token: &str,
+        conversation: &str,
+        file: reqwest::multipart::Part,
+    ) -> Answer {
+        let form = reqwest::multipart::Form::new()
+            .text("conversation", conversation.to_owned())
+            .part("file", file);
+        self.raw(
+            self.http
+                .post(format!("{}/v1/attachments", self.base))
+                .bearer_auth(token)
+                .multipart(form),
+        )
+        .await
+    }
+
     /// Makes two users friends.
     pub async fn befriend(&self, a: (u64, &str), b: (u64, &str)) {
         let asked = self
