@@ -99,6 +99,40 @@ pub(crate) struct Settings {
     #[arg(long, env = "IM_EDIT_WINDOW_SECS")]
     pub(crate) edit_window_secs: Option<u64>,
 
+    /// Messages one user may send per second, sustained; 0 for no limit [default: the
+    /// engine's, 20].
+    #[arg(long, env = "IM_SENDS_PER_SECOND")]
+    pub(crate) sends_per_second: Option<u32>,
+
+    /// Messages one user may send in a burst above the sustained rate [default: the
+    /// engine's, 100].
+    #[arg(long, env = "IM_SEND_BURST")]
+    pub(crate) send_burst: Option<u32>,
+
+    /// Login attempts per username and address per minute; 0 for no limit [default: the
+    /// engine's, 10].
+    #[arg(long, env = "IM_LOGINS_PER_MINUTE")]
+    pub(crate) logins_per_minute: Option<u32>,
+
+    /// Login and registration attempts per address per minute; 0 for no limit [default:
+    /// the engine's, 60].
+    #[arg(long, env = "IM_AUTH_PER_ADDRESS_PER_MINUTE")]
+    pub(crate) auth_per_address_per_minute: Option<u32>,
+
+    /// Argon2id memory per password hash, in KiB [default: the engine's, 19456]. Lower
+    /// only for tests and benchmarks: it is what makes stolen hashes slow to crack.
+    #[arg(long, env = "IM_HASH_MEMORY_KIB")]
+    pub(crate) hash_memory_kib: Option<u32>,
+
+    /// Argon2id passes per password hash [default: the engine's, 2].
+    #[arg(long, env = "IM_HASH_ITERATIONS")]
+    pub(crate) hash_iterations: Option<u32>,
+
+    /// Frames queued per session before it must catch up through sync [default: the
+    /// engine's].
+    #[arg(long, env = "IM_SESSION_QUEUE")]
+    pub(crate) session_queue: Option<usize>,
+
     /// Log filter, in `tracing` syntax (`info`, `im_core=debug,info`) [default: info].
     #[arg(long, env = "RUST_LOG")]
     pub(crate) log: Option<String>,
@@ -125,6 +159,13 @@ pub(crate) struct Resolved {
     pub(crate) presence_grace_secs: u64,
     pub(crate) recall_window_secs: u64,
     pub(crate) edit_window_secs: u64,
+    pub(crate) sends_per_second: Option<u32>,
+    pub(crate) send_burst: Option<u32>,
+    pub(crate) logins_per_minute: Option<u32>,
+    pub(crate) auth_per_address_per_minute: Option<u32>,
+    pub(crate) hash_memory_kib: Option<u32>,
+    pub(crate) hash_iterations: Option<u32>,
+    pub(crate) session_queue: Option<usize>,
     pub(crate) log: String,
 }
 
@@ -204,6 +245,15 @@ impl Settings {
                 .edit_window_secs
                 .or(file.edit_window_secs)
                 .unwrap_or(900),
+            sends_per_second: self.sends_per_second.or(file.sends_per_second),
+            send_burst: self.send_burst.or(file.send_burst),
+            logins_per_minute: self.logins_per_minute.or(file.logins_per_minute),
+            auth_per_address_per_minute: self
+                .auth_per_address_per_minute
+                .or(file.auth_per_address_per_minute),
+            hash_memory_kib: self.hash_memory_kib.or(file.hash_memory_kib),
+            hash_iterations: self.hash_iterations.or(file.hash_iterations),
+            session_queue: self.session_queue.or(file.session_queue),
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         }
     }

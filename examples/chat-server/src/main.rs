@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions};
+use im_core::auth::HashCost;
+use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions, RateLimits};
 use im_core::model::Platform;
 use im_core::{Engine, EngineConfig};
 use im_store::SqlStorage;
@@ -182,8 +183,36 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The engine's settings: its own defaults, with what the operator set laid over them.
 fn engine_config(settings: &Resolved) -> EngineConfig {
-    EngineConfig::default()
+    let defaults = EngineConfig::default();
+    let limits = defaults.rate_limits;
+    let rate_limits = RateLimits {
+        sends_per_user_per_second: settings
+            .sends_per_second
+            .unwrap_or(limits.sends_per_user_per_second),
+        send_burst: settings.send_burst.unwrap_or(limits.send_burst),
+        logins_per_username_per_minute: settings
+            .logins_per_minute
+            .unwrap_or(limits.logins_per_username_per_minute),
+        auth_per_address_per_minute: settings
+            .auth_per_address_per_minute
+            .unwrap_or(limits.auth_per_address_per_minute),
+    };
+    let hash_cost = HashCost {
+        memory_kib: settings
+            .hash_memory_kib
+            .unwrap_or(defaults.hash_cost.memory_kib),
+        iterations: settings
+            .hash_iterations
+            .unwrap_or(defaults.hash_cost.iterations),
+        ..defaults.hash_cost
+    };
+    let session_queue = settings.session_queue.unwrap_or(defaults.session_queue);
+    defaults
+        .with_rate_limits(rate_limits)
+        .with_hash_cost(hash_cost)
+        .with_session_queue(session_queue)
         .with_direct_policy(if settings.open_direct_messages {
             DirectPolicy::Anyone
         } else {
