@@ -20,6 +20,20 @@ pub struct WsConfig {
     /// this when a page is served from a known origin. Requests without `Origin`
     /// (non-browser clients) are always allowed.
     pub allowed_origins: Option<Vec<String>>,
+    /// Bytes read from a WebSocket at a time, in a buffer each connection keeps (it grows
+    /// while a larger frame arrives). Default 4 KiB: chat frames are small, and this is
+    /// most of what an idle connection costs. tungstenite's own default is 128 KiB.
+    pub read_buffer_bytes: usize,
+    /// Outgoing WebSocket frames are gathered up to this many bytes before they are
+    /// written to the socket (a flush writes whatever is gathered). Default 16 KiB: a
+    /// batch of small frames goes out in a few writes, and a connection keeps no more
+    /// than about this much after a burst.
+    pub write_buffer_bytes: usize,
+    /// Sets `TCP_NODELAY` on WebSocket connections (when the socket is reachable: with
+    /// [`serve`](crate::serve), which sets it on every connection anyway). Default true:
+    /// the engine batches its writes itself, and Nagle's algorithm would hold a small
+    /// frame back for up to 40 ms.
+    pub tcp_nodelay: bool,
     /// Largest JSON request body of the HTTP API, in bytes. Default 64 KiB.
     pub max_body_bytes: usize,
     /// How long a request body (JSON or upload) may take to arrive; slower ones get
@@ -45,6 +59,9 @@ impl Default for WsConfig {
             max_frame_bytes: 64 * 1024,
             ping_interval: Duration::from_secs(30),
             allowed_origins: None,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 16 * 1024,
+            tcp_nodelay: true,
             max_body_bytes: 64 * 1024,
             body_timeout: Duration::from_secs(30),
             max_transfers: 64,
@@ -79,6 +96,24 @@ impl WsConfig {
     /// Sets [`allowed_origins`](Self::allowed_origins).
     pub fn with_allowed_origins(mut self, origins: impl IntoIterator<Item = String>) -> Self {
         self.allowed_origins = Some(origins.into_iter().collect());
+        self
+    }
+
+    /// Sets [`read_buffer_bytes`](Self::read_buffer_bytes).
+    pub fn with_read_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.read_buffer_bytes = bytes;
+        self
+    }
+
+    /// Sets [`write_buffer_bytes`](Self::write_buffer_bytes).
+    pub fn with_write_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.write_buffer_bytes = bytes;
+        self
+    }
+
+    /// Sets [`tcp_nodelay`](Self::tcp_nodelay).
+    pub fn with_tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = on;
         self
     }
 

@@ -1,13 +1,20 @@
+//! One accepted WebSocket as the engine sees it ([`WsConnection`]), and the byte stream
+//! under it ([`WsIo`]).
+
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Sink, Stream};
+use hyper_util::rt::TokioIo;
 use im_core::transport::{Connection, PeerInfo, TransportError};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use warp::ws::{Message, WebSocket};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// One accepted WebSocket, as the engine sees it: each text or binary message is a frame.
 ///
@@ -18,7 +25,7 @@ use warp::ws::{Message, WebSocket};
 /// connections survive proxies.
 #[derive(Debug)]
 pub struct WsConnection {
-    socket: WebSocket,
+    socket: WebSocketStream<WsIo>,
     peer: PeerInfo,
     limit: usize,
     ping: tokio::time::Interval,
@@ -27,7 +34,12 @@ pub struct WsConnection {
 }
 
 impl WsConnection {
-    pub(crate) fn new(socket: WebSocket, peer: PeerInfo, limit: usize, ping: Duration) -> Self {
+    pub(crate) fn new(
+        socket: WebSocketStream<WsIo>,
+        peer: PeerInfo,
+        limit: usize,
+        ping: Duration,
+    ) -> Self {
         // Zero means no pings: an interval too long to ever fire.
         let ping = if ping.is_zero() {
             Duration::from_secs(86_400 * 365)
@@ -57,7 +69,7 @@ impl WsConnection {
         {
             ready.map_err(io_error)?;
             Pin::new(&mut self.socket)
-                .start_send(Message::ping(Bytes::new()))
+                .start_send(Message::Ping(Bytes::new()))
                 .map_err(io_error)?;
             self.ping_due = false;
             self.unflushed_ping = true;
@@ -82,13 +94,12 @@ impl Stream for WsConnection {
         }
         loop {
             match ready!(Pin::new(&mut this.socket).poll_next(cx)) {
-                Some(Ok(message)) if message.is_text() || message.is_binary() => {
-                    return Poll::Ready(Some(Ok(message.into_bytes())));
-                }
-                Some(Ok(message)) if message.is_close() => return Poll::Ready(None),
+                Some(Ok(Message::Text(text))) => return Poll::Ready(Some(Ok(text.into()))),
+                Some(Ok(Message::Binary(bytes))) => return Poll::Ready(Some(Ok(bytes))),
+                Some(Ok(Message::Close(_))) => return Poll::Ready(None),
                 // Pings and pongs: tungstenite answers pings itself.
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Poll::Ready(Some(Err(map_error(&e, this.limit)))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(map_error(e, this.limit)))),
                 None => return Poll::Ready(None),
             }
         }
@@ -103,10 +114,10 @@ impl Sink<Bytes> for WsConnection {
     }
 
     fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<(), Self::Error> {
+        // The frame's bytes are shared with every other recipient: no copy here.
         let message = match outgoing(frame, self.limit)? {
-            // warp's text messages are Strings, which costs this one copy per frame.
-            Outgoing::Text(text) => Message::text(text.as_str()),
-            Outgoing::Binary(bytes) => Message::binary(bytes),
+            Outgoing::Text(text) => Message::Text(text),
+            Outgoing::Binary(bytes) => Message::Binary(bytes),
         };
         Pin::new(&mut self.socket)
             .start_send(message)
@@ -125,6 +136,75 @@ impl Sink<Bytes> for WsConnection {
 impl Connection for WsConnection {
     fn peer(&self) -> &PeerInfo {
         &self.peer
+    }
+}
+
+/// The byte stream under a server-side WebSocket: the TCP socket itself when the
+/// gateway's own server ([`serve`](crate::serve)) accepted it, or hyper's upgraded
+/// connection when another server (warp's, axum's) did.
+#[derive(Debug)]
+pub enum WsIo {
+    /// The accepted socket, handed back by hyper after the upgrade.
+    Tcp(TcpStream),
+    /// Whatever another server's hyper connection was built on.
+    Upgraded(TokioIo<hyper::upgrade::Upgraded>),
+}
+
+impl AsyncRead for WsIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            WsIo::Upgraded(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WsIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WsIo::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            WsIo::Upgraded(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WsIo::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            WsIo::Upgraded(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            WsIo::Tcp(s) => s.is_write_vectored(),
+            WsIo::Upgraded(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Tcp(s) => Pin::new(s).poll_flush(cx),
+            WsIo::Upgraded(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WsIo::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            WsIo::Upgraded(s) => Pin::new(s).poll_shutdown(cx),
+        }
     }
 }
 
@@ -150,20 +230,23 @@ pub(crate) fn outgoing(frame: Bytes, limit: usize) -> Result<Outgoing, Transport
     }
     Utf8Bytes::try_from(frame)
         .map(Outgoing::Text)
-        .map_err(|e| TransportError::Io(std::io::Error::other(e)))
+        .map_err(|e| TransportError::Io(io::Error::other(e)))
 }
 
-fn io_error(e: warp::Error) -> TransportError {
-    TransportError::Io(std::io::Error::other(e))
+fn io_error(e: WsError) -> TransportError {
+    match e {
+        WsError::Io(e) => TransportError::Io(e),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Closed,
+        e => TransportError::Io(io::Error::other(e)),
+    }
 }
 
 /// A read error, with messages over the limit told apart from the rest.
-fn map_error(e: &warp::Error, limit: usize) -> TransportError {
-    let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<WsError>());
-    match inner {
-        Some(WsError::Capacity(CapacityError::MessageTooLong { size, .. })) => {
-            TransportError::TooLarge { size: *size, limit }
+fn map_error(e: WsError, limit: usize) -> TransportError {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, .. }) => {
+            TransportError::TooLarge { size, limit }
         }
-        _ => TransportError::Io(std::io::Error::other(e.to_string())),
+        e => io_error(e),
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod connection;
 pub mod http;
 pub mod routes;
+mod server;
 mod websocket;
 
 use std::sync::Arc;
@@ -22,7 +23,8 @@ use warp::reply::Response;
 pub use blob::{BlobBody, BlobError, BlobMeta, BlobStore, LocalDirBlobs};
 pub use client::{ConnectError, WsClientConnection, connect};
 pub use config::WsConfig;
-pub use connection::WsConnection;
+pub use connection::{WsConnection, WsIo};
+pub use server::{PeerAddr, serve};
 
 /// The OpenAPI 3.1 document of the HTTP API, as served at `/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -78,10 +80,13 @@ impl Gateway {
             let gateway = self.clone();
             warp::path("ws")
                 .and(warp::path::end())
-                .and(warp::ws())
-                .and(warp::header::optional::<String>("origin"))
-                .and(warp::addr::remote())
-                .map(move |ws, origin, addr| gateway.upgrade(ws, origin, addr))
+                .and(warp::get())
+                .and(warp::header::headers_cloned())
+                .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
+                .and(peer_addr())
+                .map(move |headers: HeaderMap, on_upgrade, addr| {
+                    gateway.upgrade(&headers, on_upgrade, addr)
+                })
         };
         let openapi = warp::path("openapi.json")
             .and(warp::path::end())
@@ -101,7 +106,7 @@ impl Gateway {
                 .and(warp::path::full())
                 .and(warp::query::raw().or(warp::any().map(String::new)).unify())
                 .and(warp::header::headers_cloned())
-                .and(warp::addr::remote())
+                .and(peer_addr())
                 .and(warp::body::stream())
                 .then(
                     move |method: Method,
@@ -128,4 +133,17 @@ impl Gateway {
         };
         ws.or(openapi).unify().or(api).unify().boxed()
     }
+}
+
+/// The peer's address: warp's, when warp's server runs the filter, or the [`PeerAddr`]
+/// that [`serve`] (or an app's own server) put in the request.
+fn peer_addr()
+-> impl Filter<Extract = (Option<std::net::SocketAddr>,), Error = std::convert::Infallible> + Copy {
+    warp::addr::remote()
+        .and(warp::ext::optional::<PeerAddr>())
+        .map(
+            |warp: Option<std::net::SocketAddr>, ours: Option<PeerAddr>| {
+                warp.or(ours.map(|PeerAddr(addr)| addr))
+            },
+        )
 }
