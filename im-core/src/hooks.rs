@@ -65,6 +65,13 @@ pub trait Hooks: Send + Sync + fmt::Debug {
         let _ = (message, offline);
     }
 
+    /// Whether [`on_message_stored`](Self::on_message_stored) uses its `offline` list.
+    /// Working it out costs a look at every member of a group for each message; return
+    /// `false` if the hook does not use it, and it gets an empty list. Default `true`.
+    fn wants_offline_recipients(&self) -> bool {
+        true
+    }
+
     /// A user's first device came online (not said again for a reconnect within the
     /// presence grace period).
     async fn on_online(&self, user: UserId) {
@@ -99,4 +106,8 @@ pub trait Hooks: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoHooks;
 
-impl Hooks for NoHooks {}
+impl Hooks for NoHooks {
+    fn wants_offline_recipients(&self) -> bool {
+        false
+    }
+}

@@ -92,8 +92,12 @@ impl PresenceError {
 ///   not take offline a device that has moved on).
 /// - `online` returns the live entries of the given users, in any order.
 /// - `online_elsewhere` returns the same, less the entries on `node`. The fan-out calls
-///   it for every message, so backends should filter before copying anything: on a
-///   single node it returns nothing.
+///   it for every message while other nodes are up, so backends should filter before
+///   copying anything.
+/// - `others_online` is `true` while any node other than `node` has a live entry. It
+///   may also say `true` when unsure (the default does, always): the fan-out asks it
+///   first, and only skips the per-recipient lookup on `false`, which must therefore
+///   be exact.
 #[async_trait]
 pub trait Presence: Send + Sync + fmt::Debug {
     /// Records or refreshes entries with a lease of `ttl`.
@@ -111,6 +115,12 @@ pub trait Presence: Send + Sync + fmt::Debug {
     ) -> Result<(), PresenceError>;
     /// The online devices of `users`.
     async fn online(&self, users: &[UserId]) -> Result<Vec<PresenceEntry>, PresenceError>;
+
+    /// Whether any node other than `node` may have online devices (see the contract).
+    async fn others_online(&self, node: &NodeId) -> Result<bool, PresenceError> {
+        let _ = node;
+        Ok(true)
+    }
 
     /// The online devices of `users` on nodes other than `node`.
     async fn online_elsewhere(

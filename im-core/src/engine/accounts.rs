@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use super::Shared;
+use super::connection::Conn;
 use super::device_policy::Admission;
 use super::error::{ApiError, ApiResult};
-use super::session::{Conn, SessionHandle};
+use super::session::SessionHandle;
 use super::validate;
 use crate::auth::{issue_token, parse_token, token_hash_matches};
 use crate::model::{Device, DeviceId, Platform, Timestamp, User, UserId};

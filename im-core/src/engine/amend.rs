@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::Shared;
 use super::error::{ApiError, ApiResult};
-use super::fanout::Outgoing;
+use super::fanout::{Outgoing, Recipients};
 use super::messaging::Access;
 use super::session::SessionHandle;
 use super::validate;
@@ -121,7 +121,8 @@ impl Shared {
         let out = Outgoing::new(ServerFrame::Event {
             event: Event::MessageHidden { conversation, seq },
         });
-        self.fan_out(&[me.user], me.skip(), &out).await;
+        self.fan_out(Recipients::Users(&[me.user]), me.skip(), &out, false)
+            .await;
         Ok(Reply::Done)
     }
 

@@ -11,9 +11,8 @@ use std::collections::HashSet;
 
 use super::Shared;
 use super::error::{ApiError, ApiResult};
-use super::fanout::Outgoing;
+use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
-use crate::broker::Envelope;
 use crate::model::{DeviceId, UserId};
 use crate::protocol::{Event, Reply, ServerFrame, Signal};
 
@@ -52,10 +51,14 @@ impl Shared {
                 signal,
             },
         });
-        let online = match &device {
-            Some(device) => self.deliver_to_device(to, device, &out).await,
-            None => self.fan_out(&[to], None, &out).await.is_empty(),
+        let recipients = match &device {
+            Some(device) => Recipients::Device(to, device),
+            None => Recipients::Users(std::slice::from_ref(&to)),
         };
+        let online = self
+            .fan_out(recipients, Skip::Nobody, &out, true)
+            .await
+            .is_empty();
         if settles {
             let handled = Outgoing::new(ServerFrame::Event {
                 event: Event::CallHandled {
@@ -64,7 +67,8 @@ impl Shared {
                     answered,
                 },
             });
-            self.fan_out(&[me.user], me.skip(), &handled).await;
+            self.fan_out(Recipients::Users(&[me.user]), me.skip(), &handled, false)
+                .await;
         }
         Ok(Reply::Signaled { online })
     }
@@ -97,38 +101,5 @@ impl Shared {
                 "you can only call friends and members of your groups",
             ))
         }
-    }
-
-    /// Delivers to one device, here or on the node presence says it is on. Whether the
-    /// device was found online.
-    async fn deliver_to_device(&self, user: UserId, device: &DeviceId, out: &Outgoing) -> bool {
-        if self.sessions.deliver_to_device(user, device, out) {
-            return true;
-        }
-        let entries = match self.presence.online_elsewhere(&[user], &self.node).await {
-            Ok(entries) => entries,
-            Err(e) => {
-                tracing::warn!(error = %e, "presence lookup failed; signal not relayed");
-                return false;
-            }
-        };
-        let Some(entry) = entries.into_iter().find(|e| &e.device == device) else {
-            return false;
-        };
-        let Some(json) = out.bytes(crate::protocol::Codec::Json) else {
-            return false;
-        };
-        let envelope = Envelope::Deliver {
-            users: vec![user],
-            skip: None,
-            device: Some(device.clone()),
-            class: out.class(),
-            frame: json,
-        };
-        if let Err(e) = self.broker.publish(&entry.node, envelope).await {
-            tracing::warn!(node = %entry.node, error = %e, "broker publish failed");
-            return false;
-        }
-        true
     }
 }

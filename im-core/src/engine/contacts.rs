@@ -3,7 +3,7 @@
 
 use super::Shared;
 use super::error::{ApiError, ApiResult};
-use super::fanout::Outgoing;
+use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{FriendRequest, Timestamp, UserId};
@@ -13,9 +13,10 @@ use crate::storage::StorageError;
 impl Shared {
     /// Pushes an event to all sessions of `user`, except the session `skip`.
     pub(crate) async fn push(&self, user: UserId, skip: Option<&SessionHandle>, event: Event) {
-        let skip = skip.and_then(|s| s.skip());
+        let skip = skip.map_or(Skip::Nobody, SessionHandle::skip);
         let out = Outgoing::new(ServerFrame::Event { event });
-        self.fan_out(&[user], skip, &out).await;
+        self.fan_out(Recipients::Users(&[user]), skip, &out, false)
+            .await;
     }
 
     /// Fails with `not_found` unless `user` exists and is not `me`.

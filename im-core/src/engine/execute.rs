@@ -4,8 +4,8 @@
 //! pushes and never counts as online.
 
 use super::Shared;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
-use super::session::Conn;
 use crate::model::{ConversationId, Device, User};
 use crate::protocol::{Codec, ErrorBody, KickCode, Reply, Request};
 use crate::transport::PeerInfo;

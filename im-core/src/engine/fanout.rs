@@ -1,19 +1,24 @@
 //! Fan-out: getting one frame to every session of a set of users, wherever they are.
 //!
-//! A frame is encoded at most once per codec in use (JSON, and MessagePack if some
-//! session asked for it) and the same bytes — reference-counted, not copied — are queued
-//! for every recipient session on this node. Recipients on other nodes are found through
-//! `Presence` and reached with one broker publish per node, carrying the recipient list.
+//! Every push goes through here: messages and events to users or to a group's members,
+//! call signals to one device, and kicks. A frame is encoded at most once per codec in
+//! use (JSON, and MessagePack if some session asked for it) and the same bytes —
+//! reference-counted, not copied — are queued for every recipient session on this node
+//! (a group's through its room, see `registry`). When other nodes are up, recipients
+//! there are found through `Presence` and reached with one broker publish per node,
+//! carrying the recipient list; a single node asks presence nothing per message.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use super::Shared;
+use super::membership::GroupMembers;
+use super::session::SessionHandle;
 use crate::broker::Envelope;
-use crate::model::{DeviceId, UserId};
-use crate::protocol::{Codec, FrameClass, ServerFrame};
+use crate::model::{DeviceId, GroupId, UserId};
+use crate::protocol::{Codec, FrameClass, KickCode, ServerFrame};
 
 /// A frame on its way to many sessions, encoded lazily and once per codec.
 #[derive(Debug)]
@@ -83,24 +88,98 @@ impl Outgoing {
     }
 }
 
+/// Who a push is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Recipients<'a> {
+    /// Every session of these users (each user once, please).
+    Users(&'a [UserId]),
+    /// Every member of a group as the caller's view of it has them: here through the
+    /// group's room, elsewhere through the broker.
+    Group(&'a Arc<GroupMembers>),
+    /// One device's sessions (a call signal).
+    Device(UserId, &'a DeviceId),
+}
+
+/// Whom a push leaves out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Skip<'a> {
+    /// Nobody.
+    Nobody,
+    /// The session that caused the push (it gets a reply instead): by id here, by its
+    /// device on other nodes.
+    Session(u64, UserId, &'a DeviceId),
+    /// Every session of this user (typing is not echoed to the typist's devices).
+    User(UserId),
+}
+
+impl Skip<'_> {
+    /// Whether `session` is left out.
+    pub(crate) fn skips(&self, session: &SessionHandle) -> bool {
+        match *self {
+            Skip::Nobody => false,
+            Skip::Session(id, ..) => session.id == id,
+            Skip::User(user) => session.user == user,
+        }
+    }
+}
+
+impl Recipients<'_> {
+    fn users(&self) -> &[UserId] {
+        match self {
+            Recipients::Users(users) => users,
+            Recipients::Group(members) => &members.ids,
+            Recipients::Device(user, _) => std::slice::from_ref(user),
+        }
+    }
+}
+
 impl Shared {
-    /// Pushes `frame` to every session of `users` (each user once, please), except the
-    /// session `skip` (the sender's, which gets a reply instead). Never waits on a
-    /// session; waits only on the presence lookup and the broker for remote nodes.
+    /// Pushes `frame` to `to`, except the session `skip` (the sender's, which gets a
+    /// reply instead). Never waits on a session; waits only on presence and the broker
+    /// when other nodes are up.
     ///
-    /// Returns the users with no session on any node (if presence cannot be asked, those
-    /// with none here: a push notification too many beats one too few).
+    /// Returns the recipients with no session on any node (for a group, only when
+    /// `want_offline`: it costs a look at every member). If presence cannot be asked,
+    /// those with none here: a push notification too many beats one too few.
     pub(crate) async fn fan_out(
         &self,
-        users: &[UserId],
-        skip: Option<(u64, &UserId, &DeviceId)>,
+        to: Recipients<'_>,
+        skip: Skip<'_>,
         out: &Outgoing,
+        want_offline: bool,
     ) -> Vec<UserId> {
         let mut offline = Vec::new();
-        self.sessions
-            .deliver(users, skip.map(|(id, _, _)| id), out, &mut offline);
+        match to {
+            Recipients::Users(users) => {
+                self.sessions.deliver(users, skip, out, Some(&mut offline));
+            }
+            Recipients::Group(members) => self.sessions.deliver_group(
+                members,
+                skip,
+                out,
+                want_offline.then_some(&mut offline),
+            ),
+            Recipients::Device(user, device) => {
+                if self
+                    .sessions
+                    .deliver_skip_device(&[user], None, Some(device), out)
+                {
+                    return offline;
+                }
+                offline.push(user);
+            }
+        }
 
-        let entries = match self.presence.online_elsewhere(users, &self.node).await {
+        // One node (the common case) needs no lookup per recipient.
+        match self.presence.others_online(&self.node).await {
+            Ok(false) => return offline,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "presence lookup failed; remote pushes skipped");
+                return offline;
+            }
+        }
+        let mut entries = match self.presence.online_elsewhere(to.users(), &self.node).await {
             Ok(entries) => entries,
             Err(e) => {
                 // Pushes are best effort; sync recovers what remote devices miss.
@@ -108,12 +187,24 @@ impl Shared {
                 return offline;
             }
         };
-        let mut by_node: BTreeMap<_, BTreeSet<UserId>> = BTreeMap::new();
+        let device = match to {
+            Recipients::Device(_, device) => {
+                entries.retain(|e| &e.device == device);
+                Some(device.clone())
+            }
+            _ => None,
+        };
         if !entries.is_empty() {
             let remote: HashSet<UserId> = entries.iter().map(|e| e.user).collect();
             offline.retain(|u| !remote.contains(u));
         }
+        let mut by_node: BTreeMap<_, BTreeSet<UserId>> = BTreeMap::new();
         for e in entries {
+            if let Skip::User(user) = skip
+                && e.user == user
+            {
+                continue;
+            }
             by_node.entry(e.node).or_default().insert(e.user);
         }
         if by_node.is_empty() {
@@ -125,8 +216,11 @@ impl Shared {
         for (node, users) in by_node {
             let envelope = Envelope::Deliver {
                 users: users.into_iter().collect(),
-                skip: skip.map(|(_, u, d)| (*u, d.clone())),
-                device: None,
+                skip: match skip {
+                    Skip::Session(_, user, device) => Some((user, device.clone())),
+                    Skip::Nobody | Skip::User(_) => None,
+                },
+                device: device.clone(),
                 class: out.class(),
                 frame: json.clone(),
             };
@@ -135,6 +229,49 @@ impl Shared {
             }
         }
         offline
+    }
+
+    /// Kicks sessions here and asks the other nodes to do the same; with
+    /// `started_before`, only sessions that started no later.
+    pub(crate) async fn kick(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        keep: Option<&DeviceId>,
+        started_before: Option<crate::model::Timestamp>,
+        code: KickCode,
+    ) {
+        self.sessions.kick(user, device, keep, started_before, code);
+        self.broadcast(Envelope::Kick {
+            user,
+            device: device.cloned(),
+            keep: keep.cloned(),
+            started_before,
+            code,
+            origin: self.node.clone(),
+        })
+        .await;
+    }
+
+    /// Forgets a group's cached membership (and its room) here and on the other nodes.
+    pub(crate) async fn invalidate_group(&self, group: GroupId) {
+        self.forget_group(group);
+        self.broadcast(Envelope::InvalidateGroup {
+            group,
+            origin: self.node.clone(),
+        })
+        .await;
+    }
+
+    fn forget_group(&self, group: GroupId) {
+        self.members.invalidate(group);
+        self.sessions.forget_room(group);
+    }
+
+    pub(crate) async fn broadcast(&self, envelope: Envelope) {
+        if let Err(e) = self.broker.broadcast(envelope).await {
+            tracing::warn!(error = %e, "broker broadcast failed");
+        }
     }
 
     /// Acts on an envelope from another node.
@@ -153,7 +290,7 @@ impl Shared {
             }
             Envelope::InvalidateGroup { group, origin } => {
                 if origin != self.node {
-                    self.members.invalidate(group);
+                    self.forget_group(group);
                 }
             }
             Envelope::Kick {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::Shared;
 use super::config::DirectPolicy;
 use super::error::{ApiError, ApiResult};
-use super::fanout::Outgoing;
+use super::fanout::{Outgoing, Recipients};
 use super::membership::GroupMembers;
 use super::session::SessionHandle;
 use super::validate;
@@ -101,7 +101,8 @@ impl Shared {
         let after = self.members.get(&*self.storage, group).await?;
         let mut notify: Vec<UserId> = before.ids.clone();
         notify.extend(after.ids.iter().filter(|u| before.get(**u).is_none()));
-        self.push_message(&notify, me, message).await;
+        self.push_message(Recipients::Users(&notify), me, message)
+            .await;
         Ok(group_reply(settings, after.ids.len()))
     }
 
@@ -109,7 +110,7 @@ impl Shared {
     /// tells the hooks who was offline.
     pub(crate) async fn push_message(
         &self,
-        users: &[UserId],
+        to: Recipients<'_>,
         me: &SessionHandle,
         message: Message,
     ) {
@@ -118,7 +119,8 @@ impl Shared {
         let out = Outgoing::new(ServerFrame::Event {
             event: Event::Message { message },
         });
-        let mut offline = self.fan_out(users, skip, &out).await;
+        let wants_offline = self.hooks.wants_offline_recipients();
+        let mut offline = self.fan_out(to, skip, &out, wants_offline).await;
         offline.retain(|u| *u != sender);
         // The hook reads the message from the frame already built: no copy per message.
         if let Some(ServerFrame::Event {
@@ -168,7 +170,8 @@ impl Shared {
             )
             .await?;
         let recipients: Vec<UserId> = all.iter().map(|(u, _)| *u).collect();
-        self.push_message(&recipients, me, message).await;
+        self.push_message(Recipients::Users(&recipients), me, message)
+            .await;
         Ok(group_reply(group, recipients.len()))
     }
 

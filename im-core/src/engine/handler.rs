@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use super::Shared;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
-use super::session::{Conn, SessionHandle};
+use super::session::SessionHandle;
 use crate::protocol::{ErrorCode, Reply, Request, SUPPORTED_VERSIONS};
 
 impl Shared {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::Shared;
 use super::config::DirectPolicy;
 use super::error::{ApiError, ApiResult};
+use super::fanout::Recipients;
 use super::membership::GroupMembers;
 use super::session::SessionHandle;
 use super::validate;
@@ -127,14 +128,14 @@ impl Shared {
         if !appended.duplicate {
             metrics::counter!("im_messages_stored_total").increment(1);
             let pair;
-            let users: &[UserId] = match access {
+            let to = match access {
                 Access::Direct { peer } => {
                     pair = [me.user, *peer];
-                    &pair
+                    Recipients::Users(&pair)
                 }
-                Access::Group { members, .. } => &members.ids,
+                Access::Group { members, .. } => Recipients::Group(members),
             };
-            self.push_message(users, me, message).await;
+            self.push_message(to, me, message).await;
         }
         reply
     }

@@ -2,8 +2,10 @@
 //!
 //! An [`Engine`] is built from its adapters (storage, presence, broker) and then serves
 //! connections from any [`Transport`]. Every command of the protocol is handled here, so
-//! transports only move bytes. One file per concern: `session` (connections and the
-//! session registry), `fanout`, `membership` (the group cache), `limits` (rate limits),
+//! transports only move bytes. One file per concern: `connection` (the task that runs a
+//! connection), `outbox` (its outbound queue, backpressure and writer), `session` (a
+//! logged-in session), `registry` (this node's sessions, by user and by group),
+//! `fanout` (every push), `membership` (the group cache), `limits` (rate limits),
 //! `device_policy`, `presence` (online status pushed to friends), and one file per
 //! command family: `accounts`, `contacts`, `groups`, `messaging`, `receipts`, `typing`,
 //! `amend` (recall, edit, delete for me), `calls` (signalling).
@@ -13,6 +15,7 @@ mod accounts;
 mod amend;
 mod calls;
 mod config;
+mod connection;
 mod contacts;
 mod device_policy;
 mod error;
@@ -23,8 +26,10 @@ mod handler;
 mod limits;
 mod membership;
 mod messaging;
+mod outbox;
 mod presence;
 mod receipts;
+mod registry;
 mod session;
 mod typing;
 mod validate;
@@ -50,7 +55,8 @@ use crate::storage::Storage;
 use crate::transport::{Connection, Transport};
 use limits::Limiters;
 use membership::MemberCache;
-use session::{Registry, SessionHandle};
+use registry::Registry;
+use session::SessionHandle;
 
 /// Why an engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,9 @@ pub enum EngineError {
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
+
+/// How many groups the engine keeps cached (membership, and this node's sessions in each).
+const GROUP_CACHE: usize = 10_000;
 
 /// The messaging engine. Cheap to clone; every clone is the same engine.
 ///
@@ -195,8 +204,8 @@ impl EngineBuilder {
             node,
             hasher,
             dummy_hash,
-            sessions: Registry::default(),
-            members: MemberCache::new(10_000),
+            sessions: Registry::new(GROUP_CACHE),
+            members: MemberCache::new(GROUP_CACHE),
             limits: Limiters::new(&self.config.rate_limits),
             typing: typing::TypingGate::default(),
             offline_timers: presence::OfflineTimers::default(),
@@ -279,7 +288,7 @@ impl Engine {
         if *self.shared.shutdown.borrow() {
             return;
         }
-        session::run(self.shared.clone(), Box::new(conn)).await;
+        connection::run(self.shared.clone(), Box::new(conn)).await;
     }
 
     /// Stops accepting, tells every session the server is going away, and waits (up to
@@ -355,44 +364,6 @@ impl Shared {
                 .await
         {
             tracing::warn!(error = %e, "presence update failed");
-        }
-    }
-
-    /// Kicks sessions here and asks the other nodes to do the same; with
-    /// `started_before`, only sessions that started no later.
-    pub(crate) async fn kick(
-        &self,
-        user: crate::model::UserId,
-        device: Option<&crate::model::DeviceId>,
-        keep: Option<&crate::model::DeviceId>,
-        started_before: Option<crate::model::Timestamp>,
-        code: KickCode,
-    ) {
-        self.sessions.kick(user, device, keep, started_before, code);
-        self.broadcast(Envelope::Kick {
-            user,
-            device: device.cloned(),
-            keep: keep.cloned(),
-            started_before,
-            code,
-            origin: self.node.clone(),
-        })
-        .await;
-    }
-
-    /// Forgets a group's cached membership here and on the other nodes.
-    pub(crate) async fn invalidate_group(&self, group: crate::model::GroupId) {
-        self.members.invalidate(group);
-        self.broadcast(Envelope::InvalidateGroup {
-            group,
-            origin: self.node.clone(),
-        })
-        .await;
-    }
-
-    async fn broadcast(&self, envelope: Envelope) {
-        if let Err(e) = self.broker.broadcast(envelope).await {
-            tracing::warn!(error = %e, "broker broadcast failed");
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Shared;
 use super::error::{ApiError, ApiResult};
-use super::fanout::Outgoing;
+use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
 use crate::model::{Timestamp, UserId};
 use crate::protocol::{ErrorCode, Event, PresenceStatus, Reply, ServerFrame};
@@ -119,7 +119,8 @@ impl Shared {
                 last_seen,
             },
         });
-        self.fan_out(&friends, None, &out).await;
+        self.fan_out(Recipients::Users(&friends), Skip::Nobody, &out, false)
+            .await;
     }
 
     pub(super) async fn presence_status(

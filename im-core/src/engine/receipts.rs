@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use super::Shared;
 use super::error::{ApiError, ApiResult};
-use super::fanout::Outgoing;
+use super::fanout::{Outgoing, Recipients};
 use super::messaging::Access;
 use super::session::SessionHandle;
 use crate::model::{ConversationId, Seq, UserId};
@@ -172,6 +172,7 @@ impl Shared {
                 seq,
             },
         });
-        self.fan_out(users, me.skip(), &out).await;
+        self.fan_out(Recipients::Users(users), me.skip(), &out, false)
+            .await;
     }
 }

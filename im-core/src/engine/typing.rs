@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::error::ApiResult;
-use super::fanout::Outgoing;
+use super::fanout::{Outgoing, Recipients, Skip};
 use super::messaging::Access;
 use super::session::SessionHandle;
 use crate::model::{ConversationId, UserId};
@@ -76,17 +76,13 @@ impl Shared {
             metrics::counter!("im_typing_coalesced_total").increment(1);
             return Ok(Reply::Done);
         }
-        let recipients = match self.access(me.user, conversation).await? {
+        let access = self.access(me.user, conversation).await?;
+        let to = match &access {
             Access::Direct { peer } => {
-                self.may_message(me.user, peer).await?;
-                vec![peer]
+                self.may_message(me.user, *peer).await?;
+                Recipients::Users(std::slice::from_ref(peer))
             }
-            Access::Group { members, .. } => members
-                .ids
-                .iter()
-                .copied()
-                .filter(|u| *u != me.user)
-                .collect(),
+            Access::Group { members, .. } => Recipients::Group(members),
         };
         let out = Outgoing::new(ServerFrame::Event {
             event: Event::Typing {
@@ -97,7 +93,8 @@ impl Shared {
                     .unwrap_or(u32::MAX),
             },
         });
-        self.fan_out(&recipients, None, &out).await;
+        // Not echoed to the typist's own devices.
+        self.fan_out(to, Skip::User(me.user), &out, false).await;
         Ok(Reply::Done)
     }
 }

@@ -13,6 +13,9 @@ use crate::presence::{NodeId, Presence, PresenceEntry, PresenceError};
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
     users: Mutex<HashMap<UserId, Leases>>,
+    /// Per node, when its longest lease ends: a node is up until then (a device that
+    /// went offline early leaves it up a little longer, which only costs a lookup).
+    nodes: Mutex<HashMap<NodeId, Instant>>,
 }
 
 /// A user's online devices, each with its lease's expiry.
@@ -55,11 +58,16 @@ impl Presence for MemoryPresence {
             devices.retain(|_, (_, until)| *until > now);
             !devices.is_empty()
         });
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        nodes.retain(|_, until| *until > now);
         for e in entries {
             users
                 .entry(e.user)
                 .or_default()
                 .insert(e.device.clone(), (e.clone(), expires));
+            if nodes.get(&e.node) != Some(&expires) {
+                nodes.insert(e.node.clone(), expires);
+            }
         }
         Ok(())
     }
@@ -80,6 +88,12 @@ impl Presence for MemoryPresence {
             }
         }
         Ok(())
+    }
+
+    async fn others_online(&self, node: &NodeId) -> Result<bool, PresenceError> {
+        let now = Instant::now();
+        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(nodes.iter().any(|(n, until)| n != node && *until > now))
     }
 
     async fn online(&self, ids: &[UserId]) -> Result<Vec<PresenceEntry>, PresenceError> {

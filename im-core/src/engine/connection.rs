@@ -1,0 +1,273 @@
+//! The task that runs one connection: it reads requests and handles them in order (so a
+//! client's sends are stored in the order it sent them), while a writer task of its own
+//! ([`outbox::write_loop`](super::outbox::write_loop)) drains the connection's queue
+//! into the socket.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+use super::Shared;
+use super::outbox::Outbox;
+use super::session::SessionHandle;
+use crate::model::{DeviceId, Platform, Timestamp, UserId};
+use crate::protocol::{ClientFrame, Codec, ErrorBody, ErrorCode, KickCode, ServerFrame};
+use crate::transport::{BoxConnection, PeerInfo, TransportError};
+
+/// The per-connection state the request handlers see.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) peer: PeerInfo,
+    /// The codec of frames after the hello exchange.
+    pub(crate) codec: Codec,
+    pub(crate) greeted: bool,
+    pub(crate) session: Option<Arc<SessionHandle>>,
+    detached: bool,
+    outbox: Outbox,
+    /// The largest frame the connection may be sent (the engine's frame limit).
+    max_frame_bytes: usize,
+}
+
+impl Conn {
+    fn new(peer: PeerInfo, outbox: Outbox, max_frame_bytes: usize) -> Self {
+        Conn {
+            peer,
+            codec: Codec::Json,
+            greeted: false,
+            session: None,
+            detached: false,
+            outbox,
+            max_frame_bytes,
+        }
+    }
+
+    /// A connection with no socket behind it, for a request handled on its own (the
+    /// HTTP binding): whatever would be pushed to it goes nowhere.
+    pub(crate) fn detached(peer: PeerInfo, codec: Codec) -> Self {
+        Conn {
+            codec,
+            greeted: true,
+            detached: true,
+            ..Conn::new(peer, Outbox::nowhere(), usize::MAX)
+        }
+    }
+
+    /// Makes this connection a logged-in session of `user` on `device`.
+    pub(crate) fn new_session(
+        &self,
+        id: u64,
+        user: UserId,
+        device: DeviceId,
+        platform: Platform,
+    ) -> Arc<SessionHandle> {
+        Arc::new(SessionHandle {
+            id,
+            user,
+            device,
+            platform,
+            codec: self.codec,
+            since: Timestamp::now(),
+            detached: self.detached,
+            outbox: self.outbox.clone(),
+        })
+    }
+
+    /// Queues a frame for this connection in `codec`, waiting for room (see
+    /// [`Outbox::reply`]). A frame over the frame limit is never handed to the transport
+    /// (it would refuse it and the connection would die): the client gets `too_large`,
+    /// with the request's id, instead.
+    async fn send(&self, codec: Codec, frame: &ServerFrame) -> Result<(), ()> {
+        let limit = self.max_frame_bytes;
+        let encoded = codec.encode(frame).and_then(|bytes| {
+            if bytes.len() <= limit {
+                return Ok(bytes);
+            }
+            let id = match frame {
+                ServerFrame::Reply { id, .. } => Some(*id),
+                ServerFrame::Error { id, .. } => *id,
+                ServerFrame::Event { .. } => None,
+            };
+            let message = format!(
+                "the reply ({} bytes) exceeds the frame limit of {limit}; ask for a smaller page",
+                bytes.len()
+            );
+            let error = ErrorBody::new(ErrorCode::TooLarge, message);
+            codec.encode(&ServerFrame::Error { id, error })
+        });
+        match encoded {
+            Ok(bytes) => self.outbox.reply(bytes).await,
+            Err(e) => {
+                tracing::error!(error = %e, "failed to encode a reply");
+                Ok(())
+            }
+        }
+    }
+
+    async fn send_error(&self, id: Option<u64>, error: ErrorBody) {
+        let _ = self
+            .send(self.codec, &ServerFrame::Error { id, error })
+            .await;
+    }
+}
+
+/// Runs one connection until the peer leaves, the session is kicked, the socket stalls,
+/// or the engine shuts down.
+pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
+    let (outbox, inbox) = Outbox::new(shared.config.session_queue);
+    let mut state = Conn::new(
+        conn.peer().clone(),
+        outbox.clone(),
+        shared.config.max_frame_bytes,
+    );
+    metrics::counter!("im_connections_total", "transport" => state.peer.transport).increment(1);
+    tracing::debug!(peer = ?state.peer, "connection opened");
+    shared.hooks.on_connect(&state.peer).await;
+
+    let (sink, stream) = conn.split();
+    let mut writer = tokio::spawn(super::outbox::write_loop(
+        sink,
+        inbox,
+        shared.config.max_write_batch,
+        shared.config.write_timeout,
+    ));
+    // The reader is never dropped in the middle of a request: a stored message is always
+    // pushed and a group change always invalidated. It stops only where it waits for the
+    // next frame, when told to (the writer ended) or when the server shuts down.
+    let writer_ended = Notify::new();
+    let reason = {
+        let reader = read_loop(&shared, &mut state, stream, &writer_ended);
+        tokio::pin!(reader);
+        tokio::select! {
+            reason = &mut reader => Ok(reason),
+            reason = &mut writer => {
+                // Nothing more can be sent (kicked, stalled, socket gone). Let a request
+                // in flight finish its work; its reply has nowhere to go.
+                writer_ended.notify_one();
+                let _ = tokio::time::timeout(shared.config.write_timeout, &mut reader).await;
+                Err(reason.unwrap_or("writer failed"))
+            }
+        }
+    };
+    let reason = match reason {
+        Err(reason) => reason,
+        // The reader stopped or the server is going away: let the writer send what is
+        // queued (a final error, a kick notice), then close, within the write timeout.
+        Ok(reason) => {
+            match (&state.session, reason) {
+                (Some(session), "server shutdown") => session.kick(KickCode::Shutdown),
+                _ => outbox.close(None),
+            }
+            if tokio::time::timeout(shared.config.write_timeout, &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
+            reason
+        }
+    };
+
+    let user = state.session.as_ref().map(|s| s.user);
+    if let Some(session) = state.session.take() {
+        shared.end_session(&session).await;
+    }
+    shared.hooks.on_disconnect(&state.peer, user, reason).await;
+    metrics::counter!("im_disconnects_total", "reason" => reason).increment(1);
+    tracing::debug!(peer = ?state.peer, reason, "connection closed");
+}
+
+async fn read_loop(
+    shared: &Arc<Shared>,
+    state: &mut Conn,
+    mut stream: futures::stream::SplitStream<BoxConnection>,
+    writer_ended: &Notify,
+) -> &'static str {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        // Any frame counts as a sign of life; silence past the idle timeout is a dead peer.
+        let next = tokio::select! {
+            biased;
+            _ = writer_ended.notified() => return "writer gone",
+            _ = super::stopped(&mut shutdown) => return "server shutdown",
+            next = tokio::time::timeout(shared.config.idle_timeout, stream.next()) => next,
+        };
+        let item = match next {
+            Ok(Some(item)) => item,
+            Ok(None) => return "peer closed",
+            Err(_) => {
+                metrics::counter!("im_idle_timeouts_total").increment(1);
+                return "idle timeout";
+            }
+        };
+        let bytes = match item {
+            Ok(bytes) => bytes,
+            Err(TransportError::TooLarge { .. }) => {
+                let error = ErrorBody::new(ErrorCode::TooLarge, "frame too large");
+                state.send_error(None, error).await;
+                return "frame too large";
+            }
+            Err(_) => return "read error",
+        };
+        // The engine's own limit holds whatever the transport allows.
+        if bytes.len() > shared.config.max_frame_bytes {
+            let error = ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "frame of {} bytes exceeds the limit of {}",
+                    bytes.len(),
+                    shared.config.max_frame_bytes
+                ),
+            );
+            state.send_error(None, error).await;
+            return "frame too large";
+        }
+        // A kicked (revoked, replaced) session acts no more, though its writer may still
+        // be flushing.
+        if state.outbox.is_closed() {
+            return "closing";
+        }
+        if handle_frame(shared, state, bytes).await.is_err() {
+            return "writer gone";
+        }
+    }
+}
+
+/// Decodes and handles one frame, and queues its answer. `Err` once the writer is gone.
+async fn handle_frame(shared: &Arc<Shared>, state: &mut Conn, bytes: Bytes) -> Result<(), ()> {
+    let frame: ClientFrame = match state.codec.decode(&bytes) {
+        Ok(frame) => frame,
+        Err(e) => {
+            // Answer with the id if the frame had one, so the client can match it.
+            let id = peek_id(state.codec, &bytes);
+            let error = ErrorBody::new(ErrorCode::Invalid, e.to_string());
+            state.send_error(id, error).await;
+            return Ok(());
+        }
+    };
+    let id = frame.id;
+    let before = state.codec;
+    // Boxed: the handlers' futures are large, and a connection waiting for its next
+    // frame should not carry their space in its task.
+    let response = match Box::pin(shared.handle(state, frame.request)).await {
+        Ok(reply) => ServerFrame::Reply { id, reply },
+        Err(e) => ServerFrame::Error {
+            id: Some(id),
+            error: e.into_body(),
+        },
+    };
+    if state.codec != before {
+        state.outbox.set_codec(state.codec);
+    }
+    // The reply to `hello` goes out in the codec the hello came in.
+    state.send(before, &response).await
+}
+
+fn peek_id(codec: Codec, bytes: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: u64,
+    }
+    codec.decode::<IdOnly>(bytes).ok().map(|f| f.id)
+}
