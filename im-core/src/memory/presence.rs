@@ -108,3 +108,37 @@ impl Presence for MemoryPresence {
         Ok(self.collect(ids, Some(node)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Platform, Timestamp};
+
+    fn entry(user: u64, node: &str) -> PresenceEntry {
+        PresenceEntry {
+            user: UserId(user),
+            device: DeviceId::new("d").unwrap(),
+            platform: Platform::Web,
+            node: NodeId::new(node),
+            since: Timestamp::now(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_alone_is_told_so_until_another_comes_and_after_its_leases_lapse() {
+        let p = MemoryPresence::new();
+        let (n1, n2) = (NodeId::new("n1"), NodeId::new("n2"));
+        assert!(!p.others_online(&n1).await.unwrap());
+        p.set_online(&[entry(1, "n1")], Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(!p.others_online(&n1).await.unwrap(), "only its own entries");
+        p.set_online(&[entry(2, "n2")], Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(p.others_online(&n1).await.unwrap());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(!p.others_online(&n1).await.unwrap(), "n2's lease lapsed");
+        assert!(p.others_online(&n2).await.unwrap(), "n1 is still up for n2");
+    }
+}

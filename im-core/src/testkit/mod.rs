@@ -146,6 +146,7 @@ macro_rules! presence_conformance {
                 a_lapsed_lease_is_gone_for_every_query,
                 each_refresh_renews_the_lease,
                 a_moved_device_outlives_its_old_node_s_set_offline,
+                another_node_s_live_entry_counts_as_others_online,
             ]
         );
     };

@@ -289,3 +289,30 @@ pub async fn a_moved_device_outlives_its_old_node_s_set_offline(p: Arc<dyn Prese
             .is_empty()
     );
 }
+
+/// `others_online` is true while another node has a live entry (it may also be true when
+/// unsure, so only that side is checked, and that a node alone is never told otherwise
+/// by its own entries).
+pub async fn another_node_s_live_entry_counts_as_others_online(p: Arc<dyn Presence>) {
+    let n1 = NodeId::new("n1");
+    p.set_online(&[entry(1, "a", "n1")], TTL)
+        .await
+        .expect("set_online");
+    let start = Instant::now();
+    p.set_online(&[entry(2, "b", "n2")], SHORT_TTL)
+        .await
+        .expect("set_online");
+    let others = p.others_online(&n1).await.expect("others_online");
+    if fresh(start, SHORT_TTL) {
+        assert!(
+            others,
+            "n2 has a live entry, yet n1 is told no other node is up"
+        );
+    }
+    assert!(
+        p.others_online(&NodeId::new("n3"))
+            .await
+            .expect("others_online"),
+        "n1 and n2 are up, yet n3 is told no other node is up"
+    );
+}
