@@ -140,12 +140,15 @@ async fn main() -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let http_server = tokio::spawn(
-        warp::serve(routes)
-            .incoming(http)
-            .graceful(stopped(http_stopped.clone()))
-            .run(),
-    );
+    // The gateway's own server: TCP_NODELAY on every connection, and WebSockets over
+    // the raw socket.
+    let drain = Duration::from_secs(5);
+    let http_server = tokio::spawn(im_transport_ws::serve(
+        http,
+        routes,
+        stopped(http_stopped.clone()),
+        drain,
+    ));
     let admin_server = admin.map(|(listener, routes)| {
         if let Ok(addr) = listener.local_addr() {
             use std::io::Write as _;
@@ -156,12 +159,12 @@ async fn main() -> anyhow::Result<()> {
             );
             let _ = out.flush();
         }
-        tokio::spawn(
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(stopped(http_stopped.clone()))
-                .run(),
-        )
+        tokio::spawn(im_transport_ws::serve(
+            listener,
+            routes,
+            stopped(http_stopped.clone()),
+            drain,
+        ))
     });
     let tcp_server = tokio::spawn({
         let engine = engine.clone();
