@@ -319,6 +319,36 @@ impl<S: Storage> MessageStore for SealedStorage<S> {
         self.open_appended(appended)
     }
 
+    async fn append_many(
+        &self,
+        messages: Vec<(ConversationId, NewMessage)>,
+    ) -> Vec<StorageResult<Appended>> {
+        // Sealed here, appended together below (one commit on a batching store); a
+        // message that cannot be sealed fails alone.
+        let mut results: Vec<Option<StorageResult<Appended>>> = Vec::new();
+        let mut sealed = Vec::new();
+        for (conversation, message) in messages {
+            match self.seal_new(conversation, message) {
+                Ok(message) => {
+                    results.push(None);
+                    sealed.push((conversation, message));
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let mut stored = self.inner.append_many(sealed).await.into_iter();
+        results
+            .into_iter()
+            .map(|slot| match slot {
+                Some(failed) => failed,
+                None => stored
+                    .next()
+                    .unwrap_or_else(|| Err(StorageError::Backend("a result went missing".into())))
+                    .and_then(|appended| self.open_appended(appended)),
+            })
+            .collect()
+    }
+
     async fn messages(
         &self,
         conversation: ConversationId,

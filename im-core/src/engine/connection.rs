@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 
 use super::Shared;
 use super::outbox::Outbox;
 use super::session::SessionHandle;
-use crate::model::{DeviceId, Platform, Timestamp, UserId};
-use crate::protocol::{ClientFrame, Codec, ErrorBody, ErrorCode, KickCode, ServerFrame};
+use crate::model::{Body, ConversationId, DeviceId, Platform, Timestamp, UserId};
+use crate::protocol::{ClientFrame, Codec, ErrorBody, ErrorCode, KickCode, Request, ServerFrame};
 use crate::transport::{BoxConnection, PeerInfo, TransportError};
 
 /// The per-connection state the request handlers see.
@@ -178,6 +178,9 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
     tracing::debug!(peer = ?state.peer, reason, "connection closed");
 }
 
+/// Most frames taken at once from what a client has already sent.
+const MAX_PIPELINE: usize = 128;
+
 async fn read_loop(
     shared: &Arc<Shared>,
     state: &mut Conn,
@@ -185,72 +188,176 @@ async fn read_loop(
     writer_ended: &Notify,
 ) -> &'static str {
     let mut shutdown = shared.shutdown.subscribe();
+    let mut frames = Vec::new();
+    // What the stream said after the frames at hand (its end, an error): acted on once
+    // they are handled.
+    let mut after = None;
     loop {
-        // Any frame counts as a sign of life; silence past the idle timeout is a dead peer.
-        let next = tokio::select! {
-            biased;
-            _ = writer_ended.notified() => return "writer gone",
-            _ = super::stopped(&mut shutdown) => return "server shutdown",
-            next = tokio::time::timeout(shared.config.idle_timeout, stream.next()) => next,
-        };
-        let item = match next {
-            Ok(Some(item)) => item,
-            Ok(None) => return "peer closed",
-            Err(_) => {
-                metrics::counter!("im_idle_timeouts_total").increment(1);
-                return "idle timeout";
+        let item = match after.take() {
+            Some(item) => item,
+            None => {
+                // Any frame counts as a sign of life; silence past the idle timeout is a
+                // dead peer.
+                let next = tokio::select! {
+                    biased;
+                    _ = writer_ended.notified() => return "writer gone",
+                    _ = super::stopped(&mut shutdown) => return "server shutdown",
+                    next = tokio::time::timeout(shared.config.idle_timeout, stream.next()) => next,
+                };
+                match next {
+                    Ok(item) => item,
+                    Err(_) => {
+                        metrics::counter!("im_idle_timeouts_total").increment(1);
+                        return "idle timeout";
+                    }
+                }
             }
         };
-        let bytes = match item {
-            Ok(bytes) => bytes,
-            Err(TransportError::TooLarge { .. }) => {
-                let error = ErrorBody::new(ErrorCode::TooLarge, "frame too large");
-                state.send_error(None, error).await;
-                return "frame too large";
+        match admit(shared, state, item).await {
+            Ok(bytes) => frames.push(bytes),
+            Err(end) => return end,
+        }
+        // Whatever else the client has already sent is taken now, so that pipelined
+        // sends are stored together (one commit) instead of one commit each. Nothing is
+        // waited for: a lone request is handled at once.
+        while frames.len() < MAX_PIPELINE {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(bytes))) if bytes.len() <= shared.config.max_frame_bytes => {
+                    frames.push(bytes);
+                }
+                Some(item) => {
+                    after = Some(item);
+                    break;
+                }
+                None => break,
             }
-            Err(_) => return "read error",
-        };
-        // The engine's own limit holds whatever the transport allows.
-        if bytes.len() > shared.config.max_frame_bytes {
-            let error = ErrorBody::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "frame of {} bytes exceeds the limit of {}",
-                    bytes.len(),
-                    shared.config.max_frame_bytes
-                ),
-            );
-            state.send_error(None, error).await;
-            return "frame too large";
         }
-        // A kicked (revoked, replaced) session acts no more, though its writer may still
-        // be flushing.
-        if state.outbox.is_closed() {
-            return "closing";
-        }
-        if handle_frame(shared, state, bytes).await.is_err() {
-            return "writer gone";
+        if let Err(end) = handle_frames(shared, state, &mut frames).await {
+            return end;
         }
     }
 }
 
-/// Decodes and handles one frame, and queues its answer. `Err` once the writer is gone.
-async fn handle_frame(shared: &Arc<Shared>, state: &mut Conn, bytes: Bytes) -> Result<(), ()> {
-    let frame: ClientFrame = match state.codec.decode(&bytes) {
-        Ok(frame) => frame,
-        Err(e) => {
-            // Answer with the id if the frame had one, so the client can match it.
-            let id = peek_id(state.codec, &bytes);
-            let error = ErrorBody::new(ErrorCode::Invalid, e.to_string());
-            state.send_error(id, error).await;
-            return Ok(());
+/// A frame from the stream, or why the connection ends (after telling the client, for a
+/// frame over the limit).
+async fn admit(
+    shared: &Shared,
+    state: &Conn,
+    item: Option<Result<Bytes, TransportError>>,
+) -> Result<Bytes, &'static str> {
+    let limit = shared.config.max_frame_bytes;
+    match item {
+        None => Err("peer closed"),
+        // The engine's own limit holds whatever the transport allows.
+        Some(Ok(bytes)) if bytes.len() <= limit => Ok(bytes),
+        Some(Ok(bytes)) => {
+            let message = format!(
+                "frame of {} bytes exceeds the limit of {limit}",
+                bytes.len()
+            );
+            state
+                .send_error(None, ErrorBody::new(ErrorCode::TooLarge, message))
+                .await;
+            Err("frame too large")
         }
+        Some(Err(TransportError::TooLarge { .. })) => {
+            let error = ErrorBody::new(ErrorCode::TooLarge, "frame too large");
+            state.send_error(None, error).await;
+            Err("frame too large")
+        }
+        Some(Err(_)) => Err("read error"),
+    }
+}
+
+/// Handles frames in the order they came, and queues their answers. Consecutive sends
+/// of a logged-in session go to storage together. `Err` with the reason the connection
+/// ends: the writer is gone, or the session was closed (a kicked session acts no more,
+/// though its writer may still be flushing).
+async fn handle_frames(
+    shared: &Arc<Shared>,
+    state: &mut Conn,
+    frames: &mut Vec<Bytes>,
+) -> Result<(), &'static str> {
+    let mut sends = Vec::new();
+    for bytes in frames.drain(..) {
+        if state.outbox.is_closed() {
+            return Err("closing");
+        }
+        // Decoded one at a time: a `hello` may switch the codec of the frames after it.
+        let frame: ClientFrame = match state.codec.decode(&bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                send_pipelined(shared, state, &mut sends).await?;
+                // Answer with the id if the frame had one, so the client can match it.
+                let id = peek_id(state.codec, &bytes);
+                let error = ErrorBody::new(ErrorCode::Invalid, e.to_string());
+                state.send_error(id, error).await;
+                continue;
+            }
+        };
+        match frame.request {
+            Request::Send {
+                conversation,
+                client_id,
+                body,
+            } if state.session.is_some() => {
+                sends.push((frame.id, (conversation, client_id, body)));
+            }
+            request => {
+                send_pipelined(shared, state, &mut sends).await?;
+                handle_one(shared, state, frame.id, request).await?;
+            }
+        }
+    }
+    send_pipelined(shared, state, &mut sends).await
+}
+
+/// Stores and answers the sends gathered so far.
+async fn send_pipelined(
+    shared: &Arc<Shared>,
+    state: &mut Conn,
+    sends: &mut Vec<(u64, (ConversationId, String, Body))>,
+) -> Result<(), &'static str> {
+    let Some(me) = state.session.clone() else {
+        return Ok(());
     };
-    let id = frame.id;
+    if sends.is_empty() {
+        return Ok(());
+    }
+    if state.outbox.is_closed() {
+        return Err("closing");
+    }
+    metrics::counter!("im_requests_total", "type" => "send").increment(sends.len() as u64);
+    metrics::histogram!("im_pipelined_sends").record(sends.len() as f64);
+    let (ids, sends): (Vec<u64>, Vec<_>) = sends.drain(..).unzip();
+    let answers = Box::pin(shared.send_many(&me, sends)).await;
+    for (id, answer) in ids.into_iter().zip(answers) {
+        let response = match answer {
+            Ok(reply) => ServerFrame::Reply { id, reply },
+            Err(e) => ServerFrame::Error {
+                id: Some(id),
+                error: e.into_body(),
+            },
+        };
+        state
+            .send(state.codec, &response)
+            .await
+            .map_err(|()| "writer gone")?;
+    }
+    Ok(())
+}
+
+/// Handles one request and queues its answer.
+async fn handle_one(
+    shared: &Arc<Shared>,
+    state: &mut Conn,
+    id: u64,
+    request: Request,
+) -> Result<(), &'static str> {
     let before = state.codec;
     // Boxed: the handlers' futures are large, and a connection waiting for its next
     // frame should not carry their space in its task.
-    let response = match Box::pin(shared.handle(state, frame.request)).await {
+    let response = match Box::pin(shared.handle(state, request)).await {
         Ok(reply) => ServerFrame::Reply { id, reply },
         Err(e) => ServerFrame::Error {
             id: Some(id),
@@ -261,7 +368,10 @@ async fn handle_frame(shared: &Arc<Shared>, state: &mut Conn, bytes: Bytes) -> R
         state.outbox.set_codec(state.codec);
     }
     // The reply to `hello` goes out in the codec the hello came in.
-    state.send(before, &response).await
+    state
+        .send(before, &response)
+        .await
+        .map_err(|()| "writer gone")
 }
 
 fn peek_id(codec: Codec, bytes: &[u8]) -> Option<u64> {

@@ -84,6 +84,54 @@ impl Shared {
         client_id: String,
         body: Body,
     ) -> ApiResult<Reply> {
+        let (access, message) = self.prepare_send(me, conversation, client_id, body).await?;
+        let appended = self.storage.append(conversation, message).await?;
+        Ok(self.acknowledge(me, &access, appended).await)
+    }
+
+    /// Sends that one connection pipelined, in the order it sent them: each is checked
+    /// on its own, the ones allowed are stored together (one commit on a store that
+    /// batches), then each is acknowledged and pushed. One answer per send, in order.
+    pub(crate) async fn send_many(
+        &self,
+        me: &SessionHandle,
+        sends: Vec<(ConversationId, String, Body)>,
+    ) -> Vec<ApiResult<Reply>> {
+        let mut answers: Vec<Option<ApiResult<Reply>>> = Vec::with_capacity(sends.len());
+        let mut allowed = Vec::new();
+        let mut batch = Vec::new();
+        for (conversation, client_id, body) in sends {
+            match self.prepare_send(me, conversation, client_id, body).await {
+                Ok((access, message)) => {
+                    allowed.push((answers.len(), access));
+                    batch.push((conversation, message));
+                    answers.push(None);
+                }
+                Err(e) => answers.push(Some(Err(e))),
+            }
+        }
+        let stored = self.storage.append_many(batch).await;
+        for ((slot, access), result) in allowed.into_iter().zip(stored) {
+            answers[slot] = Some(match result {
+                Ok(appended) => Ok(self.acknowledge(me, &access, appended).await),
+                Err(e) => Err(e.into()),
+            });
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| Err(ApiError::internal())))
+            .collect()
+    }
+
+    /// Everything a send checks before it is stored: rate, client id, body, and that the
+    /// sender may write to the conversation.
+    async fn prepare_send(
+        &self,
+        me: &SessionHandle,
+        conversation: ConversationId,
+        client_id: String,
+        body: Body,
+    ) -> ApiResult<(Access, NewMessage)> {
         self.limits.send(me.user)?;
         validate::client_id(&client_id)?;
         validate::body(&body, self.config.max_body_bytes)?;
@@ -91,20 +139,14 @@ impl Shared {
         if let Access::Direct { peer } = access {
             self.may_message(me.user, peer).await?;
         }
-        let appended = self
-            .storage
-            .append(
-                conversation,
-                NewMessage {
-                    sender: me.user,
-                    sender_device: me.device.clone(),
-                    client_id,
-                    body,
-                    sent_at: Timestamp::now(),
-                },
-            )
-            .await?;
-        Ok(self.acknowledge(me, &access, appended).await)
+        let message = NewMessage {
+            sender: me.user,
+            sender_device: me.device.clone(),
+            client_id,
+            body,
+            sent_at: Timestamp::now(),
+        };
+        Ok((access, message))
     }
 
     /// The `sent` reply for an append (a send, or a recall or edit event), after pushing

@@ -125,6 +125,10 @@ pub struct Amendment {
 /// - Idempotency: when `client_id` is not empty, a second append with the same
 ///   `(conversation, sender, sender_device, client_id)` stores nothing and returns the
 ///   first message with `duplicate: true`.
+/// - `append_many` appends each message as `append` would, in the order given (within a
+///   conversation, a later message gets a higher seq), and answers each on its own: one
+///   that fails leaves the others stored. It is how the engine hands over the sends one
+///   connection pipelined; a backend that commits in batches makes them one commit.
 /// - A direct conversation is listed by `conversations` for both of its users from its
 ///   first message on; a group conversation for its current members.
 /// - A successful, non-duplicate append also moves the sender's read cursor up to the
@@ -151,6 +155,18 @@ pub trait MessageStore: Send + Sync {
         conversation: ConversationId,
         message: NewMessage,
     ) -> StorageResult<Appended>;
+    /// Appends several messages in order, each with its own result. The default appends
+    /// them one after another.
+    async fn append_many(
+        &self,
+        messages: Vec<(ConversationId, NewMessage)>,
+    ) -> Vec<StorageResult<Appended>> {
+        let mut results = Vec::with_capacity(messages.len());
+        for (conversation, message) in messages {
+            results.push(self.append(conversation, message).await);
+        }
+        results
+    }
     /// Reads part of a conversation.
     async fn messages(
         &self,

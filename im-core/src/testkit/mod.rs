@@ -101,6 +101,7 @@ macro_rules! storage_conformance {
                 appends_get_gapless_seqs_from_one,
                 concurrent_appends_are_gapless_and_unique,
                 retries_with_the_same_key_store_once,
+                append_many_keeps_the_order_and_answers_each,
                 keys_compare_byte_for_byte,
                 concurrent_retries_store_once,
                 history_ranges_return_ascending_pages,

@@ -8,8 +8,8 @@ use crate::model::{
     Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
-    Amendment, ConversationState, Cursor, CursorQuery, DeviceRecord, GroupChange, MessageRange,
-    NewGroup, NewMessage, NewUser, Storage, StorageError,
+    Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GroupChange,
+    MessageRange, NewGroup, NewMessage, NewUser, Storage, StorageError,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -1028,6 +1028,61 @@ pub async fn retries_with_the_same_key_store_once(s: Arc<dyn Storage>) {
         .expect("append");
     assert!(!s1.duplicate && !s2.duplicate);
     assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(5));
+}
+
+/// `append_many` appends in the order given, answers each message on its own, and
+/// recognises retries among them (of earlier messages and of each other).
+pub async fn append_many_keeps_the_order_and_answers_each(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    let earlier = s
+        .append(ab, text(a, "phone", "k0", "before"))
+        .await
+        .expect("append");
+    let results = s
+        .append_many(vec![
+            (ab, text(a, "phone", "k1", "one")),
+            (ac, text(a, "phone", "k2", "two")),
+            (ab, text(a, "phone", "k0", "before")),
+            (ab, text(a, "phone", "k3", "three")),
+            (ab, text(a, "phone", "k1", "one")),
+            (ac, text(a, "phone", "k4", "four")),
+        ])
+        .await;
+    assert_eq!(results.len(), 6);
+    let results: Vec<Appended> = results
+        .into_iter()
+        .map(|r| r.expect("append_many"))
+        .collect();
+    let seqs: Vec<(u64, bool)> = results
+        .iter()
+        .map(|r| (r.message.seq.0, r.duplicate))
+        .collect();
+    assert_eq!(
+        seqs,
+        [
+            (2, false),
+            (1, false),
+            (1, true),
+            (3, false),
+            (2, true),
+            (2, false)
+        ]
+    );
+    assert_eq!(results[2].message, earlier.message);
+    assert_eq!(results[4].message, results[0].message);
+    let texts: Vec<String> = timeline(&*s, ab)
+        .await
+        .into_iter()
+        .map(|m| match m.body {
+            Body::Text { text } => text,
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, ["before", "one", "three"]);
+    assert_eq!(s.last_seq(ac).await.expect("last_seq"), Seq(2));
+    assert!(s.append_many(Vec::new()).await.is_empty());
 }
 
 /// Concurrent retries of one message store it exactly once.

@@ -99,6 +99,42 @@ impl Appender {
     }
 }
 
+impl Appender {
+    /// Appends several, queued in order before any is awaited, so they share the next
+    /// batch (or batches, in the same order).
+    pub(crate) async fn append_many(
+        &self,
+        messages: Vec<(ConversationId, NewMessage)>,
+    ) -> Vec<StorageResult<Appended>> {
+        let stopped = || {
+            StorageError::Unavailable(
+                "the append writer dropped this append; retry with the same client id".into(),
+            )
+        };
+        let mut answers = Vec::with_capacity(messages.len());
+        for (conversation, message) in messages {
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                conversation,
+                message,
+                reply,
+            };
+            answers.push(match self.jobs.send(job).await {
+                Ok(()) => Some(answer),
+                Err(_) => None,
+            });
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+                None => Err(stopped()),
+            });
+        }
+        results
+    }
+}
+
 /// How many times the writer yields, at most, to let the senders it just answered send
 /// again before it writes a batch smaller than the last.
 const GATHER_ROUNDS: usize = 16;

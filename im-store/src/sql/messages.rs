@@ -361,6 +361,15 @@ impl MessageStore for SqlStorage {
         self.appender.append(conversation, message).await
     }
 
+    async fn append_many(
+        &self,
+        messages: Vec<(ConversationId, NewMessage)>,
+    ) -> Vec<StorageResult<Appended>> {
+        // Queued together, in order: they go into the same commit (or the next ones, in
+        // the same order), not one commit each.
+        self.appender.append_many(messages).await
+    }
+
     async fn messages(
         &self,
         conversation: ConversationId,
