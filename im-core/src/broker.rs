@@ -44,6 +44,15 @@ pub enum Envelope {
         /// The node that made the change (it has already acted on it).
         origin: NodeId,
     },
+    /// Two users' friendship or blocks changed: drop any cached copy of their tie.
+    InvalidateContacts {
+        /// One of the two.
+        a: UserId,
+        /// The other.
+        b: UserId,
+        /// The node that made the change (it has already acted on it).
+        origin: NodeId,
+    },
     /// Close the local sessions of a user's device (revoked, replaced, password changed).
     Kick {
         /// Whose.

@@ -128,6 +128,16 @@ async fn messages_kicks_and_group_changes_cross_nodes() {
         "bob was pushed a group message after leaving"
     );
 
+    // Alice blocks Bob on node A; node B's cached tie between them learns of it, so Bob's
+    // next message from B is refused.
+    bob.send_text(chat, "warm the contact cache on B")
+        .await
+        .unwrap();
+    alice.call(Request::Block { user: bob_id }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = bob.send_text(chat, "after the block").await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "{refused:?}");
+
     // Revoking the tablet from node A kicks its session on node B.
     alice
         .call(Request::RevokeDevice {

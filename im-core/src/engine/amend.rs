@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use super::Shared;
+use super::access::Access;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients};
-use super::messaging::Access;
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{Body, ConversationId, Message, Role, Seq, SystemEvent, Timestamp};

@@ -7,8 +7,6 @@
 //! When a device answers or hangs up, the same user's other devices get `call_handled`
 //! so they stop ringing.
 
-use std::collections::HashSet;
-
 use super::Shared;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients, Skip};
@@ -71,35 +69,5 @@ impl Shared {
                 .await;
         }
         Ok(Reply::Signaled { online })
-    }
-
-    /// Friends, or members of a shared group, with no block either way.
-    async fn may_call(&self, me: UserId, peer: UserId) -> ApiResult<()> {
-        if self.blocked_between(me, peer).await? {
-            return Err(ApiError::forbidden("one of you has blocked the other"));
-        }
-        if self.storage.is_friend(me, peer).await? {
-            return Ok(());
-        }
-        let mine: HashSet<_> = self
-            .storage
-            .user_groups(me)
-            .await?
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
-        let shared = self
-            .storage
-            .user_groups(peer)
-            .await?
-            .iter()
-            .any(|g| mine.contains(&g.id));
-        if shared {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "you can only call friends and members of your groups",
-            ))
-        }
     }
 }

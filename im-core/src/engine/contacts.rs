@@ -45,11 +45,6 @@ impl Shared {
         Ok(())
     }
 
-    /// Whether either of the two has blocked the other.
-    pub(crate) async fn blocked_between(&self, a: UserId, b: UserId) -> ApiResult<bool> {
-        Ok(self.storage.is_blocked(a, b).await? || self.storage.is_blocked(b, a).await?)
-    }
-
     pub(super) async fn request_friend(
         &self,
         me: &SessionHandle,
@@ -95,6 +90,7 @@ impl Shared {
             }
             Err(e) => return Err(e.into()),
         }
+        self.invalidate_contacts(me.user, user).await;
         self.push(user, None, Event::FriendAdded { user: me.user })
             .await;
         self.push(me.user, Some(me), Event::FriendAdded { user })
@@ -123,6 +119,7 @@ impl Shared {
         if !self.storage.remove_friend(me.user, user).await? {
             return Err(ApiError::not_found("not friends"));
         }
+        self.invalidate_contacts(me.user, user).await;
         self.push(user, None, Event::FriendRemoved { user: me.user })
             .await;
         self.push(me.user, Some(me), Event::FriendRemoved { user })
@@ -138,6 +135,7 @@ impl Shared {
     ) -> ApiResult<Reply> {
         self.other_user(me, user).await?;
         if self.storage.set_blocked(me.user, user, blocked).await? {
+            self.invalidate_contacts(me.user, user).await;
             // The blocked user is not told; only this user's other devices are.
             let event = if blocked {
                 Event::Blocked { user }

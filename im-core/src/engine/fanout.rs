@@ -263,6 +263,18 @@ impl Shared {
         .await;
     }
 
+    /// Forgets the cached tie between two users here and on the other nodes (their
+    /// friendship or blocks changed).
+    pub(crate) async fn invalidate_contacts(&self, a: UserId, b: UserId) {
+        self.contacts.invalidate(a, b);
+        self.broadcast(Envelope::InvalidateContacts {
+            a,
+            b,
+            origin: self.node.clone(),
+        })
+        .await;
+    }
+
     fn forget_group(&self, group: GroupId) {
         self.members.invalidate(group);
         self.sessions.forget_room(group);
@@ -291,6 +303,11 @@ impl Shared {
             Envelope::InvalidateGroup { group, origin } => {
                 if origin != self.node {
                     self.forget_group(group);
+                }
+            }
+            Envelope::InvalidateContacts { a, b, origin } => {
+                if origin != self.node {
+                    self.contacts.invalidate(a, b);
                 }
             }
             Envelope::Kick {

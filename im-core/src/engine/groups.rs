@@ -4,10 +4,7 @@
 //! sync replays it), invalidates the membership cache on every node, and is pushed to the
 //! members before and after the change (so a kicked member learns of it too).
 
-use std::sync::Arc;
-
 use super::Shared;
-use super::config::DirectPolicy;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients};
 use super::membership::GroupMembers;
@@ -18,23 +15,6 @@ use crate::protocol::{Event, Reply, ServerFrame};
 use crate::storage::{GroupChange, NewGroup, NewMessage, StorageError};
 
 impl Shared {
-    /// The group with the caller's membership, or `not_found` / `forbidden`.
-    pub(crate) async fn membership(
-        &self,
-        me: UserId,
-        group: GroupId,
-    ) -> ApiResult<(Arc<GroupMembers>, Member)> {
-        let members = match self.members.get(&*self.storage, group).await {
-            Ok(members) => members,
-            Err(StorageError::NotFound(_)) => return Err(ApiError::not_found("no such group")),
-            Err(e) => return Err(e.into()),
-        };
-        let member = *members
-            .get(me)
-            .ok_or(ApiError::forbidden("not a member of this group"))?;
-        Ok((members, member))
-    }
-
     fn system(me: &SessionHandle, event: SystemEvent) -> NewMessage {
         NewMessage {
             sender: me.user,
@@ -43,29 +23,6 @@ impl Shared {
             body: Body::System { event },
             sent_at: Timestamp::now(),
         }
-    }
-
-    /// Checks that `me` may put `users` into a group: they exist, nobody blocks anybody,
-    /// and under the friends-only policy they are `me`'s friends.
-    async fn may_add(&self, me: UserId, users: &[UserId]) -> ApiResult<()> {
-        if self.storage.users(users).await?.len() != users.len() {
-            return Err(ApiError::not_found("some of those users do not exist"));
-        }
-        for &user in users {
-            if self.blocked_between(me, user).await? {
-                return Err(ApiError::forbidden(format!(
-                    "user {user}: one of you has blocked the other"
-                )));
-            }
-            if self.config.direct_policy == DirectPolicy::FriendsOnly
-                && !self.storage.is_friend(me, user).await?
-            {
-                return Err(ApiError::forbidden(format!(
-                    "user {user}: you can only add friends"
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Applies a change, invalidates caches, pushes the system message to `notify` and

@@ -4,79 +4,17 @@
 //! durable), acknowledged to the sender only after that, and then pushed to every
 //! session of the recipients and to the sender's other devices.
 
-use std::sync::Arc;
-
 use super::Shared;
-use super::config::DirectPolicy;
+use super::access::Access;
 use super::error::{ApiError, ApiResult};
 use super::fanout::Recipients;
-use super::membership::GroupMembers;
 use super::session::SessionHandle;
 use super::validate;
-use crate::model::{Body, ConversationId, Seq, Timestamp, UserId};
+use crate::model::{Body, ConversationId, Timestamp};
 use crate::protocol::{ConversationSummary, HistoryQuery, Reply};
-use crate::storage::{Appended, MessageRange, NewMessage, StorageError};
-
-/// What the caller may see of a conversation.
-pub(super) enum Access {
-    Direct {
-        peer: UserId,
-    },
-    Group {
-        members: Arc<GroupMembers>,
-        joined: Seq,
-    },
-}
-
-impl Access {
-    /// The seq before the first message the caller may read.
-    pub(super) fn floor(&self) -> Seq {
-        match self {
-            Access::Direct { .. } => Seq::ZERO,
-            Access::Group { joined, .. } => Seq(joined.0.saturating_sub(1)),
-        }
-    }
-}
+use crate::storage::{Appended, MessageRange, NewMessage};
 
 impl Shared {
-    pub(super) async fn access(
-        &self,
-        me: UserId,
-        conversation: ConversationId,
-    ) -> ApiResult<Access> {
-        match conversation {
-            ConversationId::Direct(..) => match conversation.peer_of(me) {
-                Some(peer) => Ok(Access::Direct { peer }),
-                None => Err(ApiError::forbidden("not your conversation")),
-            },
-            ConversationId::Group(group) => {
-                let (members, member) = self.membership(me, group).await?;
-                Ok(Access::Group {
-                    members,
-                    joined: member.joined_seq,
-                })
-            }
-        }
-    }
-
-    /// May `me` send to `peer` directly?
-    pub(super) async fn may_message(&self, me: UserId, peer: UserId) -> ApiResult<()> {
-        match self.storage.user(peer).await {
-            Ok(_) => {}
-            Err(StorageError::NotFound(_)) => return Err(ApiError::not_found("no such user")),
-            Err(e) => return Err(e.into()),
-        }
-        if self.blocked_between(me, peer).await? {
-            return Err(ApiError::forbidden("one of you has blocked the other"));
-        }
-        if self.config.direct_policy == DirectPolicy::FriendsOnly
-            && !self.storage.is_friend(me, peer).await?
-        {
-            return Err(ApiError::forbidden("you can only message friends"));
-        }
-        Ok(())
-    }
-
     pub(super) async fn send(
         &self,
         me: &SessionHandle,

@@ -5,17 +5,20 @@
 //! transports only move bytes. One file per concern: `connection` (the task that runs a
 //! connection), `outbox` (its outbound queue, backpressure and writer), `session` (a
 //! logged-in session), `registry` (this node's sessions, by user and by group),
-//! `fanout` (every push), `membership` (the group cache), `limits` (rate limits),
+//! `fanout` (every push), `access` (who may do what), `membership` and `contact_cache`
+//! (what those checks read), `limits` (rate limits),
 //! `device_policy`, `presence` (online status pushed to friends), and one file per
 //! command family: `accounts`, `contacts`, `groups`, `messaging`, `receipts`, `typing`,
 //! `amend` (recall, edit, delete for me), `calls` (signalling).
 //! `docs/architecture.md` walks through them along the path of a message.
 
+mod access;
 mod accounts;
 mod amend;
 mod calls;
 mod config;
 mod connection;
+mod contact_cache;
 mod contacts;
 mod device_policy;
 mod error;
@@ -53,6 +56,7 @@ use crate::presence::{NodeId, Presence, PresenceEntry};
 use crate::protocol::KickCode;
 use crate::storage::Storage;
 use crate::transport::{Connection, Transport};
+use contact_cache::ContactCache;
 use limits::Limiters;
 use membership::MemberCache;
 use registry::Registry;
@@ -72,6 +76,9 @@ pub enum EngineError {
 
 /// How many groups the engine keeps cached (membership, and this node's sessions in each).
 const GROUP_CACHE: usize = 10_000;
+
+/// How many pairs of users the engine keeps the ties of (friendship, blocks).
+const CONTACT_CACHE: usize = 100_000;
 
 /// The messaging engine. Cheap to clone; every clone is the same engine.
 ///
@@ -115,6 +122,7 @@ pub(crate) struct Shared {
     pub(crate) dummy_hash: String,
     pub(crate) sessions: Registry,
     pub(crate) members: MemberCache,
+    pub(crate) contacts: ContactCache,
     pub(crate) limits: Limiters,
     pub(crate) typing: typing::TypingGate,
     pub(crate) offline_timers: presence::OfflineTimers,
@@ -206,6 +214,7 @@ impl EngineBuilder {
             dummy_hash,
             sessions: Registry::new(GROUP_CACHE),
             members: MemberCache::new(GROUP_CACHE),
+            contacts: ContactCache::new(CONTACT_CACHE),
             limits: Limiters::new(&self.config.rate_limits),
             typing: typing::TypingGate::default(),
             offline_timers: presence::OfflineTimers::default(),

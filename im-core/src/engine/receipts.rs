@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 
 use super::Shared;
+use super::access::Access;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients};
-use super::messaging::Access;
 use super::session::SessionHandle;
 use crate::model::{ConversationId, Seq, UserId};
 use crate::protocol::{Event, Receipt, ReceiptKind, Reply, ServerFrame};

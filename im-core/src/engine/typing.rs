@@ -14,9 +14,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Shared;
+use super::access::Access;
 use super::error::ApiResult;
 use super::fanout::{Outgoing, Recipients, Skip};
-use super::messaging::Access;
 use super::session::SessionHandle;
 use crate::model::{ConversationId, UserId};
 use crate::protocol::{Event, Reply, ServerFrame};
