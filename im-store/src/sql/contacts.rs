@@ -74,7 +74,7 @@ impl ContactStore for SqlStorage {
                     .or(friend_request::Column::ToUser.eq(me)),
             )
             .order_by_asc(friend_request::Column::CreatedAt)
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?
             .into_iter()
@@ -124,7 +124,7 @@ impl ContactStore for SqlStorage {
         Ok(friend::Entity::find()
             .filter(friend::Column::UserId.eq(i(user.0)))
             .order_by_asc(friend::Column::FriendId)
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?
             .into_iter()
@@ -137,7 +137,7 @@ impl ContactStore for SqlStorage {
 
     async fn is_friend(&self, a: UserId, b: UserId) -> StorageResult<bool> {
         let n = friend::Entity::find_by_id((i(a.0), i(b.0)))
-            .count(&self.db)
+            .count(&self.read)
             .await
             .map_err(db_error)?;
         Ok(n > 0)
@@ -195,7 +195,7 @@ impl ContactStore for SqlStorage {
 
     async fn is_blocked(&self, user: UserId, target: UserId) -> StorageResult<bool> {
         let n = block::Entity::find_by_id((i(user.0), i(target.0)))
-            .count(&self.db)
+            .count(&self.read)
             .await
             .map_err(db_error)?;
         Ok(n > 0)
@@ -205,7 +205,7 @@ impl ContactStore for SqlStorage {
         Ok(block::Entity::find()
             .filter(block::Column::UserId.eq(i(user.0)))
             .order_by_asc(block::Column::TargetId)
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?
             .into_iter()

@@ -71,7 +71,7 @@ impl DeviceStore for SqlStorage {
 
     async fn device(&self, user: UserId, device: &DeviceId) -> StorageResult<DeviceRecord> {
         device::Entity::find_by_id((i(user.0), device.as_str().to_owned()))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_error)?
             .map(to_record)
@@ -81,7 +81,7 @@ impl DeviceStore for SqlStorage {
     async fn devices(&self, user: UserId) -> StorageResult<Vec<DeviceRecord>> {
         device::Entity::find()
             .filter(device::Column::UserId.eq(i(user.0)))
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?
             .into_iter()

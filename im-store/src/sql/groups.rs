@@ -220,7 +220,7 @@ impl GroupStore for SqlStorage {
 
     async fn group(&self, id: GroupId) -> StorageResult<Group> {
         group::Entity::find_by_id(i(id.0))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_error)?
             .map(to_group)
@@ -233,7 +233,7 @@ impl GroupStore for SqlStorage {
         member::Entity::find()
             .filter(member::Column::GroupId.eq(i(id.0)))
             .order_by_asc(member::Column::UserId)
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?
             .into_iter()
@@ -243,7 +243,7 @@ impl GroupStore for SqlStorage {
 
     async fn member(&self, id: GroupId, user: UserId) -> StorageResult<Option<Member>> {
         member::Entity::find_by_id((i(id.0), i(user.0)))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_error)?
             .map(to_member)
@@ -256,7 +256,7 @@ impl GroupStore for SqlStorage {
             .column(member::Column::GroupId)
             .filter(member::Column::UserId.eq(i(user.0)))
             .into_tuple()
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?;
         if ids.is_empty() {
@@ -267,7 +267,7 @@ impl GroupStore for SqlStorage {
             groups.extend(
                 group::Entity::find()
                     .filter(group::Column::Id.is_in(chunk.iter().copied()))
-                    .all(&self.db)
+                    .all(&self.read)
                     .await
                     .map_err(db_error)?
                     .into_iter()

@@ -398,7 +398,7 @@ impl MessageStore for SqlStorage {
         };
         let mut rows = query
             .limit(u64::from(range.limit))
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?;
         if range.newest {
@@ -412,7 +412,7 @@ impl MessageStore for SqlStorage {
             .select_only()
             .column(conversation::Column::LastSeq)
             .into_tuple()
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_error)?;
         Ok(Seq(last.map_or(0, u)))
@@ -454,7 +454,7 @@ impl MessageStore for SqlStorage {
         Ok(select
             .order_by_asc(cursor::Column::UserId)
             .limit(u64::from(query.limit))
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?
             .into_iter()
@@ -472,7 +472,7 @@ impl MessageStore for SqlStorage {
             .column(user_conversation::Column::Conversation)
             .filter(user_conversation::Column::UserId.eq(me))
             .into_tuple()
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?;
         let groups: Vec<i64> = member::Entity::find()
@@ -480,7 +480,7 @@ impl MessageStore for SqlStorage {
             .column(member::Column::GroupId)
             .filter(member::Column::UserId.eq(me))
             .into_tuple()
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?;
         keys.extend(groups.into_iter().map(|g| format!("g:{g}")));
@@ -499,7 +499,7 @@ impl MessageStore for SqlStorage {
                 .column(conversation::Column::LastSeq)
                 .filter(conversation::Column::Id.is_in(chunk.iter().cloned()))
                 .into_tuple()
-                .all(&self.db)
+                .all(&self.read)
                 .await
                 .map_err(db_error)?;
             last.extend(counters);
@@ -510,7 +510,7 @@ impl MessageStore for SqlStorage {
                         .add(cursor::Column::UserId.eq(me))
                         .add(cursor::Column::Conversation.like("d:%")),
                 )
-                .all(&self.db)
+                .all(&self.read)
                 .await
                 .map_err(db_error)?;
             for c in cursors {
@@ -536,7 +536,7 @@ impl MessageStore for SqlStorage {
             }
             for row in message::Entity::find()
                 .filter(any)
-                .all(&self.db)
+                .all(&self.read)
                 .await
                 .map_err(db_error)?
             {

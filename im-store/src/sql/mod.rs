@@ -16,9 +16,11 @@
 //! - `(conversation, seq)` and `(conversation, sender, device, client id)` are unique
 //!   indexes: two appends can never share a seq, and a retry that raced its first attempt
 //!   fails on the index, rolls back, and returns the first attempt's message.
-//! - SQLite allows one writer at a time; its pool holds one connection, so operations
+//! - SQLite allows one writer at a time; its write pool holds one connection, so writes
 //!   queue in the pool instead of failing with `SQLITE_BUSY`. It runs in WAL mode with
 //!   `synchronous = FULL`: an acknowledged message survives a crash and a power cut.
+//!   Reads that stand alone go to two read-only connections of their own, beside the
+//!   writer, so they do not wait for its commits.
 
 mod appender;
 mod contacts;
@@ -66,7 +68,12 @@ pub use migration::Migrator;
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqlStorage {
+    /// Writes (and reads that must follow a write in one transaction).
     db: DatabaseConnection,
+    /// Reads that stand alone. On a SQLite file, read-only connections of their own, so
+    /// that reads run beside the one writer (WAL allows it) instead of queueing behind
+    /// its commits; elsewhere the same pool as `db`.
+    read: DatabaseConnection,
     appender: appender::Appender,
 }
 
@@ -93,8 +100,12 @@ impl SqlStorage {
             postgres_options(&mut options);
         }
         let db = Database::connect(options).await.map_err(db_error)?;
+        let read = match sqlite_readers(url) {
+            Some(options) => Database::connect(options).await.map_err(db_error)?,
+            None => db.clone(),
+        };
         let appender = appender::Appender::start(db.clone());
-        Ok(SqlStorage { db, appender })
+        Ok(SqlStorage { db, read, appender })
     }
 
     /// Applies the migrations that have not run yet.
@@ -137,6 +148,38 @@ fn sqlite_options(options: &mut ConnectOptions, _url: &str) {
 
 #[cfg(not(feature = "sqlite"))]
 fn sqlite_options(_options: &mut ConnectOptions, _url: &str) {}
+
+/// Read-only connections beside the writer, for a SQLite file (an in-memory database is
+/// private to its one connection). Two: this is what runs reads in parallel with a
+/// commit on a small machine; more only queue on the same cores.
+#[cfg(feature = "sqlite")]
+fn sqlite_readers(url: &str) -> Option<ConnectOptions> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .max_connections(2)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_before_acquire(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .map_sqlx_sqlite_opts(|o| {
+            o.read_only(true)
+                .create_if_missing(false)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(false)
+        });
+    Some(options)
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_readers(_url: &str) -> Option<ConnectOptions> {
+    None
+}
 
 /// Plans every statement for its parameters. Prepared statements are cached per
 /// connection, and PostgreSQL may switch a cached statement to a generic plan chosen while

@@ -57,7 +57,7 @@ impl UserStore for SqlStorage {
 
     async fn user(&self, id: UserId) -> StorageResult<User> {
         user::Entity::find_by_id(i(id.0))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_error)?
             .map(to_user)
@@ -67,7 +67,7 @@ impl UserStore for SqlStorage {
     async fn user_by_name(&self, username: &str) -> StorageResult<User> {
         user::Entity::find()
             .filter(user::Column::Username.eq(username))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_error)?
             .map(to_user)
@@ -80,7 +80,7 @@ impl UserStore for SqlStorage {
         }
         Ok(user::Entity::find()
             .filter(user::Column::Id.is_in(ids(users)))
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?
             .into_iter()
@@ -90,7 +90,7 @@ impl UserStore for SqlStorage {
 
     async fn password_hash(&self, id: UserId) -> StorageResult<String> {
         user::Entity::find_by_id(i(id.0))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_error)?
             .map(|m| m.password_hash)
@@ -144,7 +144,7 @@ impl UserStore for SqlStorage {
             .filter(user::Column::Id.is_in(ids(users)))
             .filter(user::Column::LastSeen.is_not_null())
             .into_tuple()
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(db_error)?;
         Ok(rows
