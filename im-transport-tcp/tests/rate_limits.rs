@@ -136,3 +136,54 @@ async fn the_friend_list_has_a_limit() {
         "their list is full too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_hashes_wait_their_turn_and_a_flood_is_told_to_come_back() {
+    // One hash at a time at the default cost (19 MiB, tens of milliseconds each): eight
+    // registrations at once, each allowed to wait 1 ms for its turn.
+    let config = test_config()
+        .with_hash_cost(im_core::auth::HashCost::default())
+        .with_max_concurrent_hashes(1)
+        .with_hash_queue_timeout(Duration::from_millis(1));
+    let server = start(config).await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(server.connect().await);
+    }
+    let attempts = clients
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| async move { c.register(&format!("user{i}"), PASSWORD, "U").await });
+    let results = futures::future::join_all(attempts).await;
+    let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        results.iter().any(|r| r.is_ok()),
+        "someone's turn came: {results:?}"
+    );
+    assert!(
+        !refused.is_empty(),
+        "eight hashes at once with room for one"
+    );
+    for e in refused {
+        assert!(retry_after(e) > 0);
+    }
+
+    // Given time to wait, every one of them gets its turn.
+    let server = start(
+        test_config()
+            .with_max_concurrent_hashes(1)
+            .with_hash_queue_timeout(Duration::from_secs(10)),
+    )
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(server.connect().await);
+    }
+    let attempts = clients
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| async move { c.register(&format!("user{i}"), PASSWORD, "U").await });
+    for result in futures::future::join_all(attempts).await {
+        result.unwrap();
+    }
+}

@@ -121,6 +121,13 @@ pub struct EngineConfig {
     pub presence_ttl: Duration,
     /// Argon2id cost for new password hashes.
     pub hash_cost: HashCost,
+    /// Password hashes (registrations, logins, password changes) computed at once; each
+    /// holds `hash_cost.memory_kib` while it runs. Default: the number of CPUs.
+    pub max_concurrent_hashes: usize,
+    /// How long a login waits for its turn to hash before it is answered `rate_limited`.
+    /// Default 5 s.
+    #[serde(with = "millis")]
+    pub hash_queue_timeout: Duration,
     /// Who may message whom directly.
     pub direct_policy: DirectPolicy,
     /// Largest group. Default 2000.
@@ -171,6 +178,8 @@ impl Default for EngineConfig {
             token_ttl: Duration::from_secs(30 * 24 * 3600),
             presence_ttl: Duration::from_secs(30),
             hash_cost: HashCost::default(),
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hash_queue_timeout: Duration::from_secs(5),
             direct_policy: DirectPolicy::default(),
             max_group_members: 2000,
             max_friends: 5000,
@@ -223,6 +232,30 @@ impl EngineConfig {
     setter!(
         /// Sets [`hash_cost`](Self::hash_cost).
         with_hash_cost, hash_cost: HashCost
+    );
+    setter!(
+        /// Sets [`max_concurrent_hashes`](Self::max_concurrent_hashes).
+        with_max_concurrent_hashes, max_concurrent_hashes: usize
+    );
+    setter!(
+        /// Sets [`hash_queue_timeout`](Self::hash_queue_timeout).
+        with_hash_queue_timeout, hash_queue_timeout: Duration
+    );
+    setter!(
+        /// Sets [`max_write_batch`](Self::max_write_batch).
+        with_max_write_batch, max_write_batch: usize
+    );
+    setter!(
+        /// Sets [`server_name`](Self::server_name).
+        with_server_name, server_name: String
+    );
+    setter!(
+        /// Sets [`default_page`](Self::default_page).
+        with_default_page, default_page: u32
+    );
+    setter!(
+        /// Sets [`max_page`](Self::max_page).
+        with_max_page, max_page: u32
     );
     setter!(
         /// Sets [`direct_policy`](Self::direct_policy).

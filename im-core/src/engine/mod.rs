@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) hooks: Arc<dyn Hooks>,
     pub(crate) node: NodeId,
     pub(crate) hasher: PasswordHasher,
+    /// Permits for password hashes running at once.
+    pub(crate) hashing: Arc<tokio::sync::Semaphore>,
     /// A hash of a random password, verified against when a login names an unknown user,
     /// so that the response time does not tell which usernames exist.
     pub(crate) dummy_hash: String,
@@ -211,6 +213,9 @@ impl EngineBuilder {
             hooks: self.hooks.unwrap_or_else(|| Arc::new(NoHooks)),
             node,
             hasher,
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                self.config.max_concurrent_hashes.max(1),
+            )),
             dummy_hash,
             sessions: Registry::new(GROUP_CACHE),
             members: MemberCache::new(GROUP_CACHE),
