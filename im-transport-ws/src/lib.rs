@@ -8,6 +8,7 @@ mod connection;
 pub mod http;
 pub mod routes;
 mod server;
+mod service;
 mod websocket;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use client::{ConnectError, WsClientConnection, connect};
 pub use config::WsConfig;
 pub use connection::{WsConnection, WsIo};
 pub use server::{PeerAddr, serve};
+pub use service::GatewayService;
 
 /// The OpenAPI 3.1 document of the HTTP API, as served at `/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -132,6 +134,13 @@ impl Gateway {
                 )
         };
         ws.or(openapi).unify().or(api).unify().boxed()
+    }
+
+    /// The same routes as a tower `Service` over any request body, for servers other
+    /// than warp's (axum: `Router::fallback_service(gateway.service())`). See
+    /// [`GatewayService`].
+    pub fn service(&self) -> GatewayService {
+        GatewayService::new(self.filter())
     }
 }
 

@@ -39,7 +39,7 @@ impl Gateway {
         let config = &self.inner.config;
         let key = match handshake_key(headers) {
             Ok(key) => key,
-            Err(refusal) => return refusal,
+            Err(refusal) => return refusal.response(),
         };
         let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
         if let (Some(allowed), Some(origin)) = (&config.allowed_origins, origin)
@@ -96,9 +96,48 @@ impl Gateway {
     }
 }
 
-/// The client's `Sec-WebSocket-Key` if the request is a WebSocket handshake we speak;
-/// otherwise the answer to give.
-fn handshake_key(headers: &HeaderMap) -> Result<String, Response> {
+/// Why a request is not a WebSocket handshake we accept.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Not an upgrade to `websocket`.
+    NotUpgrade,
+    /// A protocol version other than 13.
+    Version,
+    /// No `Sec-WebSocket-Key`, or not one of 16 bytes in base64.
+    Key,
+}
+
+impl Refusal {
+    fn response(self) -> Response {
+        match self {
+            Refusal::NotUpgrade => {
+                let mut refusal = error_of(
+                    ErrorCode::Invalid,
+                    "expected a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)",
+                );
+                *refusal.status_mut() = StatusCode::UPGRADE_REQUIRED;
+                refusal
+                    .headers_mut()
+                    .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+                refusal
+            }
+            Refusal::Version => {
+                let mut refusal =
+                    error_of(ErrorCode::Invalid, "only WebSocket version 13 is spoken");
+                *refusal.status_mut() = StatusCode::UPGRADE_REQUIRED;
+                refusal.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+                refusal
+            }
+            Refusal::Key => error_of(ErrorCode::Invalid, "missing or malformed Sec-WebSocket-Key"),
+        }
+    }
+}
+
+/// The client's `Sec-WebSocket-Key` if the request is a WebSocket handshake we speak.
+fn handshake_key(headers: &HeaderMap) -> Result<String, Refusal> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
@@ -106,27 +145,13 @@ fn handshake_key(headers: &HeaderMap) -> Result<String, Response> {
         })
     };
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
-        let mut refusal = error_of(
-            ErrorCode::Invalid,
-            "expected a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)",
-        );
-        *refusal.status_mut() = StatusCode::UPGRADE_REQUIRED;
-        refusal
-            .headers_mut()
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        return Err(refusal);
+        return Err(Refusal::NotUpgrade);
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        let mut refusal = error_of(ErrorCode::Invalid, "only WebSocket version 13 is spoken");
-        *refusal.status_mut() = StatusCode::UPGRADE_REQUIRED;
-        refusal.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Err(refusal);
+        return Err(Refusal::Version);
     }
     match headers
         .get(header::SEC_WEBSOCKET_KEY)
@@ -134,10 +159,7 @@ fn handshake_key(headers: &HeaderMap) -> Result<String, Response> {
     {
         // 16 random bytes in base64 (RFC 6455 §4.1).
         Some(key) if key.len() == 24 => Ok(key.to_owned()),
-        _ => Err(error_of(
-            ErrorCode::Invalid,
-            "missing or malformed Sec-WebSocket-Key",
-        )),
+        _ => Err(Refusal::Key),
     }
 }
 
