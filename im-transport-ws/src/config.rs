@@ -21,8 +21,9 @@ pub struct WsConfig {
     /// (non-browser clients) are always allowed.
     pub allowed_origins: Option<Vec<String>>,
     /// Bytes read from a WebSocket at a time, in a buffer each connection keeps (it grows
-    /// while a larger frame arrives). Default 4 KiB: chat frames are small, and this is
-    /// most of what an idle connection costs. tungstenite's own default is 128 KiB.
+    /// while a larger frame arrives). Default 1 KiB: what clients send is small (a send
+    /// is a few hundred bytes), and this buffer is most of what an idle connection
+    /// costs. tungstenite's own default is 128 KiB.
     pub read_buffer_bytes: usize,
     /// Outgoing WebSocket frames are gathered up to this many bytes before they are
     /// written to the socket (a flush writes whatever is gathered). Default 16 KiB: a
@@ -59,7 +60,7 @@ impl Default for WsConfig {
             max_frame_bytes: 64 * 1024,
             ping_interval: Duration::from_secs(30),
             allowed_origins: None,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 16 * 1024,
             tcp_nodelay: true,
             max_body_bytes: 64 * 1024,

@@ -232,7 +232,9 @@ async fn read_loop(
                 None => break,
             }
         }
-        if let Err(end) = handle_frames(shared, state, &mut frames).await {
+        // Boxed: handling is a deep stack of futures, and a connection that waits for
+        // its next frame (most of them, most of the time) should not carry its space.
+        if let Err(end) = Box::pin(handle_frames(shared, state, &mut frames)).await {
             return end;
         }
     }
@@ -330,7 +332,7 @@ async fn send_pipelined(
     metrics::counter!("im_requests_total", "type" => "send").increment(sends.len() as u64);
     metrics::histogram!("im_pipelined_sends").record(sends.len() as f64);
     let (ids, sends): (Vec<u64>, Vec<_>) = sends.drain(..).unzip();
-    let answers = Box::pin(shared.send_many(&me, sends)).await;
+    let answers = shared.send_many(&me, sends).await;
     for (id, answer) in ids.into_iter().zip(answers) {
         let response = match answer {
             Ok(reply) => ServerFrame::Reply { id, reply },
@@ -355,9 +357,7 @@ async fn handle_one(
     request: Request,
 ) -> Result<(), &'static str> {
     let before = state.codec;
-    // Boxed: the handlers' futures are large, and a connection waiting for its next
-    // frame should not carry their space in its task.
-    let response = match Box::pin(shared.handle(state, request)).await {
+    let response = match shared.handle(state, request).await {
         Ok(reply) => ServerFrame::Reply { id, reply },
         Err(e) => ServerFrame::Error {
             id: Some(id),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Sink, SinkExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::fanout::Outgoing;
 use crate::protocol::{Codec, Event, FrameClass, ServerFrame};
@@ -39,19 +39,19 @@ pub(crate) struct Outbox {
     signals: Arc<Signals>,
 }
 
-/// Signals between the queue's producers and its writer.
+/// Signals between the queue's producers and its writer. The writer waits on the queue
+/// alone and looks at these after each batch: a lagging queue is full, so the writer is
+/// awake anyway, and a close request puts an empty frame in the queue to wake it. (A
+/// `Notify` per signal costs a lock on every wake-up of every writer.)
 #[derive(Debug, Default)]
 struct Signals {
     /// Durable frames were dropped; the writer owes the client a `resync`.
     lagged: AtomicBool,
-    /// Wakes the writer when `lagged` is set while it waits for frames.
-    wake: Notify,
     /// The last frame to send before closing (a `kicked` notice), if any.
     last: Mutex<Option<Bytes>>,
-    /// Wakes the writer to send `last` and close.
-    closing: Notify,
-    /// Set with the close request: the reader handles no further request (a revoked or
-    /// replaced session must not act while its writer is still flushing).
+    /// Set with the close request: the writer sends what is queued, then `last`, then
+    /// closes; the reader handles no further request (a revoked or replaced session must
+    /// not act while its writer is still flushing).
     closed: AtomicBool,
     /// The connection's codec after the hello exchange, for frames the writer makes.
     codec: Mutex<Codec>,
@@ -114,9 +114,9 @@ impl Outbox {
                 FrameClass::Durable => {
                     metrics::counter!("im_frames_dropped_total", "reason" => "queue_full")
                         .increment(1);
+                    // The queue is full, so the writer has work and will see the mark.
                     if !self.signals.lagged.swap(true, Ordering::AcqRel) {
                         metrics::counter!("im_sessions_lagged_total").increment(1);
-                        self.signals.wake.notify_one();
                     }
                 }
             },
@@ -135,14 +135,16 @@ impl Outbox {
     /// Asks the writer to send what is queued, then `last` if given, then close. The
     /// first `last` asked for is the one sent.
     pub(crate) fn close(&self, last: Option<Bytes>) {
-        self.signals.closed.store(true, Ordering::Release);
         if let Some(frame) = last {
             let mut slot = self.signals.last.lock().unwrap_or_else(|p| p.into_inner());
             if slot.is_none() {
                 *slot = Some(frame);
             }
         }
-        self.signals.closing.notify_one();
+        self.signals.closed.store(true, Ordering::Release);
+        // Wakes an idle writer. A full queue needs no wake-up, and the writer of a closed
+        // queue is gone.
+        let _ = self.tx.try_send(Bytes::new());
     }
 
     /// Whether a close was asked for.
@@ -181,37 +183,37 @@ where
     let mut batch: Vec<Bytes> = Vec::new();
     let signals = inbox.signals.clone();
     loop {
-        tokio::select! {
-            biased;
-            _ = signals.closing.notified() => {
-                // Whatever is already queued goes first (replies, pushes), then the
-                // closing notice, if any.
-                while let Ok(frame) = inbox.rx.try_recv() {
-                    batch.push(frame);
-                }
-                let last = signals.last.lock().unwrap_or_else(|p| p.into_inner()).take();
-                let kicked = last.is_some();
-                batch.extend(last);
-                let _ = tokio::time::timeout(write_timeout, async {
-                    for frame in batch.drain(..) {
-                        sink.feed(frame).await?;
-                    }
-                    sink.close().await
-                })
-                .await;
-                return if kicked { "kicked" } else { "closed" };
+        if inbox.rx.recv_many(&mut batch, max_batch).await == 0 {
+            return "queue closed";
+        }
+        if signals.closed.load(Ordering::Acquire) {
+            // Whatever is already queued goes first (replies, pushes), then the closing
+            // notice, if any.
+            while let Ok(frame) = inbox.rx.try_recv() {
+                batch.push(frame);
             }
-            n = inbox.rx.recv_many(&mut batch, max_batch) => {
-                if n == 0 {
-                    return "queue closed";
+            batch.retain(|frame| !frame.is_empty());
+            let last = signals
+                .last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let kicked = last.is_some();
+            batch.extend(last);
+            let _ = tokio::time::timeout(write_timeout, async {
+                for frame in batch.drain(..) {
+                    sink.feed(frame).await?;
                 }
-            }
-            _ = signals.wake.notified() => {}
+                sink.close().await
+            })
+            .await;
+            return if kicked { "kicked" } else { "closed" };
         }
         // Claim the lag before writing: a durable frame dropped after this point finds
         // `lagged` clear and is queued behind the resync instead.
         let resync = signals.lagged.swap(false, Ordering::AcqRel);
-        let write = async {
+        // Boxed, like the reader's request handling: an idle writer keeps no room for it.
+        let write = Box::pin(async {
             for frame in batch.drain(..) {
                 sink.feed(frame).await?;
             }
@@ -227,7 +229,7 @@ where
                 }
             }
             sink.flush().await
-        };
+        });
         match tokio::time::timeout(write_timeout, write).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return "write error",
