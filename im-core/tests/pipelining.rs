@@ -149,3 +149,120 @@ async fn pipelined_sends_are_stored_together_and_answered_in_order() {
     assert_eq!(batches.iter().sum::<f64>(), 59.0, "{batches:?}");
     assert!(batches.iter().any(|n| *n > 1.0), "{batches:?}");
 }
+
+/// One thread drives everything here (a current-thread runtime), and the sender's
+/// connection runs outside tokio's cooperative budget, so nothing drains the members'
+/// queues unless the connection that handles the burst lets their writers run.
+#[tokio::test]
+async fn a_pipelined_burst_to_a_group_reaches_every_member_without_resync() {
+    const MEMBERS: usize = 50;
+    const SENDS: u64 = 1000;
+    let config = EngineConfig::default()
+        .with_hash_cost(HashCost::CHEAPEST)
+        .with_rate_limits(RateLimits::unlimited())
+        .with_session_queue(256);
+    let engine = Engine::builder().config(config).start().await.unwrap();
+
+    let (server, mut sender) = duplex(1024);
+    tokio::spawn(tokio::task::unconstrained({
+        let engine = engine.clone();
+        async move { engine.serve_connection(server).await }
+    }));
+    request(
+        &mut sender,
+        json!({"id": 0, "type": "hello", "versions": [1]}),
+    )
+    .await;
+    request(
+        &mut sender,
+        json!({"id": 1, "type": "register", "username": "sender", "password": PW, "display_name": "S"}),
+    )
+    .await;
+    request(
+        &mut sender,
+        json!({"id": 2, "type": "login", "username": "sender", "password": PW, "device": {"id": "d"}}),
+    )
+    .await;
+    let group = request(
+        &mut sender,
+        json!({"id": 3, "type": "create_group", "name": "all", "members": [], "open": true}),
+    )
+    .await;
+    let group = group["reply"]["group"]["id"].as_u64().unwrap();
+
+    let mut counters = Vec::new();
+    for i in 0..MEMBERS {
+        let mut member = connect(&engine).await;
+        request(
+            &mut member,
+            json!({"id": 0, "type": "hello", "versions": [1]}),
+        )
+        .await;
+        request(
+            &mut member,
+            json!({"id": 1, "type": "register", "username": format!("member{i}"), "password": PW, "display_name": "M"}),
+        )
+        .await;
+        request(
+            &mut member,
+            json!({"id": 2, "type": "login", "username": format!("member{i}"), "password": PW, "device": {"id": "d"}}),
+        )
+        .await;
+        request(
+            &mut member,
+            json!({"id": 3, "type": "join_group", "group": group}),
+        )
+        .await;
+        counters.push(tokio::spawn(async move {
+            let (mut messages, mut resyncs) = (0u64, 0u64);
+            while messages < SENDS {
+                let Ok(Some(Ok(bytes))) =
+                    tokio::time::timeout(Duration::from_secs(10), member.next()).await
+                else {
+                    break;
+                };
+                let frame: Value = serde_json::from_slice(&bytes).unwrap();
+                match frame["event"]["type"].as_str() {
+                    Some("message") if frame["event"]["message"]["body"]["type"] == "text" => {
+                        messages += 1;
+                    }
+                    Some("resync") => resyncs += 1,
+                    _ => {}
+                }
+            }
+            (messages, resyncs)
+        }));
+    }
+
+    let conversation = format!("g:{group}");
+    let frames: Vec<_> = (0..SENDS)
+        .map(|i| {
+            let frame = json!({"id": 100 + i, "type": "send", "conversation": conversation,
+                "client_id": format!("c-{i}"), "body": {"type": "text", "text": format!("m{i}")}});
+            Ok(serde_json::to_vec(&frame).unwrap().into())
+        })
+        .collect();
+    let (mut tx, mut rx) = sender.split();
+    let acks = tokio::spawn(async move {
+        let mut acked = 0;
+        while acked < SENDS {
+            let Ok(Some(Ok(bytes))) =
+                tokio::time::timeout(Duration::from_secs(10), rx.next()).await
+            else {
+                break;
+            };
+            let frame: Value = serde_json::from_slice(&bytes).unwrap();
+            if frame["type"] == "reply" {
+                acked += 1;
+            }
+        }
+        acked
+    });
+    tx.send_all(&mut futures::stream::iter(frames))
+        .await
+        .unwrap();
+    assert_eq!(acks.await.unwrap(), SENDS);
+    for counter in counters {
+        assert_eq!(counter.await.unwrap(), (SENDS, 0), "(messages, resyncs)");
+    }
+}

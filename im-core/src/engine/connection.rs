@@ -346,6 +346,11 @@ async fn send_pipelined(
             .await
             .map_err(|()| "writer gone")?;
     }
+    // A batch may have queued many pushes for each recipient. Let their writers drain
+    // them before the next batch adds more: on a store that answers at once (memory), a
+    // client pipelining hundreds of sends would otherwise fill every member's queue
+    // while no writer got to run, and turn the burst into `resync`s.
+    tokio::task::yield_now().await;
     Ok(())
 }
 
