@@ -3,8 +3,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// How frames become bytes.
 ///
-/// JSON is the default and what every client speaks. MessagePack is smaller and faster to
-/// parse; it needs the `msgpack` feature, and a client asks for it in its `hello`.
+/// JSON is the default and what every client speaks. MessagePack frames are 10–30 %
+/// smaller (measured by `cargo bench -p im-core --bench codec`), though not faster to
+/// decode with the serde codecs used here; it needs the `msgpack` feature, and a client
+/// asks for it in its `hello`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Codec {
