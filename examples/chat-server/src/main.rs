@@ -33,6 +33,13 @@ use warp::Filter;
 
 use config::{Resolved, Settings};
 
+/// jemalloc returns freed memory to the system: after a flood of logins (19 MiB per
+/// Argon2 hash) the server's memory comes back to where it was, where glibc's malloc kept
+/// hundreds of megabytes (measured in docs/benchmarks.md).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
