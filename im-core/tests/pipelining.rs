@@ -45,6 +45,21 @@ async fn next(socket: &mut DuplexConnection) -> Value {
     }
 }
 
+/// Says hello, registers `name` and logs in on device `d`; the user's id.
+async fn log_in(socket: &mut DuplexConnection, name: &str) -> u64 {
+    request(socket, json!({"id": 0, "type": "hello", "versions": [1]})).await;
+    let registered = request(
+        socket,
+        json!({"id": 1, "type": "register", "username": name, "password": PW, "display_name": name}),
+    )
+    .await;
+    let login =
+        json!({"id": 2, "type": "login", "username": name, "password": PW, "device": {"id": "d"}});
+    let session = request(socket, login).await;
+    assert_eq!(session["reply"]["type"], "session", "{session}");
+    registered["reply"]["user"]["id"].as_u64().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_sends_are_stored_together_and_answered_in_order() {
     let recorder = DebuggingRecorder::new();
@@ -61,22 +76,7 @@ async fn pipelined_sends_are_stored_together_and_answered_in_order() {
     bob.login("bob", PW, "laptop").await.unwrap();
 
     let mut alice = connect(&engine).await;
-    request(
-        &mut alice,
-        json!({"id": 0, "type": "hello", "versions": [1]}),
-    )
-    .await;
-    let registered = request(
-        &mut alice,
-        json!({"id": 1, "type": "register", "username": "alice", "password": PW, "display_name": "Alice"}),
-    )
-    .await;
-    let alice_id = UserId(registered["reply"]["user"]["id"].as_u64().unwrap());
-    request(
-        &mut alice,
-        json!({"id": 2, "type": "login", "username": "alice", "password": PW, "device": {"id": "phone"}}),
-    )
-    .await;
+    let alice_id = UserId(log_in(&mut alice, "alice").await);
     let conversation = ConversationId::direct(alice_id, bob_id).to_string();
 
     // 60 sends written at once, with a ping and an empty (invalid) send among them.
@@ -168,21 +168,7 @@ async fn a_pipelined_burst_to_a_group_reaches_every_member_without_resync() {
         let engine = engine.clone();
         async move { engine.serve_connection(server).await }
     }));
-    request(
-        &mut sender,
-        json!({"id": 0, "type": "hello", "versions": [1]}),
-    )
-    .await;
-    request(
-        &mut sender,
-        json!({"id": 1, "type": "register", "username": "sender", "password": PW, "display_name": "S"}),
-    )
-    .await;
-    request(
-        &mut sender,
-        json!({"id": 2, "type": "login", "username": "sender", "password": PW, "device": {"id": "d"}}),
-    )
-    .await;
+    log_in(&mut sender, "sender").await;
     let group = request(
         &mut sender,
         json!({"id": 3, "type": "create_group", "name": "all", "members": [], "open": true}),
@@ -193,21 +179,7 @@ async fn a_pipelined_burst_to_a_group_reaches_every_member_without_resync() {
     let mut counters = Vec::new();
     for i in 0..MEMBERS {
         let mut member = connect(&engine).await;
-        request(
-            &mut member,
-            json!({"id": 0, "type": "hello", "versions": [1]}),
-        )
-        .await;
-        request(
-            &mut member,
-            json!({"id": 1, "type": "register", "username": format!("member{i}"), "password": PW, "display_name": "M"}),
-        )
-        .await;
-        request(
-            &mut member,
-            json!({"id": 2, "type": "login", "username": format!("member{i}"), "password": PW, "device": {"id": "d"}}),
-        )
-        .await;
+        log_in(&mut member, &format!("member{i}")).await;
         request(
             &mut member,
             json!({"id": 3, "type": "join_group", "group": group}),

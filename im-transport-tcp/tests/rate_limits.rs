@@ -145,16 +145,7 @@ async fn password_hashes_wait_their_turn_and_a_flood_is_told_to_come_back() {
         .with_hash_cost(im_core::auth::HashCost::default())
         .with_max_concurrent_hashes(1)
         .with_hash_queue_timeout(Duration::from_millis(1));
-    let server = start(config).await;
-    let mut clients = Vec::new();
-    for _ in 0..8 {
-        clients.push(server.connect().await);
-    }
-    let attempts = clients
-        .iter()
-        .enumerate()
-        .map(|(i, (c, _))| async move { c.register(&format!("user{i}"), PASSWORD, "U").await });
-    let results = futures::future::join_all(attempts).await;
+    let results = eight_registrations_at_once(&start(config).await).await;
     let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(
         results.iter().any(|r| r.is_ok()),
@@ -169,12 +160,18 @@ async fn password_hashes_wait_their_turn_and_a_flood_is_told_to_come_back() {
     }
 
     // Given time to wait, every one of them gets its turn.
-    let server = start(
-        test_config()
-            .with_max_concurrent_hashes(1)
-            .with_hash_queue_timeout(Duration::from_secs(10)),
-    )
-    .await;
+    let config = test_config()
+        .with_max_concurrent_hashes(1)
+        .with_hash_queue_timeout(Duration::from_secs(10));
+    for result in eight_registrations_at_once(&start(config).await).await {
+        result.unwrap();
+    }
+}
+
+/// Eight users register at once, each on a connection of their own.
+async fn eight_registrations_at_once(
+    server: &Server,
+) -> Vec<Result<im_core::model::User, ClientError>> {
     let mut clients = Vec::new();
     for _ in 0..8 {
         clients.push(server.connect().await);
@@ -183,7 +180,5 @@ async fn password_hashes_wait_their_turn_and_a_flood_is_told_to_come_back() {
         .iter()
         .enumerate()
         .map(|(i, (c, _))| async move { c.register(&format!("user{i}"), PASSWORD, "U").await });
-    for result in futures::future::join_all(attempts).await {
-        result.unwrap();
-    }
+    futures::future::join_all(attempts).await
 }

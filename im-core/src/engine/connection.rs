@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::Notify;
 
 use super::Shared;
@@ -114,18 +114,65 @@ impl Conn {
 
 /// Runs one connection until the peer leaves, the session is kicked, the socket stalls,
 /// or the engine shuts down.
+///
+/// A connection that has sent nothing yet has no outbox, no writer and no request state:
+/// only this task, waiting for its first frame (measured, that keeps a connection before
+/// `hello` to the socket, the transport's buffers and a few hundred bytes here). The rest
+/// comes with the first frame, in a boxed future of its own.
 pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
-    let (outbox, inbox) = Outbox::new(shared.config.session_queue);
-    let mut state = Conn::new(
-        conn.peer().clone(),
-        outbox.clone(),
-        shared.config.max_frame_bytes,
-    );
-    metrics::counter!("im_connections_total", "transport" => state.peer.transport).increment(1);
-    tracing::debug!(peer = ?state.peer, "connection opened");
-    shared.hooks.on_connect(&state.peer).await;
+    let peer = conn.peer().clone();
+    metrics::counter!("im_connections_total", "transport" => peer.transport).increment(1);
+    tracing::debug!(?peer, "connection opened");
+    shared.hooks.on_connect(&peer).await;
 
-    let (sink, stream) = conn.split();
+    let (mut sink, mut stream) = conn.split();
+    let (reason, user) = match first_item(&shared, &mut stream).await {
+        Ok(first) => Box::pin(serve(shared.clone(), peer.clone(), sink, stream, first)).await,
+        Err(reason) => {
+            // Nothing was queued: say goodbye at the transport level and go.
+            let _ = tokio::time::timeout(shared.config.write_timeout, sink.close()).await;
+            (reason, None)
+        }
+    };
+    shared.hooks.on_disconnect(&peer, user, reason).await;
+    metrics::counter!("im_disconnects_total", "reason" => reason).increment(1);
+    tracing::debug!(?peer, reason, "connection closed");
+}
+
+/// What a stream yields.
+type Item = Option<Result<Bytes, TransportError>>;
+
+/// Waits for the connection's first frame (or its end), within the idle timeout.
+async fn first_item(
+    shared: &Shared,
+    stream: &mut futures::stream::SplitStream<BoxConnection>,
+) -> Result<Item, &'static str> {
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::select! {
+        biased;
+        _ = super::stopped(&mut shutdown) => Err("server shutdown"),
+        next = tokio::time::timeout(shared.config.idle_timeout, stream.next()) => match next {
+            Ok(None) => Err("peer closed"),
+            Ok(item) => Ok(item),
+            Err(_) => {
+                metrics::counter!("im_idle_timeouts_total").increment(1);
+                Err("idle timeout")
+            }
+        },
+    }
+}
+
+/// Serves a connection from its first frame on: its outbox and writer, the reader, and
+/// the session's end. Returns why it ended and whose session it was.
+async fn serve(
+    shared: Arc<Shared>,
+    peer: PeerInfo,
+    sink: futures::stream::SplitSink<BoxConnection, Bytes>,
+    stream: futures::stream::SplitStream<BoxConnection>,
+    first: Item,
+) -> (&'static str, Option<UserId>) {
+    let (outbox, inbox) = Outbox::new(shared.config.session_queue);
+    let mut state = Conn::new(peer, outbox.clone(), shared.config.max_frame_bytes);
     let mut writer = tokio::spawn(super::outbox::write_loop(
         sink,
         inbox,
@@ -137,7 +184,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
     // next frame, when told to (the writer ended) or when the server shuts down.
     let writer_ended = Notify::new();
     let reason = {
-        let reader = read_loop(&shared, &mut state, stream, &writer_ended);
+        let reader = read_loop(&shared, &mut state, stream, first, &writer_ended);
         tokio::pin!(reader);
         tokio::select! {
             reason = &mut reader => Ok(reason),
@@ -173,9 +220,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: BoxConnection) {
     if let Some(session) = state.session.take() {
         shared.end_session(&session).await;
     }
-    shared.hooks.on_disconnect(&state.peer, user, reason).await;
-    metrics::counter!("im_disconnects_total", "reason" => reason).increment(1);
-    tracing::debug!(peer = ?state.peer, reason, "connection closed");
+    (reason, user)
 }
 
 /// Most frames taken at once from what a client has already sent.
@@ -185,13 +230,14 @@ async fn read_loop(
     shared: &Arc<Shared>,
     state: &mut Conn,
     mut stream: futures::stream::SplitStream<BoxConnection>,
+    first: Item,
     writer_ended: &Notify,
 ) -> &'static str {
     let mut shutdown = shared.shutdown.subscribe();
     let mut frames = Vec::new();
-    // What the stream said after the frames at hand (its end, an error): acted on once
-    // they are handled.
-    let mut after = None;
+    // What the stream said that is not handled yet: the first frame, then whatever came
+    // after the frames at hand (its end, an error), acted on once they are handled.
+    let mut after = Some(first);
     loop {
         let item = match after.take() {
             Some(item) => item,
@@ -242,11 +288,7 @@ async fn read_loop(
 
 /// A frame from the stream, or why the connection ends (after telling the client, for a
 /// frame over the limit).
-async fn admit(
-    shared: &Shared,
-    state: &Conn,
-    item: Option<Result<Bytes, TransportError>>,
-) -> Result<Bytes, &'static str> {
+async fn admit(shared: &Shared, state: &Conn, item: Item) -> Result<Bytes, &'static str> {
     let limit = shared.config.max_frame_bytes;
     match item {
         None => Err("peer closed"),

@@ -167,31 +167,11 @@ fn sqlite_options(options: &mut ConnectOptions, _url: &str) {
 #[cfg(not(feature = "sqlite"))]
 fn sqlite_options(_options: &mut ConnectOptions, _url: &str) {}
 
-/// Read-only connections beside the writer, for a SQLite file (an in-memory database is
-/// private to its one connection). Two: this is what runs reads in parallel with a
-/// commit on a small machine; more only queue on the same cores.
+/// Read-only connections beside the writer, for a SQLite file. Two: this is what runs
+/// reads in parallel with a commit on a small machine; more only queue on the same cores.
 #[cfg(feature = "sqlite")]
 fn sqlite_readers(url: &str) -> Option<ConnectOptions> {
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
-        return None;
-    }
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .sqlx_logging(false)
-        .max_connections(2)
-        .min_connections(0)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .map_sqlx_sqlite_opts(|o| {
-            o.read_only(true)
-                .create_if_missing(false)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(false)
-        });
-    Some(options)
+    sqlite_side_pool(url, 2, |o| o.read_only(true).foreign_keys(false))
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -202,23 +182,41 @@ fn sqlite_readers(_url: &str) -> Option<ConnectOptions> {
 /// The connection that runs WAL checkpoints for a SQLite file (see `checkpointer`).
 #[cfg(feature = "sqlite")]
 fn sqlite_checkpointer(url: &str) -> Option<ConnectOptions> {
+    sqlite_side_pool(url, 1, |o| o.pragma("wal_autocheckpoint", "0"))
+}
+
+/// A pool of `max` connections to a SQLite file beside the writer's, opened when first
+/// used, tuned by `tune`. `None` for an in-memory database, which is private to its one
+/// connection.
+#[cfg(feature = "sqlite")]
+fn sqlite_side_pool(
+    url: &str,
+    max: u32,
+    tune: impl Fn(
+        sea_orm::sqlx::sqlite::SqliteConnectOptions,
+    ) -> sea_orm::sqlx::sqlite::SqliteConnectOptions
+    + Send
+    + Sync
+    + 'static,
+) -> Option<ConnectOptions> {
     if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
         return None;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .max_connections(1)
+        .max_connections(max)
         .min_connections(0)
         .idle_timeout(None)
         .max_lifetime(None)
         .test_before_acquire(false)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
-        .map_sqlx_sqlite_opts(|o| {
-            o.busy_timeout(Duration::from_secs(10))
-                .create_if_missing(false)
-                .pragma("wal_autocheckpoint", "0")
+        .map_sqlx_sqlite_opts(move |o| {
+            tune(
+                o.create_if_missing(false)
+                    .busy_timeout(Duration::from_secs(10)),
+            )
         });
     Some(options)
 }
