@@ -5,7 +5,7 @@
 # afterwards. Prints a table of every figure, and its ratio to the ceiling's.
 #
 #   examples/loadgen/compare.sh --quick            # small sizes, about a minute
-#   examples/loadgen/compare.sh                    # the full matrix (about 11 minutes)
+#   examples/loadgen/compare.sh                    # the full matrix (about 12 minutes)
 #
 # Options:
 #   --quick                  small sizes (checks the script works)
@@ -53,6 +53,13 @@ IM_PG_URL="${IM_PG_URL:-postgres://postgres@127.0.0.1:5432/imbench}"
 PG_DB="${IM_PG_URL##*/}"
 PG_DB="${PG_DB%%\?*}"
 read -r -a PSQL <<<"${PSQL_ARGS:--h 127.0.0.1 -U postgres -d test}"
+
+for tool in jq node npm taskset; do
+  command -v "$tool" >/dev/null || { echo "compare.sh: needs $tool (Debian: apt-get install jq nodejs npm util-linux)" >&2; exit 1; }
+done
+if [[ " $SYSTEMS " == *" im-pg "* ]] && ! command -v psql >/dev/null; then
+  echo "compare.sh: im-pg needs psql (Debian: apt-get install postgresql-client)" >&2; exit 1
+fi
 
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 if [ "$BUILD" = 1 ]; then
