@@ -508,6 +508,9 @@ impl<S: Storage> UserStore for SealedStorage<S> {
     async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()> {
         self.inner.set_last_seen(id, at).await
     }
+    async fn set_last_seen_many(&self, seen: &[(UserId, Timestamp)]) -> StorageResult<()> {
+        self.inner.set_last_seen_many(seen).await
+    }
     async fn last_seen(&self, ids: &[UserId]) -> StorageResult<Vec<(UserId, Timestamp)>> {
         self.inner.last_seen(ids).await
     }

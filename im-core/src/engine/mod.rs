@@ -26,6 +26,7 @@ mod execute;
 mod fanout;
 mod groups;
 mod handler;
+mod last_seen;
 mod limits;
 mod membership;
 mod messaging;
@@ -128,6 +129,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limiters,
     pub(crate) typing: typing::TypingGate,
     pub(crate) offline_timers: presence::OfflineTimers,
+    /// Stores last-seen times, many users per transaction.
+    pub(crate) last_seen: last_seen::LastSeenWriter,
     /// The engine itself, for tasks that outlive a request (offline timers).
     pub(crate) this: Weak<Shared>,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -202,10 +205,12 @@ impl EngineBuilder {
             .broker
             .unwrap_or_else(|| Arc::new(LocalBroker::new()) as Arc<dyn Broker>);
         let envelopes = broker.subscribe(&node).await?;
+        let storage = self
+            .storage
+            .unwrap_or_else(|| Arc::new(MemoryStorage::new()) as Arc<dyn Storage>);
         let shared = Arc::new_cyclic(|this| Shared {
-            storage: self
-                .storage
-                .unwrap_or_else(|| Arc::new(MemoryStorage::new())),
+            last_seen: last_seen::LastSeenWriter::start(storage.clone()),
+            storage,
             presence: self
                 .presence
                 .unwrap_or_else(|| Arc::new(MemoryPresence::new())),

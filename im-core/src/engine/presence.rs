@@ -91,9 +91,7 @@ impl Shared {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "presence lookup failed; assuming offline"),
             }
-            if let Err(e) = shared.storage.set_last_seen(user, at).await {
-                tracing::warn!(error = %e, "storing last seen failed");
-            }
+            shared.last_seen.record(user, at).await;
             metrics::counter!("im_presence_changes_total", "to" => "offline").increment(1);
             shared.announce(user, false, Some(at)).await;
             shared.hooks.on_offline(user, at).await;

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use super::StorageResult;
+use super::{StorageError, StorageResult};
 use crate::model::{Timestamp, User, UserId};
 
 /// A user to create.
@@ -28,6 +28,8 @@ pub struct NewUser {
 /// - `set_password_hash` replaces the hash; `NotFound` for unknown users.
 /// - `set_last_seen` records when the user was last online (it never moves back);
 ///   `last_seen` returns it for those of `ids` that have one, in any order.
+/// - `set_last_seen_many` does what `set_last_seen` does for each pair, skipping unknown
+///   users instead of failing; two batches naming one user at once leave the later time.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Creates a user.
@@ -44,6 +46,22 @@ pub trait UserStore: Send + Sync {
     async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()>;
     /// Records when the user's last device went offline.
     async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()>;
+    /// Records the last seen time of several users, as [`set_last_seen`] does for each,
+    /// skipping users that do not exist. The engine calls it when many users go offline
+    /// at once (a node restarting, a network failure), so an adapter should write them
+    /// together (one transaction: one commit and one fsync, not one per user); the
+    /// default calls [`set_last_seen`] for each.
+    ///
+    /// [`set_last_seen`]: UserStore::set_last_seen
+    async fn set_last_seen_many(&self, seen: &[(UserId, Timestamp)]) -> StorageResult<()> {
+        for &(id, at) in seen {
+            match self.set_last_seen(id, at).await {
+                Ok(()) | Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
     /// When each of these users was last seen.
     async fn last_seen(&self, ids: &[UserId]) -> StorageResult<Vec<(UserId, Timestamp)>>;
 }

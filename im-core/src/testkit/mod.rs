@@ -86,6 +86,7 @@ macro_rules! storage_conformance {
                 concurrent_registrations_of_one_name_leave_one_user,
                 last_seen_never_moves_back,
                 last_seen_lists_each_user_that_has_one_once,
+                last_seen_many_skips_the_unknown_and_keeps_the_latest,
                 devices_are_keyed_by_user_and_device_id,
                 devices_are_deleted_one_or_all_but_one,
                 friend_requests_are_upserted_and_listed_both_ways,

@@ -345,6 +345,82 @@ pub async fn last_seen_never_moves_back(s: Arc<dyn Storage>) {
     );
 }
 
+/// `set_last_seen_many` applies each time as `set_last_seen` would (never back), skips
+/// unknown users, and two batches naming the same users in opposite orders at once both
+/// succeed (no deadlock) and leave each user's later time.
+pub async fn last_seen_many_skips_the_unknown_and_keeps_the_latest(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ghost = UserId(c.0 + 1000);
+    s.set_last_seen_many(&[]).await.expect("an empty batch");
+    s.set_last_seen(a, Timestamp(5_000))
+        .await
+        .expect("set_last_seen");
+    s.set_last_seen_many(&[
+        (a, Timestamp(4_000)),
+        (b, Timestamp(3_000)),
+        (ghost, Timestamp(1_000)),
+        (b, Timestamp(3_500)),
+    ])
+    .await
+    .expect("a batch with an unknown user");
+    let mut got = s.last_seen(&[a, b, c, ghost]).await.expect("last_seen");
+    got.sort();
+    assert_eq!(
+        got,
+        vec![(a, Timestamp(5_000)), (b, Timestamp(3_500))],
+        "an older time does not replace a newer one, the latest of a batch wins, \
+         nothing is recorded for users without one or unknown"
+    );
+
+    // Two batches at once over the same users in opposite orders: on servers with row
+    // locks, an adapter that locked them in the order given would deadlock.
+    let mut many = vec![a, b, c];
+    for k in 0..27 {
+        many.push(user(&*s, &format!("racer{k}")).await.id);
+    }
+    for round in 0..10i64 {
+        let early = Timestamp(10_000 + round * 10);
+        let late = Timestamp(10_000 + round * 10 + 5);
+        // Every other user gets its later time from the first batch, the rest from the
+        // second.
+        let one: Vec<_> = many
+            .iter()
+            .enumerate()
+            .map(|(k, &u)| (u, if k % 2 == 0 { late } else { early }))
+            .collect();
+        let other: Vec<_> = many
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(k, &u)| (u, if k % 2 == 0 { early } else { late }))
+            .collect();
+        let first = tokio::spawn({
+            let s = s.clone();
+            async move { s.set_last_seen_many(&one).await }
+        });
+        let second = tokio::spawn({
+            let s = s.clone();
+            async move { s.set_last_seen_many(&other).await }
+        });
+        first
+            .await
+            .expect("the first batch's task")
+            .expect("the first of two batches at once");
+        second
+            .await
+            .expect("the second batch's task")
+            .expect("the second of two batches at once");
+        let mut got = s.last_seen(&many).await.expect("last_seen");
+        got.sort();
+        let mut want: Vec<_> = many.iter().map(|&u| (u, late)).collect();
+        want.sort();
+        assert_eq!(
+            got, want,
+            "round {round}: each user keeps the later of the two times"
+        );
+    }
+}
+
 /// `last_seen` returns the users among `ids` that have a last seen, each once, however
 /// often asked for; users without one and unknown ids are left out.
 pub async fn last_seen_lists_each_user_that_has_one_once(s: Arc<dyn Storage>) {

@@ -133,6 +133,35 @@ impl UserStore for SqlStorage {
         exists.map(|_| ()).ok_or(StorageError::NotFound("user"))
     }
 
+    async fn set_last_seen_many(&self, seen: &[(UserId, Timestamp)]) -> StorageResult<()> {
+        // The latest time per user, in ascending id order: two batches lock their rows in
+        // the same order, so on PostgreSQL and MySQL they cannot deadlock.
+        let mut latest = std::collections::BTreeMap::new();
+        for &(id, at) in seen {
+            let t = latest.entry(i(id.0)).or_insert(at.0);
+            *t = Ord::max(*t, at.0);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        // One transaction: the updates share one commit (on SQLite, one fsync of the WAL)
+        // instead of one each. Unknown users change no row and are skipped.
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
+        for (id, at) in latest {
+            let later = user::Column::LastSeen
+                .is_null()
+                .or(user::Column::LastSeen.lt(at));
+            user::Entity::update_many()
+                .col_expr(user::Column::LastSeen, Expr::value(at))
+                .filter(user::Column::Id.eq(id))
+                .filter(later)
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        txn.commit().await.map_err(db_error)
+    }
+
     async fn last_seen(&self, users: &[UserId]) -> StorageResult<Vec<(UserId, Timestamp)>> {
         if users.is_empty() {
             return Ok(Vec::new());
