@@ -4,7 +4,10 @@
 //!   [`im_core::storage::Storage`] in a SQL database through SeaORM. SQLite on a file is
 //!   the embedded default; PostgreSQL or MySQL/MariaDB serve many nodes. It passes the
 //!   same conformance suite as the memory storage (`im_core::storage_conformance!`).
-//! - Redis presence and broker, for running many nodes, are the next piece of work.
+//! - [`RedisPresence`] (feature `redis`): which devices are online on which node, shared
+//!   by every node through Redis or Redis Cluster ([`fred`]); it passes the presence
+//!   conformance suite (`im_core::presence_conformance!`). The Redis broker (cross-node
+//!   delivery) is the next piece of work.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -23,3 +26,9 @@ pub mod sql;
 
 #[cfg(feature = "sql")]
 pub use sql::SqlStorage;
+
+#[cfg(feature = "redis")]
+pub mod redis;
+
+#[cfg(feature = "redis")]
+pub use redis::RedisPresence;

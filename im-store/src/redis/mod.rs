@@ -1,0 +1,65 @@
+//! Redis adapters (feature `redis`), through [`fred`]: [`RedisPresence`] now; the broker
+//! is the next piece of work (issue 12).
+//!
+//! Keys start with a prefix (default `im`), so several deployments or test runs can share
+//! one Redis. Keys that one operation touches together carry the same hash tag (`{…}`):
+//! they land in one slot of a Redis Cluster, where a script may only touch keys of one
+//! slot.
+
+mod presence;
+
+pub use presence::RedisPresence;
+
+use std::time::Duration;
+
+use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use im_core::presence::PresenceError;
+
+/// The key prefix when none is given.
+pub const DEFAULT_PREFIX: &str = "im";
+
+/// Connects to Redis: `redis://host:port` for one server, `redis-cluster://host:port` for
+/// a Redis Cluster (any of its nodes). The client reconnects by itself, with backoff from
+/// 100 ms to 5 s, for as long as the process runs; commands made meanwhile wait for it
+/// up to 5 s, then fail as unavailable.
+pub async fn connect(url: &str) -> Result<Client, PresenceError> {
+    let config = Config::from_url(url).map_err(|e| PresenceError::Backend(e.to_string()))?;
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(5);
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = Duration::from_secs(5);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+    let client = builder
+        .build()
+        .map_err(|e| PresenceError::Backend(e.to_string()))?;
+    client.init().await.map_err(unavailable)?;
+    Ok(client)
+}
+
+/// A Redis error as a presence error: the ones that may pass (the connection, a timeout,
+/// a cluster moving slots) are `Unavailable`.
+pub(crate) fn unavailable(e: fred::error::Error) -> PresenceError {
+    use fred::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::IO
+        | ErrorKind::Timeout
+        | ErrorKind::Canceled
+        | ErrorKind::Backpressure
+        | ErrorKind::Cluster => PresenceError::Unavailable(e.to_string()),
+        _ => PresenceError::Backend(e.to_string()),
+    }
+}
+
+/// Checks a key prefix: not empty, and no `{` or `}` (which would change the hash tags).
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), PresenceError> {
+    if prefix.is_empty() || prefix.contains(['{', '}']) {
+        return Err(PresenceError::Backend(format!(
+            "a Redis key prefix must be non-empty and without braces: {prefix:?}"
+        )));
+    }
+    Ok(())
+}
