@@ -6,8 +6,9 @@
 //!   same conformance suite as the memory storage (`im_core::storage_conformance!`).
 //! - [`RedisPresence`] (feature `redis`): which devices are online on which node, shared
 //!   by every node through Redis or Redis Cluster ([`fred`]); it passes the presence
-//!   conformance suite (`im_core::presence_conformance!`). The Redis broker (cross-node
-//!   delivery) is the next piece of work.
+//!   conformance suite (`im_core::presence_conformance!`).
+//! - [`RedisBroker`] (feature `redis`): envelopes between nodes over Redis pub/sub (sharded
+//!   channels on a Redis Cluster); it passes `im_core::broker_conformance!`.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -31,4 +32,4 @@ pub use sql::SqlStorage;
 pub mod redis;
 
 #[cfg(feature = "redis")]
-pub use redis::RedisPresence;
+pub use redis::{RedisBroker, RedisPresence};

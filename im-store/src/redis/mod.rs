@@ -1,13 +1,15 @@
-//! Redis adapters (feature `redis`), through [`fred`]: [`RedisPresence`] now; the broker
-//! is the next piece of work (issue 12).
+//! Redis adapters (feature `redis`), through [`fred`]: [`RedisPresence`] (which devices
+//! are online on which node) and [`RedisBroker`] (envelopes between nodes).
 //!
 //! Keys start with a prefix (default `im`), so several deployments or test runs can share
 //! one Redis. Keys that one operation touches together carry the same hash tag (`{…}`):
 //! they land in one slot of a Redis Cluster, where a script may only touch keys of one
 //! slot.
 
+mod broker;
 mod presence;
 
+pub use broker::RedisBroker;
 pub use presence::RedisPresence;
 
 use std::time::Duration;
@@ -40,17 +42,25 @@ pub async fn connect(url: &str) -> Result<Client, PresenceError> {
     Ok(client)
 }
 
-/// A Redis error as a presence error: the ones that may pass (the connection, a timeout,
-/// a cluster moving slots) are `Unavailable`.
-pub(crate) fn unavailable(e: fred::error::Error) -> PresenceError {
+/// Whether a Redis error may pass (the connection, a timeout, a cluster moving slots).
+pub(crate) fn temporary(e: &fred::error::Error) -> bool {
     use fred::error::ErrorKind;
-    match e.kind() {
+    matches!(
+        e.kind(),
         ErrorKind::IO
-        | ErrorKind::Timeout
-        | ErrorKind::Canceled
-        | ErrorKind::Backpressure
-        | ErrorKind::Cluster => PresenceError::Unavailable(e.to_string()),
-        _ => PresenceError::Backend(e.to_string()),
+            | ErrorKind::Timeout
+            | ErrorKind::Canceled
+            | ErrorKind::Backpressure
+            | ErrorKind::Cluster
+    )
+}
+
+/// A Redis error as a presence error: `Unavailable` when it may pass.
+pub(crate) fn unavailable(e: fred::error::Error) -> PresenceError {
+    if temporary(&e) {
+        PresenceError::Unavailable(e.to_string())
+    } else {
+        PresenceError::Backend(e.to_string())
     }
 }
 

@@ -1,5 +1,5 @@
-//! `RedisPresence` passes the presence conformance suite against the Redis named by
-//! `IM_TEST_REDIS_URL` (`.ci/run` sets it). Each test gets a key prefix of its own, so
+//! `RedisPresence` and `RedisBroker` pass their conformance suites against the Redis
+//! named by `IM_TEST_REDIS_URL` (`.ci/run` sets it). Each test gets a key prefix of its own, so
 //! tests run side by side on one Redis and leave nothing that another reads.
 #![cfg(feature = "redis")]
 
@@ -11,7 +11,6 @@ use im_store::RedisPresence;
 /// A fresh presence under a prefix no other test uses, or `None` (said loudly) without
 /// `IM_TEST_REDIS_URL`.
 async fn presence() -> Option<Arc<RedisPresence>> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let Ok(url) = std::env::var("IM_TEST_REDIS_URL") else {
         eprintln!("SKIPPED: IM_TEST_REDIS_URL is not set; RedisPresence is not tested");
         return None;
@@ -19,18 +18,23 @@ async fn presence() -> Option<Arc<RedisPresence>> {
     let client = im_store::redis::connect(&url)
         .await
         .expect("connect to Redis");
+    Some(Arc::new(
+        RedisPresence::new(client, &unique_prefix()).expect("prefix"),
+    ))
+}
+
+/// A key prefix no other test, and no other run, uses.
+fn unique_prefix() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("a clock after 1970")
         .as_nanos();
-    let prefix = format!(
+    format!(
         "imtest-{}-{nanos}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    Some(Arc::new(
-        RedisPresence::new(client, &prefix).expect("prefix"),
-    ))
+    )
 }
 
 im_core::presence_conformance!(optional presence());
@@ -97,4 +101,26 @@ fn forgotten_scripts_are_sent_again() {
                 .expect("others_online after a flush")
         );
     });
+}
+
+mod broker {
+    use std::sync::Arc;
+
+    use im_store::RedisBroker;
+
+    /// A fresh broker under a prefix of its own, or `None` without `IM_TEST_REDIS_URL`.
+    async fn broker() -> Option<Arc<RedisBroker>> {
+        let Ok(url) = std::env::var("IM_TEST_REDIS_URL") else {
+            eprintln!("SKIPPED: IM_TEST_REDIS_URL is not set; RedisBroker is not tested");
+            return None;
+        };
+        let client = im_store::redis::connect(&url)
+            .await
+            .expect("connect to Redis");
+        Some(Arc::new(
+            RedisBroker::new(client, &super::unique_prefix()).expect("prefix"),
+        ))
+    }
+
+    im_core::broker_conformance!(optional broker());
 }

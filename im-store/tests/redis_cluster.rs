@@ -1,4 +1,4 @@
-//! `RedisPresence` passes the presence conformance suite on a Redis Cluster: three
+//! `RedisPresence` and `RedisBroker` pass their conformance suites on a Redis Cluster: three
 //! primaries this test starts itself (`redis-server --cluster-enabled yes` on free
 //! loopback ports, joined with `redis-cli --cluster create`), in a temporary directory,
 //! stopped when the test ends. Without `redis-server` the test says so loudly and passes,
@@ -10,9 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use im_core::broker::Broker;
 use im_core::presence::Presence;
+use im_core::testkit::broker as brokers;
 use im_core::testkit::presence as scenarios;
-use im_store::RedisPresence;
+use im_store::{RedisBroker, RedisPresence};
 
 /// Three cluster primaries, killed when dropped.
 struct Cluster {
@@ -137,7 +139,7 @@ fn keys_on(port: u16) -> u64 {
 }
 
 #[test]
-fn the_presence_suite_passes_on_a_redis_cluster() {
+fn the_presence_and_broker_suites_pass_on_a_redis_cluster() {
     let Some(cluster) = start_cluster() else {
         return;
     };
@@ -180,6 +182,14 @@ fn the_presence_suite_passes_on_a_redis_cluster() {
         let users: Vec<_> = entries.iter().map(|e| e.user).collect();
         let got = presence.online(&users).await.expect("online across slots");
         assert_eq!(got.len(), 64, "{got:?}");
+
+        // The broker: nodes' channels are sharded, broadcasts cross the cluster.
+        let broker = |name: &str| -> Arc<dyn Broker> {
+            Arc::new(RedisBroker::new(client.clone(), &format!("cluster-{name}")).expect("prefix"))
+        };
+        brokers::published_envelopes_reach_the_node_in_order(broker("order")).await;
+        brokers::envelopes_reach_only_the_addressed_node(broker("addressed")).await;
+        brokers::broadcast_reaches_every_node(broker("broadcast")).await;
     });
     let holding = cluster.ports.iter().filter(|&&p| keys_on(p) > 0).count();
     assert!(
