@@ -46,9 +46,16 @@ pub(crate) struct Settings {
     #[arg(long, env = "IM_UPLOADS_DIR")]
     pub(crate) uploads: Option<PathBuf>,
 
-    /// Redis URL for cluster mode (several nodes sharing presence and delivery).
+    /// Redis URL for cluster mode (several nodes sharing presence and delivery):
+    /// `redis://host:port`, or `redis-cluster://host:port` for a Redis Cluster. Needs a
+    /// database every node shares (PostgreSQL or MySQL).
     #[arg(long, env = "IM_REDIS_URL")]
     pub(crate) redis: Option<String>,
+
+    /// The prefix of this cluster's Redis keys and channels, so that several clusters can
+    /// share one Redis [default: im].
+    #[arg(long, env = "IM_REDIS_PREFIX")]
+    pub(crate) redis_prefix: Option<String>,
 
     /// Let anyone message anyone who has not blocked them, not only friends.
     #[arg(long, env = "IM_OPEN_DIRECT_MESSAGES", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
@@ -147,6 +154,7 @@ pub(crate) struct Resolved {
     pub(crate) database: String,
     pub(crate) uploads: PathBuf,
     pub(crate) redis: Option<String>,
+    pub(crate) redis_prefix: String,
     pub(crate) open_direct_messages: bool,
     pub(crate) max_group_members: usize,
     pub(crate) max_frame_bytes: usize,
@@ -206,6 +214,10 @@ impl Settings {
                 .or(file.uploads)
                 .unwrap_or_else(|| "im-uploads".into()),
             redis: self.redis.or(file.redis),
+            redis_prefix: self
+                .redis_prefix
+                .or(file.redis_prefix)
+                .unwrap_or_else(|| "im".into()),
             open_direct_messages: self
                 .open_direct_messages
                 .or(file.open_direct_messages)

@@ -25,7 +25,7 @@ use im_core::auth::HashCost;
 use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions, RateLimits};
 use im_core::model::Platform;
 use im_core::{Engine, EngineConfig};
-use im_store::SqlStorage;
+use im_store::{RedisBroker, RedisPresence, SqlStorage};
 use im_transport_tcp::{TcpConfig, TcpTransport};
 use im_transport_ws::{Gateway, LocalDirBlobs, WsConfig};
 use tracing_subscriber::EnvFilter;
@@ -53,13 +53,25 @@ async fn main() -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    if settings.redis.is_some() {
-        anyhow::bail!(
-            "cluster mode (--redis) is not available in this release yet; run a single node"
-        );
-    }
-
     let mut builder = Engine::builder().config(engine_config(&settings));
+    if let Some(url) = &settings.redis {
+        // Every node must see the same users and messages.
+        let shared =
+            settings.database.starts_with("postgres") || settings.database.starts_with("mysql");
+        anyhow::ensure!(
+            shared,
+            "cluster mode (--redis) needs a database every node shares: PostgreSQL or MySQL, \
+             not {}",
+            redact(&settings.database)
+        );
+        let client = im_store::redis::connect(url)
+            .await
+            .with_context(|| format!("connecting to Redis at {}", redact(url)))?;
+        let prefix = &settings.redis_prefix;
+        builder = builder
+            .presence(Arc::new(RedisPresence::new(client.clone(), prefix)?))
+            .broker(Arc::new(RedisBroker::new(client, prefix)?));
+    }
     let storage_name = if settings.database == "memory" {
         "memory (not kept across restarts)".to_owned()
     } else {
