@@ -124,3 +124,112 @@ mod broker {
 
     im_core::broker_conformance!(optional broker());
 }
+
+mod specifics {
+    use std::time::Duration;
+
+    use fred::interfaces::HashesInterface;
+    use im_core::model::{DeviceId, Platform, Timestamp, UserId};
+    use im_core::presence::{NodeId, Presence, PresenceEntry};
+    use im_store::RedisPresence;
+
+    fn entry(user: u64, device: &str, node: &str) -> PresenceEntry {
+        PresenceEntry {
+            user: UserId(user),
+            device: DeviceId::new(device).expect("id"),
+            platform: Platform::Web,
+            node: NodeId::new(node),
+            since: Timestamp::now(),
+        }
+    }
+
+    /// The presence, its prefix and a client of its own on the same Redis.
+    async fn setup() -> Option<(RedisPresence, String, fred::prelude::Client)> {
+        let Ok(url) = std::env::var("IM_TEST_REDIS_URL") else {
+            eprintln!("SKIPPED: IM_TEST_REDIS_URL is not set; RedisPresence is not tested");
+            return None;
+        };
+        let client = im_store::redis::connect(&url).await.expect("connect");
+        let prefix = super::unique_prefix();
+        let presence = RedisPresence::new(client.clone(), &prefix).expect("prefix");
+        Some((presence, prefix, client))
+    }
+
+    /// `others_online` is exact on its `false` side: a node alone hears `false`, and
+    /// another hears `true` until the node's last lease (and its margin) has lapsed.
+    #[test]
+    fn others_online_ends_with_the_other_node_s_last_lease() {
+        im_core::testkit::run(async {
+            let Some((presence, _, _)) = setup().await else {
+                return;
+            };
+            let (n1, n2) = (NodeId::new("n1"), NodeId::new("n2"));
+            assert!(!presence.others_online(&n1).await.expect("others_online"));
+            presence
+                .set_online(&[entry(1, "a", "n2")], Duration::from_millis(300))
+                .await
+                .expect("set_online");
+            assert!(presence.others_online(&n1).await.expect("others_online"));
+            assert!(
+                !presence.others_online(&n2).await.expect("others_online"),
+                "n2 is the only node, yet it is told of others"
+            );
+            // The lease, the node's margin of one second, and some slack.
+            tokio::time::sleep(Duration::from_millis(300 + 1000 + 300)).await;
+            assert!(
+                !presence.others_online(&n1).await.expect("others_online"),
+                "n2's lease lapsed, yet n1 is told of others"
+            );
+        });
+    }
+
+    /// A value this version cannot read (written by hand, or by another version) hides
+    /// neither the user's other devices nor other users, and breaks no write.
+    #[test]
+    fn a_malformed_entry_hides_nothing_else() {
+        im_core::testkit::run(async {
+            let Some((presence, prefix, client)) = setup().await else {
+                return;
+            };
+            let ttl = Duration::from_secs(30);
+            presence
+                .set_online(&[entry(1, "a", "n1"), entry(2, "b", "n1")], ttl)
+                .await
+                .expect("set_online");
+            let key = format!("{prefix}:presence:{{u1}}");
+            let far = "99999999999999";
+            for (field, value) in [
+                ("no-bar", "garbage".to_owned()),
+                ("bad-json", format!("{far}|{{not json")),
+                ("bad-entry", format!("{far}|{{\"node\":\"n1\"}}")),
+            ] {
+                let _: () = client.hset(&key, (field, value)).await.expect("HSET");
+            }
+            let mut got: Vec<String> = presence
+                .online(&[UserId(1), UserId(2)])
+                .await
+                .expect("online")
+                .into_iter()
+                .map(|e| e.device.to_string())
+                .collect();
+            got.sort();
+            assert_eq!(got, ["a", "b"]);
+            for device in ["no-bar", "bad-json", "bad-entry"] {
+                presence
+                    .set_offline(
+                        UserId(1),
+                        &DeviceId::new(device).expect("id"),
+                        &NodeId::new("n1"),
+                    )
+                    .await
+                    .expect("set_offline of a malformed entry");
+            }
+            presence
+                .set_online(&[entry(1, "c", "n1")], ttl)
+                .await
+                .expect("set_online beside malformed entries");
+            let got = presence.online(&[UserId(1)]).await.expect("online");
+            assert_eq!(got.len(), 2, "{got:?}");
+        });
+    }
+}

@@ -11,9 +11,12 @@
 //! Pub/sub is at most once: what is published while a node's connection is down is lost
 //! for it, as the [`Broker`] contract allows (storage is the truth).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
+use fred::types::{ConnectHandle, Message};
 use futures::stream::{BoxStream, StreamExt};
 use im_core::broker::{Broker, BrokerError, Envelope};
 use im_core::presence::NodeId;
@@ -22,9 +25,10 @@ use tokio::sync::mpsc;
 
 use super::{DEFAULT_PREFIX, check_prefix, connect, temporary};
 
-/// Messages fred may hold for a subscription before the forwarding task takes them. The
-/// task only decodes and queues, so this is slack for a moment without CPU.
-const PUBSUB_BUFFER: usize = 65_536;
+/// Messages fred may hold for a subscription before the forwarding task takes them (fred
+/// allocates this many slots for each of its notification channels). The task only
+/// decodes and queues, so this is slack for a moment without CPU.
+const PUBSUB_BUFFER: usize = 4_096;
 
 /// [`Broker`] on Redis or Redis Cluster pub/sub; see the module docs.
 ///
@@ -128,63 +132,153 @@ impl Broker for RedisBroker {
             Some(self.client.connection_config().clone()),
             self.client.client_reconnect_policy(),
         );
-        subscriber.init().await.map_err(broker_error)?;
-        let _resubscribing = subscriber.manage_subscriptions();
+        let connection = subscriber.init().await.map_err(broker_error)?;
+        let resubscribing = subscriber.manage_subscriptions();
+        let tasks = Tasks {
+            subscriber,
+            connection,
+            resubscribing,
+        };
+        // The receiver first, so that nothing published once the channels are live is
+        // missed.
+        let mut messages = tasks.subscriber.message_rx();
         let mine = self.node_channel(node);
         let all = self.all_channel();
-        // The receiver first, so nothing published once a subscription is confirmed
-        // can be missed.
-        let mut messages = subscriber.message_rx();
-        subscriber
-            .subscribe(all.clone())
+        let early = match self
+            .listen(&tasks.subscriber, &mut messages, &mine, &all)
             .await
-            .map_err(broker_error)?;
-        if self.sharded() {
-            subscriber.ssubscribe(mine.clone()).await
-        } else {
-            subscriber.subscribe(mine.clone()).await
-        }
-        .map_err(broker_error)?;
+        {
+            Ok(early) => early,
+            Err(e) => {
+                tasks.stop().await;
+                return Err(e);
+            }
+        };
 
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            loop {
+            let mut open = early.into_iter().all(|m| forward(m, &tx, &mine, &all));
+            while open {
                 let message = tokio::select! {
                     message = messages.recv() => message,
                     // The node dropped its stream: stop listening.
                     () = tx.closed() => break,
                 };
-                match message {
-                    Ok(message) => {
-                        if *message.channel != *mine && *message.channel != *all {
-                            continue;
-                        }
-                        let Some(bytes) = message.value.as_bytes() else {
-                            continue;
-                        };
-                        match rmp_serde::from_slice::<Envelope>(bytes) {
-                            Ok(envelope) => {
-                                if tx.send(envelope).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "an undecodable envelope from Redis")
-                            }
-                        }
-                    }
+                open = match message {
+                    Ok(message) => forward(message, &tx, &mine, &all),
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "envelopes from Redis dropped: the node fell behind")
+                        tracing::warn!(
+                            missed,
+                            "envelopes from Redis dropped: the node fell behind"
+                        );
+                        true
                     }
-                    Err(RecvError::Closed) => break,
-                }
+                    Err(RecvError::Closed) => false,
+                };
             }
-            let _ = subscriber.quit().await;
+            tasks.stop().await;
         });
         Ok(
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
                 .boxed(),
         )
+    }
+}
+
+/// The marker of probe messages (see [`RedisBroker::listen`]).
+const PROBE: &[u8] = b"im-probe:";
+
+/// A subscription's connection and the tasks fred runs for it.
+struct Tasks {
+    subscriber: SubscriberClient,
+    connection: ConnectHandle,
+    resubscribing: tokio::task::JoinHandle<()>,
+}
+
+impl Tasks {
+    /// Closes the connection and ends both tasks, whether or not Redis answers.
+    async fn stop(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.subscriber.quit()).await;
+        self.resubscribing.abort();
+        self.connection.abort();
+    }
+}
+
+impl RedisBroker {
+    /// Subscribes to `all` and to the node's channel `mine`, and returns once both are
+    /// live, with what arrived on them meanwhile. fred answers a plain `SUBSCRIBE` before
+    /// Redis has, so the node publishes probes to its own channel until one comes back:
+    /// its channel is then live, and so is `all`, subscribed before it on the same
+    /// connection (on a Redis Cluster, `SSUBSCRIBE` itself waits for Redis's answer).
+    async fn listen(
+        &self,
+        subscriber: &SubscriberClient,
+        messages: &mut tokio::sync::broadcast::Receiver<Message>,
+        mine: &str,
+        all: &str,
+    ) -> Result<Vec<Message>, BrokerError> {
+        subscriber.subscribe(all).await.map_err(broker_error)?;
+        if self.sharded() {
+            subscriber.ssubscribe(mine).await
+        } else {
+            subscriber.subscribe(mine).await
+        }
+        .map_err(broker_error)?;
+        let mut probe = PROBE.to_vec();
+        probe.extend_from_slice(mine.as_bytes());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut early = Vec::new();
+        loop {
+            let _: i64 = if self.sharded() {
+                self.client.spublish(mine, probe.clone()).await
+            } else {
+                self.client.publish(mine, probe.clone()).await
+            }
+            .map_err(broker_error)?;
+            let wait = tokio::time::sleep(Duration::from_millis(100));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    message = messages.recv() => match message {
+                        Ok(m) if *m.channel == *mine && m.value.as_bytes() == Some(&probe[..]) => {
+                            return Ok(early);
+                        }
+                        Ok(m) => early.push(m),
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => {
+                            return Err(BrokerError::Unavailable("the subscription closed".into()));
+                        }
+                    },
+                    () = &mut wait => break,
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(BrokerError::Unavailable(format!(
+                    "the subscription to {mine} did not become live within 10 s"
+                )));
+            }
+        }
+    }
+}
+
+/// Hands a message on `mine` or `all` to the node, decoded; false once the node has
+/// dropped its stream.
+fn forward(message: Message, tx: &mpsc::UnboundedSender<Envelope>, mine: &str, all: &str) -> bool {
+    if *message.channel != *mine && *message.channel != *all {
+        return true;
+    }
+    let Some(bytes) = message.value.as_bytes() else {
+        return true;
+    };
+    if bytes.starts_with(PROBE) {
+        return true;
+    }
+    match rmp_serde::from_slice::<Envelope>(bytes) {
+        Ok(envelope) => tx.send(envelope).is_ok(),
+        Err(e) => {
+            tracing::warn!(error = %e, "an undecodable envelope from Redis");
+            true
+        }
     }
 }
 

@@ -45,6 +45,15 @@ pub async fn connect(url: &str) -> Result<Client, PresenceError> {
 /// Whether a Redis error may pass (the connection, a timeout, a cluster moving slots).
 pub(crate) fn temporary(e: &fred::error::Error) -> bool {
     use fred::error::ErrorKind;
+    // Replies of a server that is starting, failing over or busy.
+    const PASSING: [&str; 6] = [
+        "BUSY",
+        "LOADING",
+        "TRYAGAIN",
+        "MASTERDOWN",
+        "READONLY",
+        "CLUSTERDOWN",
+    ];
     matches!(
         e.kind(),
         ErrorKind::IO
@@ -52,7 +61,8 @@ pub(crate) fn temporary(e: &fred::error::Error) -> bool {
             | ErrorKind::Canceled
             | ErrorKind::Backpressure
             | ErrorKind::Cluster
-    )
+            | ErrorKind::Routing
+    ) || PASSING.iter().any(|p| e.details().starts_with(p))
 }
 
 /// A Redis error as a presence error: `Unavailable` when it may pass.

@@ -42,7 +42,7 @@ local last = lease
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local ends = tonumber(string.match(all[i + 1], '^(%d+)|'))
-  if ends <= now then
+  if ends == nil or ends <= now then
     redis.call('HDEL', KEYS[1], all[i])
   elseif ends > last then
     last = ends
@@ -52,14 +52,16 @@ redis.call('PEXPIREAT', KEYS[1], last)
 return 0
 "#;
 
-/// KEYS[1]: the user's hash. Returns the live entries' JSON.
+/// KEYS[1]: the user's hash. Returns the live entries' JSON; a malformed value is left
+/// out (and dropped by the next `SET_ONLINE`).
 const ONLINE: &str = r#"
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local v = all[i + 1]
   local bar = string.find(v, '|', 1, true)
-  if tonumber(string.sub(v, 1, bar - 1)) > now then
+  local ends = bar and tonumber(string.sub(v, 1, bar - 1))
+  if ends and ends > now then
     out[#out + 1] = string.sub(v, bar + 1)
   end
 end
@@ -70,10 +72,10 @@ return out
 /// if it names that node.
 const SET_OFFLINE: &str = r#"
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v then
-  local bar = string.find(v, '|', 1, true)
-  local entry = cjson.decode(string.sub(v, bar + 1))
-  if entry.node == ARGV[2] then
+local bar = v and string.find(v, '|', 1, true)
+if bar then
+  local ok, entry = pcall(cjson.decode, string.sub(v, bar + 1))
+  if ok and type(entry) == 'table' and entry.node == ARGV[2] then
     redis.call('HDEL', KEYS[1], ARGV[1])
   end
 end
@@ -81,8 +83,9 @@ return 0
 "#;
 
 /// KEYS[1]: the nodes' sorted set. ARGV[1]: lease in ms; then node ids. Only lengthens;
-/// the set expires with its last lease.
+/// drops lapsed nodes; the set expires with its last lease.
 const NODE_LEASE: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local ends = now + tonumber(ARGV[1])
 for i = 2, #ARGV do
   redis.call('ZADD', KEYS[1], 'GT', ends, ARGV[i])
@@ -93,9 +96,9 @@ return 0
 "#;
 
 /// KEYS[1]: the nodes' sorted set. ARGV[1]: the asking node. 1 if another node is up.
+/// Read-only: the fan-out asks it for every message.
 const OTHERS_ONLINE: &str = r#"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
   if node ~= ARGV[1] then
     return 1
   end
@@ -125,6 +128,15 @@ impl Script {
     fn new(body: &str) -> Script {
         Script {
             lua: format!("{NOW}{body}"),
+            sha: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A script that writes nothing (Redis 7 may then run it on a replica, and never
+    /// replicates it).
+    fn read_only(body: &str) -> Script {
+        Script {
+            lua: format!("#!lua flags=no-writes\n{NOW}{body}"),
             sha: std::sync::OnceLock::new(),
         }
     }
@@ -200,10 +212,10 @@ impl RedisPresence {
             prefix: Arc::from(prefix),
             scripts: Arc::new(Scripts {
                 set_online: Script::new(SET_ONLINE),
-                online: Script::new(ONLINE),
+                online: Script::read_only(ONLINE),
                 set_offline: Script::new(SET_OFFLINE),
                 node_lease: Script::new(NODE_LEASE),
-                others_online: Script::new(OTHERS_ONLINE),
+                others_online: Script::read_only(OTHERS_ONLINE),
             }),
         })
     }
@@ -266,8 +278,12 @@ impl RedisPresence {
     }
 }
 
+/// The longest lease written: longer ones would not fit the scripts' arithmetic (and no
+/// session refreshes that rarely).
+const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
 fn millis(d: Duration) -> String {
-    d.as_millis().max(1).to_string()
+    d.min(MAX_TTL).as_millis().max(1).to_string()
 }
 
 fn decode(json: &str) -> Result<PresenceEntry, PresenceError> {
@@ -289,10 +305,14 @@ impl Presence for RedisPresence {
         let mut nodes: Vec<&str> = entries.iter().map(|e| e.node.as_str()).collect();
         nodes.sort_unstable();
         nodes.dedup();
-        let mut args = vec![millis(ttl + NODE_MARGIN)];
-        args.extend(nodes.iter().map(|n| n.to_string()));
-        self.call(&self.scripts.node_lease, self.nodes_key(), args)
-            .await?;
+        let mut node_args = vec![millis(ttl.min(MAX_TTL) + NODE_MARGIN)];
+        node_args.extend(nodes.iter().map(|n| n.to_string()));
+        self.call(
+            &self.scripts.node_lease,
+            self.nodes_key(),
+            node_args.clone(),
+        )
+        .await?;
 
         // Then one script per user, all in one pipeline.
         let mut by_user: Vec<(String, Vec<String>)> = Vec::new();
@@ -310,6 +330,10 @@ impl Presence for RedisPresence {
             args.push(json);
         }
         self.call_each(&self.scripts.set_online, &by_user).await?;
+        // And the nodes again: however late the devices' leases were written, the
+        // nodes' now end after them.
+        self.call(&self.scripts.node_lease, self.nodes_key(), node_args)
+            .await?;
         Ok(())
     }
 
@@ -344,8 +368,12 @@ impl Presence for RedisPresence {
             let jsons: Vec<String> = value
                 .convert()
                 .map_err(|e| PresenceError::Backend(e.to_string()))?;
+            // One entry this version cannot read must not hide the others.
             for json in jsons {
-                entries.push(decode(&json)?);
+                match decode(&json) {
+                    Ok(entry) => entries.push(entry),
+                    Err(e) => tracing::warn!(error = %e, "a presence entry left out"),
+                }
             }
         }
         Ok(entries)
