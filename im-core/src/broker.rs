@@ -70,6 +70,14 @@ pub enum Envelope {
         /// The node that asked (it has already kicked its own sessions).
         origin: NodeId,
     },
+    /// Envelopes addressed to this node may have been lost: its link to the broker broke
+    /// and came back, or it fell behind. A broker puts this in its own subscription
+    /// stream (it is never published), once the link is whole again; the node tells every
+    /// local session to `resync`, since any of them may have missed pushes.
+    Missed {
+        /// Why, for logs and for the sessions' `resync`.
+        reason: String,
+    },
 }
 
 /// A broker failure.
@@ -92,6 +100,9 @@ pub enum BrokerError {
 /// - `publish(node, e)` delivers `e` to `node`'s subscription, at most once. Delivery is
 ///   best effort (a node that is down misses it): storage and sync are the truth.
 /// - `broadcast(e)` delivers `e` to every subscribed node, the publisher's own included.
+/// - A broker that can lose envelopes while its subscription is interrupted (a network
+///   broker) puts [`Envelope::Missed`] in the stream once the subscription is whole
+///   again, before any envelope that arrives after the gap.
 #[async_trait]
 pub trait Broker: Send + Sync + fmt::Debug {
     /// Publishes to one node.

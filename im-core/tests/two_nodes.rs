@@ -273,3 +273,52 @@ async fn a_detached_senders_device_sessions_get_the_push_on_any_node() {
     let pushed = next_message(&mut alice_on_a).await;
     assert_eq!(pushed.client_id, "from-http");
 }
+
+/// A broker's `Missed` (its link broke and came back) makes the node tell every local
+/// session to resync, and only that node's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_gap_tells_every_local_session_to_resync() {
+    use im_core::broker::{Broker, Envelope};
+
+    let storage = Arc::new(MemoryStorage::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let broker = Arc::new(LocalBroker::new());
+    let a = node("node-a", &storage, &presence, &broker, Arc::default()).await;
+    let b = node("node-b", &storage, &presence, &broker, Arc::default()).await;
+    let (alice, mut alice_events) = connect(&a).await;
+    let (bob, mut bob_events) = connect(&a).await;
+    let (carol, mut carol_events) = connect(&b).await;
+    for (client, name) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
+        client.register(name, PW, name).await.unwrap();
+        client.login(name, PW, "phone").await.unwrap();
+    }
+    broker
+        .publish(
+            &NodeId::new("node-a"),
+            Envelope::Missed {
+                reason: "the link to the broker was interrupted".into(),
+            },
+        )
+        .await
+        .unwrap();
+    for events in [&mut alice_events, &mut bob_events] {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+                Ok(Some(Event::Resync { reason })) => {
+                    assert!(reason.contains("broker"), "{reason}");
+                    break;
+                }
+                Ok(Some(_)) => {}
+                other => panic!("no resync: {other:?}"),
+            }
+        }
+    }
+    // Node B's session heard nothing of it.
+    let quiet = tokio::time::timeout(Duration::from_millis(300), carol_events.next()).await;
+    assert!(
+        !matches!(quiet, Ok(Some(Event::Resync { .. }))),
+        "{quiet:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -233,9 +233,10 @@ fn the_presence_and_broker_suites_pass_on_a_redis_cluster() {
     drop(cluster);
 }
 
-/// Redis restarts under a subscribed node: fred reconnects and resubscribes by itself, and
-/// envelopes published after that reach the node again (what was published while it was
-/// down is lost: pub/sub is at most once, storage is the truth). Presence on the same
+/// Redis restarts under a subscribed node: fred reconnects and resubscribes by itself, the
+/// subscription yields `Missed` (what was published while it was down is lost: pub/sub is
+/// at most once, storage is the truth), an engine on it tells its sessions to `resync`, and
+/// envelopes published after that reach the node again, in order. Presence on the same
 /// client works again too.
 #[test]
 fn delivery_resumes_by_itself_after_redis_restarts() {
@@ -270,6 +271,34 @@ fn delivery_resumes_by_itself_after_redis_restarts() {
         let first = tokio::time::timeout(Duration::from_secs(5), envelopes.next()).await;
         assert_eq!(first.ok().flatten(), Some(envelope(1)));
 
+        // An engine on the same Redis, with a logged-in session.
+        let engine = im_core::Engine::builder()
+            .node(NodeId::new("engine-node"))
+            .presence(Arc::new(presence.clone()))
+            .broker(Arc::new(broker.clone()))
+            .config(
+                im_core::EngineConfig::default().with_hash_cost(im_core::auth::HashCost::CHEAPEST),
+            )
+            .start()
+            .await
+            .expect("start an engine");
+        let (server_side, client_side) = im_core::transport::duplex(64);
+        tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.serve_connection(server_side).await }
+        });
+        let (alice, mut alice_events) = im_core::client::Client::connect(client_side)
+            .await
+            .expect("connect");
+        alice
+            .register("alice", "correct horse battery", "Alice")
+            .await
+            .expect("register");
+        alice
+            .login("alice", "correct horse battery", "phone")
+            .await
+            .expect("login");
+
         // Restart Redis on the same port.
         let dir = server._dir.path().to_owned();
         for child in &mut server.servers {
@@ -279,17 +308,22 @@ fn delivery_resumes_by_itself_after_redis_restarts() {
         server.servers = vec![redis_server(port, &dir, &[])];
         wait_for_ping(port);
 
-        // Publish until one gets through (the first ones may meet a connection that has
-        // not noticed yet, or a subscription not yet renewed).
+        // The subscription says it missed envelopes, once it is live again, before any
+        // envelope published after the restart. (Publishing meanwhile may fail or be lost.)
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut n = 2;
+        let mut told = false;
         loop {
             let _ = broker.publish(&node, envelope(n)).await;
-            if let Ok(Some(got)) =
-                tokio::time::timeout(Duration::from_millis(250), envelopes.next()).await
-            {
-                assert!(matches!(got, Envelope::InvalidateGroup { .. }), "{got:?}");
-                break;
+            match tokio::time::timeout(Duration::from_millis(250), envelopes.next()).await {
+                Ok(Some(Envelope::Missed { .. })) => told = true,
+                Ok(Some(got @ Envelope::InvalidateGroup { .. })) => {
+                    assert!(told, "{got:?} arrived after the restart before `Missed`");
+                    break;
+                }
+                // The engine's own broadcasts (its login's `Kick`) reach this node too.
+                Ok(Some(Envelope::Kick { .. })) | Err(_) => {}
+                Ok(other) => panic!("unexpected: {other:?}"),
             }
             assert!(
                 Instant::now() < deadline,
@@ -297,6 +331,15 @@ fn delivery_resumes_by_itself_after_redis_restarts() {
             );
             n += 1;
         }
+        // And the engine told its session to resync.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), alice_events.next()).await {
+                Ok(Some(im_core::protocol::Event::Resync { .. })) => break,
+                Ok(Some(_)) => {}
+                other => panic!("alice was not told to resync: {other:?}"),
+            }
+        }
+        engine.shutdown().await;
         // In order from then on.
         for m in 1000..1010 {
             broker.publish(&node, envelope(m)).await.expect("publish");

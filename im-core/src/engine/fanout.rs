@@ -18,7 +18,7 @@ use super::membership::GroupMembers;
 use super::session::SessionHandle;
 use crate::broker::Envelope;
 use crate::model::{DeviceId, GroupId, UserId};
-use crate::protocol::{Codec, FrameClass, KickCode, ServerFrame};
+use crate::protocol::{Codec, Event, FrameClass, KickCode, ServerFrame};
 
 /// A frame on its way to many sessions, encoded lazily and once per codec.
 #[derive(Debug)]
@@ -321,6 +321,16 @@ impl Shared {
                 if origin != self.node {
                     self.sessions
                         .kick(user, device.as_ref(), keep.as_ref(), started_before, code);
+                }
+            }
+            Envelope::Missed { reason } => {
+                tracing::warn!(%reason, "pushes from other nodes may have been lost; every session resyncs");
+                metrics::counter!("im_broker_gaps_total").increment(1);
+                let resync = Outgoing::new(ServerFrame::Event {
+                    event: Event::Resync { reason },
+                });
+                for session in self.sessions.all() {
+                    session.deliver(&resync);
                 }
             }
         }

@@ -9,7 +9,10 @@
 //!
 //! A subscription is a connection of its own, resubscribed by fred after every reconnect.
 //! Pub/sub is at most once: what is published while a node's connection is down is lost
-//! for it, as the [`Broker`] contract allows (storage is the truth).
+//! for it, as the [`Broker`] contract allows (storage is the truth). So after a
+//! reconnection, once its channels are live again, the stream yields
+//! [`Envelope::Missed`], and the engine tells its sessions to `resync`; the same when the
+//! node falls so far behind that fred drops messages.
 
 use std::time::Duration;
 
@@ -132,7 +135,11 @@ impl Broker for RedisBroker {
             Some(self.client.connection_config().clone()),
             self.client.client_reconnect_policy(),
         );
+        // Created before connecting: fred reports the first connection as a reconnection
+        // too, before `init` returns, and those are drained below.
+        let mut reconnects = subscriber.reconnect_rx();
         let connection = subscriber.init().await.map_err(broker_error)?;
+        while reconnects.try_recv().is_ok() {}
         let resubscribing = subscriber.manage_subscriptions();
         let tasks = Tasks {
             subscriber,
@@ -156,25 +163,45 @@ impl Broker for RedisBroker {
         };
 
         let (tx, rx) = mpsc::unbounded_channel();
+        let broker = self.clone();
         tokio::spawn(async move {
             let mut open = early.into_iter().all(|m| forward(m, &tx, &mine, &all));
             while open {
-                let message = tokio::select! {
-                    message = messages.recv() => message,
+                tokio::select! {
+                    message = messages.recv() => {
+                        open = match message {
+                            Ok(message) => forward(message, &tx, &mine, &all),
+                            Err(RecvError::Lagged(missed)) => {
+                                tracing::warn!(missed, "envelopes from Redis dropped: the node fell behind");
+                                missed_some(&tx, format!("{missed} envelopes from other nodes dropped"))
+                            }
+                            Err(RecvError::Closed) => false,
+                        };
+                    }
+                    reconnected = reconnects.recv() => {
+                        if matches!(reconnected, Err(RecvError::Closed)) {
+                            break;
+                        }
+                        // Whatever was published while the connection was down is lost:
+                        // once the subscriptions are live again, say so, then go on.
+                        let early = loop {
+                            match broker.listen(&tasks.subscriber, &mut messages, &mine, &all).await {
+                                Ok(early) => break early,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "renewing the subscription; trying again");
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                    if tx.is_closed() {
+                                        break Vec::new();
+                                    }
+                                }
+                            }
+                        };
+                        open = missed_some(&tx, "the link to Redis was interrupted".to_owned())
+                            && early.into_iter().all(|m| forward(m, &tx, &mine, &all));
+                    }
                     // The node dropped its stream: stop listening.
                     () = tx.closed() => break,
-                };
-                open = match message {
-                    Ok(message) => forward(message, &tx, &mine, &all),
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(
-                            missed,
-                            "envelopes from Redis dropped: the node fell behind"
-                        );
-                        true
-                    }
-                    Err(RecvError::Closed) => false,
-                };
+                }
             }
             tasks.stop().await;
         });
@@ -259,6 +286,11 @@ impl RedisBroker {
             }
         }
     }
+}
+
+/// Tells the node that envelopes may have been lost; false once it has dropped its stream.
+fn missed_some(tx: &mpsc::UnboundedSender<Envelope>, reason: String) -> bool {
+    tx.send(Envelope::Missed { reason }).is_ok()
 }
 
 /// Hands a message on `mine` or `all` to the node, decoded; false once the node has
