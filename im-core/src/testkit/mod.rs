@@ -25,6 +25,7 @@
 //! (`eprintln!`) when you return it.
 
 pub mod broker;
+pub mod nodes;
 pub mod presence;
 pub mod storage;
 
