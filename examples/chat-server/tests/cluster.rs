@@ -4,9 +4,12 @@
 //! on one node is kicked from the other. Needs `IM_TEST_POSTGRES_URL` and
 //! `IM_TEST_REDIS_URL` (`.ci/run` sets both); without them it says so and passes.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use common::Server;
 use std::time::Duration;
 
 use im_core::client::{Client, Events};
@@ -16,49 +19,24 @@ use im_transport_tcp::{TcpConfig, connect};
 
 const PASSWORD: &str = "correct horse battery";
 
-/// A server process, killed when the test ends however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts a node on `database` and `redis`, returning it and its TCP address.
 fn start(database: &str, redis: &str, uploads: &std::path::Path) -> (Server, SocketAddr) {
     let prefix = format!("im-cluster-test-{}", std::process::id());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args([
-            "--tcp",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-        ])
-        .args(["--database", database, "--redis", redis])
-        .args(["--redis-prefix", &prefix])
-        .args(["--hash-memory-kib", "1024", "--hash-iterations", "1"])
-        .arg("--uploads")
-        .arg(uploads)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the server prints its address");
-    let addr = line
-        .trim()
-        .rsplit("tcp://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Server(child), addr)
+    let uploads = uploads.to_string_lossy();
+    common::start([
+        "--database",
+        database,
+        "--redis",
+        redis,
+        "--redis-prefix",
+        &prefix,
+        "--hash-memory-kib",
+        "1024",
+        "--hash-iterations",
+        "1",
+        "--uploads",
+        &uploads,
+    ])
 }
 
 async fn client(addr: SocketAddr) -> (Client, Events) {

@@ -2,11 +2,12 @@
 //! restart every message that was acknowledged is there, with the seq it was acked with,
 //! and sync delivers it.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,49 +16,20 @@ use im_core::model::{ConversationId, Seq};
 use im_core::protocol::{ErrorCode, Request};
 use im_transport_tcp::{TcpConfig, connect};
 
+use common::Server;
+
 const PASSWORD: &str = "correct horse battery";
-
-/// The server process, killed when the test ends however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts the server binary on `db`, returning it and its TCP address.
 fn start(db: &Path) -> (Server, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args([
-            "--tcp",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-        ])
-        .arg("--uploads")
-        .arg(db.with_extension("uploads"))
-        .arg("--database")
-        .arg(format!("sqlite://{}?mode=rwc", db.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the server prints its address");
-    let addr = line
-        .trim()
-        .rsplit("tcp://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Server(child), addr)
+    let uploads = db.with_extension("uploads");
+    let database = format!("sqlite://{}?mode=rwc", db.display());
+    common::start([
+        OsStr::new("--uploads"),
+        uploads.as_os_str(),
+        OsStr::new("--database"),
+        OsStr::new(&database),
+    ])
 }
 
 async fn client(addr: SocketAddr) -> Client {
