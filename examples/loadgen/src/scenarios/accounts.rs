@@ -114,73 +114,61 @@ pub(crate) async fn login_each(
     concurrency: usize,
     device: &str,
 ) -> (Phase, Vec<Option<String>>) {
-    let bar = progress::bar(names.len() as u64, "login");
-    let started = Instant::now();
-    let mut closing = Vec::new();
-    let results: Vec<(anyhow::Result<String>, u64)> = futures::stream::iter(names)
-        .map(|name| {
-            let bar = &bar;
-            async move {
-                let t = clock::now_ns();
-                let result = async {
-                    let mut client = ImClient::connect(target).await?;
-                    let session = client.login(name, device).await?;
-                    Ok::<_, anyhow::Error>((client, session.token))
-                }
-                .await;
-                let ns = clock::now_ns() - t;
-                bar.inc(1);
-                (result, ns)
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .map(|(result, ns)| {
-            (
-                result.map(|(client, token)| {
-                    closing.push(tokio::spawn(client.close()));
-                    token
-                }),
-                ns,
-            )
-        })
-        .collect()
-        .await;
-    let secs = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    for close in closing {
-        let _ = close.await;
-    }
-    let mut phase = Phase {
-        secs,
-        ..Phase::default()
-    };
-    let mut tokens = Vec::with_capacity(results.len());
-    for (result, ns) in results {
-        phase.count(&result);
-        if result.is_ok() {
-            phase.latency.record_ns(ns);
-        }
-        tokens.push(result.ok());
-    }
-    (phase, tokens)
+    each_on_a_fresh_connection(
+        target,
+        names,
+        concurrency,
+        "login",
+        |mut client, name| async move {
+            let session = client.login(name, device).await?;
+            Ok((client, session.token))
+        },
+    )
+    .await
 }
 
 /// For each token, on a fresh connection: connect, hello, `resume`.
 pub(crate) async fn resume_each(target: &Target, tokens: &[String], concurrency: usize) -> Phase {
-    let bar = progress::bar(tokens.len() as u64, "resume");
+    each_on_a_fresh_connection(
+        target,
+        tokens,
+        concurrency,
+        "resume",
+        |mut client, token| async move {
+            client.resume(token).await?;
+            Ok((client, ()))
+        },
+    )
+    .await
+    .0
+}
+
+/// Runs `step` for each item on a fresh connection (connect and hello included in its
+/// latency), `concurrency` at a time, closing each connection after its step. Returns
+/// the phase and what each step returned (`None` where it failed), in completion order.
+async fn each_on_a_fresh_connection<'a, T, R, F, Fut>(
+    target: &Target,
+    items: &'a [T],
+    concurrency: usize,
+    label: &'static str,
+    step: F,
+) -> (Phase, Vec<Option<R>>)
+where
+    F: Fn(ImClient, &'a T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(ImClient, R)>>,
+{
+    let bar = progress::bar(items.len() as u64, label);
     let started = Instant::now();
     let mut closing = Vec::new();
-    let results: Vec<(anyhow::Result<()>, u64)> = futures::stream::iter(tokens)
-        .map(|token| {
-            let bar = &bar;
+    let results: Vec<(anyhow::Result<R>, u64)> = futures::stream::iter(items)
+        .map(|item| {
+            let (bar, step) = (&bar, &step);
             async move {
                 let t = clock::now_ns();
-                let result = async {
-                    let mut client = ImClient::connect(target).await?;
-                    client.resume(token).await?;
-                    Ok::<_, anyhow::Error>(client)
-                }
-                .await;
+                let result = match ImClient::connect(target).await {
+                    Ok(client) => step(client, item).await,
+                    Err(e) => Err(e),
+                };
                 let ns = clock::now_ns() - t;
                 bar.inc(1);
                 (result, ns)
@@ -188,10 +176,11 @@ pub(crate) async fn resume_each(target: &Target, tokens: &[String], concurrency:
         })
         .buffer_unordered(concurrency.max(1))
         .map(|(result, ns)| {
-            (
-                result.map(|client| closing.push(tokio::spawn(client.close()))),
-                ns,
-            )
+            let result = result.map(|(client, r)| {
+                closing.push(tokio::spawn(client.close()));
+                r
+            });
+            (result, ns)
         })
         .collect()
         .await;
@@ -204,13 +193,15 @@ pub(crate) async fn resume_each(target: &Target, tokens: &[String], concurrency:
         secs,
         ..Phase::default()
     };
+    let mut outputs = Vec::with_capacity(results.len());
     for (result, ns) in results {
         phase.count(&result);
         if result.is_ok() {
             phase.latency.record_ns(ns);
         }
+        outputs.push(result.ok());
     }
-    phase
+    (phase, outputs)
 }
 
 /// Refuses a scenario that only makes sense against the im server.
