@@ -196,6 +196,8 @@ fn the_presence_and_broker_suites_pass_on_a_redis_cluster() {
         scenarios::each_refresh_renews_the_lease(fresh("renews")).await;
         scenarios::a_moved_device_outlives_its_old_node_s_set_offline(fresh("moved")).await;
         scenarios::another_node_s_live_entry_counts_as_others_online(fresh("others")).await;
+        scenarios::a_move_and_the_old_node_s_set_offline_at_once_keep_the_new_entry(fresh("race"))
+            .await;
 
         // The users of one lookup live on different primaries: one pipeline still
         // answers for all of them.

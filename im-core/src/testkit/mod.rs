@@ -150,6 +150,7 @@ macro_rules! presence_conformance {
                 each_refresh_renews_the_lease,
                 a_moved_device_outlives_its_old_node_s_set_offline,
                 another_node_s_live_entry_counts_as_others_online,
+                a_move_and_the_old_node_s_set_offline_at_once_keep_the_new_entry,
             ]
         );
     };

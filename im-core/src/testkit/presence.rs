@@ -316,3 +316,41 @@ pub async fn another_node_s_live_entry_counts_as_others_online(p: Arc<dyn Presen
         "n1 and n2 are up, yet n3 is told no other node is up"
     );
 }
+
+/// A device moving to another node while its old node lets go of it, both at once: the
+/// old node's `set_offline` never takes the new entry away, and two nodes claiming one
+/// device at once leave exactly one entry.
+pub async fn a_move_and_the_old_node_s_set_offline_at_once_keep_the_new_entry(
+    p: Arc<dyn Presence>,
+) {
+    let a = DeviceId::new("a").expect("id");
+    let n1 = NodeId::new("n1");
+    for round in 0..20 {
+        p.set_online(&[entry(1, "a", "n1")], TTL)
+            .await
+            .expect("set_online");
+        let moved = entry(1, "a", "n2");
+        let (online, offline) = tokio::join!(
+            p.set_online(std::slice::from_ref(&moved), TTL),
+            p.set_offline(UserId(1), &a, &n1)
+        );
+        online.expect("the move");
+        offline.expect("the old node's set_offline");
+        let got = p.online(&[UserId(1)]).await.expect("online");
+        assert_eq!(
+            devices(&got),
+            BTreeSet::from([(1, "a".into(), "n2".into())]),
+            "round {round}"
+        );
+        // Two nodes claim it at once: one entry, naming one of them.
+        let (on_n1, on_n2) = ([entry(1, "a", "n1")], [entry(1, "a", "n2")]);
+        let (x, y) = tokio::join!(p.set_online(&on_n1, TTL), p.set_online(&on_n2, TTL));
+        x.expect("set_online");
+        y.expect("set_online");
+        let got = p.online(&[UserId(1)]).await.expect("online");
+        assert_eq!(got.len(), 1, "round {round}: {got:?}");
+        p.set_offline(UserId(1), &a, &got[0].node)
+            .await
+            .expect("set_offline");
+    }
+}
