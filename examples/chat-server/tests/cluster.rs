@@ -207,3 +207,21 @@ fn cluster_mode_refuses_a_database_the_nodes_cannot_share() {
         "the refused SQLite file was created"
     );
 }
+
+/// A Redis that cannot be reached stops the start, naming it.
+#[test]
+fn cluster_mode_without_redis_does_not_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--database", "postgres://nobody@127.0.0.1:1/none"])
+        .args(["--redis", "redis://127.0.0.1:1"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the server binary runs");
+    assert!(!out.status.success(), "started without Redis");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("connecting to Redis at redis://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
