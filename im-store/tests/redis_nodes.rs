@@ -44,3 +44,50 @@ async fn messages_invalidations_and_kicks_cross_nodes_through_redis() {
     let b = node("node-b", &storage, &url, &prefix).await;
     im_core::testkit::nodes::messages_invalidations_and_kicks_cross_nodes(a, b).await;
 }
+
+/// A node that shuts down gracefully takes its devices offline in Redis at once, not a
+/// lease later: each session's end removes its entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_takes_the_node_s_devices_offline() {
+    use im_core::presence::Presence;
+
+    let Ok(url) = std::env::var("IM_TEST_REDIS_URL") else {
+        eprintln!("SKIPPED: IM_TEST_REDIS_URL is not set; nodes over Redis are not tested");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos();
+    let prefix = format!("imtest-shutdown-{}-{nanos}", std::process::id());
+    let storage = Arc::new(MemoryStorage::new());
+    let a = node("node-a", &storage, &url, &prefix).await;
+    let (server, client) = im_core::transport::duplex(64);
+    tokio::spawn({
+        let a = a.clone();
+        async move { a.serve_connection(server).await }
+    });
+    let (alice, _events) = im_core::client::Client::connect(client)
+        .await
+        .expect("connect");
+    let id = alice
+        .register("alice", "correct horse battery", "Alice")
+        .await
+        .expect("register")
+        .id;
+    alice
+        .login("alice", "correct horse battery", "phone")
+        .await
+        .expect("login");
+    let presence = RedisPresence::new(
+        im_store::redis::connect(&url).await.expect("connect"),
+        &prefix,
+    )
+    .expect("prefix");
+    assert_eq!(presence.online(&[id]).await.expect("online").len(), 1);
+    a.shutdown().await;
+    assert!(
+        presence.online(&[id]).await.expect("online").is_empty(),
+        "the device is still online after its node shut down"
+    );
+}
