@@ -16,8 +16,9 @@ use crate::clock;
 use crate::conn::{Conn, ConnRx, ConnTx};
 use crate::im;
 use crate::payload;
+use crate::report::Report;
 use crate::socketio;
-use crate::stats::Latency;
+use crate::stats::{Latency, rate};
 
 /// Frames written per flush at most.
 const BATCH: usize = 256;
@@ -35,6 +36,25 @@ pub(crate) struct AckStats {
     pub(crate) last_ack_ns: AtomicU64,
     /// Reply latency, from the time in each message's marker.
     pub(crate) latency: Latency,
+}
+
+impl AckStats {
+    /// Adds `acked`, `send_errors`, `sends_per_sec` (from `first_send_ns` to the last
+    /// reply), the `ack_*` latencies and the first send error.
+    pub(crate) fn report(&self, first_send_ns: u64, report: &mut Report) {
+        let acked = self.acked.load(Ordering::Relaxed);
+        let last_ack = self.last_ack_ns.load(Ordering::Relaxed);
+        report.figure("acked", acked);
+        report.figure("send_errors", self.errors.load(Ordering::Relaxed));
+        report.figure(
+            "sends_per_sec",
+            rate(acked, clock::secs_between(first_send_ns, last_ack)),
+        );
+        report.figures(self.latency.figures("ack"));
+        if let Some(error) = self.first_error.lock().ok().and_then(|e| e.clone()) {
+            report.note(format!("first send error: {error}"));
+        }
+    }
 }
 
 /// One sender's own bookkeeping (request ids are per connection).

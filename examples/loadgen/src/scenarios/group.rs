@@ -476,18 +476,7 @@ pub(crate) async fn burst(
         rate(delivered, clock::secs_between(first, last_push)),
     );
     if common.system == System::Im {
-        let acked = sender.acks.acked.load(Ordering::Relaxed);
-        let last_ack = sender.acks.last_ack_ns.load(Ordering::Relaxed);
-        report.figure("acked", acked);
-        report.figure("send_errors", sender.acks.errors.load(Ordering::Relaxed));
-        report.figure(
-            "sends_per_sec",
-            rate(acked, clock::secs_between(first, last_ack)),
-        );
-        report.figures(sender.acks.latency.figures("ack"));
-        if let Some(error) = sender.acks.first_error.lock().ok().and_then(|e| e.clone()) {
-            report.note(format!("first send error: {error}"));
-        }
+        sender.acks.report(first, report);
     } else {
         report.figure(
             "sends_per_sec",

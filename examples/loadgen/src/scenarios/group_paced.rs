@@ -78,9 +78,9 @@ pub(crate) async fn run(common: &Common, opts: &PacedOpts) -> anyhow::Result<Rep
     report.figure("sender_max_lag_ms", round3(max_lag_ns as f64 / 1e6));
     report.figures(stats.latency.figures("latency"));
     if common.system == crate::cli::System::Im {
-        report.figure("acked", sender.acks.acked.load(Ordering::Relaxed));
-        report.figure("send_errors", sender.acks.errors.load(Ordering::Relaxed));
-        report.figures(sender.acks.latency.figures("ack"));
+        sender
+            .acks
+            .report(sender.first_send_ns.unwrap_or(0), &mut report);
     }
     group::group_figures(&group, &mut report);
     watch.finish(&mut report, delivered, "delivery");

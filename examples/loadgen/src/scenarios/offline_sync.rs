@@ -64,15 +64,9 @@ pub(crate) async fn run(common: &Common, opts: &OfflineOpts) -> anyhow::Result<R
     .await;
     bar.finish_and_clear();
     let acked = sender.acks.acked.load(Ordering::Relaxed);
-    let first = sender.first_send_ns.unwrap_or(0);
-    let last_ack = sender.acks.last_ack_ns.load(Ordering::Relaxed);
-    report.figure("acked", acked);
-    report.figure("send_errors", sender.acks.errors.load(Ordering::Relaxed));
-    report.figure(
-        "sends_per_sec",
-        rate(acked, clock::secs_between(first, last_ack)),
-    );
-    report.figures(sender.acks.latency.figures("ack"));
+    sender
+        .acks
+        .report(sender.first_send_ns.unwrap_or(0), &mut report);
     sender.close().await;
     if !matches!(sent, Ok(Ok(()))) || acked < opts.messages as u64 {
         report.incomplete(format!("{acked} of {} sends acked", opts.messages));
