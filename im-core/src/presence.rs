@@ -61,6 +61,20 @@ pub struct PresenceEntry {
     pub since: Timestamp,
 }
 
+/// The least time a lapsed entry is kept for [`Presence::claim_lapsed`] past its lease.
+pub const KEEP_LAPSED: Duration = Duration::from_secs(60);
+
+/// A user who was online on a node that stopped without taking them offline (it died,
+/// or it shut down and handed its users over), and has no device online anywhere now:
+/// their friends are still to be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// Who.
+    pub user: UserId,
+    /// The last time that node said the user was online.
+    pub last_seen: Timestamp,
+}
+
 /// A presence failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -98,6 +112,20 @@ impl PresenceError {
 ///   may also say `true` when unsure (the default does, always): the fan-out asks it
 ///   first, and only skips the per-recipient lookup on `false`, which must therefore
 ///   be exact.
+/// - A node whose leases all lapsed stopped (it died, or [`leave`](Presence::leave) set
+///   it to lapse). `claim_lapsed` claims every such node other than the caller, at
+///   once for all callers: each lapsed node is claimed by exactly one of them, however
+///   many ask at the same moment. The claim drops the node's entries and returns each
+///   of its users who has no live entry left as an [`Orphan`], so that the engine tells
+///   their friends and runs `on_offline` once. Lapsed entries stay visible to the claim
+///   for at least one more `ttl` past their lease, and at least [`KEEP_LAPSED`].
+/// - `claim_own` does the same for the caller's own id, at start: entries of an earlier
+///   process under the same id are taken down, whatever their lease.
+/// - `leave` is a graceful stop: the given entries of `node` lapse at once (gone for
+///   `online`), and the node lapses `after` from now (at most one `ttl`), when another
+///   node's `claim_lapsed` takes the users that did not come back elsewhere.
+/// - The defaults suit a backend with one node: nothing to claim, and `leave` takes the
+///   entries offline one by one.
 #[async_trait]
 pub trait Presence: Send + Sync + fmt::Debug {
     /// Records or refreshes entries with a lease of `ttl`.
@@ -131,5 +159,34 @@ pub trait Presence: Send + Sync + fmt::Debug {
         let mut entries = self.online(users).await?;
         entries.retain(|e| &e.node != node);
         Ok(entries)
+    }
+
+    /// Claims the lapsed nodes other than `node`; their users left with no live device
+    /// (see the contract).
+    async fn claim_lapsed(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        let _ = node;
+        Ok(Vec::new())
+    }
+
+    /// Takes down the entries an earlier process left under this node's id; their users
+    /// left with no live device.
+    async fn claim_own(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        let _ = node;
+        Ok(Vec::new())
+    }
+
+    /// A graceful stop of `node`: `devices` go offline now, and the node's users are
+    /// handed to whichever node claims it `after` from now (see the contract).
+    async fn leave(
+        &self,
+        node: &NodeId,
+        devices: &[(UserId, DeviceId)],
+        after: Duration,
+    ) -> Result<(), PresenceError> {
+        let _ = after;
+        for (user, device) in devices {
+            self.set_offline(*user, device, node).await?;
+        }
+        Ok(())
     }
 }

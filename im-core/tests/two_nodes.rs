@@ -264,3 +264,86 @@ async fn a_broker_gap_tells_every_local_session_to_resync() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Two nodes with second-long leases, on `presence` (one for both, or each its own view).
+async fn short_lease_node(
+    name: &str,
+    storage: &Arc<MemoryStorage>,
+    presence: Arc<dyn im_core::presence::Presence>,
+    broker: &Arc<LocalBroker>,
+    hooks: Arc<dyn Hooks>,
+) -> Engine {
+    Engine::builder()
+        .node(NodeId::new(name))
+        .storage(storage.clone())
+        .presence(presence)
+        .broker(broker.clone())
+        .hooks(hooks)
+        .config(
+            EngineConfig::default()
+                .with_hash_cost(HashCost::CHEAPEST)
+                .with_presence_ttl(Duration::from_secs(1))
+                .with_presence_grace(Duration::from_millis(800)),
+        )
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Counts `on_offline` per user, over every node it is given to.
+#[derive(Debug, Default)]
+struct Departures(Mutex<Vec<UserId>>);
+
+#[async_trait]
+impl Hooks for Departures {
+    async fn on_offline(&self, user: UserId, _at: im_core::model::Timestamp) {
+        self.0.lock().unwrap().push(user);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_s_users_go_offline_for_their_friends() {
+    let storage = Arc::new(MemoryStorage::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let broker = Arc::new(LocalBroker::new());
+    let departures = Arc::new(Departures::default());
+    let severable = im_core::testkit::nodes::Severable::new(presence.clone());
+    let a = short_lease_node(
+        "a",
+        &storage,
+        severable.clone(),
+        &broker,
+        departures.clone(),
+    )
+    .await;
+    let b = short_lease_node("b", &storage, presence, &broker, departures.clone()).await;
+    im_core::testkit::nodes::a_dead_node_s_users_go_offline_for_their_friends(a, severable, b)
+        .await;
+    // Alice's departure ran the hook once, on the node that claimed hers; Carol's never.
+    let alice = storage_user(&storage, "alice").await;
+    let carol = storage_user(&storage, "carol").await;
+    let gone = departures.0.lock().unwrap().clone();
+    assert_eq!(gone.iter().filter(|&&u| u == alice).count(), 1, "{gone:?}");
+    assert!(!gone.contains(&carol), "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutting_down_hands_its_users_over() {
+    let storage = Arc::new(MemoryStorage::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let broker = Arc::new(LocalBroker::new());
+    let departures = Arc::new(Departures::default());
+    let a = short_lease_node("a", &storage, presence.clone(), &broker, departures.clone()).await;
+    let b = short_lease_node("b", &storage, presence, &broker, departures.clone()).await;
+    im_core::testkit::nodes::a_node_shutting_down_hands_its_users_over(a, b).await;
+    let carol = storage_user(&storage, "carol").await;
+    let dave = storage_user(&storage, "dave").await;
+    let gone = departures.0.lock().unwrap().clone();
+    assert_eq!(gone.iter().filter(|&&u| u == carol).count(), 1, "{gone:?}");
+    assert!(!gone.contains(&dave), "{gone:?}");
+}
+
+async fn storage_user(storage: &Arc<MemoryStorage>, name: &str) -> UserId {
+    use im_core::storage::UserStore;
+    storage.user_by_name(name).await.expect("registered").id
+}

@@ -198,6 +198,9 @@ fn the_presence_and_broker_suites_pass_on_a_redis_cluster() {
         scenarios::another_node_s_live_entry_counts_as_others_online(fresh("others")).await;
         scenarios::a_move_and_the_old_node_s_set_offline_at_once_keep_the_new_entry(fresh("race"))
             .await;
+        scenarios::a_lapsed_node_is_claimed_once_with_the_users_it_left(fresh("claimed")).await;
+        scenarios::claim_own_takes_an_earlier_life_s_entries(fresh("own")).await;
+        scenarios::leave_hands_the_users_over_after_the_delay(fresh("leave")).await;
 
         // The users of one lookup live on different primaries: one pipeline still
         // answers for all of them.

@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limiters,
     pub(crate) typing: typing::TypingGate,
     pub(crate) offline_timers: presence::OfflineTimers,
+    /// Devices whose sessions ended in the shutdown, handed over with `Presence::leave`.
+    leaving: std::sync::Mutex<Vec<(crate::model::UserId, crate::model::DeviceId)>>,
     /// Stores last-seen times, many users per transaction.
     pub(crate) last_seen: last_seen::LastSeenWriter,
     /// The engine itself, for tasks that outlive a request (offline timers).
@@ -228,6 +230,7 @@ impl EngineBuilder {
             limits: Limiters::new(&self.config.rate_limits),
             typing: typing::TypingGate::default(),
             offline_timers: presence::OfflineTimers::default(),
+            leaving: std::sync::Mutex::new(Vec::new()),
             this: this.clone(),
             shutdown: watch::channel(false).0,
             next_session: AtomicU64::new(1),
@@ -241,6 +244,20 @@ impl EngineBuilder {
             shared.shutdown.subscribe(),
         ));
         tokio::spawn(refresh_presence(
+            Arc::downgrade(&shared),
+            shared.shutdown.subscribe(),
+        ));
+        // An earlier process under this id may have died with users online: they are
+        // taken down before this one serves anyone, and announced in the background.
+        match shared.presence.claim_own(&shared.node).await {
+            Ok(orphans) if !orphans.is_empty() => {
+                let shared = shared.clone();
+                tokio::spawn(async move { shared.went_offline(orphans).await });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "clearing this node's earlier presence failed"),
+        }
+        tokio::spawn(claim_lapsed_nodes(
             Arc::downgrade(&shared),
             shared.shutdown.subscribe(),
         ));
@@ -310,10 +327,13 @@ impl Engine {
         connection::run(self.shared.clone(), Box::new(conn)).await;
     }
 
-    /// Stops accepting, tells every session the server is going away, and waits (up to
-    /// the write timeout) for the connections to close.
+    /// Stops accepting, tells every session the server is going away, waits (up to the
+    /// write timeout) for the connections to close, and hands this node's users over to
+    /// the other nodes ([`Presence::leave`]): they lapse after the grace period, and
+    /// whoever has not reconnected elsewhere by then is announced offline by another node.
+    /// Users whose grace period was already running are announced at once.
     pub async fn shutdown(&self) {
-        self.shared.shutdown.send_replace(true);
+        let first = !self.shared.shutdown.send_replace(true);
         let deadline = tokio::time::Instant::now() + self.shared.config.write_timeout;
         loop {
             let idle = self.shared.idle.notified();
@@ -328,6 +348,25 @@ impl Engine {
                 break;
             }
         }
+        if !first {
+            return;
+        }
+        let shared = &self.shared;
+        let mut devices =
+            std::mem::take(&mut *shared.leaving.lock().unwrap_or_else(|p| p.into_inner()));
+        // Sessions that outlived the wait are handed over too.
+        devices.extend(
+            shared
+                .sessions
+                .all()
+                .iter()
+                .map(|s| (s.user, s.device.clone())),
+        );
+        let after = shared.config.presence_grace.min(shared.config.presence_ttl);
+        if let Err(e) = shared.presence.leave(&shared.node, &devices, after).await {
+            tracing::warn!(error = %e, "handing this node's users over failed");
+        }
+        shared.flush_offline_timers().await;
     }
 }
 
@@ -374,13 +413,23 @@ impl Shared {
     /// Unregisters a session that ended.
     pub(crate) async fn end_session(&self, session: &SessionHandle) {
         self.sessions.detach(session.user, session.id);
-        self.maybe_went_offline(session.user);
         // A newer session of the same device here owns the presence entry now.
-        if !self.sessions.has_device(session.user, &session.device)
-            && let Err(e) = self
-                .presence
-                .set_offline(session.user, &session.device, &self.node)
-                .await
+        if self.sessions.has_device(session.user, &session.device) {
+            return;
+        }
+        if *self.shutdown.borrow() {
+            // Handed over at the end of the shutdown, not taken offline one by one.
+            self.leaving
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((session.user, session.device.clone()));
+            return;
+        }
+        self.maybe_went_offline(session.user);
+        if let Err(e) = self
+            .presence
+            .set_offline(session.user, &session.device, &self.node)
+            .await
         {
             tracing::warn!(error = %e, "presence update failed");
         }
@@ -408,6 +457,35 @@ async fn dispatch_envelopes(
                 shared.handle_envelope(envelope);
             }
             // Also fires (with an error) when the engine is dropped.
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Claims the nodes whose leases lapsed (they died, or shut down and handed their users
+/// over), at the same pace as the refresh, and announces their users that are online
+/// nowhere else.
+async fn claim_lapsed_nodes(shared: Weak<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let period = match shared.upgrade() {
+        Some(s) => (s.config.presence_ttl / 3).max(Duration::from_millis(100)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let Some(shared) = shared.upgrade() else { return };
+                match shared.presence.claim_lapsed(&shared.node).await {
+                    Ok(orphans) if !orphans.is_empty() => {
+                        tracing::info!(users = orphans.len(), "took over the users of a lapsed node");
+                        metrics::counter!("im_presence_orphans_total").increment(orphans.len() as u64);
+                        shared.went_offline(orphans).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "claiming lapsed nodes failed"),
+                }
+            }
             _ = stopped(&mut shutdown) => return,
         }
     }

@@ -8,6 +8,13 @@
 //! `online: false`, and [`Hooks::on_offline`](crate::hooks::Hooks::on_offline) runs.
 //! A reconnect to another node within the grace period may tell friends `online` once
 //! more; the event is a state, so a repeat is harmless.
+//!
+//! A node that dies takes no one offline itself: its leases lapse, and another node's
+//! periodic [`Presence::claim_lapsed`](crate::presence::Presence::claim_lapsed) (which
+//! one node wins) returns its users that are online nowhere else, who are then announced
+//! here as if their grace timer had fired. A node that shuts down hands its users over the
+//! same way ([`Presence::leave`](crate::presence::Presence::leave)), lapsing after the
+//! grace period, so that users who reconnect elsewhere are not announced at all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -18,6 +25,7 @@ use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
 use crate::model::{Timestamp, UserId};
+use crate::presence::Orphan;
 use crate::protocol::{ErrorCode, Event, PresenceStatus, Reply, ServerFrame};
 
 /// Most users one `presence` request may ask about.
@@ -26,15 +34,24 @@ const MAX_QUERY: usize = 500;
 /// Pending "went offline" announcements, by user.
 #[derive(Debug, Default)]
 pub(crate) struct OfflineTimers {
-    pending: Mutex<HashMap<UserId, u64>>,
+    /// Per user, the timer's token and when their last session here ended.
+    pending: Mutex<HashMap<UserId, (u64, Timestamp)>>,
     next: AtomicU64,
 }
 
 impl OfflineTimers {
-    fn arm(&self, user: UserId) -> u64 {
+    fn arm(&self, user: UserId, at: Timestamp) -> u64 {
         let token = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(user, token);
+        self.lock().insert(user, (token, at));
         token
+    }
+
+    /// Every pending timer, taken (at shutdown, when they will not fire).
+    fn take_all(&self) -> Vec<Orphan> {
+        self.lock()
+            .drain()
+            .map(|(user, (_, last_seen))| Orphan { user, last_seen })
+            .collect()
     }
 
     /// Cancels a pending timer; whether there was one.
@@ -45,7 +62,7 @@ impl OfflineTimers {
     /// Claims the timer `token` when it fires; false if it was cancelled or re-armed.
     fn fire(&self, user: UserId, token: u64) -> bool {
         let mut pending = self.lock();
-        if pending.get(&user) == Some(&token) {
+        if pending.get(&user).is_some_and(|(t, _)| *t == token) {
             pending.remove(&user);
             true
         } else {
@@ -53,7 +70,7 @@ impl OfflineTimers {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, (u64, Timestamp)>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -76,26 +93,54 @@ impl Shared {
         if self.sessions.has_user(user) {
             return;
         }
-        let token = self.offline_timers.arm(user);
         let at = Timestamp::now();
+        let token = self.offline_timers.arm(user, at);
         let grace = self.config.presence_grace;
         let this = self.this.clone();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let Some(shared) = this.upgrade() else { return };
-            if !shared.offline_timers.fire(user, token) || shared.sessions.has_user(user) {
+            if !shared.offline_timers.fire(user, token) {
                 return;
             }
-            match shared.presence.online(&[user]).await {
-                Ok(entries) if !entries.is_empty() => return,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "presence lookup failed; assuming offline"),
-            }
-            shared.last_seen.record(user, at).await;
-            metrics::counter!("im_presence_changes_total", "to" => "offline").increment(1);
-            shared.announce(user, false, Some(at)).await;
-            shared.hooks.on_offline(user, at).await;
+            shared
+                .went_offline(vec![Orphan {
+                    user,
+                    last_seen: at,
+                }])
+                .await;
         });
+    }
+
+    /// Announces that `users` went offline, those of them with no session here and no
+    /// device online on any node: stores their last-seen time, tells their friends and
+    /// runs the `on_offline` hook. One presence lookup for all of them.
+    pub(crate) async fn went_offline(&self, mut users: Vec<Orphan>) {
+        users.retain(|o| !self.sessions.has_user(o.user));
+        if users.is_empty() {
+            return;
+        }
+        let ids: Vec<UserId> = users.iter().map(|o| o.user).collect();
+        match self.presence.online(&ids).await {
+            Ok(entries) => {
+                let online: HashSet<UserId> = entries.into_iter().map(|e| e.user).collect();
+                users.retain(|o| !online.contains(&o.user));
+            }
+            Err(e) => tracing::warn!(error = %e, "presence lookup failed; assuming offline"),
+        }
+        for Orphan { user, last_seen } in users {
+            self.last_seen.record(user, last_seen).await;
+            metrics::counter!("im_presence_changes_total", "to" => "offline").increment(1);
+            self.announce(user, false, Some(last_seen)).await;
+            self.hooks.on_offline(user, last_seen).await;
+        }
+    }
+
+    /// At shutdown: the users whose grace timers will now never fire are announced at
+    /// once (those online nowhere else).
+    pub(crate) async fn flush_offline_timers(&self) {
+        let pending = self.offline_timers.take_all();
+        self.went_offline(pending).await;
     }
 
     /// Pushes a user's new status to their friends.

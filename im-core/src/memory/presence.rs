@@ -1,25 +1,43 @@
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::model::{DeviceId, UserId};
-use crate::presence::{NodeId, Presence, PresenceEntry, PresenceError};
+use crate::model::{DeviceId, Timestamp, UserId};
+use crate::presence::{KEEP_LAPSED, NodeId, Orphan, Presence, PresenceEntry, PresenceError};
 
 /// Presence in this process's memory, with real leases (entries expire when not
-/// refreshed). Uses tokio's clock, so tests can pause time.
+/// refreshed), lapsed nodes claimed once, and graceful hand-overs: the whole
+/// [`Presence`] contract, for engines sharing one process. Uses tokio's clock, so tests
+/// can pause time.
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
-    users: Mutex<HashMap<UserId, Leases>>,
-    /// Per node, when its longest lease ends: a node is up until then (a device that
-    /// went offline early leaves it up a little longer, which only costs a lookup).
-    nodes: Mutex<HashMap<NodeId, Instant>>,
+    state: Mutex<State>,
 }
 
-/// A user's online devices, each with its lease's expiry.
-type Leases = HashMap<DeviceId, (PresenceEntry, Instant)>;
+#[derive(Debug, Default)]
+struct State {
+    /// Per user, their devices' leases, lapsed ones included until `keep`.
+    users: HashMap<UserId, HashMap<DeviceId, Lease>>,
+    /// Per node, when its longest lease ends: a node is up until then (a device that
+    /// went offline early leaves it up a little longer, which only costs a lookup), and
+    /// lapsed after, until claimed.
+    nodes: HashMap<NodeId, Instant>,
+}
+
+#[derive(Debug)]
+struct Lease {
+    entry: PresenceEntry,
+    /// When the lease ends.
+    expires: Instant,
+    /// Until when a lapsed lease stays for `claim_lapsed` (one more ttl, at least
+    /// [`KEEP_LAPSED`]).
+    keep: Instant,
+    /// The last time its node refreshed it.
+    seen: Timestamp,
+}
 
 impl MemoryPresence {
     /// An empty registry.
@@ -27,19 +45,53 @@ impl MemoryPresence {
         Self::default()
     }
 
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The live entries of `ids`, less those on `except`; copies only what it returns.
     fn collect(&self, ids: &[UserId], except: Option<&NodeId>) -> Vec<PresenceEntry> {
         let now = Instant::now();
-        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.lock();
         let mut out = Vec::new();
         for id in ids {
-            for (entry, expires) in users.get(id).into_iter().flat_map(|d| d.values()) {
-                if *expires > now && except != Some(&entry.node) {
-                    out.push(entry.clone());
+            for lease in state.users.get(id).into_iter().flat_map(|d| d.values()) {
+                if lease.expires > now && except != Some(&lease.entry.node) {
+                    out.push(lease.entry.clone());
                 }
             }
         }
         out
+    }
+}
+
+impl State {
+    /// Drops the leases on `nodes` (whatever their lease) and returns their users who have
+    /// no live lease left.
+    fn take_nodes(&mut self, nodes: &HashSet<NodeId>) -> Vec<Orphan> {
+        if nodes.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let mut orphans = Vec::new();
+        self.users.retain(|&user, devices| {
+            let mut seen = None;
+            devices.retain(|_, lease| {
+                if nodes.contains(&lease.entry.node) {
+                    seen = seen.max(Some(lease.seen));
+                    false
+                } else {
+                    true
+                }
+            });
+            if let Some(last_seen) = seen
+                && !devices.values().any(|l| l.expires > now)
+            {
+                orphans.push(Orphan { user, last_seen });
+            }
+            !devices.is_empty()
+        });
+        orphans
     }
 }
 
@@ -52,22 +104,29 @@ impl Presence for MemoryPresence {
     ) -> Result<(), PresenceError> {
         let now = Instant::now();
         let expires = now + ttl;
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        // Expired leases are pruned here, on the (periodic) refresh, not on the hot read.
+        let seen = Timestamp::now();
+        let mut state = self.lock();
+        let State { users, nodes } = &mut *state;
+        // What no claim needs any more is pruned here, on the (periodic) refresh, not on
+        // the hot read.
         users.retain(|_, devices| {
-            devices.retain(|_, (_, until)| *until > now);
+            devices.retain(|_, lease| lease.keep > now);
             !devices.is_empty()
         });
-        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        nodes.retain(|_, until| *until > now);
+        let keep = ttl.max(KEEP_LAPSED);
+        nodes.retain(|_, until| *until + keep > now);
         for e in entries {
-            users
-                .entry(e.user)
-                .or_default()
-                .insert(e.device.clone(), (e.clone(), expires));
-            if nodes.get(&e.node) != Some(&expires) {
-                nodes.insert(e.node.clone(), expires);
-            }
+            users.entry(e.user).or_default().insert(
+                e.device.clone(),
+                Lease {
+                    entry: e.clone(),
+                    expires,
+                    keep: expires + keep,
+                    seen,
+                },
+            );
+            let until = nodes.entry(e.node.clone()).or_insert(expires);
+            *until = (*until).max(expires);
         }
         Ok(())
     }
@@ -78,13 +137,13 @@ impl Presence for MemoryPresence {
         device: &DeviceId,
         node: &NodeId,
     ) -> Result<(), PresenceError> {
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(devices) = users.get_mut(&user) {
-            if devices.get(device).is_some_and(|(e, _)| &e.node == node) {
+        let mut state = self.lock();
+        if let Some(devices) = state.users.get_mut(&user) {
+            if devices.get(device).is_some_and(|l| &l.entry.node == node) {
                 devices.remove(device);
             }
             if devices.is_empty() {
-                users.remove(&user);
+                state.users.remove(&user);
             }
         }
         Ok(())
@@ -92,8 +151,11 @@ impl Presence for MemoryPresence {
 
     async fn others_online(&self, node: &NodeId) -> Result<bool, PresenceError> {
         let now = Instant::now();
-        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(nodes.iter().any(|(n, until)| n != node && *until > now))
+        let state = self.lock();
+        Ok(state
+            .nodes
+            .iter()
+            .any(|(n, until)| n != node && *until > now))
     }
 
     async fn online(&self, ids: &[UserId]) -> Result<Vec<PresenceEntry>, PresenceError> {
@@ -106,6 +168,50 @@ impl Presence for MemoryPresence {
         node: &NodeId,
     ) -> Result<Vec<PresenceEntry>, PresenceError> {
         Ok(self.collect(ids, Some(node)))
+    }
+
+    async fn claim_lapsed(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let lapsed: HashSet<NodeId> = state
+            .nodes
+            .iter()
+            .filter(|(n, until)| *n != node && **until <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        state.nodes.retain(|n, _| !lapsed.contains(n));
+        Ok(state.take_nodes(&lapsed))
+    }
+
+    async fn claim_own(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        let mut state = self.lock();
+        state.nodes.remove(node);
+        Ok(state.take_nodes(&HashSet::from([node.clone()])))
+    }
+
+    async fn leave(
+        &self,
+        node: &NodeId,
+        devices: &[(UserId, DeviceId)],
+        after: Duration,
+    ) -> Result<(), PresenceError> {
+        let now = Instant::now();
+        let seen = Timestamp::now();
+        let mut state = self.lock();
+        for (user, device) in devices {
+            if let Some(lease) = state
+                .users
+                .get_mut(user)
+                .and_then(|d| d.get_mut(device))
+                .filter(|l| &l.entry.node == node)
+            {
+                // Gone for `online`; kept for the claim, one ttl past its old end.
+                lease.expires = now;
+                lease.seen = seen;
+            }
+        }
+        state.nodes.insert(node.clone(), now + after);
+        Ok(())
     }
 }
 

@@ -151,6 +151,9 @@ macro_rules! presence_conformance {
                 a_moved_device_outlives_its_old_node_s_set_offline,
                 another_node_s_live_entry_counts_as_others_online,
                 a_move_and_the_old_node_s_set_offline_at_once_keep_the_new_entry,
+                a_lapsed_node_is_claimed_once_with_the_users_it_left,
+                claim_own_takes_an_earlier_life_s_entries,
+                leave_hands_the_users_over_after_the_delay,
             ]
         );
     };

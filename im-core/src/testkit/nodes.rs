@@ -3,11 +3,16 @@
 //! ones, `im_store`'s Redis ones; yours), start two engines on them with different
 //! [`NodeId`](crate::presence::NodeId)s and hand them to the scenario.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use crate::Engine;
 use crate::client::{Client, Events};
-use crate::model::{ConversationId, DeviceId, Message};
+use crate::model::{ConversationId, DeviceId, Message, UserId};
+use crate::presence::{NodeId, Orphan, Presence, PresenceEntry, PresenceError};
 use crate::protocol::{ErrorCode, Event, Request};
 use crate::transport::duplex;
 
@@ -146,4 +151,208 @@ pub async fn messages_invalidations_and_kicks_cross_nodes(a: Engine, b: Engine) 
     );
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A presence that a test can cut off: until [`sever`](Severable::sever) it forwards every
+/// call, after it fails every one as unavailable. Given to one engine, it makes that node
+/// look dead to the others (it stops refreshing its leases) while its process lives on.
+#[derive(Debug)]
+pub struct Severable {
+    inner: Arc<dyn Presence>,
+    severed: AtomicBool,
+}
+
+impl Severable {
+    /// Forwards to `inner` until severed.
+    pub fn new(inner: Arc<dyn Presence>) -> Arc<Severable> {
+        Arc::new(Severable {
+            inner,
+            severed: AtomicBool::new(false),
+        })
+    }
+
+    /// From now on, every call fails.
+    pub fn sever(&self) {
+        self.severed.store(true, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), PresenceError> {
+        if self.severed.load(Ordering::SeqCst) {
+            Err(PresenceError::Unavailable("severed by the test".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Presence for Severable {
+    async fn set_online(
+        &self,
+        entries: &[PresenceEntry],
+        ttl: Duration,
+    ) -> Result<(), PresenceError> {
+        self.check()?;
+        self.inner.set_online(entries, ttl).await
+    }
+    async fn set_offline(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        node: &NodeId,
+    ) -> Result<(), PresenceError> {
+        self.check()?;
+        self.inner.set_offline(user, device, node).await
+    }
+    async fn online(&self, users: &[UserId]) -> Result<Vec<PresenceEntry>, PresenceError> {
+        self.check()?;
+        self.inner.online(users).await
+    }
+    async fn others_online(&self, node: &NodeId) -> Result<bool, PresenceError> {
+        self.check()?;
+        self.inner.others_online(node).await
+    }
+    async fn online_elsewhere(
+        &self,
+        users: &[UserId],
+        node: &NodeId,
+    ) -> Result<Vec<PresenceEntry>, PresenceError> {
+        self.check()?;
+        self.inner.online_elsewhere(users, node).await
+    }
+    async fn claim_lapsed(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        self.check()?;
+        self.inner.claim_lapsed(node).await
+    }
+    async fn claim_own(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        self.check()?;
+        self.inner.claim_own(node).await
+    }
+    async fn leave(
+        &self,
+        node: &NodeId,
+        devices: &[(UserId, DeviceId)],
+        after: Duration,
+    ) -> Result<(), PresenceError> {
+        self.check()?;
+        self.inner.leave(node, devices, after).await
+    }
+}
+
+/// A registered, logged-in user on `engine`.
+async fn user(engine: &Engine, name: &str, device: &str) -> (Client, Events, UserId) {
+    let (client, events) = connect(engine).await;
+    let id = client.register(name, PW, name).await.expect("register").id;
+    client.login(name, PW, device).await.expect("login");
+    (client, events, id)
+}
+
+async fn befriend(a: &Client, a_id: UserId, b: &Client, b_id: UserId) {
+    a.request_friend(b_id, "").await.expect("request");
+    b.accept_friend(a_id).await.expect("accept");
+}
+
+/// The `presence` events `events` gets within `window`, as (user, online).
+async fn presence_events(events: &mut Events, window: Duration) -> Vec<(UserId, bool)> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
+        if let Event::Presence { user, online, .. } = event {
+            seen.push((user, online));
+        }
+    }
+    seen
+}
+
+/// Node `a` dies (its presence, `a_presence`, is severed: it stops refreshing its leases
+/// while its sessions stay attached): within a few leases node `b` claims it and tells
+/// Bob, on `b`, once, that Alice, who was only on `a`, went offline, and says nothing of
+/// Carol, who has a device on `b` too. Both engines must use the cheapest password hash
+/// and a `presence_ttl` of about a second; both are shut down at the end.
+pub async fn a_dead_node_s_users_go_offline_for_their_friends(
+    a: Engine,
+    a_presence: Arc<Severable>,
+    b: Engine,
+) {
+    let ttl = b.config().presence_ttl;
+    let (alice, _alice_events, alice_id) = user(&a, "alice", "phone").await;
+    let (carol, _carol_events, carol_id) = user(&a, "carol", "phone").await;
+    let (bob, mut bob_events, bob_id) = user(&b, "bob", "laptop").await;
+    let (carol_tablet, _tablet_events) = connect(&b).await;
+    carol_tablet
+        .login("carol", PW, "tablet")
+        .await
+        .expect("login");
+    befriend(&alice, alice_id, &bob, bob_id).await;
+    befriend(&carol, carol_id, &bob, bob_id).await;
+    // Whatever the logins and friendships said settles first.
+    presence_events(&mut bob_events, ttl / 2).await;
+
+    a_presence.sever();
+    let window = ttl * 4 + Duration::from_secs(3);
+    let seen = presence_events(&mut bob_events, window).await;
+    let alice_offline = seen
+        .iter()
+        .filter(|&&(u, online)| u == alice_id && !online)
+        .count();
+    assert_eq!(
+        alice_offline, 1,
+        "Bob should hear once, within {window:?}, that Alice went offline: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|&(u, online)| u == carol_id && !online),
+        "Carol is still online on the other node: {seen:?}"
+    );
+    let users = bob.presence(&[alice_id, carol_id]).await.expect("presence");
+    let online: Vec<(UserId, bool)> = users.iter().map(|s| (s.user, s.online)).collect();
+    assert!(online.contains(&(alice_id, false)), "{users:?}");
+    assert!(online.contains(&(carol_id, true)), "{users:?}");
+    assert!(
+        users
+            .iter()
+            .any(|s| s.user == alice_id && s.last_seen.is_some()),
+        "Alice's last-seen time was stored: {users:?}"
+    );
+    // Shut down with the sessions open: they are handed over, not announced.
+    a.shutdown().await;
+    b.shutdown().await;
+    drop((alice, carol, carol_tablet, bob));
+}
+
+/// Node `a` shuts down: it hands its users over, and node `b` tells Bob that Carol went
+/// offline, once, after the grace period; Dave, who logs in again on `b` within it, is
+/// never said to be offline. Both engines must use the cheapest password hash and a
+/// `presence_ttl` and `presence_grace` of about a second; `b` is shut down at the end.
+pub async fn a_node_shutting_down_hands_its_users_over(a: Engine, b: Engine) {
+    let ttl = b.config().presence_ttl;
+    let grace = a.config().presence_grace;
+    let (carol, _carol_events, carol_id) = user(&a, "carol", "phone").await;
+    let (dave, _dave_events, dave_id) = user(&a, "dave", "phone").await;
+    let (bob, mut bob_events, bob_id) = user(&b, "bob", "laptop").await;
+    befriend(&carol, carol_id, &bob, bob_id).await;
+    befriend(&dave, dave_id, &bob, bob_id).await;
+    presence_events(&mut bob_events, ttl / 2).await;
+
+    a.shutdown().await;
+    let (dave_again, _dave_again_events) = connect(&b).await;
+    dave_again
+        .login("dave", PW, "phone")
+        .await
+        .expect("login on b");
+    let window = grace + ttl * 2 + Duration::from_secs(3);
+    let seen = presence_events(&mut bob_events, window).await;
+    let carol_offline = seen
+        .iter()
+        .filter(|&&(u, online)| u == carol_id && !online)
+        .count();
+    assert_eq!(
+        carol_offline, 1,
+        "Bob should hear once that Carol went offline: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|&(u, online)| u == dave_id && !online),
+        "Dave came back on the other node: {seen:?}"
+    );
+    b.shutdown().await;
+    drop((carol, dave, dave_again, bob));
 }

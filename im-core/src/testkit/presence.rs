@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::model::{DeviceId, Platform, Timestamp, UserId};
-use crate::presence::{NodeId, Presence, PresenceEntry};
+use crate::presence::{NodeId, Orphan, Presence, PresenceEntry};
 
 fn entry(user: u64, device: &str, node: &str) -> PresenceEntry {
     PresenceEntry {
@@ -353,4 +353,162 @@ pub async fn a_move_and_the_old_node_s_set_offline_at_once_keep_the_new_entry(
             .await
             .expect("set_offline");
     }
+}
+
+/// How long after its last device's lease a node may still count as up (Redis adds a
+/// second; see `others_online`).
+const NODE_LAPSE: Duration = Duration::from_millis(1250);
+
+fn users(orphans: &[Orphan]) -> Vec<u64> {
+    let mut users: Vec<u64> = orphans.iter().map(|o| o.user.0).collect();
+    users.sort_unstable();
+    users
+}
+
+/// A node that stops refreshing lapses, and two nodes claiming at the same moment
+/// claim it once between them: its users who are online nowhere else come back once,
+/// with the last time the node refreshed them; a user who also has a live device
+/// elsewhere, and one the node took offline itself, do not. A claim takes the node's
+/// entries down: a second claim finds nothing.
+pub async fn a_lapsed_node_is_claimed_once_with_the_users_it_left(p: Arc<dyn Presence>) {
+    let (n1, n2, n3) = (NodeId::new("n1"), NodeId::new("n2"), NodeId::new("n3"));
+    let before = Timestamp::now();
+    // n1 will die with users 1, 2 and 3 online; 3 is also on n2; 4 left n1 in time.
+    p.set_online(
+        &[
+            entry(1, "a", "n1"),
+            entry(2, "a", "n1"),
+            entry(2, "b", "n1"),
+            entry(3, "a", "n1"),
+            entry(4, "a", "n1"),
+        ],
+        SHORT_TTL,
+    )
+    .await
+    .expect("set_online");
+    p.set_online(&[entry(3, "b", "n2")], TTL)
+        .await
+        .expect("set_online");
+    p.set_offline(UserId(4), &DeviceId::new("a").expect("id"), &n1)
+        .await
+        .expect("set_offline");
+    let after = Timestamp::now();
+    let early = p.claim_lapsed(&n2).await.expect("claim_lapsed");
+    let granted = Instant::now();
+    if fresh(granted, SHORT_TTL) {
+        assert!(early.is_empty(), "n1 is still up: {early:?}");
+    }
+
+    tokio::time::sleep(SHORT_TTL + NODE_LAPSE).await;
+    for round in 0..2 {
+        let (by_n2, by_n3) = tokio::join!(p.claim_lapsed(&n2), p.claim_lapsed(&n3));
+        let (by_n2, by_n3) = (by_n2.expect("claim_lapsed"), by_n3.expect("claim_lapsed"));
+        let mut all = by_n2.clone();
+        all.extend(by_n3.iter().cloned());
+        if round == 0 {
+            assert_eq!(users(&all), [1, 2], "n2 got {by_n2:?}, n3 got {by_n3:?}");
+            for o in &all {
+                assert!(
+                    o.last_seen.0 >= before.0 - 1000 && o.last_seen.0 <= after.0 + 1000,
+                    "last seen {:?} not when n1 last refreshed ({before:?}..{after:?})",
+                    o.last_seen
+                );
+            }
+        } else {
+            assert!(all.is_empty(), "claimed twice: {all:?}");
+        }
+    }
+    let got = p
+        .online(&[UserId(1), UserId(2), UserId(3), UserId(4)])
+        .await
+        .expect("online");
+    assert_eq!(
+        devices(&got),
+        BTreeSet::from([(3, "b".into(), "n2".into())])
+    );
+    assert!(
+        p.claim_lapsed(&n1).await.expect("claim_lapsed").is_empty(),
+        "n1's users were claimed already"
+    );
+}
+
+/// A node never claims itself while lapsed (it is alive: it is asking), and a node that
+/// dies and comes back under the same id takes its earlier entries down with
+/// `claim_own`, live or not, and gets their users once.
+pub async fn claim_own_takes_an_earlier_life_s_entries(p: Arc<dyn Presence>) {
+    let n1 = NodeId::new("n1");
+    p.set_online(&[entry(1, "a", "n1")], SHORT_TTL)
+        .await
+        .expect("set_online");
+    p.set_online(&[entry(2, "a", "n1"), entry(3, "a", "n2")], TTL)
+        .await
+        .expect("set_online");
+    tokio::time::sleep(SHORT_TTL + MARGIN).await;
+    assert!(
+        p.claim_lapsed(&n1).await.expect("claim_lapsed").is_empty(),
+        "a node claimed itself"
+    );
+    let own = p.claim_own(&n1).await.expect("claim_own");
+    assert_eq!(users(&own), [1, 2], "{own:?}");
+    let got = p
+        .online(&[UserId(1), UserId(2), UserId(3)])
+        .await
+        .expect("online");
+    assert_eq!(
+        devices(&got),
+        BTreeSet::from([(3, "a".into(), "n2".into())])
+    );
+    assert!(p.claim_own(&n1).await.expect("claim_own").is_empty());
+    // The node carries on under its id like any other.
+    p.set_online(&[entry(1, "a", "n1")], TTL)
+        .await
+        .expect("set_online");
+    assert_eq!(p.online(&[UserId(1)]).await.expect("online").len(), 1);
+}
+
+/// `leave` takes the node's devices offline at once, and hands the node's users over when
+/// it lapses `after` from now: the one who came back on another node meanwhile is not
+/// returned, the other is, once.
+pub async fn leave_hands_the_users_over_after_the_delay(p: Arc<dyn Presence>) {
+    let (n1, n2) = (NodeId::new("n1"), NodeId::new("n2"));
+    let a = DeviceId::new("a").expect("id");
+    p.set_online(&[entry(1, "a", "n1"), entry(2, "a", "n1")], TTL)
+        .await
+        .expect("set_online");
+    p.set_online(&[entry(9, "a", "n2")], TTL)
+        .await
+        .expect("set_online");
+    let delay = Duration::from_millis(600);
+    let left = Instant::now();
+    p.leave(
+        &n1,
+        &[(UserId(1), a.clone()), (UserId(2), a.clone())],
+        delay,
+    )
+    .await
+    .expect("leave");
+    assert!(
+        p.online(&[UserId(1), UserId(2)])
+            .await
+            .expect("online")
+            .is_empty(),
+        "devices of a node that left are offline at once"
+    );
+    let early = p.claim_lapsed(&n2).await.expect("claim_lapsed");
+    if fresh(left, delay) {
+        assert!(early.is_empty(), "claimed before the delay: {early:?}");
+    }
+    // User 2 reconnects on n2 within the delay.
+    p.set_online(&[entry(2, "a", "n2")], TTL)
+        .await
+        .expect("set_online");
+    tokio::time::sleep(delay + NODE_LAPSE).await;
+    let claimed = p.claim_lapsed(&n2).await.expect("claim_lapsed");
+    assert_eq!(users(&claimed), [1], "{claimed:?}");
+    assert!(p.claim_lapsed(&n2).await.expect("claim_lapsed").is_empty());
+    let got = p.online(&[UserId(2)]).await.expect("online");
+    assert_eq!(
+        devices(&got),
+        BTreeSet::from([(2, "a".into(), "n2".into())])
+    );
 }

@@ -10,12 +10,21 @@ mod broker;
 mod presence;
 
 pub use broker::RedisBroker;
+/// The Redis client [`connect`] returns (fred's), to share between the adapters.
+pub use fred::prelude::Client;
 pub use presence::RedisPresence;
 
 use std::time::Duration;
 
-use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use fred::prelude::{Builder, ClientLike, Config, ReconnectPolicy};
 use im_core::presence::PresenceError;
+
+/// Whether Redis answers `PING` (on a Redis Cluster, the node the client picks), for
+/// health checks.
+pub async fn ping(client: &Client) -> Result<(), PresenceError> {
+    let _: String = client.ping(None).await.map_err(unavailable)?;
+    Ok(())
+}
 
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "im";

@@ -3,14 +3,25 @@
 //! Layout (`P` is the prefix):
 //! - `P:presence:{u<id>}`: a hash per user, one field per online device; the value is
 //!   `<lease end, ms>|<the entry as JSON>`. Leases are timed by Redis's own clock (`TIME`
-//!   inside the scripts), so nodes with skewed clocks agree. The key expires with its
-//!   longest lease; a lapsed field is ignored by reads and dropped by the next write.
-//! - `P:presence-nodes`: a sorted set of node ids, scored by when the node's last lease
-//!   ends (plus [`NODE_MARGIN`]); `others_online` reads it.
+//!   inside the scripts), so nodes with skewed clocks agree. A lapsed field is ignored by
+//!   reads, kept one more ttl (at least [`KEEP_LAPSED`]) for the claim of its node, and
+//!   then dropped by the next write; the key expires when its last field would be.
+//! - `P:{presence-nodes}`: a sorted set of node ids, scored by when the node's last lease
+//!   ends (plus [`NODE_MARGIN`]); `others_online` reads it, and a node whose score is in
+//!   the past has lapsed and waits there to be claimed.
+//! - `P:{presence-nodes}:<node>`: per node, a sorted set of the users it has had online
+//!   within a lease, scored by when it last refreshed them: what a claim of that node
+//!   goes through. It shares the nodes' set's hash tag, so one script claims a node and
+//!   takes its users atomically, on Redis Cluster too.
 //!
 //! Every operation on a user is one Lua script on that user's key (one slot, so it runs
 //! on Redis Cluster too); a lookup for many users sends their scripts in one pipeline:
 //! one round trip for a group's fan-out, however many members.
+//!
+//! A claim ([`Presence::claim_lapsed`]) is one script on the nodes' slot that removes
+//! each lapsed node from the set, which is the lock: of two nodes claiming at once, the
+//! second finds nothing. It returns the node's users, and one script per user (in one
+//! pipeline) then drops that node's fields and says whether a live one is left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +29,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::{Client, ClientLike, LuaInterface};
 use fred::types::{ClusterHash, CustomCommand, Value};
-use im_core::model::{DeviceId, UserId};
-use im_core::presence::{NodeId, Presence, PresenceEntry, PresenceError};
+use im_core::model::{DeviceId, Timestamp, UserId};
+use im_core::presence::{KEEP_LAPSED, NodeId, Orphan, Presence, PresenceEntry, PresenceError};
 
 use super::{DEFAULT_PREFIX, check_prefix, connect, unavailable};
 
@@ -32,23 +43,25 @@ pub(crate) const NODE_MARGIN: Duration = Duration::from_secs(1);
 const NOW: &str = "local t = redis.call('TIME')\n\
                    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
 
-/// KEYS[1]: the user's hash. ARGV[1]: ttl in ms; then pairs of device, entry JSON.
+/// KEYS[1]: the user's hash. ARGV[1]: ttl in ms, ARGV[2]: how long to keep a lapsed
+/// field, in ms; then pairs of device, entry JSON.
 const SET_ONLINE: &str = r#"
 local lease = now + tonumber(ARGV[1])
-for i = 2, #ARGV, 2 do
+local keep = tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], lease .. '|' .. ARGV[i + 1])
 end
 local last = lease
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local ends = tonumber(string.match(all[i + 1], '^(%d+)|'))
-  if ends == nil or ends <= now then
+  if ends == nil or ends + keep <= now then
     redis.call('HDEL', KEYS[1], all[i])
   elseif ends > last then
     last = ends
   end
 end
-redis.call('PEXPIREAT', KEYS[1], last)
+redis.call('PEXPIREAT', KEYS[1], last + keep)
 return 0
 "#;
 
@@ -68,31 +81,117 @@ end
 return out
 "#;
 
+/// Lua: whether a field's value names the node `node`.
+const ON_NODE: &str = r#"
+local function on_node(v, node)
+  local bar = v and string.find(v, '|', 1, true)
+  if not bar then
+    return false
+  end
+  local ok, entry = pcall(cjson.decode, string.sub(v, bar + 1))
+  return ok and type(entry) == 'table' and entry.node == node
+end
+"#;
+
 /// KEYS[1]: the user's hash. ARGV[1]: device, ARGV[2]: node. Removes the device's entry
 /// if it names that node.
 const SET_OFFLINE: &str = r#"
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-local bar = v and string.find(v, '|', 1, true)
-if bar then
-  local ok, entry = pcall(cjson.decode, string.sub(v, bar + 1))
-  if ok and type(entry) == 'table' and entry.node == ARGV[2] then
-    redis.call('HDEL', KEYS[1], ARGV[1])
+if on_node(redis.call('HGET', KEYS[1], ARGV[1]), ARGV[2]) then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"#;
+
+/// KEYS[1]: the user's hash. ARGV[1]: node; then devices. Ends the leases of those
+/// devices that are on that node now, keeping the fields for the node's claim.
+const LAPSE: &str = r#"
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if on_node(v, ARGV[1]) then
+    local bar = string.find(v, '|', 1, true)
+    redis.call('HSET', KEYS[1], ARGV[i], now .. string.sub(v, bar))
   end
 end
 return 0
 "#;
 
-/// KEYS[1]: the nodes' sorted set. ARGV[1]: lease in ms; then node ids. Only lengthens;
-/// drops lapsed nodes; the set expires with its last lease.
+/// KEYS[1]: the user's hash. ARGV[1]: a claimed node. Drops every field naming it;
+/// returns {whether there was one, how many live fields are left}.
+const DROP_NODE: &str = r#"
+local had, live = 0, 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  if on_node(v, ARGV[1]) then
+    redis.call('HDEL', KEYS[1], all[i])
+    had = 1
+  else
+    local ends = tonumber(string.match(v, '^(%d+)|'))
+    if ends and ends > now then
+      live = live + 1
+    end
+  end
+end
+return {had, live}
+"#;
+
+/// KEYS[1]: the nodes' sorted set, KEYS[2]: the node's users. ARGV[1]: `refresh` (the
+/// lease only lengthens) or `leave` (it is set as given); ARGV[2]: the node's lease in
+/// ms; ARGV[3]: how long to keep a lapsed node, in ms; ARGV[4]: the node; then user ids,
+/// whose score becomes now. Drops nodes lapsed longer ago than that, and the node's
+/// users it has not refreshed for a lease.
 const NODE_LEASE: &str = r#"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local ends = now + tonumber(ARGV[1])
-for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[1], 'GT', ends, ARGV[i])
+local lease, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - keep))
+local ends = now + lease
+if ARGV[1] == 'leave' then
+  redis.call('ZADD', KEYS[1], ends, ARGV[4])
+else
+  redis.call('ZADD', KEYS[1], 'GT', ends, ARGV[4])
+end
+if #ARGV >= 5 then
+  local batch = {}
+  for i = 5, #ARGV do
+    batch[#batch + 1] = now
+    batch[#batch + 1] = ARGV[i]
+    if #batch >= 1000 then
+      redis.call('ZADD', KEYS[2], unpack(batch))
+      batch = {}
+    end
+  end
+  if #batch > 0 then
+    redis.call('ZADD', KEYS[2], unpack(batch))
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - lease))
+  redis.call('PEXPIREAT', KEYS[2], ends + keep)
 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]))
+redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + keep)
 return 0
+"#;
+
+/// KEYS[1]: the nodes' sorted set. ARGV[1]: the asking node; ARGV[2]: `own` (claim that
+/// node) or `lapsed` (claim every lapsed node but it). Removes each claimed node from the
+/// set and deletes its users' set; returns {node, {user, score, ...}, ...}. The users'
+/// key of a node is built here, from KEYS[1]: it has the same hash tag, so the same slot.
+const CLAIM: &str = r#"
+local nodes
+if ARGV[2] == 'own' then
+  nodes = {ARGV[1]}
+else
+  nodes = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+end
+local out = {}
+for _, node in ipairs(nodes) do
+  if ARGV[2] == 'own' or node ~= ARGV[1] then
+    redis.call('ZREM', KEYS[1], node)
+    local users = KEYS[1] .. ':' .. node
+    out[#out + 1] = node
+    out[#out + 1] = redis.call('ZRANGE', users, 0, -1, 'WITHSCORES')
+    redis.call('DEL', users)
+  end
+end
+return out
 "#;
 
 /// KEYS[1]: the nodes' sorted set. ARGV[1]: the asking node. 1 if another node is up.
@@ -114,7 +213,10 @@ struct Scripts {
     set_online: Script,
     online: Script,
     set_offline: Script,
+    lapse: Script,
+    drop_node: Script,
     node_lease: Script,
+    claim: Script,
     others_online: Script,
 }
 
@@ -130,6 +232,11 @@ impl Script {
             lua: format!("{NOW}{body}"),
             sha: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A script that needs to know which node a field names.
+    fn with_on_node(body: &str) -> Script {
+        Script::new(&format!("{ON_NODE}{body}"))
     }
 
     /// A script that writes nothing (Redis 7 may then run it on a replica, and never
@@ -154,19 +261,34 @@ impl Script {
     }
 }
 
-/// `EVALSHA` or `EVAL` of one script on one key, routed by that key's slot.
+/// One script call: its keys (all in one slot) and arguments.
+struct Call {
+    keys: Vec<String>,
+    args: Vec<String>,
+}
+
+impl Call {
+    fn new(key: String, args: Vec<String>) -> Call {
+        Call {
+            keys: vec![key],
+            args,
+        }
+    }
+}
+
+/// `EVALSHA` or `EVAL` of one script, routed by the slot of its first key.
 fn eval_command(by_sha: bool) -> CustomCommand {
     let name = if by_sha { "EVALSHA" } else { "EVAL" };
-    // The arguments are: the script or its SHA-1, the number of keys (1), the key.
+    // The arguments are: the script or its SHA-1, the number of keys, the keys.
     CustomCommand::new_static(name, ClusterHash::Offset(2), false)
 }
 
-fn eval_args(script: &str, key: &str, args: &[String]) -> Vec<String> {
-    let mut all = Vec::with_capacity(3 + args.len());
+fn eval_args(script: &str, call: &Call) -> Vec<String> {
+    let mut all = Vec::with_capacity(2 + call.keys.len() + call.args.len());
     all.push(script.to_owned());
-    all.push("1".to_owned());
-    all.push(key.to_owned());
-    all.extend(args.iter().cloned());
+    all.push(call.keys.len().to_string());
+    all.extend(call.keys.iter().cloned());
+    all.extend(call.args.iter().cloned());
     all
 }
 
@@ -213,8 +335,11 @@ impl RedisPresence {
             scripts: Arc::new(Scripts {
                 set_online: Script::new(SET_ONLINE),
                 online: Script::read_only(ONLINE),
-                set_offline: Script::new(SET_OFFLINE),
+                set_offline: Script::with_on_node(SET_OFFLINE),
+                lapse: Script::with_on_node(LAPSE),
+                drop_node: Script::with_on_node(DROP_NODE),
                 node_lease: Script::new(NODE_LEASE),
+                claim: Script::new(CLAIM),
                 others_online: Script::read_only(OTHERS_ONLINE),
             }),
         })
@@ -225,31 +350,48 @@ impl RedisPresence {
     }
 
     fn nodes_key(&self) -> String {
-        format!("{}:presence-nodes", self.prefix)
+        format!("{}:{{presence-nodes}}", self.prefix)
     }
 
-    /// Runs `script` on `key` with `args`.
-    async fn call(
-        &self,
-        script: &Script,
-        key: String,
-        args: Vec<String>,
-    ) -> Result<Value, PresenceError> {
-        let mut results = self.call_each(script, &[(key, args)]).await?;
+    /// The node's users' set: the nodes' key, `:`, the node (as `CLAIM` builds it).
+    fn node_users_key(&self, node: &NodeId) -> String {
+        format!("{}:{node}", self.nodes_key())
+    }
+
+    /// `NODE_LEASE` for `node` with `users`.
+    fn node_lease(&self, mode: &str, lease: Duration, node: &NodeId, users: &[UserId]) -> Call {
+        let mut args = Vec::with_capacity(4 + users.len());
+        args.push(mode.to_owned());
+        args.push(millis(lease));
+        args.push(millis(KEEP_LAPSED.max(lease)));
+        args.push(node.to_string());
+        args.extend(users.iter().map(|u| u.0.to_string()));
+        Call {
+            keys: vec![self.nodes_key(), self.node_users_key(node)],
+            args,
+        }
+    }
+
+    /// Runs `script` once, returns its result.
+    async fn call(&self, script: &Script, call: Call) -> Result<Value, PresenceError> {
+        let mut results = self.call_each(script, &[call]).await?;
         Ok(results.pop().unwrap_or(Value::Null))
     }
 
-    /// Runs `script` once per `(key, args)`, all in one pipeline; the results in order.
+    /// Runs `script` once per call, all in one pipeline; the results in order.
     async fn call_each(
         &self,
         script: &Script,
-        calls: &[(String, Vec<String>)],
+        calls: &[Call],
     ) -> Result<Vec<Value>, PresenceError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
         let sha = script.sha(&self.client).await?;
         let pipeline = self.client.pipeline();
-        for (key, args) in calls {
+        for call in calls {
             let _: () = pipeline
-                .custom(eval_command(true), eval_args(sha, key, args))
+                .custom(eval_command(true), eval_args(sha, call))
                 .await
                 .map_err(unavailable)?;
         }
@@ -261,9 +403,8 @@ impl RedisPresence {
         if !missing.is_empty() {
             let pipeline = self.client.pipeline();
             for &i in &missing {
-                let (key, args) = &calls[i];
                 let _: () = pipeline
-                    .custom(eval_command(false), eval_args(&script.lua, key, args))
+                    .custom(eval_command(false), eval_args(&script.lua, &calls[i]))
                     .await
                     .map_err(unavailable)?;
             }
@@ -275,6 +416,57 @@ impl RedisPresence {
             .into_iter()
             .map(|r| r.map_err(unavailable))
             .collect()
+    }
+
+    /// Claims nodes (`CLAIM` in `mode`), then drops their fields user by user; the users
+    /// left with no live device.
+    async fn claim(&self, node: &NodeId, mode: &str) -> Result<Vec<Orphan>, PresenceError> {
+        let value = self
+            .call(
+                &self.scripts.claim,
+                Call::new(self.nodes_key(), vec![node.to_string(), mode.to_owned()]),
+            )
+            .await?;
+        let flat: Vec<Value> = value.into_array();
+        let mut calls = Vec::new();
+        let mut seen = Vec::new();
+        for pair in flat.chunks(2) {
+            let [claimed, users] = pair else { break };
+            let claimed = claimed.as_string().unwrap_or_default();
+            let users: Vec<Value> = users.clone().into_array();
+            if !users.is_empty() {
+                tracing::info!(node = %claimed, users = users.len() / 2, "claimed a lapsed node");
+            }
+            for user in users.chunks(2) {
+                let [id, score] = user else { break };
+                let (Some(id), Some(score)) = (
+                    id.as_string().and_then(|s| s.parse::<u64>().ok()),
+                    score.as_f64(),
+                ) else {
+                    tracing::warn!(node = %claimed, "a malformed member of a node's users left out");
+                    continue;
+                };
+                calls.push(Call::new(self.user_key(UserId(id)), vec![claimed.clone()]));
+                seen.push((UserId(id), Timestamp(score as i64)));
+            }
+        }
+        let mut orphans: Vec<Orphan> = Vec::new();
+        // Bounded pipelines: a node may have had many thousands of users.
+        for (calls, seen) in calls.chunks(1000).zip(seen.chunks(1000)) {
+            let results = self.call_each(&self.scripts.drop_node, calls).await?;
+            for (result, &(user, last_seen)) in results.into_iter().zip(seen) {
+                let counts: Vec<i64> = result
+                    .convert()
+                    .map_err(|e| PresenceError::Backend(e.to_string()))?;
+                if counts.first() == Some(&1) && counts.get(1) == Some(&0) {
+                    match orphans.iter_mut().find(|o| o.user == user) {
+                        Some(o) => o.last_seen = o.last_seen.max(last_seen),
+                        None => orphans.push(Orphan { user, last_seen }),
+                    }
+                }
+            }
+        }
+        Ok(orphans)
     }
 }
 
@@ -291,6 +483,22 @@ fn decode(json: &str) -> Result<PresenceEntry, PresenceError> {
         .map_err(|e| PresenceError::Backend(format!("a presence entry in Redis: {e}")))
 }
 
+/// The distinct nodes of `entries`, each with its distinct users.
+fn by_node(entries: &[PresenceEntry]) -> Vec<(&NodeId, Vec<UserId>)> {
+    let mut out: Vec<(&NodeId, Vec<UserId>)> = Vec::new();
+    for e in entries {
+        match out.iter_mut().find(|(n, _)| *n == &e.node) {
+            Some((_, users)) => users.push(e.user),
+            None => out.push((&e.node, vec![e.user])),
+        }
+    }
+    for (_, users) in &mut out {
+        users.sort_unstable();
+        users.dedup();
+    }
+    out
+}
+
 #[async_trait]
 impl Presence for RedisPresence {
     async fn set_online(
@@ -301,39 +509,41 @@ impl Presence for RedisPresence {
         if entries.is_empty() {
             return Ok(());
         }
-        // The nodes first: a node must never have a live device while it is not listed.
-        let mut nodes: Vec<&str> = entries.iter().map(|e| e.node.as_str()).collect();
-        nodes.sort_unstable();
-        nodes.dedup();
-        let mut node_args = vec![millis(ttl.min(MAX_TTL) + NODE_MARGIN)];
-        node_args.extend(nodes.iter().map(|n| n.to_string()));
-        self.call(
-            &self.scripts.node_lease,
-            self.nodes_key(),
-            node_args.clone(),
-        )
-        .await?;
+        let ttl = ttl.min(MAX_TTL);
+        let lease = ttl + NODE_MARGIN;
+        // The nodes first, with their users: a node must never have a live device while
+        // it is not listed, nor a user its claim would miss.
+        let nodes = by_node(entries);
+        let calls: Vec<Call> = nodes
+            .iter()
+            .map(|(node, users)| self.node_lease("refresh", lease, node, users))
+            .collect();
+        self.call_each(&self.scripts.node_lease, &calls).await?;
 
         // Then one script per user, all in one pipeline.
-        let mut by_user: Vec<(String, Vec<String>)> = Vec::new();
+        let keep = millis(KEEP_LAPSED.max(ttl));
+        let mut by_user: Vec<Call> = Vec::new();
         let mut sorted: Vec<&PresenceEntry> = entries.iter().collect();
         sorted.sort_by_key(|e| e.user);
         for entry in sorted {
             let key = self.user_key(entry.user);
-            if by_user.last().is_none_or(|(k, _)| *k != key) {
-                by_user.push((key, vec![millis(ttl)]));
+            if by_user.last().is_none_or(|c| c.keys[0] != key) {
+                by_user.push(Call::new(key, vec![millis(ttl), keep.clone()]));
             }
             let json =
                 serde_json::to_string(entry).map_err(|e| PresenceError::Backend(e.to_string()))?;
-            let args = &mut by_user.last_mut().expect("pushed above").1;
+            let args = &mut by_user.last_mut().expect("pushed above").args;
             args.push(entry.device.to_string());
             args.push(json);
         }
         self.call_each(&self.scripts.set_online, &by_user).await?;
         // And the nodes again: however late the devices' leases were written, the
         // nodes' now end after them.
-        self.call(&self.scripts.node_lease, self.nodes_key(), node_args)
-            .await?;
+        let calls: Vec<Call> = nodes
+            .iter()
+            .map(|(node, _)| self.node_lease("refresh", lease, node, &[]))
+            .collect();
+        self.call_each(&self.scripts.node_lease, &calls).await?;
         Ok(())
     }
 
@@ -345,8 +555,10 @@ impl Presence for RedisPresence {
     ) -> Result<(), PresenceError> {
         self.call(
             &self.scripts.set_offline,
-            self.user_key(user),
-            vec![device.to_string(), node.to_string()],
+            Call::new(
+                self.user_key(user),
+                vec![device.to_string(), node.to_string()],
+            ),
         )
         .await?;
         Ok(())
@@ -356,12 +568,9 @@ impl Presence for RedisPresence {
         let mut users = users.to_vec();
         users.sort_unstable();
         users.dedup();
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let calls: Vec<(String, Vec<String>)> = users
+        let calls: Vec<Call> = users
             .iter()
-            .map(|&u| (self.user_key(u), Vec::new()))
+            .map(|&u| Call::new(self.user_key(u), Vec::new()))
             .collect();
         let mut entries = Vec::new();
         for value in self.call_each(&self.scripts.online, &calls).await? {
@@ -383,13 +592,55 @@ impl Presence for RedisPresence {
         let value = self
             .call(
                 &self.scripts.others_online,
-                self.nodes_key(),
-                vec![node.to_string()],
+                Call::new(self.nodes_key(), vec![node.to_string()]),
             )
             .await?;
         let others: i64 = value
             .convert()
             .map_err(|e| PresenceError::Backend(e.to_string()))?;
         Ok(others == 1)
+    }
+
+    async fn claim_lapsed(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        self.claim(node, "lapsed").await
+    }
+
+    async fn claim_own(&self, node: &NodeId) -> Result<Vec<Orphan>, PresenceError> {
+        self.claim(node, "own").await
+    }
+
+    async fn leave(
+        &self,
+        node: &NodeId,
+        devices: &[(UserId, DeviceId)],
+        after: Duration,
+    ) -> Result<(), PresenceError> {
+        // The devices' leases end now (their fields stay for the claim)...
+        let mut sorted: Vec<&(UserId, DeviceId)> = devices.iter().collect();
+        sorted.sort_by_key(|(u, _)| *u);
+        let mut calls: Vec<Call> = Vec::new();
+        let mut users = Vec::new();
+        for (user, device) in sorted {
+            let key = self.user_key(*user);
+            if calls.last().is_none_or(|c| c.keys[0] != key) {
+                calls.push(Call::new(key, vec![node.to_string()]));
+                users.push(*user);
+            }
+            calls
+                .last_mut()
+                .expect("pushed above")
+                .args
+                .push(device.to_string());
+        }
+        for chunk in calls.chunks(1000) {
+            self.call_each(&self.scripts.lapse, chunk).await?;
+        }
+        // ...and the node's `after` from now, with its users last seen now.
+        self.call(
+            &self.scripts.node_lease,
+            self.node_lease("leave", after, node, &users),
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -126,6 +126,11 @@ impl SqlStorage {
         Migrator::up(&self.db, None).await.map_err(db_error)
     }
 
+    /// Whether the database answers (a round trip on the pool), for health checks.
+    pub async fn ping(&self) -> StorageResult<()> {
+        self.db.ping().await.map_err(db_error)
+    }
+
     /// The connection pool, for an app that keeps its own tables in the same database.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
