@@ -57,6 +57,13 @@ pub(crate) struct Settings {
     #[arg(long, env = "IM_REDIS_PREFIX")]
     pub(crate) redis_prefix: Option<String>,
 
+    /// This node's id in a cluster: 1 to 64 letters, digits, `.`, `_` or `-`, unique
+    /// among the running nodes. Give a restarted node its old id (a StatefulSet's pod
+    /// name, say) and it takes down what its earlier process left in Redis at once
+    /// [default: a random id per start].
+    #[arg(long, env = "IM_NODE_ID")]
+    pub(crate) node_id: Option<String>,
+
     /// Let anyone message anyone who has not blocked them, not only friends.
     #[arg(long, env = "IM_OPEN_DIRECT_MESSAGES", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) open_direct_messages: Option<bool>,
@@ -97,6 +104,12 @@ pub(crate) struct Settings {
     /// Seconds a user's last device must be gone before friends see them offline [default: 5].
     #[arg(long, env = "IM_PRESENCE_GRACE_SECS")]
     pub(crate) presence_grace_secs: Option<u64>,
+
+    /// Seconds a device's presence lease lasts; a node refreshes its leases every third of
+    /// it, and a killed node's users are announced offline by another node about a lease
+    /// after its last refresh [default: 30].
+    #[arg(long, env = "IM_PRESENCE_TTL_SECS")]
+    pub(crate) presence_ttl_secs: Option<u64>,
 
     /// Seconds after sending during which a sender may recall a message [default: 120].
     #[arg(long, env = "IM_RECALL_WINDOW_SECS")]
@@ -155,6 +168,7 @@ pub(crate) struct Resolved {
     pub(crate) uploads: PathBuf,
     pub(crate) redis: Option<String>,
     pub(crate) redis_prefix: String,
+    pub(crate) node_id: Option<String>,
     pub(crate) open_direct_messages: bool,
     pub(crate) max_group_members: usize,
     pub(crate) max_frame_bytes: usize,
@@ -165,6 +179,7 @@ pub(crate) struct Resolved {
     pub(crate) max_mobile_sessions: Option<usize>,
     pub(crate) refuse_new_sessions: bool,
     pub(crate) presence_grace_secs: u64,
+    pub(crate) presence_ttl_secs: u64,
     pub(crate) recall_window_secs: u64,
     pub(crate) edit_window_secs: u64,
     pub(crate) sends_per_second: Option<u32>,
@@ -218,6 +233,7 @@ impl Settings {
                 .redis_prefix
                 .or(file.redis_prefix)
                 .unwrap_or_else(|| "im".into()),
+            node_id: self.node_id.or(file.node_id),
             open_direct_messages: self
                 .open_direct_messages
                 .or(file.open_direct_messages)
@@ -249,6 +265,11 @@ impl Settings {
                 .presence_grace_secs
                 .or(file.presence_grace_secs)
                 .unwrap_or(5),
+            presence_ttl_secs: self
+                .presence_ttl_secs
+                .or(file.presence_ttl_secs)
+                .unwrap_or(30)
+                .max(1),
             recall_window_secs: self
                 .recall_window_secs
                 .or(file.recall_window_secs)

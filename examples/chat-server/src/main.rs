@@ -10,11 +10,14 @@
 //! cargo run --release -p chat-server -- --config chat.toml # settings from a file
 //! ```
 //!
-//! `GET /healthz` answers while the server runs; `GET /metrics` has Prometheus metrics;
+//! `GET /healthz` answers `200` while the node can serve (its database and, in cluster
+//! mode, Redis answer) and `503` naming what fails otherwise; `GET /metrics` has
+//! Prometheus metrics;
 //! SIGINT or SIGTERM tells every session the server is going away, waits for them to
 //! close, then stops.
 
 mod config;
+mod health;
 mod web;
 
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use anyhow::Context as _;
 use im_core::auth::HashCost;
 use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions, RateLimits};
 use im_core::model::Platform;
+use im_core::presence::NodeId;
 use im_core::{Engine, EngineConfig};
 use im_store::{RedisBroker, RedisPresence, SqlStorage};
 use im_transport_tcp::{TcpConfig, TcpTransport};
@@ -54,6 +58,14 @@ async fn main() -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     let mut builder = Engine::builder().config(engine_config(&settings));
+    if let Some(id) = &settings.node_id {
+        anyhow::ensure!(
+            valid_node_id(id),
+            "--node-id must be 1 to 64 letters, digits, '.', '_' or '-': {id:?}"
+        );
+        builder = builder.node(NodeId::new(id));
+    }
+    let mut redis = None;
     if let Some(url) = &settings.redis {
         // Every node must see the same users and messages.
         let shared =
@@ -70,15 +82,18 @@ async fn main() -> anyhow::Result<()> {
         let prefix = &settings.redis_prefix;
         builder = builder
             .presence(Arc::new(RedisPresence::new(client.clone(), prefix)?))
-            .broker(Arc::new(RedisBroker::new(client, prefix)?));
+            .broker(Arc::new(RedisBroker::new(client.clone(), prefix)?));
+        redis = Some(client);
     }
+    let mut database = None;
     let storage_name = if settings.database == "memory" {
         "memory (not kept across restarts)".to_owned()
     } else {
         let storage = SqlStorage::connect(&settings.database)
             .await
             .with_context(|| format!("opening the database {}", redact(&settings.database)))?;
-        builder = builder.storage(Arc::new(storage));
+        builder = builder.storage(Arc::new(storage.clone()));
+        database = Some(storage);
         redact(&settings.database)
     };
     let engine = builder.start().await.context("starting the engine")?;
@@ -126,7 +141,12 @@ async fn main() -> anyhow::Result<()> {
         let _ = out.flush();
     }
 
-    let admin_routes = web::admin(engine.clone(), metrics);
+    let health = health::Health {
+        engine: engine.clone(),
+        database,
+        redis,
+    };
+    let admin_routes = web::admin(health, metrics);
     let (public, admin) = match &settings.admin {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -244,6 +264,7 @@ fn engine_config(settings: &Resolved) -> EngineConfig {
         .with_max_frame_bytes(settings.max_frame_bytes)
         .with_device_policy(device_policy(settings))
         .with_presence_grace(Duration::from_secs(settings.presence_grace_secs))
+        .with_presence_ttl(Duration::from_secs(settings.presence_ttl_secs))
         .with_recall_window(Duration::from_secs(settings.recall_window_secs))
         .with_edit_window(Duration::from_secs(settings.edit_window_secs))
 }
@@ -285,6 +306,14 @@ fn device_policy(settings: &Resolved) -> DevicePolicy {
 }
 
 /// A database URL fit for logs: any password is replaced by `***`.
+/// Whether `id` is a node id `--node-id` accepts.
+fn valid_node_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(scheme), Some(at)) if at > scheme => {

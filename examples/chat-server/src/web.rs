@@ -2,7 +2,7 @@
 //! `/style.css`, compiled into the binary), and `/healthz` and `/metrics` (on the main
 //! listener, or on their own with `--admin`).
 
-use im_core::Engine;
+use crate::health::Health;
 use metrics_exporter_prometheus::PrometheusHandle;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -56,19 +56,10 @@ pub(crate) fn page() -> BoxedFilter<(Response,)> {
 }
 
 /// The operator's routes: `/healthz` and `/metrics`.
-pub(crate) fn admin(engine: Engine, metrics: PrometheusHandle) -> BoxedFilter<(Response,)> {
-    let health = warp::path!("healthz").and(warp::get()).map(move || {
-        let body = serde_json::json!({
-            "status": "ok",
-            "node": engine.node().to_string(),
-            "sessions": engine.session_count(),
-        });
-        let mut response = Response::new(body.to_string().into());
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+pub(crate) fn admin(health: Health, metrics: PrometheusHandle) -> BoxedFilter<(Response,)> {
+    let health = warp::path!("healthz").and(warp::get()).then(move || {
+        let health = health.clone();
+        async move { health.respond().await }
     });
     let metrics = warp::path!("metrics").and(warp::get()).map(move || {
         let mut response = Response::new(metrics.render().into());

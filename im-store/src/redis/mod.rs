@@ -20,8 +20,14 @@ use fred::prelude::{Builder, ClientLike, Config, ReconnectPolicy};
 use im_core::presence::PresenceError;
 
 /// Whether Redis answers `PING` (on a Redis Cluster, the node the client picks), for
-/// health checks.
+/// health checks. A client that is reconnecting fails at once (a `PING` would wait for
+/// the connection).
 pub async fn ping(client: &Client) -> Result<(), PresenceError> {
+    if !client.is_connected() {
+        return Err(PresenceError::Unavailable(
+            "not connected to Redis (reconnecting)".into(),
+        ));
+    }
     let _: String = client.ping(None).await.map_err(unavailable)?;
     Ok(())
 }

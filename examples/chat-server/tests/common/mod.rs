@@ -17,7 +17,18 @@ impl Drop for Server {
 
 /// Starts the server binary on loopback ports of its choosing, logging warnings only, with
 /// `args` besides; returns it and its TCP address (the first line it prints).
+#[allow(dead_code)] // Each test crate uses one of the two.
 pub(crate) fn start<I, S>(args: I) -> (Server, SocketAddr)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let (server, tcp, _) = start_both(args);
+    (server, tcp)
+}
+
+/// As [`start`], with the HTTP address (the second line) too.
+pub(crate) fn start_both<I, S>(args: I) -> (Server, SocketAddr, SocketAddr)
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -37,15 +48,19 @@ where
         .spawn()
         .expect("the server binary starts");
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the server prints its address");
-    let addr = line
-        .trim()
-        .rsplit("tcp://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Server(child), addr)
+    let mut lines = BufReader::new(stdout);
+    let mut address = |scheme: &str| -> SocketAddr {
+        let mut line = String::new();
+        lines
+            .read_line(&mut line)
+            .expect("the server prints its addresses");
+        line.trim()
+            .rsplit(scheme)
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no {scheme} address in {line:?}"))
+    };
+    let tcp = address("tcp://");
+    let http = address("http://");
+    (Server(child), tcp, http)
 }
