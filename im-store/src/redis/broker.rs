@@ -26,7 +26,7 @@ use im_core::presence::NodeId;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-use super::{DEFAULT_PREFIX, check_prefix, connect, temporary};
+use super::{DEFAULT_PREFIX, RECONNECTING, check_prefix, connect, temporary};
 
 /// Messages fred may hold for a subscription before the forwarding task takes them (fred
 /// allocates this many slots for each of its notification channels). The task only
@@ -88,6 +88,15 @@ impl RedisBroker {
     fn sharded(&self) -> bool {
         self.client.is_clustered()
     }
+
+    /// Fails at once while the client reconnects (see [`RECONNECTING`]).
+    fn connected(&self) -> Result<(), BrokerError> {
+        if self.client.is_connected() {
+            Ok(())
+        } else {
+            Err(BrokerError::Unavailable(RECONNECTING.into()))
+        }
+    }
 }
 
 fn broker_error(e: fred::error::Error) -> BrokerError {
@@ -106,6 +115,7 @@ fn encode(envelope: &Envelope) -> Result<Vec<u8>, BrokerError> {
 #[async_trait]
 impl Broker for RedisBroker {
     async fn publish(&self, node: &NodeId, envelope: Envelope) -> Result<(), BrokerError> {
+        self.connected()?;
         let bytes = encode(&envelope)?;
         let channel = self.node_channel(node);
         let _: i64 = if self.sharded() {
@@ -118,6 +128,7 @@ impl Broker for RedisBroker {
     }
 
     async fn broadcast(&self, envelope: Envelope) -> Result<(), BrokerError> {
+        self.connected()?;
         let _: i64 = self
             .client
             .publish(self.all_channel(), encode(&envelope)?)

@@ -32,7 +32,7 @@ use fred::types::{ClusterHash, CustomCommand, Value};
 use im_core::model::{DeviceId, Timestamp, UserId};
 use im_core::presence::{KEEP_LAPSED, NodeId, Orphan, Presence, PresenceEntry, PresenceError};
 
-use super::{DEFAULT_PREFIX, check_prefix, connect, unavailable};
+use super::{DEFAULT_PREFIX, RECONNECTING, check_prefix, connect, unavailable};
 
 /// How much longer than its devices' leases a node counts as up for `others_online`: it
 /// covers the moment between the node's lease and its devices' being written, and may only
@@ -387,6 +387,9 @@ impl RedisPresence {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
+        if !self.client.is_connected() {
+            return Err(PresenceError::Unavailable(RECONNECTING.into()));
+        }
         let sha = script.sha(&self.client).await?;
         let pipeline = self.client.pipeline();
         for call in calls {
@@ -452,7 +455,7 @@ impl RedisPresence {
         }
         let mut orphans: Vec<Orphan> = Vec::new();
         // Bounded pipelines: a node may have had many thousands of users.
-        for (calls, seen) in calls.chunks(1000).zip(seen.chunks(1000)) {
+        for (calls, seen) in calls.chunks(PIPELINE).zip(seen.chunks(PIPELINE)) {
             let results = self.call_each(&self.scripts.drop_node, calls).await?;
             for (result, &(user, last_seen)) in results.into_iter().zip(seen) {
                 let counts: Vec<i64> = result
@@ -469,6 +472,10 @@ impl RedisPresence {
         Ok(orphans)
     }
 }
+
+/// The most script calls one pipeline carries: each of its commands must be answered
+/// within the command timeout.
+const PIPELINE: usize = 1000;
 
 /// The longest lease written: longer ones would not fit the scripts' arithmetic (and no
 /// session refreshes that rarely).
@@ -536,7 +543,10 @@ impl Presence for RedisPresence {
             args.push(entry.device.to_string());
             args.push(json);
         }
-        self.call_each(&self.scripts.set_online, &by_user).await?;
+        // In pipelines of a bounded size: a node's refresh names every user it holds.
+        for chunk in by_user.chunks(PIPELINE) {
+            self.call_each(&self.scripts.set_online, chunk).await?;
+        }
         // And the nodes again: however late the devices' leases were written, the
         // nodes' now end after them.
         let calls: Vec<Call> = nodes
@@ -573,7 +583,11 @@ impl Presence for RedisPresence {
             .map(|&u| Call::new(self.user_key(u), Vec::new()))
             .collect();
         let mut entries = Vec::new();
-        for value in self.call_each(&self.scripts.online, &calls).await? {
+        let mut values = Vec::with_capacity(calls.len());
+        for chunk in calls.chunks(PIPELINE) {
+            values.extend(self.call_each(&self.scripts.online, chunk).await?);
+        }
+        for value in values {
             let jsons: Vec<String> = value
                 .convert()
                 .map_err(|e| PresenceError::Backend(e.to_string()))?;
@@ -632,7 +646,7 @@ impl Presence for RedisPresence {
                 .args
                 .push(device.to_string());
         }
-        for chunk in calls.chunks(1000) {
+        for chunk in calls.chunks(PIPELINE) {
             self.call_each(&self.scripts.lapse, chunk).await?;
         }
         // ...and the node's `after` from now, with its users last seen now.
