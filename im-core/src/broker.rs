@@ -1,9 +1,11 @@
 //! Delivery of frames between the nodes of a cluster.
 //!
-//! Each node subscribes once to its own address. When a message's recipients have
+//! Each node subscribes once to its own address. When a message's few recipients have
 //! devices on other nodes, the fan-out publishes one [`Envelope`] per node, carrying the
 //! encoded frame and the recipient list; the receiving node delivers it to its local
-//! sessions exactly as it does its own messages. Implementations:
+//! sessions exactly as it does its own messages. For many recipients (a group) it
+//! broadcasts one envelope instead of looking up where each is: every other node
+//! delivers to those it holds. Implementations:
 //! [`LocalBroker`](crate::memory::LocalBroker) (nodes in one process, or one node) and
 //! `im_store::RedisBroker`.
 
@@ -22,7 +24,8 @@ use crate::protocol::{FrameClass, KickCode};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Envelope {
-    /// Deliver a frame to the local sessions of these users.
+    /// Deliver a frame to the local sessions of these users (those the node holds; a
+    /// broadcast names users of every node).
     Deliver {
         /// The recipients.
         users: Vec<UserId>,
@@ -36,6 +39,10 @@ pub enum Envelope {
         class: FrameClass,
         /// The frame, JSON-encoded `ServerFrame`.
         frame: Bytes,
+        /// Set when the envelope was broadcast: the node that sent it, which ignores its
+        /// own copy (it delivered to its sessions already).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<NodeId>,
     },
     /// A group's membership changed: drop any cached copy of it.
     InvalidateGroup {

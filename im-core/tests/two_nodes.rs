@@ -347,3 +347,13 @@ async fn storage_user(storage: &Arc<MemoryStorage>, name: &str) -> UserId {
     use im_core::storage::UserStore;
     storage.user_by_name(name).await.expect("registered").id
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_group_s_messages_reach_every_node_once() {
+    let storage = Arc::new(MemoryStorage::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let broker = Arc::new(LocalBroker::new());
+    let a = node("a", &storage, &presence, &broker, Arc::default()).await;
+    let b = node("b", &storage, &presence, &broker, Arc::default()).await;
+    im_core::testkit::nodes::a_big_group_s_messages_reach_every_node_once(a, b).await;
+}

@@ -157,3 +157,15 @@ async fn a_graceful_shutdown_takes_the_node_s_devices_offline() {
         "the device is still online after its node shut down"
     );
 }
+
+/// A group larger than the fan-out looks up one by one goes out as one broadcast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_group_s_messages_reach_every_node_once() {
+    let Some((url, prefix)) = redis("big-group") else {
+        return;
+    };
+    let storage = Arc::new(MemoryStorage::new());
+    let a = node("node-a", &storage, &url, &prefix).await;
+    let b = node("node-b", &storage, &url, &prefix).await;
+    im_core::testkit::nodes::a_big_group_s_messages_reach_every_node_once(a, b).await;
+}

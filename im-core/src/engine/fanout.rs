@@ -100,6 +100,11 @@ pub(crate) enum Recipients<'a> {
     Device(UserId, &'a DeviceId),
 }
 
+/// Above this many recipients, a fan-out to other nodes is one broadcast rather than a
+/// presence lookup per recipient and a publish per node: a group's message costs one
+/// publish, whatever its size (measured in docs/benchmarks.md, "Cluster mode").
+pub(crate) const BROADCAST_OVER: usize = 16;
+
 /// Whom a push leaves out.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Skip<'a> {
@@ -179,7 +184,11 @@ impl Shared {
                 return offline;
             }
         }
-        let mut entries = match self.presence.online_elsewhere(to.users(), &self.node).await {
+        let users = to.users();
+        if users.len() > BROADCAST_OVER && !matches!(to, Recipients::Device(..)) {
+            return self.broadcast_deliver(users, skip, out, offline, want_offline).await;
+        }
+        let mut entries = match self.presence.online_elsewhere(users, &self.node).await {
             Ok(entries) => entries,
             Err(e) => {
                 // Pushes are best effort; sync recovers what remote devices miss.
@@ -223,9 +232,53 @@ impl Shared {
                 device: device.clone(),
                 class: out.class(),
                 frame: json.clone(),
+                origin: None,
             };
             if let Err(e) = self.broker.publish(&node, envelope).await {
                 tracing::warn!(%node, error = %e, "broker publish failed");
+            }
+        }
+        offline
+    }
+
+    /// The remote half of a fan-out to many users: one broadcast that every other node
+    /// delivers to the sessions it holds, instead of a presence lookup per user. With
+    /// `want_offline`, presence is still asked about the users `offline` holds (those
+    /// with no session here), to leave out those online elsewhere.
+    async fn broadcast_deliver(
+        &self,
+        users: &[UserId],
+        skip: Skip<'_>,
+        out: &Outgoing,
+        mut offline: Vec<UserId>,
+        want_offline: bool,
+    ) -> Vec<UserId> {
+        let Some(frame) = out.bytes(Codec::Json) else {
+            return offline;
+        };
+        let users: Vec<UserId> = match skip {
+            Skip::User(user) => users.iter().copied().filter(|u| *u != user).collect(),
+            Skip::Nobody | Skip::Session(..) => users.to_vec(),
+        };
+        self.broadcast(Envelope::Deliver {
+            users,
+            skip: match skip {
+                Skip::Session(_, user, device) => Some((user, device.clone())),
+                Skip::Nobody | Skip::User(_) => None,
+            },
+            device: None,
+            class: out.class(),
+            frame,
+            origin: Some(self.node.clone()),
+        })
+        .await;
+        if want_offline && !offline.is_empty() {
+            match self.presence.online_elsewhere(&offline, &self.node).await {
+                Ok(entries) => {
+                    let remote: HashSet<UserId> = entries.into_iter().map(|e| e.user).collect();
+                    offline.retain(|u| !remote.contains(u));
+                }
+                Err(e) => tracing::warn!(error = %e, "presence lookup failed; offline list kept"),
             }
         }
         offline
@@ -295,7 +348,11 @@ impl Shared {
                 device,
                 class,
                 frame,
+                origin,
             } => {
+                if origin.as_ref() == Some(&self.node) {
+                    return;
+                }
                 let out = Outgoing::from_json(class, frame);
                 self.sessions
                     .deliver_skip_device(&users, skip.as_ref(), device.as_ref(), &out);

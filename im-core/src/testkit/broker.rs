@@ -19,6 +19,7 @@ fn deliver(n: u64) -> Envelope {
         device: None,
         class: FrameClass::Durable,
         frame: Bytes::from(format!("{{\"n\":{n}}}")),
+        origin: None,
     }
 }
 

@@ -356,3 +356,55 @@ pub async fn a_node_shutting_down_hands_its_users_over(a: Engine, b: Engine) {
     b.shutdown().await;
     drop((carol, dave, dave_again, bob));
 }
+
+/// A group larger than a node asks presence about one by one (20 members, half on each
+/// node): its message reaches every member once on both nodes, the sender's other device
+/// too, and never the sending session; typing in it is not echoed to the typist's other
+/// device. Both engines must use the cheapest password hash; both are shut down at the
+/// end.
+pub async fn a_big_group_s_messages_reach_every_node_once(a: Engine, b: Engine) {
+    let (alice, _alice_events, alice_id) = user(&a, "alice", "phone").await;
+    let (tablet, mut tablet_events) = connect(&b).await;
+    tablet.login("alice", PW, "tablet").await.expect("login");
+    let mut members = Vec::new();
+    for i in 0..19 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let (client, events, id) = user(node, &format!("member{i}"), "phone").await;
+        befriend(&alice, alice_id, &client, id).await;
+        members.push((client, events, id));
+    }
+    let ids: Vec<UserId> = members.iter().map(|(_, _, id)| *id).collect();
+    let group = alice.create_group("big", &ids).await.expect("group");
+    let g = ConversationId::Group(group.id);
+    let sent = alice.send_text(g, "to everyone").await.expect("send");
+    alice
+        .typing(g, true)
+        .await
+        .expect("typing");
+    // Each member, and Alice's tablet, gets the message once (and the typing): all
+    // pushes have had a second to arrive; then whatever each one got is read.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut receivers: Vec<&mut Events> = members.iter_mut().map(|(_, e, _)| e).collect();
+    receivers.push(&mut tablet_events);
+    for (i, events) in receivers.into_iter().enumerate() {
+        let mut copies = 0;
+        let mut typing = 0;
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(100), events.next()).await
+        {
+            match event {
+                Event::Message { message } if message.seq == sent.seq && message.conversation == g => {
+                    copies += 1
+                }
+                Event::Typing { user, .. } if user == alice_id => typing += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(copies, 1, "receiver {i} got the message {copies} times");
+        let want_typing = if i == 19 { 0 } else { 1 };
+        assert_eq!(typing, want_typing, "receiver {i} typing events");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    drop((alice, tablet, members));
+}

@@ -345,6 +345,7 @@ mod tests {
                 device: Some(device()),
                 class: FrameClass::Droppable,
                 frame: Bytes::from_static(b"{\"type\":\"event\"}\xff\x00"),
+                origin: Some(node.clone()),
             },
             Envelope::Deliver {
                 users: Vec::new(),
@@ -352,6 +353,7 @@ mod tests {
                 device: None,
                 class: FrameClass::Durable,
                 frame: Bytes::new(),
+                origin: None,
             },
             Envelope::InvalidateGroup {
                 group: GroupId(7),
