@@ -26,7 +26,7 @@
 pub mod sql;
 
 #[cfg(feature = "sql")]
-pub use sql::SqlStorage;
+pub use sql::{DEFAULT_SQL_POOL, SqlStorage};
 
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -42,6 +42,12 @@ pub(crate) struct Settings {
     #[arg(long, env = "IM_DATABASE_URL")]
     pub(crate) database: Option<String>,
 
+    /// Most connections this process opens to a PostgreSQL or MySQL database. Every node
+    /// of a cluster opens its own: keep nodes × pool under the server's connection limit
+    /// (PostgreSQL's max_connections, 100 by default) [default: 32].
+    #[arg(long, env = "IM_DATABASE_POOL")]
+    pub(crate) database_pool: Option<u32>,
+
     /// Directory for uploaded files [default: im-uploads].
     #[arg(long, env = "IM_UPLOADS_DIR")]
     pub(crate) uploads: Option<PathBuf>,
@@ -165,6 +171,7 @@ pub(crate) struct Resolved {
     pub(crate) admin: Option<String>,
     pub(crate) tcp: String,
     pub(crate) database: String,
+    pub(crate) database_pool: u32,
     pub(crate) uploads: PathBuf,
     pub(crate) redis: Option<String>,
     pub(crate) redis_prefix: String,
@@ -224,6 +231,10 @@ impl Settings {
                 .database
                 .or(file.database)
                 .unwrap_or_else(|| "sqlite://im-chat.db?mode=rwc".into()),
+            database_pool: self
+                .database_pool
+                .or(file.database_pool)
+                .unwrap_or(im_store::DEFAULT_SQL_POOL),
             uploads: self
                 .uploads
                 .or(file.uploads)

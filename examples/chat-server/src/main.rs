@@ -89,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
     let storage_name = if settings.database == "memory" {
         "memory (not kept across restarts)".to_owned()
     } else {
-        let storage = SqlStorage::connect(&settings.database)
+        let storage = SqlStorage::connect_with_pool(&settings.database, settings.database_pool)
             .await
             .with_context(|| format!("opening the database {}", redact(&settings.database)))?;
         builder = builder.storage(Arc::new(storage.clone()));

@@ -80,6 +80,9 @@ pub struct SqlStorage {
     _alive: std::sync::Arc<()>,
 }
 
+/// The most connections [`SqlStorage::connect`] opens to a PostgreSQL or MySQL server.
+pub const DEFAULT_SQL_POOL: u32 = 32;
+
 impl SqlStorage {
     /// Connects to `url` and brings the schema up to date.
     pub async fn connect(url: &str) -> StorageResult<SqlStorage> {
@@ -88,9 +91,24 @@ impl SqlStorage {
         Ok(storage)
     }
 
+    /// Connects to `url` and brings the schema up to date, with at most `pool`
+    /// connections to a PostgreSQL or MySQL server ([`DEFAULT_SQL_POOL`] with
+    /// [`connect`](Self::connect); SQLite ignores it). Many processes on one server must
+    /// keep their pools' sum under its connection limit (PostgreSQL's `max_connections`
+    /// is 100 by default).
+    pub async fn connect_with_pool(url: &str, pool: u32) -> StorageResult<SqlStorage> {
+        let storage = Self::open(url, pool).await?;
+        storage.migrate().await?;
+        Ok(storage)
+    }
+
     /// Connects to `url` without touching the schema (for apps that run [`Migrator`]
     /// themselves, before starting).
     pub async fn connect_without_migrating(url: &str) -> StorageResult<SqlStorage> {
+        Self::open(url, DEFAULT_SQL_POOL).await
+    }
+
+    async fn open(url: &str, pool: u32) -> StorageResult<SqlStorage> {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
@@ -99,7 +117,7 @@ impl SqlStorage {
         if url.starts_with("sqlite:") {
             sqlite_options(&mut options, url);
         } else {
-            options.max_connections(32).min_connections(1);
+            options.max_connections(pool.max(2)).min_connections(1);
             postgres_options(&mut options);
         }
         let db = Database::connect(options).await.map_err(db_error)?;
