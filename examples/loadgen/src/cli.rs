@@ -38,17 +38,24 @@ pub(crate) struct Common {
     pub(crate) system: System,
 
     /// The server's address (loopback only): for im over WebSocket its HTTP address, over
-    /// TCP its TCP address.
-    #[arg(long)]
-    pub(crate) addr: SocketAddr,
+    /// TCP its TCP address. For the nodes of a cluster, several, comma-separated:
+    /// connections go to them in turn (the sender, and the first connection, to the first).
+    #[arg(long = "addr", value_delimiter = ',', required = true)]
+    pub(crate) addrs: Vec<SocketAddr>,
 
     /// Transport to the im server (ceiling and socket.io always use WebSocket).
     #[arg(long, value_enum, default_value = "ws")]
     pub(crate) transport: Transport,
 
-    /// The server's PID, to read its RSS and CPU time from /proc.
+    /// The server's PID, to read its RSS and CPU time from /proc; for a cluster, every
+    /// node's, comma-separated (their figures are summed).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) server_pid: Vec<u32>,
+
+    /// A Redis the im servers use (host:port, cluster mode): its command counts before and
+    /// after the measured phase give Redis commands per message.
     #[arg(long)]
-    pub(crate) server_pid: Option<u32>,
+    pub(crate) redis: Option<SocketAddr>,
 
     /// More processes of the system under test (its database server, say), comma-
     /// separated: they and their children do not count as other processes disturbing
@@ -81,6 +88,18 @@ pub(crate) struct Common {
     /// Number of shards (set by the parent process when it splits itself).
     #[arg(long, hide = true)]
     pub(crate) shards: Option<usize>,
+}
+
+impl Common {
+    /// The first address: the sender's.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// The address of the `i`-th connection: the addresses in turn.
+    pub(crate) fn addr_for(&self, i: usize) -> SocketAddr {
+        self.addrs[i % self.addrs.len()]
+    }
 }
 
 /// The scenarios.

@@ -16,6 +16,7 @@ mod net;
 mod payload;
 mod progress;
 mod receiver;
+mod redis_stats;
 mod report;
 mod rss;
 mod scenarios;

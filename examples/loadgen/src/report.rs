@@ -26,7 +26,10 @@ impl Report {
             common: vec![
                 ("system".into(), json!(common.system)),
                 ("transport".into(), json!(common.transport)),
-                ("addr".into(), json!(common.addr.to_string())),
+                (
+                    "addr".into(),
+                    json!(common.addrs.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                ),
             ],
             params: Vec::new(),
             figures: Vec::new(),

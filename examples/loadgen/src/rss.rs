@@ -11,54 +11,68 @@ use std::time::{Duration, Instant};
 /// Linux this runs on).
 const CLOCK_TICKS_PER_SEC: u64 = 100;
 
-/// A process to observe; all reads give `None` without a PID or once it is gone.
+/// The processes to observe (the nodes of a cluster count together: RSS and CPU time are
+/// summed); all reads give `None` without a PID or once they are all gone.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Proc {
-    pid: Option<u32>,
+    /// Leaked once per `Proc::new` (a handful per run), so that `Proc` stays `Copy`.
+    pids: &'static [u32],
 }
 
 impl Proc {
-    /// The process `pid`, if given.
-    pub(crate) fn new(pid: Option<u32>) -> Self {
-        Proc { pid }
+    /// The processes `pids` (none: nothing is read).
+    pub(crate) fn new(pids: &[u32]) -> Self {
+        Proc {
+            pids: Box::leak(pids.to_vec().into_boxed_slice()),
+        }
     }
 
     /// This process (the generator).
     pub(crate) fn this() -> Self {
-        Proc {
-            pid: Some(std::process::id()),
-        }
+        Proc::new(&[std::process::id()])
     }
 
-    /// The PID, if given.
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.pid
+    /// The PIDs.
+    pub(crate) fn pids(&self) -> &'static [u32] {
+        self.pids
     }
 
     /// Whether a PID was given.
     pub(crate) fn known(&self) -> bool {
-        self.pid.is_some()
+        !self.pids.is_empty()
+    }
+
+    /// Sums `read` over the processes that answer; `None` if none does.
+    fn sum(&self, read: impl Fn(u32) -> Option<u64>) -> Option<u64> {
+        self.pids
+            .iter()
+            .filter_map(|&pid| read(pid))
+            .fold(None, |acc, v| Some(acc.unwrap_or(0) + v))
     }
 
     /// Resident set size in KiB (VmRSS).
     pub(crate) fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        self.sum(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        })
     }
 
     /// CPU time used so far (user + system), in microseconds.
     pub(crate) fn cpu_us(&self) -> Option<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
-        // The command name (field 2) is in parentheses and may hold spaces: count fields
-        // from the last ')'. utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some((utime + stime) * 1_000_000 / CLOCK_TICKS_PER_SEC)
+        self.sum(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name (field 2) is in parentheses and may hold spaces: count
+            // fields from the last ')'. utime and stime are fields 14 and 15.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) * 1_000_000 / CLOCK_TICKS_PER_SEC)
+        })
     }
 
     /// Starts sampling VmRSS every `every`, keeping the peak, until the sampler is dropped.
@@ -261,7 +275,7 @@ mod tests {
         let used = meter.reading();
         let util = used.util().unwrap();
         assert!(util > 0.02 && util < 2.1, "{util}");
-        assert_eq!(Proc::new(None).cpu_us(), None);
+        assert_eq!(Proc::new(&[]).cpu_us(), None);
         // This process is excluded: its spinning is not "others".
         let others = OthersMeter::start(vec![std::process::id()]);
         let spin = Instant::now();

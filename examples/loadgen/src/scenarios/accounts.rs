@@ -211,7 +211,7 @@ pub(crate) fn im_only(common: &crate::cli::Common, scenario: &str) -> anyhow::Re
         "{scenario} runs against the im server only (--system im)"
     );
     Ok(Target {
-        addr: common.addr,
+        addr: common.addr(),
         transport: common.transport,
     })
 }

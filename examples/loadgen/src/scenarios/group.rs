@@ -3,6 +3,7 @@
 //! barrier so that sending starts only once every reader is in, and the wait for the
 //! deliveries.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use crate::im::{self, ImClient, Target};
 use crate::progress;
 use crate::receiver::{self, Readers, RecvMode, RecvStats, StalledOutcome};
 use crate::report::Report;
+use crate::redis_stats::RedisCounts;
 use crate::rss::{CpuMeter, CpuUse, OthersMeter, OthersUse, PeakSampler, Proc};
 use crate::sender::Sender;
 use crate::stats::{rate, round3};
@@ -49,8 +51,8 @@ pub(crate) struct Group {
 /// Opens one receiver connection for a non-im system.
 async fn connect_plain(common: &Common) -> anyhow::Result<Conn> {
     match common.system {
-        System::Ceiling => ceiling_client::connect(common.addr).await,
-        System::Socketio => socketio::connect(common.addr).await,
+        System::Ceiling => ceiling_client::connect(common.addr()).await,
+        System::Socketio => socketio::connect(common.addr()).await,
         System::Im => unreachable!("im receivers log in"),
     }
 }
@@ -70,7 +72,12 @@ pub(crate) async fn setup(
     let (sender, results): (Sender, Vec<anyhow::Result<Conn>>) = match common.system {
         System::Im => {
             let target = Target {
-                addr: common.addr,
+                addr: common.addr(),
+                transport: common.transport,
+            };
+            // Members over the nodes of a cluster in turn.
+            let member_target = |i: usize| Target {
+                addr: common.addr_for(i),
                 transport: common.transport,
             };
             let prefix = common
@@ -92,6 +99,7 @@ pub(crate) async fn setup(
                 .map(|i| {
                     let prefix = &prefix;
                     let bar = &bar;
+                    let target = member_target(i);
                     async move {
                         let name = format!("{prefix}m{i}");
                         let (mut client, session) = im::register_and_login(&target, &name).await?;
@@ -106,9 +114,10 @@ pub(crate) async fn setup(
                 .await;
             bar.set_position(0);
             bar.set_message("online");
-            let online: Vec<anyhow::Result<Conn>> = futures::stream::iter(joined)
-                .map(|token| {
+            let online: Vec<anyhow::Result<Conn>> = futures::stream::iter(joined.into_iter().enumerate())
+                .map(|(i, token)| {
                     let bar = &bar;
+                    let target = member_target(i);
                     async move {
                         let token = token?;
                         let mut client = ImClient::connect(&target).await?;
@@ -294,6 +303,11 @@ pub(crate) struct ServerWatch {
     others: Option<OthersMeter>,
     /// CPU use over the measured phase, once it ended.
     stopped: Option<Stopped>,
+    /// The Redis the servers use, and its command counts when the phase started.
+    redis: Option<SocketAddr>,
+    redis_start: Option<RedisCounts>,
+    /// The commands Redis ran over the measured phase.
+    redis_used: Option<RedisCounts>,
     peak: Option<PeakSampler>,
 }
 
@@ -308,7 +322,7 @@ struct Stopped {
 impl ServerWatch {
     /// Reads the server's RSS before anything is set up.
     pub(crate) fn new(common: &Common) -> Self {
-        let proc = Proc::new(common.server_pid);
+        let proc = Proc::new(&common.server_pid);
         ServerWatch {
             proc,
             system_pids: common.system_pids.clone(),
@@ -319,7 +333,47 @@ impl ServerWatch {
             others: None,
             stopped: None,
             peak: None,
+            redis: common.redis,
+            redis_start: None,
+            redis_used: None,
         }
+    }
+
+    /// Redis's counts now, or `None` (said) when they cannot be read.
+    fn redis_counts(&self) -> Option<RedisCounts> {
+        let addr = self.redis?;
+        match RedisCounts::read(addr) {
+            Ok(counts) => Some(counts),
+            Err(e) => {
+                eprintln!("loadgen: reading Redis's command counts failed: {e:#}");
+                None
+            }
+        }
+    }
+
+    /// Adds Redis's commands over the phase, per `count` items named `per`.
+    pub(crate) fn redis_figures(&self, report: &mut Report, count: u64, per: &str) {
+        let Some(used) = &self.redis_used else { return };
+        let per_item = |n: u64| {
+            if count > 0 {
+                round3(n as f64 / count as f64)
+            } else {
+                serde_json::Value::Null
+            }
+        };
+        report.figure("redis_commands", used.total());
+        report.figure(&format!("redis_commands_per_{per}"), per_item(used.total()));
+        report.figure(
+            &format!("redis_publishes_per_{per}"),
+            per_item(used.of(&["publish", "spublish"])),
+        );
+        report.figure(
+            &format!("redis_scripts_per_{per}"),
+            per_item(used.of(&["evalsha", "eval", "evalsha_ro", "eval_ro"])),
+        );
+        report.figure("redis_cpu_ms", used.cpu_us() / 1000);
+        report.figure(&format!("redis_cpu_us_per_{per}"), per_item(used.cpu_us()));
+        report.figure("redis_command_counts", used.listing().join(", "));
     }
 
     /// Starts the measured phase: RSS now, CPU time from now, RSS peak from now.
@@ -328,10 +382,12 @@ impl ServerWatch {
         self.cpu = Some(CpuMeter::start(self.proc));
         self.generator_cpu = Some(CpuMeter::start(Proc::this()));
         let mut ours = vec![std::process::id()];
-        ours.extend(self.proc.pid());
+        ours.extend(self.proc.pids());
         ours.extend(&self.system_pids);
         self.others = Some(OthersMeter::start(ours));
         self.stopped = None;
+        self.redis_start = self.redis_counts();
+        self.redis_used = None;
         self.peak = self
             .proc
             .known()
@@ -349,6 +405,9 @@ impl ServerWatch {
                 generator: generator.reading(),
                 others: self.others.as_ref().map(OthersMeter::reading),
             });
+            if let (Some(start), Some(end)) = (&self.redis_start, self.redis_counts()) {
+                self.redis_used = Some(end.since(start));
+            }
         }
     }
 
@@ -486,6 +545,7 @@ pub(crate) async fn burst(
     report.figures(stats.latency.figures("latency"));
     group_figures(group, report);
     watch.finish(report, delivered, "delivery");
+    watch.redis_figures(report, sender.sent, "message");
 }
 
 /// Notes a sender whose connection the server closed during the run (the deliveries then

@@ -84,6 +84,7 @@ pub(crate) async fn run(common: &Common, opts: &PacedOpts) -> anyhow::Result<Rep
     }
     group::group_figures(&group, &mut report);
     watch.finish(&mut report, delivered, "delivery");
+    watch.redis_figures(&mut report, group.sender.sent, "message");
     group.close().await;
     Ok(report)
 }

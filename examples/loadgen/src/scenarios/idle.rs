@@ -14,12 +14,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 use crate::cli::{Common, IdleOpts, System};
-use crate::conn::Conn;
 use crate::im::{self, Target};
 use crate::progress;
 use crate::receiver::{Readers, RecvMode};
 use crate::report::Report;
-use crate::rss::Proc;
+use crate::rss::{CpuMeter, Proc};
 use crate::scenarios::accounts::kib;
 use crate::stats::round3;
 use crate::{ceiling_client, socketio};
@@ -53,16 +52,30 @@ async fn open(
     prefix: &str,
     tokens: Option<&[String]>,
 ) -> Opened {
-    let target = Target {
-        addr: common.addr,
-        transport: common.transport,
-    };
     let bar = progress::bar(n as u64, "connections");
-    let results: Vec<anyhow::Result<Conn>> = futures::stream::iter(0..n)
+    let mode = RecvMode {
+        system: common.system,
+        ping: !opts.no_hello,
+        sample_every: 64,
+    };
+    let mut opened = Opened {
+        ok: 0,
+        failed: 0,
+        first_error: None,
+        readers: Readers::new(),
+    };
+    // Each connection is read from the moment it is open (answering the server's pings),
+    // not once all are: opening 100,000 takes minutes, longer than a ping timeout.
+    let mut results = futures::stream::iter(0..n)
         .map(|i| {
             let bar = &bar;
-            let target = &target;
+            // The nodes of a cluster in turn.
+            let target = Target {
+                addr: common.addr_for(i),
+                transport: common.transport,
+            };
             async move {
+                let target = &target;
                 let conn = match common.system {
                     System::Im if opts.no_hello => target.open().await,
                     System::Im if tokens.is_some() => {
@@ -84,29 +97,15 @@ async fn open(
                             .await
                             .map(|(client, _)| client.into_parts().0)
                     }
-                    System::Ceiling => ceiling_client::connect(common.addr).await,
-                    System::Socketio => socketio::connect(common.addr).await,
+                    System::Ceiling => ceiling_client::connect(target.addr).await,
+                    System::Socketio => socketio::connect(target.addr).await,
                 };
                 bar.inc(1);
                 conn
             }
         })
-        .buffer_unordered(common.setup_concurrency.max(1))
-        .collect()
-        .await;
-    bar.finish_and_clear();
-    let mode = RecvMode {
-        system: common.system,
-        ping: !opts.no_hello,
-        sample_every: 64,
-    };
-    let mut opened = Opened {
-        ok: 0,
-        failed: 0,
-        first_error: None,
-        readers: Readers::new(),
-    };
-    for result in results {
+        .buffer_unordered(common.setup_concurrency.max(1));
+    while let Some(result) = results.next().await {
         match result {
             Ok(conn) => {
                 opened.ok += 1;
@@ -118,6 +117,8 @@ async fn open(
             }
         }
     }
+    drop(results);
+    bar.finish_and_clear();
     opened
 }
 
@@ -141,7 +142,7 @@ pub(crate) async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Opti
     report.param("resume", opts.resume);
     report.param("settle_s", opts.settle);
     report.param("processes", shards as u64);
-    let proc = Proc::new(common.server_pid);
+    let proc = Proc::new(&common.server_pid);
     report.figure("server_rss_cold_kib", kib(proc.rss_kib()));
     let mut tokens = None;
     if common.system == System::Im && opts.resume {
@@ -173,13 +174,15 @@ pub(crate) async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Opti
     let started = Instant::now();
     let settle = Duration::from_secs(opts.settle);
 
-    let (ok, failed, closed_early, rss_open, rss_settled, rss_closed, open_secs);
+    let (ok, failed, closed_early, rss_open, rss_settled, rss_closed, open_secs, held);
     if shards == 1 {
         let opened = open(common, opts, opts.conns, 0, &prefix, tokens.as_deref()).await;
         open_secs = started.elapsed().as_secs_f64();
         rss_open = proc.rss_kib();
+        let hold = CpuMeter::start(proc);
         tokio::time::sleep(settle).await;
         rss_settled = proc.rss_kib();
+        held = hold.reading();
         ok = opened.ok;
         failed = opened.failed;
         closed_early = opened.closed_early();
@@ -192,8 +195,10 @@ pub(crate) async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Opti
         let opened = children.lines("opened").await?;
         open_secs = started.elapsed().as_secs_f64();
         rss_open = proc.rss_kib();
+        let hold = CpuMeter::start(proc);
         tokio::time::sleep(settle).await;
         rss_settled = proc.rss_kib();
+        held = hold.reading();
         ok = opened.iter().map(|l| l["ok"].as_u64().unwrap_or(0)).sum();
         failed = opened
             .iter()
@@ -224,6 +229,9 @@ pub(crate) async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Opti
     report.figure("server_rss_open_kib", kib(rss_open));
     report.figure("server_rss_settled_kib", kib(rss_settled));
     report.figure("server_rss_after_close_kib", kib(rss_closed));
+    // What holding the connections costs (pings, presence refreshes), over the settle.
+    report.figure_opt("server_cpu_util_held", held.util().map(round3));
+    report.figure_opt("server_cpu_ms_held", held.cpu_us.map(|us| us / 1000));
     let per_conn = match (rss_before, rss_settled) {
         (Some(before), Some(settled)) if ok > 0 => {
             round3((settled as f64 - before as f64) / opts.conns as f64)
@@ -236,15 +244,16 @@ pub(crate) async fn run(common: &Common, opts: &IdleOpts) -> anyhow::Result<Opti
 
 /// Registers and logs in `n` users on connections closed at once; returns their tokens.
 async fn login_first(common: &Common, n: usize, prefix: &str) -> anyhow::Result<Vec<String>> {
-    let target = Target {
-        addr: common.addr,
-        transport: common.transport,
-    };
     let bar = progress::bar(n as u64, "log in first");
     let tokens: Vec<anyhow::Result<String>> = futures::stream::iter(0..n)
         .map(|i| {
-            let (target, bar) = (&target, &bar);
+            let bar = &bar;
+            let target = Target {
+                addr: common.addr_for(i),
+                transport: common.transport,
+            };
             async move {
+                let target = &target;
                 let (client, session) =
                     im::register_and_login(target, &format!("{prefix}r{i}")).await?;
                 client.close().await;
@@ -281,6 +290,16 @@ async fn child(common: &Common, opts: &IdleOpts, shard: usize, prefix: &str) -> 
     Ok(())
 }
 
+/// `--addr` as given: the addresses, comma-separated.
+fn addr_list(common: &Common) -> String {
+    common
+        .addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The child processes of a split run.
 #[derive(Debug)]
 struct Children {
@@ -308,7 +327,7 @@ impl Children {
             let mut cmd = tokio::process::Command::new(&exe);
             cmd.arg("idle")
                 .args(["--system", system_name(common.system)])
-                .args(["--addr", &common.addr.to_string()])
+                .args(["--addr", &addr_list(common)])
                 .args(["--transport", transport_name(common)])
                 .args(["--conns", &share.to_string()])
                 .args(["--settle", &opts.settle.to_string()])

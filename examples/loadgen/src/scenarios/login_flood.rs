@@ -18,7 +18,7 @@ pub(crate) async fn run(common: &Common, opts: &FloodOpts) -> anyhow::Result<Rep
     report.param("logins", opts.logins as u64);
     report.param("concurrency", opts.concurrency as u64);
     report.param("after_s", opts.after);
-    let proc = Proc::new(common.server_pid);
+    let proc = Proc::new(&common.server_pid);
     let sampler = proc.sample_peak(Duration::from_millis(100));
     let rss_start = proc.rss_kib();
     let prefix = common
