@@ -59,7 +59,12 @@ impl RedisCounts {
         RedisCounts(
             self.0
                 .iter()
-                .map(|(name, &n)| (name.clone(), n.saturating_sub(*before.0.get(name).unwrap_or(&0))))
+                .map(|(name, &n)| {
+                    (
+                        name.clone(),
+                        n.saturating_sub(*before.0.get(name).unwrap_or(&0)),
+                    )
+                })
                 .filter(|&(_, n)| n > 0)
                 .collect(),
             self.1.saturating_sub(before.1),

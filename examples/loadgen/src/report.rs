@@ -28,7 +28,13 @@ impl Report {
                 ("transport".into(), json!(common.transport)),
                 (
                     "addr".into(),
-                    json!(common.addrs.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                    json!(
+                        common
+                            .addrs
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                    ),
                 ),
             ],
             params: Vec::new(),

@@ -16,8 +16,8 @@ use crate::conn::Conn;
 use crate::im::{self, ImClient, Target};
 use crate::progress;
 use crate::receiver::{self, Readers, RecvMode, RecvStats, StalledOutcome};
-use crate::report::Report;
 use crate::redis_stats::RedisCounts;
+use crate::report::Report;
 use crate::rss::{CpuMeter, CpuUse, OthersMeter, OthersUse, PeakSampler, Proc};
 use crate::sender::Sender;
 use crate::stats::{rate, round3};
@@ -114,21 +114,22 @@ pub(crate) async fn setup(
                 .await;
             bar.set_position(0);
             bar.set_message("online");
-            let online: Vec<anyhow::Result<Conn>> = futures::stream::iter(joined.into_iter().enumerate())
-                .map(|(i, token)| {
-                    let bar = &bar;
-                    let target = member_target(i);
-                    async move {
-                        let token = token?;
-                        let mut client = ImClient::connect(&target).await?;
-                        client.resume(&token).await?;
-                        bar.inc(1);
-                        Ok(client.into_parts().0)
-                    }
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
+            let online: Vec<anyhow::Result<Conn>> =
+                futures::stream::iter(joined.into_iter().enumerate())
+                    .map(|(i, token)| {
+                        let bar = &bar;
+                        let target = member_target(i);
+                        async move {
+                            let token = token?;
+                            let mut client = ImClient::connect(&target).await?;
+                            client.resume(&token).await?;
+                            bar.inc(1);
+                            Ok(client.into_parts().0)
+                        }
+                    })
+                    .buffer_unordered(concurrency)
+                    .collect()
+                    .await;
             (sender, online)
         }
         System::Ceiling | System::Socketio => {
