@@ -186,7 +186,9 @@ impl Shared {
         }
         let users = to.users();
         if users.len() > BROADCAST_OVER && !matches!(to, Recipients::Device(..)) {
-            return self.broadcast_deliver(users, skip, out, offline, want_offline).await;
+            return self
+                .broadcast_deliver(users, skip, out, offline, want_offline)
+                .await;
         }
         let mut entries = match self.presence.online_elsewhere(users, &self.node).await {
             Ok(entries) => entries,

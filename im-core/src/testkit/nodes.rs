@@ -377,10 +377,7 @@ pub async fn a_big_group_s_messages_reach_every_node_once(a: Engine, b: Engine) 
     let group = alice.create_group("big", &ids).await.expect("group");
     let g = ConversationId::Group(group.id);
     let sent = alice.send_text(g, "to everyone").await.expect("send");
-    alice
-        .typing(g, true)
-        .await
-        .expect("typing");
+    alice.typing(g, true).await.expect("typing");
     // Each member, and Alice's tablet, gets the message once (and the typing): all
     // pushes have had a second to arrive; then whatever each one got is read.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -393,7 +390,9 @@ pub async fn a_big_group_s_messages_reach_every_node_once(a: Engine, b: Engine) 
             tokio::time::timeout(Duration::from_millis(100), events.next()).await
         {
             match event {
-                Event::Message { message } if message.seq == sent.seq && message.conversation == g => {
+                Event::Message { message }
+                    if message.seq == sent.seq && message.conversation == g =>
+                {
                     copies += 1
                 }
                 Event::Typing { user, .. } if user == alice_id => typing += 1,
