@@ -251,9 +251,53 @@ pub(crate) async fn register_and_login(
     username: &str,
 ) -> anyhow::Result<(ImClient, Session)> {
     let mut client = ImClient::connect(target).await?;
-    client.register(username).await?;
-    let session = client.login(username, "lg").await?;
-    Ok((client, session))
+    let mut backoff = Backoff::new();
+    loop {
+        match client.register(username).await {
+            Err(e) if backoff.again(&e).await => {}
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
+    loop {
+        match client.login(username, "lg").await {
+            Err(e) if backoff.again(&e).await => {}
+            other => return Ok((client, other?)),
+        }
+    }
+}
+
+/// Tries a set-up step again while the server answers `rate_limited` (its password-hash
+/// queue is full under a set-up of many thousands), waiting from 100 ms to 2 s, at most
+/// 8 times: a set-up measures what is held afterwards, not how fast logins go.
+struct Backoff {
+    tries: u32,
+    wait: std::time::Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            tries: 0,
+            wait: std::time::Duration::from_millis(100),
+        }
+    }
+
+    /// Whether to try again after `error` (having waited), or give up.
+    async fn again(&mut self, error: &anyhow::Error) -> bool {
+        let limited = error
+            .downcast_ref::<ImError>()
+            .is_some_and(|e| e.code == "rate_limited");
+        if !limited || self.tries >= 8 {
+            return false;
+        }
+        self.tries += 1;
+        tokio::time::sleep(self.wait).await;
+        self.wait = (self.wait * 2).min(std::time::Duration::from_secs(2));
+        true
+    }
 }
 
 /// A unique prefix for this run's usernames: `tag` and the clock, in base 36.

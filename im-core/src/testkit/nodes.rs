@@ -1,7 +1,7 @@
 //! Two engines as two nodes of a cluster, sharing storage, presence and a broker: what
 //! must cross from one to the other. For a presence and broker pair (ours: the in-memory
 //! ones, `im_store`'s Redis ones; yours), start two engines on them with different
-//! [`NodeId`](crate::presence::NodeId)s and hand them to the scenario.
+//! [`NodeId`]s and hand them to the scenario.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
