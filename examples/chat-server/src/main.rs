@@ -326,3 +326,18 @@ fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::valid_node_id;
+
+    #[test]
+    fn node_ids_are_short_plain_names() {
+        for ok in ["node-1", "a", "pod_7.eu-west", &"x".repeat(64)] {
+            assert!(valid_node_id(ok), "{ok:?} refused");
+        }
+        for bad in ["", "node 1", "node{1}", "nöde", "a/b", &"x".repeat(65)] {
+            assert!(!valid_node_id(bad), "{bad:?} accepted");
+        }
+    }
+}
