@@ -9,7 +9,8 @@ use std::time::Duration;
 use im_core::Engine;
 use im_store::SqlStorage;
 use serde_json::{Value, json};
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::Reply as _;
+use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 /// How long one check may take before it counts as failed.
@@ -65,17 +66,12 @@ impl Health {
         if let Some(redis) = redis {
             body["redis"] = redis;
         }
-        let mut response = Response::new(body.to_string().into());
-        if !healthy {
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        }
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        let status = if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let reply = warp::reply::with_status(warp::reply::json(&body), status);
+        warp::reply::with_header(reply, header::CACHE_CONTROL, "no-store").into_response()
     }
 }

@@ -92,6 +92,34 @@ async fn admin(server: &str, statements: &[String]) {
     }
 }
 
+/// The PostgreSQL and Redis URLs the cluster tests need, or `None` (said loudly).
+fn services() -> Option<(String, String)> {
+    match (
+        std::env::var("IM_TEST_POSTGRES_URL"),
+        std::env::var("IM_TEST_REDIS_URL"),
+    ) {
+        (Ok(postgres), Ok(redis)) => Some((postgres, redis)),
+        _ => {
+            eprintln!(
+                "SKIPPED: IM_TEST_POSTGRES_URL and IM_TEST_REDIS_URL are needed for cluster mode"
+            );
+            None
+        }
+    }
+}
+
+/// Drops the database [`fresh_database`] made for `test`.
+async fn drop_database(server: &str, test: &str) {
+    admin(
+        server,
+        &[format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            database_name(test)
+        )],
+    )
+    .await;
+}
+
 /// A fresh, empty PostgreSQL database named after `test` and this process, as a URL.
 async fn fresh_database(server: &str, test: &str) -> String {
     let name = database_name(test);
@@ -109,13 +137,7 @@ async fn fresh_database(server: &str, test: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_serve_as_one() {
-    let (Ok(postgres), Ok(redis)) = (
-        std::env::var("IM_TEST_POSTGRES_URL"),
-        std::env::var("IM_TEST_REDIS_URL"),
-    ) else {
-        eprintln!(
-            "SKIPPED: IM_TEST_POSTGRES_URL and IM_TEST_REDIS_URL are needed for cluster mode"
-        );
+    let Some((postgres, redis)) = services() else {
         return;
     };
     let database = fresh_database(&postgres, "two").await;
@@ -192,14 +214,7 @@ async fn two_nodes_serve_as_one() {
     .await;
 
     drop((node_a, node_b));
-    admin(
-        &postgres,
-        &[format!(
-            "DROP DATABASE {} WITH (FORCE)",
-            database_name("two")
-        )],
-    )
-    .await;
+    drop_database(&postgres, "two").await;
 }
 
 /// What a collector saw on one client's event stream, with when.
@@ -260,7 +275,7 @@ async fn stored(client: &Client, conversation: ConversationId) -> Vec<Message> {
 /// session resumed through `fallback` with `token`. Returns the acknowledged client ids
 /// per conversation, and how many times it had to resume.
 async fn send_all(
-    mut client: Client,
+    mut session: Client,
     who: &'static str,
     targets: Vec<ConversationId>,
     count: usize,
@@ -274,7 +289,7 @@ async fn send_all(
         let conversation = targets[i % targets.len()];
         let id = format!("{who}-{i}");
         let body = Body::Text { text: id.clone() };
-        match client.send(conversation, &id, body).await {
+        match session.send(conversation, &id, body).await {
             Ok(_) => {
                 acked.push((conversation, id));
                 i += 1;
@@ -284,23 +299,19 @@ async fn send_all(
                 assert!(!token.is_empty(), "{who}: a send failed: {e}");
                 assert!(resumed < 3, "{who}: sends keep failing: {e}");
                 resumed += 1;
-                let (again, events) = client_at(fallback).await;
+                let (again, events) = client(fallback).await;
                 again.resume(&token).await.expect("resume on another node");
                 drain(events);
-                client = again;
+                session = again;
             }
         }
     }
-    (acked, resumed, client)
+    (acked, resumed, session)
 }
 
 /// Reads and drops `events` until the stream ends, so the client never stalls on them.
 fn drain(mut events: Events) {
     tokio::spawn(async move { while events.next().await.is_some() {} });
-}
-
-async fn client_at(addr: SocketAddr) -> (Client, Events) {
-    client(addr).await
 }
 
 async fn logged_in(addr: SocketAddr, name: &str, device: &str) -> (Client, Events, UserId, String) {
@@ -329,13 +340,7 @@ async fn befriend(a: &Client, a_id: UserId, b: &Client, b_id: UserId) {
 /// Redis's one-second margin); Alice, back on B at once, is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_lose_nothing_when_one_is_killed() {
-    let (Ok(postgres), Ok(redis)) = (
-        std::env::var("IM_TEST_POSTGRES_URL"),
-        std::env::var("IM_TEST_REDIS_URL"),
-    ) else {
-        eprintln!(
-            "SKIPPED: IM_TEST_POSTGRES_URL and IM_TEST_REDIS_URL are needed for cluster mode"
-        );
+    let Some((postgres, redis)) = services() else {
         return;
     };
     const TTL_SECS: u64 = 2;
@@ -574,14 +579,7 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
     assert_eq!(lost, 0);
 
     drop((node_b, node_c, tablet));
-    admin(
-        &postgres,
-        &[format!(
-            "DROP DATABASE {} WITH (FORCE)",
-            database_name("kill")
-        )],
-    )
-    .await;
+    drop_database(&postgres, "kill").await;
 }
 
 /// A `redis-server` of the test's own on a free loopback port, killed when dropped.
@@ -793,14 +791,36 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
     assert_eq!(lost, 0);
 
     drop((node_a, node_b));
-    admin(
-        &postgres,
-        &[format!(
-            "DROP DATABASE {} WITH (FORCE)",
-            database_name("redis")
-        )],
-    )
-    .await;
+    drop_database(&postgres, "redis").await;
+}
+
+/// `/healthz` names the database when it stops answering: a node on a PostgreSQL
+/// database that is then dropped (its connections ended) answers 503 with the database's
+/// error, and has no Redis part outside cluster mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_names_a_database_that_stopped_answering() {
+    let Some((postgres, _)) = services() else {
+        return;
+    };
+    let database = fresh_database(&postgres, "health").await;
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = dir.path().join("up");
+    let (node, _, http) = common::start_both([
+        "--database",
+        database.as_str(),
+        "--uploads",
+        uploads.to_str().unwrap(),
+    ]);
+    let (status, body) = health(http).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["database"]["ok"], true, "{body}");
+    assert!(body.get("redis").is_none(), "{body}");
+    drop_database(&postgres, "health").await;
+    let (status, body) = health(http).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["database"]["ok"], false, "{body}");
+    drop(node);
 }
 
 /// Cluster mode on a database that only one process can see is refused, with the reason.

@@ -462,16 +462,22 @@ async fn dispatch_envelopes(
     }
 }
 
+/// Ticks at a third of the presence lease (at least every 100 ms), a late tick delaying
+/// the next: the pace of the refresh and of the claims. `None` once the engine is gone.
+fn presence_ticks(shared: &Weak<Shared>) -> Option<tokio::time::Interval> {
+    let period = (shared.upgrade()?.config.presence_ttl / 3).max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(tick)
+}
+
 /// Claims the nodes whose leases lapsed (they died, or shut down and handed their users
 /// over), at the same pace as the refresh, and announces their users that are online
 /// nowhere else.
 async fn claim_lapsed_nodes(shared: Weak<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let period = match shared.upgrade() {
-        Some(s) => (s.config.presence_ttl / 3).max(Duration::from_millis(100)),
-        None => return,
+    let Some(mut tick) = presence_ticks(&shared) else {
+        return;
     };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -493,12 +499,9 @@ async fn claim_lapsed_nodes(shared: Weak<Shared>, mut shutdown: watch::Receiver<
 
 /// Renews the presence leases of this node's sessions at a third of their lifetime.
 async fn refresh_presence(shared: Weak<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let period = match shared.upgrade() {
-        Some(s) => (s.config.presence_ttl / 3).max(Duration::from_millis(100)),
-        None => return,
+    let Some(mut tick) = presence_ticks(&shared) else {
+        return;
     };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
