@@ -434,7 +434,8 @@ pub async fn a_lapsed_node_is_claimed_once_with_the_users_it_left(p: Arc<dyn Pre
 
 /// A node never claims itself while lapsed (it is alive: it is asking), and a node that
 /// dies and comes back under the same id takes its earlier entries down with
-/// `claim_own`, live or not, and gets their users once.
+/// `claim_own`, live or not, and gets their users once, also when another node claims
+/// the same lapsed life at the same moment.
 pub async fn claim_own_takes_an_earlier_life_s_entries(p: Arc<dyn Presence>) {
     let n1 = NodeId::new("n1");
     p.set_online(&[entry(1, "a", "n1")], SHORT_TTL)
@@ -459,6 +460,17 @@ pub async fn claim_own_takes_an_earlier_life_s_entries(p: Arc<dyn Presence>) {
         BTreeSet::from([(3, "a".into(), "n2".into())])
     );
     assert!(p.claim_own(&n1).await.expect("claim_own").is_empty());
+    // A node coming back under its id while another claims its lapsed earlier life, at
+    // the same moment: each of its users comes back once, to one of the two.
+    p.set_online(&[entry(4, "a", "n3"), entry(5, "a", "n3")], SHORT_TTL)
+        .await
+        .expect("set_online");
+    tokio::time::sleep(SHORT_TTL + NODE_LAPSE).await;
+    let n3 = NodeId::new("n3");
+    let (own, other) = tokio::join!(p.claim_own(&n3), p.claim_lapsed(&n1));
+    let mut all = own.expect("claim_own");
+    all.extend(other.expect("claim_lapsed"));
+    assert_eq!(users(&all), [4, 5], "{all:?}");
     // The node carries on under its id like any other.
     p.set_online(&[entry(1, "a", "n1")], TTL)
         .await
