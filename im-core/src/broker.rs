@@ -107,6 +107,10 @@ pub enum BrokerError {
 /// - `publish(node, e)` delivers `e` to `node`'s subscription, at most once. Delivery is
 ///   best effort (a node that is down misses it): storage and sync are the truth.
 /// - `broadcast(e)` delivers `e` to every subscribed node, the publisher's own included.
+/// - `publish_many` and `broadcast_many` are the same as calling `publish` or
+///   `broadcast` for each envelope in turn; a broker may carry them together (one
+///   network message), which lets the receiving node deliver them in one go. The
+///   defaults call the single forms one by one.
 /// - A broker that can lose envelopes while its subscription is interrupted (a network
 ///   broker) puts [`Envelope::Missed`] in the stream once the subscription is whole
 ///   again, before any envelope that arrives after the gap.
@@ -116,6 +120,24 @@ pub trait Broker: Send + Sync + fmt::Debug {
     async fn publish(&self, node: &NodeId, envelope: Envelope) -> Result<(), BrokerError>;
     /// Publishes to every node.
     async fn broadcast(&self, envelope: Envelope) -> Result<(), BrokerError>;
+    /// Publishes `envelopes` to one node, in order.
+    async fn publish_many(
+        &self,
+        node: &NodeId,
+        envelopes: Vec<Envelope>,
+    ) -> Result<(), BrokerError> {
+        for envelope in envelopes {
+            self.publish(node, envelope).await?;
+        }
+        Ok(())
+    }
+    /// Publishes `envelopes` to every node, in order.
+    async fn broadcast_many(&self, envelopes: Vec<Envelope>) -> Result<(), BrokerError> {
+        for envelope in envelopes {
+            self.broadcast(envelope).await?;
+        }
+        Ok(())
+    }
     /// The envelopes published to `node`.
     async fn subscribe(&self, node: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError>;
 }

@@ -229,6 +229,7 @@ fn the_presence_and_broker_suites_pass_on_a_redis_cluster() {
         brokers::published_envelopes_reach_the_node_in_order(broker("order")).await;
         brokers::envelopes_reach_only_the_addressed_node(broker("addressed")).await;
         brokers::broadcast_reaches_every_node(broker("broadcast")).await;
+        brokers::envelopes_published_together_arrive_in_order(broker("together")).await;
     });
     let holding = cluster.ports.iter().filter(|&&p| keys_on(p) > 0).count();
     assert!(

@@ -4,9 +4,11 @@
 //! call signals to one device, and kicks. A frame is encoded at most once per codec in
 //! use (JSON, and MessagePack if some session asked for it) and the same bytes —
 //! reference-counted, not copied — are queued for every recipient session on this node
-//! (a group's through its room, see `registry`). When other nodes are up, recipients
-//! there are found through `Presence` and reached with one broker publish per node,
-//! carrying the recipient list; a single node asks presence nothing per message.
+//! (a group's through its room, see `registry`). When other nodes are up, a few
+//! recipients there are found through `Presence` and reached with one envelope per node,
+//! carrying the recipient list; many (a group) with one envelope to every node. Envelopes
+//! go out through the `relay`, many per broker call; a single node asks presence nothing
+//! per message.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -175,20 +177,15 @@ impl Shared {
             }
         }
 
-        // One node (the common case) needs no lookup per recipient.
-        match self.presence.others_online(&self.node).await {
-            Ok(false) => return offline,
-            Ok(true) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "presence lookup failed; remote pushes skipped");
-                return offline;
-            }
-        }
         let users = to.users();
         if users.len() > BROADCAST_OVER && !matches!(to, Recipients::Device(..)) {
             return self
                 .broadcast_deliver(users, skip, out, offline, want_offline)
                 .await;
+        }
+        // One node (the common case) needs no lookup per recipient.
+        if !self.others_online().await {
+            return offline;
         }
         let mut entries = match self.presence.online_elsewhere(users, &self.node).await {
             Ok(entries) => entries,
@@ -236,17 +233,28 @@ impl Shared {
                 frame: json.clone(),
                 origin: None,
             };
-            if let Err(e) = self.broker.publish(&node, envelope).await {
-                tracing::warn!(%node, error = %e, "broker publish failed");
-            }
+            self.relay.publish(node, envelope).await;
         }
         offline
     }
 
+    /// Whether another node is up (false when presence cannot tell: pushes are best
+    /// effort, and sync recovers what remote devices miss).
+    async fn others_online(&self) -> bool {
+        self.presence
+            .others_online(&self.node)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "presence lookup failed; remote pushes skipped");
+                false
+            })
+    }
+
     /// The remote half of a fan-out to many users: one broadcast that every other node
-    /// delivers to the sessions it holds, instead of a presence lookup per user. With
-    /// `want_offline`, presence is still asked about the users `offline` holds (those
-    /// with no session here), to leave out those online elsewhere.
+    /// delivers to the sessions it holds, instead of a presence lookup per user, queued on
+    /// the relay (which drops it if no other node is up). With `want_offline`, presence is
+    /// still asked about the users `offline` holds (those with no session here), to leave
+    /// out those online elsewhere.
     async fn broadcast_deliver(
         &self,
         users: &[UserId],
@@ -262,19 +270,20 @@ impl Shared {
             Skip::User(user) => users.iter().copied().filter(|u| *u != user).collect(),
             Skip::Nobody | Skip::Session(..) => users.to_vec(),
         };
-        self.broadcast(Envelope::Deliver {
-            users,
-            skip: match skip {
-                Skip::Session(_, user, device) => Some((user, device.clone())),
-                Skip::Nobody | Skip::User(_) => None,
-            },
-            device: None,
-            class: out.class(),
-            frame,
-            origin: Some(self.node.clone()),
-        })
-        .await;
-        if want_offline && !offline.is_empty() {
+        self.relay
+            .broadcast_if_others(Envelope::Deliver {
+                users,
+                skip: match skip {
+                    Skip::Session(_, user, device) => Some((user, device.clone())),
+                    Skip::Nobody | Skip::User(_) => None,
+                },
+                device: None,
+                class: out.class(),
+                frame,
+                origin: Some(self.node.clone()),
+            })
+            .await;
+        if want_offline && !offline.is_empty() && self.others_online().await {
             match self.presence.online_elsewhere(&offline, &self.node).await {
                 Ok(entries) => {
                     let remote: HashSet<UserId> = entries.into_iter().map(|e| e.user).collect();
@@ -335,10 +344,9 @@ impl Shared {
         self.sessions.forget_room(group);
     }
 
+    /// Queues `envelope` for every node (see `relay`).
     pub(crate) async fn broadcast(&self, envelope: Envelope) {
-        if let Err(e) = self.broker.broadcast(envelope).await {
-            tracing::warn!(error = %e, "broker broadcast failed");
-        }
+        self.relay.broadcast(envelope).await;
     }
 
     /// Acts on an envelope from another node.

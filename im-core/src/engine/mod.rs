@@ -34,6 +34,7 @@ mod outbox;
 mod presence;
 mod receipts;
 mod registry;
+mod relay;
 mod session;
 mod typing;
 mod validate;
@@ -114,7 +115,6 @@ pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) presence: Arc<dyn Presence>,
-    pub(crate) broker: Arc<dyn Broker>,
     pub(crate) hooks: Arc<dyn Hooks>,
     pub(crate) node: NodeId,
     pub(crate) hasher: PasswordHasher,
@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     leaving: std::sync::Mutex<Vec<(crate::model::UserId, crate::model::DeviceId)>>,
     /// Stores last-seen times, many users per transaction.
     pub(crate) last_seen: last_seen::LastSeenWriter,
+    /// Publishes envelopes to other nodes, many per broker call.
+    pub(crate) relay: relay::Relay,
     /// The engine itself, for tasks that outlive a request (offline timers).
     pub(crate) this: Weak<Shared>,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -210,13 +212,14 @@ impl EngineBuilder {
         let storage = self
             .storage
             .unwrap_or_else(|| Arc::new(MemoryStorage::new()) as Arc<dyn Storage>);
+        let presence = self
+            .presence
+            .unwrap_or_else(|| Arc::new(MemoryPresence::new()));
         let shared = Arc::new_cyclic(|this| Shared {
             last_seen: last_seen::LastSeenWriter::start(storage.clone()),
+            relay: relay::Relay::start(broker, presence.clone(), node.clone()),
             storage,
-            presence: self
-                .presence
-                .unwrap_or_else(|| Arc::new(MemoryPresence::new())),
-            broker,
+            presence,
             hooks: self.hooks.unwrap_or_else(|| Arc::new(NoHooks)),
             node,
             hasher,

@@ -75,3 +75,39 @@ pub async fn broadcast_reaches_every_node(b: Arc<dyn Broker>) {
     assert_eq!(next(&mut sub_a).await, e);
     assert_eq!(next(&mut sub_b).await, e);
 }
+
+/// `publish_many` and `broadcast_many` deliver what the single forms called in turn
+/// would: every envelope, once, in order, to the nodes addressed.
+pub async fn envelopes_published_together_arrive_in_order(b: Arc<dyn Broker>) {
+    let (a, other) = (NodeId::new("conformance-a"), NodeId::new("conformance-b"));
+    let mut sub_a = b.subscribe(&a).await.expect("subscribe");
+    let mut sub_b = b.subscribe(&other).await.expect("subscribe");
+    b.publish(&a, deliver(0)).await.expect("publish");
+    b.publish_many(&a, (1..200).map(deliver).collect())
+        .await
+        .expect("publish_many");
+    b.publish_many(&a, Vec::new()).await.expect("publish none");
+    b.publish(&a, deliver(200)).await.expect("publish");
+    b.publish_many(&a, vec![deliver(201)])
+        .await
+        .expect("publish_many of one");
+    for n in 0..=201 {
+        assert_eq!(next(&mut sub_a).await, deliver(n));
+    }
+    let invalidations: Vec<Envelope> = (1..=3)
+        .map(|g| Envelope::InvalidateGroup {
+            group: GroupId(g),
+            origin: a.clone(),
+        })
+        .collect();
+    b.broadcast_many(invalidations.clone())
+        .await
+        .expect("broadcast_many");
+    for sub in [&mut sub_a, &mut sub_b] {
+        // The other node got nothing of what went to `a`: the broadcast comes first.
+        for e in &invalidations {
+            assert_eq!(&next(sub).await, e);
+        }
+        nothing(sub).await;
+    }
+}

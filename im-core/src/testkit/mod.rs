@@ -177,6 +177,7 @@ macro_rules! broker_conformance {
                 published_envelopes_reach_the_node_in_order,
                 envelopes_reach_only_the_addressed_node,
                 broadcast_reaches_every_node,
+                envelopes_published_together_arrive_in_order,
             ]
         );
     };

@@ -5,7 +5,8 @@
 //! sharded channel (`SPUBLISH`/`SSUBSCRIBE`: it lives on the primary of its slot instead of
 //! crossing the whole cluster bus); broadcasts, which are rare (cache invalidations,
 //! kicks), use classic pub/sub, which reaches every primary. Envelopes travel as
-//! MessagePack, the frame inside as raw bytes.
+//! MessagePack, the frame inside as raw bytes; those published together (`publish_many`,
+//! `broadcast_many`) travel as one message holding an array of them.
 //!
 //! A subscription is a connection of its own, resubscribed by fred after every reconnect.
 //! Pub/sub is at most once: what is published while a node's connection is down is lost
@@ -107,34 +108,53 @@ fn broker_error(e: fred::error::Error) -> BrokerError {
     }
 }
 
+/// One envelope, as a MessagePack map.
 fn encode(envelope: &Envelope) -> Result<Vec<u8>, BrokerError> {
     rmp_serde::to_vec_named(envelope)
         .map_err(|e| BrokerError::Backend(format!("encoding an envelope: {e}")))
 }
 
+/// Several envelopes (`publish_many`, `broadcast_many`) in one Redis message: a
+/// MessagePack array of them.
+fn encode_many(envelopes: &[Envelope]) -> Result<Vec<u8>, BrokerError> {
+    rmp_serde::to_vec_named(envelopes)
+        .map_err(|e| BrokerError::Backend(format!("encoding envelopes: {e}")))
+}
+
+/// Whether a message holds an array of envelopes (MessagePack fixarray, array 16 or
+/// array 32) rather than one (a map).
+fn is_array(bytes: &[u8]) -> bool {
+    matches!(bytes.first(), Some(0x90..=0x9f | 0xdc | 0xdd))
+}
+
 #[async_trait]
 impl Broker for RedisBroker {
     async fn publish(&self, node: &NodeId, envelope: Envelope) -> Result<(), BrokerError> {
-        self.connected()?;
-        let bytes = encode(&envelope)?;
-        let channel = self.node_channel(node);
-        let _: i64 = if self.sharded() {
-            self.client.spublish(channel, bytes).await
-        } else {
-            self.client.publish(channel, bytes).await
-        }
-        .map_err(broker_error)?;
-        Ok(())
+        self.publish_bytes(node, encode(&envelope)?).await
     }
 
     async fn broadcast(&self, envelope: Envelope) -> Result<(), BrokerError> {
-        self.connected()?;
-        let _: i64 = self
-            .client
-            .publish(self.all_channel(), encode(&envelope)?)
-            .await
-            .map_err(broker_error)?;
-        Ok(())
+        self.broadcast_bytes(encode(&envelope)?).await
+    }
+
+    async fn publish_many(
+        &self,
+        node: &NodeId,
+        envelopes: Vec<Envelope>,
+    ) -> Result<(), BrokerError> {
+        match envelopes.len() {
+            0 => Ok(()),
+            1 => self.publish_bytes(node, encode(&envelopes[0])?).await,
+            _ => self.publish_bytes(node, encode_many(&envelopes)?).await,
+        }
+    }
+
+    async fn broadcast_many(&self, envelopes: Vec<Envelope>) -> Result<(), BrokerError> {
+        match envelopes.len() {
+            0 => Ok(()),
+            1 => self.broadcast_bytes(encode(&envelopes[0])?).await,
+            _ => self.broadcast_bytes(encode_many(&envelopes)?).await,
+        }
     }
 
     async fn subscribe(&self, node: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError> {
@@ -220,6 +240,30 @@ impl Broker for RedisBroker {
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
                 .boxed(),
         )
+    }
+}
+
+impl RedisBroker {
+    async fn publish_bytes(&self, node: &NodeId, bytes: Vec<u8>) -> Result<(), BrokerError> {
+        self.connected()?;
+        let channel = self.node_channel(node);
+        let _: i64 = if self.sharded() {
+            self.client.spublish(channel, bytes).await
+        } else {
+            self.client.publish(channel, bytes).await
+        }
+        .map_err(broker_error)?;
+        Ok(())
+    }
+
+    async fn broadcast_bytes(&self, bytes: Vec<u8>) -> Result<(), BrokerError> {
+        self.connected()?;
+        let _: i64 = self
+            .client
+            .publish(self.all_channel(), bytes)
+            .await
+            .map_err(broker_error)?;
+        Ok(())
     }
 }
 
@@ -316,8 +360,13 @@ fn forward(message: Message, tx: &mpsc::UnboundedSender<Envelope>, mine: &str, a
     if bytes.starts_with(PROBE) {
         return true;
     }
-    match rmp_serde::from_slice::<Envelope>(bytes) {
-        Ok(envelope) => tx.send(envelope).is_ok(),
+    let decoded = if is_array(bytes) {
+        rmp_serde::from_slice::<Vec<Envelope>>(bytes)
+    } else {
+        rmp_serde::from_slice::<Envelope>(bytes).map(|e| vec![e])
+    };
+    match decoded {
+        Ok(envelopes) => envelopes.into_iter().all(|e| tx.send(e).is_ok()),
         Err(e) => {
             tracing::warn!(error = %e, "an undecodable envelope from Redis");
             true
@@ -381,10 +430,19 @@ mod tests {
                 origin: node,
             },
         ];
-        for envelope in envelopes {
-            let bytes = encode(&envelope).expect("encode");
+        for envelope in &envelopes {
+            let bytes = encode(envelope).expect("encode");
+            assert!(!is_array(&bytes));
             let back: Envelope = rmp_serde::from_slice(&bytes).expect("decode");
-            assert_eq!(back, envelope);
+            assert_eq!(&back, envelope);
+        }
+        // Several in one message, as publish_many sends them, whatever the array's size.
+        for n in [2, 15, 16, 70_000] {
+            let many: Vec<Envelope> = envelopes.iter().cycle().take(n).cloned().collect();
+            let bytes = encode_many(&many).expect("encode");
+            assert!(is_array(&bytes), "{n} envelopes not sent as an array");
+            let back: Vec<Envelope> = rmp_serde::from_slice(&bytes).expect("decode");
+            assert_eq!(back, many);
         }
     }
 }
