@@ -98,15 +98,9 @@ async fn a_node_shutting_down_hands_its_users_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_invalidations_and_kicks_cross_nodes_through_redis() {
-    let Ok(url) = std::env::var("IM_TEST_REDIS_URL") else {
-        eprintln!("SKIPPED: IM_TEST_REDIS_URL is not set; nodes over Redis are not tested");
+    let Some((url, prefix)) = redis("nodes") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_nanos();
-    let prefix = format!("imtest-nodes-{}-{nanos}", std::process::id());
     let storage = Arc::new(MemoryStorage::new());
     let a = node("node-a", &storage, &url, &prefix).await;
     let b = node("node-b", &storage, &url, &prefix).await;
@@ -117,15 +111,9 @@ async fn messages_invalidations_and_kicks_cross_nodes_through_redis() {
 /// lease later: each session's end removes its entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_shutdown_takes_the_node_s_devices_offline() {
-    let Ok(url) = std::env::var("IM_TEST_REDIS_URL") else {
-        eprintln!("SKIPPED: IM_TEST_REDIS_URL is not set; nodes over Redis are not tested");
+    let Some((url, prefix)) = redis("shutdown") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("a clock after 1970")
-        .as_nanos();
-    let prefix = format!("imtest-shutdown-{}-{nanos}", std::process::id());
     let storage = Arc::new(MemoryStorage::new());
     let a = node("node-a", &storage, &url, &prefix).await;
     let (server, client) = im_core::transport::duplex(64);

@@ -1,7 +1,8 @@
 //! Tests on Redis servers they start themselves (`redis-server` on free loopback ports, in
 //! a temporary directory, killed when the test ends), never the machine's shared one:
 //! - `RedisPresence` and `RedisBroker` pass their conformance suites on a Redis Cluster of
-//!   three primaries (joined with `redis-cli --cluster create`);
+//!   three primaries (joined with `redis-cli --cluster create`), and two engines on it
+//!   pass the cross-node scenarios of `im_core::testkit::nodes`;
 //! - a broker's subscription comes back by itself after Redis restarts.
 //!
 //! Without `redis-server` the tests say so loudly and pass, unless
@@ -13,11 +14,36 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use im_core::auth::HashCost;
 use im_core::broker::Broker;
-use im_core::presence::Presence;
+use im_core::memory::MemoryStorage;
+use im_core::presence::{NodeId, Presence};
 use im_core::testkit::broker as brokers;
 use im_core::testkit::presence as scenarios;
+use im_core::{Engine, EngineConfig};
 use im_store::{RedisBroker, RedisPresence};
+
+/// An engine named `name` on the cluster `client` reaches, keys under `prefix`.
+async fn cluster_node(
+    client: &im_store::redis::Client,
+    name: &str,
+    prefix: &str,
+    storage: &Arc<MemoryStorage>,
+) -> Engine {
+    Engine::builder()
+        .node(NodeId::new(name))
+        .storage(storage.clone())
+        .presence(Arc::new(
+            RedisPresence::new(client.clone(), prefix).expect("prefix"),
+        ))
+        .broker(Arc::new(
+            RedisBroker::new(client.clone(), prefix).expect("prefix"),
+        ))
+        .config(EngineConfig::default().with_hash_cost(HashCost::CHEAPEST))
+        .start()
+        .await
+        .expect("start a node")
+}
 
 /// Redis servers, killed when dropped.
 struct Cluster {
@@ -230,6 +256,16 @@ fn the_presence_and_broker_suites_pass_on_a_redis_cluster() {
         brokers::envelopes_reach_only_the_addressed_node(broker("addressed")).await;
         brokers::broadcast_reaches_every_node(broker("broadcast")).await;
         brokers::envelopes_published_together_arrive_in_order(broker("together")).await;
+
+        // Two engines as two nodes on the cluster behave as one server.
+        let storage = Arc::new(MemoryStorage::new());
+        let a = cluster_node(&client, "node-a", "cluster-nodes", &storage).await;
+        let b = cluster_node(&client, "node-b", "cluster-nodes", &storage).await;
+        im_core::testkit::nodes::messages_invalidations_and_kicks_cross_nodes(a, b).await;
+        let storage = Arc::new(MemoryStorage::new());
+        let a = cluster_node(&client, "node-a", "cluster-group", &storage).await;
+        let b = cluster_node(&client, "node-b", "cluster-group", &storage).await;
+        im_core::testkit::nodes::a_big_group_s_messages_reach_every_node_once(a, b).await;
     });
     let holding = cluster.ports.iter().filter(|&&p| keys_on(p) > 0).count();
     assert!(
