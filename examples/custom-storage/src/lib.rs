@@ -55,7 +55,7 @@ use im_core::model::{
 use im_core::storage::{
     Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery, DeviceRecord,
     DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup, NewMessage,
-    NewUser, Storage, StorageError, StorageResult, UserStore,
+    NewUser, RequestOutcome, Storage, StorageError, StorageResult, UserStore,
 };
 
 /// The field of a custom body that holds a sealed one.
@@ -541,7 +541,7 @@ impl<S: Storage> DeviceStore for SealedStorage<S> {
 
 #[async_trait]
 impl<S: Storage> ContactStore for SealedStorage<S> {
-    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<()> {
+    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<RequestOutcome> {
         self.inner.put_friend_request(request).await
     }
     async fn friend_requests(&self, user: UserId) -> StorageResult<Vec<FriendRequest>> {

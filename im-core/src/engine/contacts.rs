@@ -8,7 +8,7 @@ use super::session::SessionHandle;
 use super::validate;
 use crate::model::{FriendRequest, Timestamp, UserId};
 use crate::protocol::{Event, Reply, ServerFrame};
-use crate::storage::StorageError;
+use crate::storage::{RequestOutcome, StorageError};
 
 impl Shared {
     /// Pushes an event to all sessions of `user`, except the session `skip`.
@@ -60,21 +60,23 @@ impl Shared {
             return Err(ApiError::conflict("already friends"));
         }
         self.friend_room(me.user, user).await?;
-        // Two people who ask each other are friends.
-        let theirs = self.storage.friend_requests(me.user).await?;
-        if theirs.iter().any(|r| r.from == user && r.to == me.user) {
-            return self.accept_friend(me, user).await;
-        }
         let request = FriendRequest {
             from: me.user,
             to: user,
             note,
             created_at: Timestamp::now(),
         };
-        self.storage.put_friend_request(request.clone()).await?;
-        self.push(user, None, Event::FriendRequest { request })
-            .await;
-        Ok(Reply::Done)
+        // Two people who ask each other are friends: storage decides it atomically, so
+        // two requests crossing at the same moment make a friendship too.
+        match self.storage.put_friend_request(request.clone()).await? {
+            RequestOutcome::Pending => {
+                self.push(user, None, Event::FriendRequest { request })
+                    .await;
+                Ok(Reply::Done)
+            }
+            RequestOutcome::Accepted => self.befriended(me, user).await,
+            RequestOutcome::AlreadyFriends => Err(ApiError::conflict("already friends")),
+        }
     }
 
     pub(super) async fn accept_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
@@ -84,12 +86,20 @@ impl Shared {
             .accept_friend_request(user, me.user, Timestamp::now())
             .await
         {
-            Ok(()) => {}
-            Err(StorageError::NotFound(_)) => {
-                return Err(ApiError::not_found("no friend request from this user"));
+            Ok(()) => self.befriended(me, user).await,
+            // The request may have just been accepted the other way round.
+            Err(StorageError::NotFound(_)) if self.storage.is_friend(me.user, user).await? => {
+                Err(ApiError::conflict("already friends"))
             }
-            Err(e) => return Err(e.into()),
+            Err(StorageError::NotFound(_)) => {
+                Err(ApiError::not_found("no friend request from this user"))
+            }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// Tells both users (all of `me`'s other devices) that they are friends now.
+    async fn befriended(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
         self.invalidate_contacts(me.user, user).await;
         self.push(user, None, Event::FriendAdded { user: me.user })
             .await;

@@ -11,7 +11,7 @@ use crate::model::{
 use crate::storage::{
     Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery, DeviceRecord,
     DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup, NewMessage,
-    NewUser, StorageError, StorageResult, UserStore,
+    NewUser, RequestOutcome, StorageError, StorageResult, UserStore,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -282,11 +282,26 @@ impl DeviceStore for MemoryStorage {
 
 #[async_trait]
 impl ContactStore for MemoryStorage {
-    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<()> {
-        self.lock()
-            .requests
-            .insert((request.from, request.to), request);
-        Ok(())
+    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<RequestOutcome> {
+        let mut s = self.lock();
+        let (from, to) = (request.from, request.to);
+        if s.friends.get(&from).is_some_and(|f| f.contains_key(&to)) {
+            return Ok(RequestOutcome::AlreadyFriends);
+        }
+        if s.requests.remove(&(to, from)).is_some() {
+            s.requests.remove(&(from, to));
+            s.friends
+                .entry(from)
+                .or_default()
+                .insert(to, request.created_at);
+            s.friends
+                .entry(to)
+                .or_default()
+                .insert(from, request.created_at);
+            return Ok(RequestOutcome::Accepted);
+        }
+        s.requests.insert((from, to), request);
+        Ok(RequestOutcome::Pending)
     }
 
     async fn friend_requests(&self, user: UserId) -> StorageResult<Vec<FriendRequest>> {

@@ -3,11 +3,29 @@ use async_trait::async_trait;
 use super::StorageResult;
 use crate::model::{Friend, FriendRequest, Timestamp, UserId};
 
+/// What [`ContactStore::put_friend_request`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// The request is pending (new, or replacing the same pair's earlier one).
+    Pending,
+    /// The other user had asked first: the two are friends now, no request left between
+    /// them.
+    Accepted,
+    /// They were friends already; nothing changed.
+    AlreadyFriends,
+}
+
 /// Friend requests, friendships and blocks.
 ///
 /// # Contract
 /// - At most one pending request per ordered pair `(from, to)`; `put_friend_request`
-///   inserts or replaces it (a repeated request updates the note).
+///   inserts or replaces it (a repeated request updates the note) and returns
+///   [`RequestOutcome::Pending`], with two exceptions decided atomically with the
+///   insert: when `to` has a pending request to `from`, the two become friends instead
+///   (both requests deleted, `since` the new request's time; [`RequestOutcome::Accepted`]),
+///   and when they are friends already nothing changes
+///   ([`RequestOutcome::AlreadyFriends`]). So two users who ask each other at the same
+///   moment end up friends with no request left, whichever is stored first.
 /// - `friend_requests(u)` lists every pending request from or to `u`.
 /// - `accept_friend_request(from, to, at)` atomically deletes the request `from → to` and
 ///   makes the two friends both ways (any request `to → from` is deleted too); it fails
@@ -16,11 +34,16 @@ use crate::model::{Friend, FriendRequest, Timestamp, UserId};
 ///   lists the other in `friends`. `remove_friend` ends it both ways and returns
 ///   whether it existed.
 /// - Blocks are directed: `set_blocked(u, t, true)` means `u` blocks `t`. It returns
-///   whether anything changed, and blocking deletes the pending requests between the two.
+///   whether anything changed (of two identical calls at once, one says so), and blocking
+///   deletes the pending requests between the two.
+/// - Calls on the same two users at once (a request each way, accepts each way, a block
+///   and an accept) behave as if made one after the other, and none fails for the other
+///   (a deadlock the database reports is not an answer).
 #[async_trait]
 pub trait ContactStore: Send + Sync {
-    /// Inserts or replaces a pending request.
-    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<()>;
+    /// Inserts or replaces a pending request, or accepts the reverse one (see the
+    /// contract).
+    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<RequestOutcome>;
     /// Pending requests from or to `user`.
     async fn friend_requests(&self, user: UserId) -> StorageResult<Vec<FriendRequest>>;
     /// Deletes the request `from → to`; returns whether it existed.

@@ -14,7 +14,7 @@ mod groups;
 mod messages;
 mod users;
 
-pub use contacts::ContactStore;
+pub use contacts::{ContactStore, RequestOutcome};
 pub use devices::{DeviceRecord, DeviceStore};
 pub use groups::{GroupChange, GroupStore, NewGroup};
 pub use messages::{

@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::storage::{
     Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GroupChange,
-    MessageRange, NewGroup, NewMessage, NewUser, Storage, StorageError,
+    MessageRange, NewGroup, NewMessage, NewUser, RequestOutcome, Storage, StorageError,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -558,7 +558,6 @@ pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn S
         created_at: Timestamp(1),
     };
     s.put_friend_request(req(a, b)).await.expect("put");
-    s.put_friend_request(req(b, a)).await.expect("put");
     s.put_friend_request(req(c, b)).await.expect("put");
     s.accept_friend_request(a, b, Timestamp(7))
         .await
@@ -570,10 +569,152 @@ pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn S
     let fb = s.friends(b).await.expect("friends");
     assert_eq!((fa.len(), fa[0].user, fa[0].since), (1, b, Timestamp(7)));
     assert_eq!((fb.len(), fb[0].user), (1, a));
-    // Both directions of the request are gone; carol's is not.
+    // The request is gone; carol's is not.
     let left = s.friend_requests(b).await.expect("requests");
     assert_eq!(left.len(), 1);
     assert_eq!((left[0].from, left[0].to), (c, b));
+}
+
+/// A request to someone who asked first makes the two friends (both requests gone,
+/// `since` the new request's time); a request between friends changes nothing.
+pub async fn a_request_to_someone_who_asked_first_makes_friends(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let req = |from, to, at| FriendRequest {
+        from,
+        to,
+        note: String::new(),
+        created_at: Timestamp(at),
+    };
+    assert_eq!(
+        s.put_friend_request(req(a, b, 1)).await.expect("put"),
+        RequestOutcome::Pending
+    );
+    assert_eq!(
+        s.put_friend_request(req(a, b, 2)).await.expect("put again"),
+        RequestOutcome::Pending
+    );
+    s.put_friend_request(req(c, b, 3)).await.expect("put");
+    assert_eq!(
+        s.put_friend_request(req(b, a, 4)).await.expect("put back"),
+        RequestOutcome::Accepted
+    );
+    assert!(s.is_friend(a, b).await.expect("is_friend"));
+    assert!(s.is_friend(b, a).await.expect("is_friend"));
+    let fa = s.friends(a).await.expect("friends");
+    assert_eq!((fa.len(), fa[0].user, fa[0].since), (1, b, Timestamp(4)));
+    assert!(s.friend_requests(a).await.expect("requests").is_empty());
+    let left = s.friend_requests(b).await.expect("requests");
+    assert_eq!(
+        left.iter().map(|r| (r.from, r.to)).collect::<Vec<_>>(),
+        vec![(c, b)]
+    );
+    for (from, to) in [(a, b), (b, a)] {
+        assert_eq!(
+            s.put_friend_request(req(from, to, 5)).await.expect("put"),
+            RequestOutcome::AlreadyFriends
+        );
+    }
+    assert!(s.friend_requests(a).await.expect("requests").is_empty());
+}
+
+/// Two users asking each other at the same moment end up friends, with no request left,
+/// whichever is stored first: one call says `Pending`, the other `Accepted`.
+pub async fn requests_crossing_at_once_make_friends(s: Arc<dyn Storage>) {
+    let mut pairs = Vec::new();
+    for n in 0..12 {
+        let a = user(&*s, &format!("cross-a{n}")).await.id;
+        let b = user(&*s, &format!("cross-b{n}")).await.id;
+        pairs.push((a, b));
+    }
+    let put = |from, to| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.put_friend_request(FriendRequest {
+                from,
+                to,
+                note: String::new(),
+                created_at: Timestamp(1),
+            })
+            .await
+        })
+    };
+    let tasks: Vec<_> = pairs.iter().map(|&(a, b)| (put(a, b), put(b, a))).collect();
+    for ((a, b), (ab, ba)) in pairs.into_iter().zip(tasks) {
+        let mut outcomes = [
+            ab.await.expect("task").expect("put a to b"),
+            ba.await.expect("task").expect("put b to a"),
+        ];
+        outcomes.sort_by_key(|o| *o == RequestOutcome::Accepted);
+        assert_eq!(
+            outcomes,
+            [RequestOutcome::Pending, RequestOutcome::Accepted],
+            "users {a} and {b}"
+        );
+        assert!(s.is_friend(a, b).await.expect("is_friend"));
+        assert!(s.is_friend(b, a).await.expect("is_friend"));
+        assert!(
+            s.friend_requests(a).await.expect("requests").is_empty(),
+            "a request is left between {a} and {b}"
+        );
+    }
+}
+
+/// A request accepted and a request the other way at the same moment: friends, no
+/// request left, and neither call fails with anything but "not found" (the accept that
+/// came second) — never a deadlock.
+pub async fn an_accept_and_a_request_back_at_once_make_friends(s: Arc<dyn Storage>) {
+    for n in 0..8 {
+        let a = user(&*s, &format!("back-a{n}")).await.id;
+        let b = user(&*s, &format!("back-b{n}")).await.id;
+        let req = |from, to| FriendRequest {
+            from,
+            to,
+            note: String::new(),
+            created_at: Timestamp(1),
+        };
+        s.put_friend_request(req(a, b)).await.expect("put");
+        let accept = {
+            let s = s.clone();
+            tokio::spawn(async move { s.accept_friend_request(a, b, Timestamp(2)).await })
+        };
+        let back = {
+            let s = s.clone();
+            tokio::spawn(async move { s.put_friend_request(req(b, a)).await })
+        };
+        match accept.await.expect("task") {
+            Ok(()) | Err(StorageError::NotFound(_)) => {}
+            Err(e) => panic!("accept failed: {e}"),
+        }
+        match back.await.expect("task") {
+            Ok(RequestOutcome::Accepted | RequestOutcome::AlreadyFriends) => {}
+            other => panic!("the request back got {other:?}"),
+        }
+        assert!(s.is_friend(a, b).await.expect("is_friend"));
+        assert!(s.is_friend(b, a).await.expect("is_friend"));
+        assert!(s.friend_requests(a).await.expect("requests").is_empty());
+    }
+}
+
+/// Of several identical blocks at the same moment, exactly one reports a change; the same
+/// for unblocks.
+pub async fn blocks_at_once_report_one_change(s: Arc<dyn Storage>) {
+    let (a, b, _) = alice_bob_carol(&*s).await;
+    for blocked in [true, false] {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.set_blocked(a, b, blocked).await })
+            })
+            .collect();
+        let mut changed = 0;
+        for t in tasks {
+            if t.await.expect("task").expect("set_blocked") {
+                changed += 1;
+            }
+        }
+        assert_eq!(changed, 1, "blocked = {blocked}");
+        assert_eq!(s.is_blocked(a, b).await.expect("is_blocked"), blocked);
+    }
 }
 
 /// `remove_friend` ends a friendship both ways and says whether it existed.

@@ -2,12 +2,15 @@
 
 use async_trait::async_trait;
 use im_core::model::{Friend, FriendRequest, Timestamp, UserId};
-use im_core::storage::{ContactStore, StorageError, StorageResult};
+use im_core::storage::{ContactStore, RequestOutcome, StorageError, StorageResult};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 
-use super::entity::{block, friend, friend_request};
+use super::entity::{block, friend, friend_request, user};
 use super::{SqlStorage, db_error, i, u};
 
 fn to_request(m: friend_request::Model) -> FriendRequest {
@@ -39,9 +42,71 @@ async fn delete_requests_between(
     Ok(done.rows_affected)
 }
 
+/// Locks both users' rows until the transaction ends, lower id first, so that calls on
+/// the same two users run one after the other and never deadlock each other (PostgreSQL
+/// and MySQL; SQLite has one writer, and sea-query writes no lock clause for it).
+async fn lock_pair(txn: &DatabaseTransaction, a: UserId, b: UserId) -> StorageResult<()> {
+    user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Id.is_in([i(a.0), i(b.0)]))
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .all(txn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Makes `a` and `b` friends both ways since `at` and deletes the requests between them.
+async fn make_friends(
+    txn: &DatabaseTransaction,
+    a: UserId,
+    b: UserId,
+    at: Timestamp,
+) -> StorageResult<()> {
+    delete_requests_between(txn, a, b).await?;
+    for (x, y) in [(a, b), (b, a)] {
+        let row = friend::ActiveModel {
+            user_id: Set(i(x.0)),
+            friend_id: Set(i(y.0)),
+            since: Set(at.0),
+        };
+        friend::Entity::insert(row)
+            .on_conflict_do_nothing()
+            .exec_without_returning(txn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ContactStore for SqlStorage {
-    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<()> {
+    async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<RequestOutcome> {
+        let (from, to) = (request.from, request.to);
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
+        lock_pair(&txn, from, to).await?;
+        let friends = friend::Entity::find_by_id((i(from.0), i(to.0)))
+            .count(&txn)
+            .await
+            .map_err(db_error)?
+            > 0;
+        if friends {
+            txn.commit().await.map_err(db_error)?;
+            return Ok(RequestOutcome::AlreadyFriends);
+        }
+        let theirs = friend_request::Entity::find_by_id((i(to.0), i(from.0)))
+            .count(&txn)
+            .await
+            .map_err(db_error)?
+            > 0;
+        if theirs {
+            make_friends(&txn, from, to, request.created_at).await?;
+            txn.commit().await.map_err(db_error)?;
+            return Ok(RequestOutcome::Accepted);
+        }
         let row = friend_request::ActiveModel {
             from_user: Set(i(request.from.0)),
             to_user: Set(i(request.to.0)),
@@ -59,10 +124,11 @@ impl ContactStore for SqlStorage {
         .to_owned();
         friend_request::Entity::insert(row)
             .on_conflict(replace)
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
             .map_err(db_error)?;
-        Ok(())
+        txn.commit().await.map_err(db_error)?;
+        Ok(RequestOutcome::Pending)
     }
 
     async fn friend_requests(&self, user: UserId) -> StorageResult<Vec<FriendRequest>> {
@@ -97,6 +163,7 @@ impl ContactStore for SqlStorage {
         at: Timestamp,
     ) -> StorageResult<()> {
         let txn = super::begin(&self.db).await.map_err(db_error)?;
+        lock_pair(&txn, from, to).await?;
         let done = friend_request::Entity::delete_by_id((i(from.0), i(to.0)))
             .exec(&txn)
             .await
@@ -104,19 +171,7 @@ impl ContactStore for SqlStorage {
         if done.rows_affected == 0 {
             return Err(StorageError::NotFound("friend request"));
         }
-        delete_requests_between(&txn, from, to).await?;
-        for (a, b) in [(from, to), (to, from)] {
-            let row = friend::ActiveModel {
-                user_id: Set(i(a.0)),
-                friend_id: Set(i(b.0)),
-                since: Set(at.0),
-            };
-            friend::Entity::insert(row)
-                .on_conflict_do_nothing()
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db_error)?;
-        }
+        make_friends(&txn, from, to, at).await?;
         txn.commit().await.map_err(db_error)
     }
 
@@ -172,6 +227,8 @@ impl ContactStore for SqlStorage {
             return Ok(done.rows_affected > 0);
         }
         let txn = super::begin(&self.db).await.map_err(db_error)?;
+        // Two blocks at once: the second waits here, then sees the first's row.
+        lock_pair(&txn, user, target).await?;
         delete_requests_between(&txn, user, target).await?;
         // Asked, not inferred from the insert: MySQL reports a conflict that changed
         // nothing as one row affected.
