@@ -86,3 +86,69 @@ async fn an_accept_and_a_request_back_at_once_make_friends() {
     }
     engine.shutdown().await;
 }
+
+/// Two devices of the sender recalling one message at the same moment: one recall is
+/// stored, the other is told `conflict`, and the timeline holds one `message_recalled`
+/// per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_recalls_of_one_message_at_once_store_one() {
+    use im_core::model::{Body, ConversationId, SystemEvent};
+    use im_core::protocol::HistoryQuery;
+
+    let engine = engine().await;
+    let (phone, a) = user(&engine, "alice").await;
+    let (bob, b) = user(&engine, "bob").await;
+    let laptop = client(&engine).await;
+    laptop
+        .login("alice", "correct horse", "laptop")
+        .await
+        .unwrap();
+    phone.request_friend(b, "hi").await.unwrap();
+    bob.accept_friend(a).await.unwrap();
+    let conversation = ConversationId::direct(a, b);
+    const MESSAGES: usize = 20;
+    for n in 0..MESSAGES {
+        let seq = phone
+            .send_text(conversation, &format!("oops {n}"))
+            .await
+            .unwrap()
+            .seq;
+        let (one, other) = tokio::join!(
+            phone.recall(conversation, seq),
+            laptop.recall(conversation, seq)
+        );
+        let conflicts = [one, other]
+            .into_iter()
+            .filter(|r| match r {
+                Ok(_) => false,
+                Err(ClientError::Server(e)) if e.code == ErrorCode::Conflict => true,
+                Err(e) => panic!("message {n}: {e:?}"),
+            })
+            .count();
+        assert_eq!(conflicts, 1, "message {n}: one recall stored, one refused");
+    }
+    let (history, _) = bob
+        .history(
+            conversation,
+            HistoryQuery {
+                limit: Some(100),
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let recalls = history
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.body,
+                Body::System {
+                    event: SystemEvent::MessageRecalled { .. }
+                }
+            )
+        })
+        .count();
+    // The recalled messages themselves read as recalled too: 2 per message.
+    assert_eq!(recalls, 2 * MESSAGES, "{history:#?}");
+    engine.shutdown().await;
+}

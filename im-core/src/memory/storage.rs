@@ -9,9 +9,9 @@ use crate::model::{
     Role, Seq, Timestamp, User, UserId,
 };
 use crate::storage::{
-    Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery, DeviceRecord,
-    DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup, NewMessage,
-    NewUser, RequestOutcome, StorageError, StorageResult, UserStore,
+    AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
+    DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
+    NewMessage, NewUser, RequestOutcome, StorageError, StorageResult, UserStore,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -654,6 +654,22 @@ impl MessageStore for MemoryStorage {
             .is_some_and(|t| index < t.messages.len());
         if !exists {
             return Err(StorageError::NotFound("message"));
+        }
+        let timeline = &s.timelines[&conversation];
+        let event = &amendment.event;
+        let retry = !event.client_id.is_empty()
+            && timeline.keys.contains_key(&(
+                event.sender,
+                event.sender_device.clone(),
+                event.client_id.clone(),
+            ));
+        if !retry
+            && matches!(
+                timeline.messages[index].body,
+                crate::model::Body::System { .. }
+            )
+        {
+            return Err(StorageError::Conflict(AMENDED_AWAY));
         }
         let appended = s.append(conversation, amendment.event);
         if !appended.duplicate

@@ -145,8 +145,16 @@ pub struct Amendment {
 /// - `amend` atomically appends `event` (with the next seq, idempotent like `append`)
 ///   and replaces the target's body, setting its `edited_at` to the event's `sent_at`.
 ///   `NotFound` when the target seq does not exist; on a duplicate nothing changes.
+///   `Conflict` ([`AMENDED_AWAY`]), changing nothing, when the target is a system
+///   message — an event, or a message recalled already — checked in the same atomic step,
+///   so of two recalls of one message at the same moment one succeeds and the other is
+///   `Conflict`, and an edit racing a recall never rewrites the recalled text.
 /// - `hide` hides one message from one user (delete for me): `messages` with that user as
 ///   `viewer` leaves it out. Hiding twice is not an error.
+/// The `Conflict` of an `amend` whose target is a system message (an event, or a message
+/// recalled already).
+pub const AMENDED_AWAY: &str = "system messages and recalled messages cannot be changed";
+
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Appends a message, assigning the next seq.

@@ -18,8 +18,8 @@ pub use contacts::{ContactStore, RequestOutcome};
 pub use devices::{DeviceRecord, DeviceStore};
 pub use groups::{GroupChange, GroupStore, NewGroup};
 pub use messages::{
-    Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange, MessageStore,
-    NewMessage,
+    AMENDED_AWAY, Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange,
+    MessageStore, NewMessage,
 };
 pub use users::{NewUser, UserStore};
 

@@ -122,6 +122,7 @@ macro_rules! storage_conformance {
                 amend_retries_change_nothing,
                 amend_of_a_missing_message_is_not_found_and_appends_nothing,
                 concurrent_amend_retries_apply_once,
+                a_recalled_message_cannot_be_amended_even_at_once,
                 amends_are_seen_whole,
                 pages_leave_out_what_the_viewer_hid_and_stay_full,
                 hiding_is_per_user_and_per_conversation,

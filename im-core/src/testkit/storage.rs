@@ -1,6 +1,6 @@
 //! The [`Storage`] contract, clause by clause. Each function takes a fresh, empty store.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{
@@ -1802,22 +1802,22 @@ pub async fn amend_appends_its_event_and_rewrites_the_target(s: Arc<dyn Storage>
         (&target.body, target.edited_at),
         (&plain("two, again"), Some(Timestamp(6_000)))
     );
-    // Any stored seq is a target: the first one, and the newest (itself an event).
+    // The first seq is a target too; an event (the newest) is not.
     s.amend(ab, edit(a, "d", "e3", 1, "one, edited", 7_000))
         .await
         .expect("amend seq 1");
-    s.amend(ab, edit(a, "d", "e4", 5, "event, edited", 8_000))
+    match s
+        .amend(ab, edit(a, "d", "e4", 6, "event, edited", 8_000))
         .await
-        .expect("amend the newest");
+    {
+        Err(StorageError::Conflict(_)) => {}
+        other => panic!("amending an event gave {other:?}"),
+    }
     let after = timeline(&*s, ab).await;
-    assert_eq!(after.len(), 7);
+    assert_eq!(after.len(), 6);
     assert_eq!(
         (&after[0].body, after[0].edited_at),
         (&plain("one, edited"), Some(Timestamp(7_000)))
-    );
-    assert_eq!(
-        (&after[4].body, after[4].edited_at),
-        (&plain("event, edited"), Some(Timestamp(8_000)))
     );
     assert_eq!(
         timeline(&*s, ac).await,
@@ -1964,6 +1964,134 @@ pub async fn concurrent_amend_retries_apply_once(s: Arc<dyn Storage>) {
         (&**body, Some(event.sent_at)),
         "the target carries the body and time of the event that was stored"
     );
+}
+
+/// A recall of `target` by `sender`, keyed `client_id`.
+fn recall(sender: UserId, client_id: &str, target: u64) -> Amendment {
+    let event = SystemEvent::MessageRecalled {
+        seq: Seq(target),
+        by: sender,
+    };
+    Amendment {
+        target: Seq(target),
+        body: Body::System {
+            event: event.clone(),
+        },
+        event: NewMessage {
+            sender,
+            sender_device: device_id("d"),
+            client_id: client_id.to_owned(),
+            body: Body::System { event },
+            sent_at: Timestamp::now(),
+        },
+    }
+}
+
+/// A system message (an event, or one recalled already) cannot be amended: `Conflict`,
+/// nothing stored. Of several recalls of one message at the same moment (two devices),
+/// exactly one stores its event; and an edit racing a recall never leaves the recalled
+/// message with the edited text.
+pub async fn a_recalled_message_cannot_be_amended_even_at_once(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let conv = ConversationId::direct(a, b);
+    fill(&*s, conv, a, "m", 8).await;
+    s.amend(conv, recall(a, "r1", 1)).await.expect("recall");
+    for again in [recall(a, "r1-again", 1), edit(a, "d", "e1", 1, "new", 1)] {
+        match s.amend(conv, again).await {
+            Err(StorageError::Conflict(_)) => {}
+            other => panic!("amending a recalled message gave {other:?}"),
+        }
+    }
+    // Retrying the recall that was stored is still a duplicate, not a conflict.
+    assert!(
+        s.amend(conv, recall(a, "r1", 1))
+            .await
+            .expect("retry")
+            .duplicate
+    );
+    assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(9));
+
+    // Recalls of messages 2..=4, four devices each, all at once.
+    let tasks: Vec<_> = (2..=4u64)
+        .flat_map(|target| (0..4).map(move |device| (target, device)))
+        .map(|(target, device)| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                (
+                    target,
+                    s.amend(conv, recall(a, &format!("r{target}-{device}"), target))
+                        .await,
+                )
+            })
+        })
+        .collect();
+    let mut stored = HashMap::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            (target, Ok(appended)) => {
+                assert!(!appended.duplicate);
+                *stored.entry(target).or_insert(0) += 1;
+            }
+            (_, Err(StorageError::Conflict(_))) => {}
+            (_, Err(e)) => panic!("a recall failed: {e}"),
+        }
+    }
+    assert_eq!(stored, HashMap::from([(2, 1), (3, 1), (4, 1)]));
+    // An edit and a recall of each of messages 5..=8 at once.
+    let tasks: Vec<_> = (5..=8u64)
+        .map(|target| {
+            let s = s.clone();
+            let edit_it = tokio::spawn({
+                let s = s.clone();
+                async move {
+                    s.amend(
+                        conv,
+                        edit(a, "d", &format!("e{target}"), target, "edited", 1),
+                    )
+                    .await
+                }
+            });
+            let recall_it = tokio::spawn(async move {
+                s.amend(conv, recall(a, &format!("r{target}"), target))
+                    .await
+            });
+            (edit_it, recall_it)
+        })
+        .collect();
+    for (edit_it, recall_it) in tasks {
+        recall_it.await.expect("task").expect("the recall");
+        match edit_it.await.expect("task") {
+            Ok(_) | Err(StorageError::Conflict(_)) => {}
+            Err(e) => panic!("the edit failed: {e}"),
+        }
+    }
+    let t = timeline(&*s, conv).await;
+    for m in &t[..8] {
+        assert!(
+            matches!(
+                m.body,
+                Body::System {
+                    event: SystemEvent::MessageRecalled { .. }
+                }
+            ),
+            "message {} is not recalled: {:?}",
+            m.seq.0,
+            m.body
+        );
+    }
+    let recalls = t
+        .iter()
+        .filter(|m| {
+            m.seq.0 > 8
+                && matches!(
+                    m.body,
+                    Body::System {
+                        event: SystemEvent::MessageRecalled { .. }
+                    }
+                )
+        })
+        .count();
+    assert_eq!(recalls, 8, "one recall event per message");
 }
 
 /// While amends run, a reader never sees an amend half done: an edit event without the

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use im_core::model::{Body, ConversationId, DeviceId, Message, MessageId, Seq, Timestamp, UserId};
 use im_core::storage::{
-    Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange, MessageStore,
-    NewMessage, StorageError, StorageResult,
+    AMENDED_AWAY, Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange,
+    MessageStore, NewMessage, StorageError, StorageResult,
 };
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -603,6 +603,27 @@ impl MessageStore for SqlStorage {
             Err(AppendError::Storage(e)) => return Err(e),
         };
         if !appended.duplicate {
+            // Read only now: the append holds the conversation's counter row until the
+            // commit, so an amend of the same conversation that committed meanwhile is
+            // visible here, and one still running waits for this one.
+            let current: Option<String> = message::Entity::find()
+                .select_only()
+                .column(message::Column::Body)
+                .filter(message::Column::Conversation.eq(key.as_str()))
+                .filter(message::Column::Seq.eq(target))
+                .into_tuple()
+                .one(&txn)
+                .await
+                .map_err(db_error)?;
+            let system = current
+                .map(|json| serde_json::from_str::<Body>(&json))
+                .transpose()
+                .map_err(|e| StorageError::Backend(format!("a stored body does not decode: {e}")))?
+                .is_some_and(|b| matches!(b, Body::System { .. }));
+            if system {
+                txn.rollback().await.map_err(db_error)?;
+                return Err(StorageError::Conflict(AMENDED_AWAY));
+            }
             message::Entity::update_many()
                 .col_expr(message::Column::Body, Expr::value(body))
                 .col_expr(
