@@ -116,6 +116,10 @@ pub struct Amendment {
     pub event: NewMessage,
 }
 
+/// The `Conflict` of an `amend` whose target is a system message (an event, or a message
+/// recalled already).
+pub const AMENDED_AWAY: &str = "system messages and recalled messages cannot be changed";
+
 /// Conversation timelines and per-user cursors.
 ///
 /// # Contract
@@ -151,10 +155,6 @@ pub struct Amendment {
 ///   `Conflict`, and an edit racing a recall never rewrites the recalled text.
 /// - `hide` hides one message from one user (delete for me): `messages` with that user as
 ///   `viewer` leaves it out. Hiding twice is not an error.
-/// The `Conflict` of an `amend` whose target is a system message (an event, or a message
-/// recalled already).
-pub const AMENDED_AWAY: &str = "system messages and recalled messages cannot be changed";
-
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Appends a message, assigning the next seq.
