@@ -152,3 +152,83 @@ async fn two_recalls_of_one_message_at_once_store_one() {
     assert_eq!(recalls, 2 * MESSAGES, "{history:#?}");
     engine.shutdown().await;
 }
+
+/// Two devices of a group's owner adding people at the same moment: the same user is
+/// added once (the other device is told `conflict`, and the timeline records one
+/// `members_added`), and two additions that each fit cannot together pass the member
+/// limit (the second is `too_large`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_adds_at_once_add_once_and_keep_the_limit() {
+    use im_core::engine::DirectPolicy;
+    use im_core::model::{Body, ConversationId, SystemEvent};
+    use im_core::protocol::HistoryQuery;
+
+    let config = EngineConfig::default()
+        .with_hash_cost(HashCost::CHEAPEST)
+        .with_direct_policy(DirectPolicy::Anyone)
+        .with_max_group_members(3);
+    let engine = Engine::builder().config(config).start().await.unwrap();
+    let (phone, _) = user(&engine, "owner").await;
+    let laptop = client(&engine).await;
+    laptop
+        .login("owner", "correct horse", "laptop")
+        .await
+        .unwrap();
+    let mut people = Vec::new();
+    for n in 0..40 {
+        people.push(user(&engine, &format!("person{n}")).await.1);
+    }
+    for round in 0..10 {
+        let four = &people[round * 4..round * 4 + 4];
+        // The same user from both devices.
+        let group = phone.create_group("same", &[]).await.unwrap().id;
+        let (one, other) = tokio::join!(
+            phone.add_members(group, &four[..1]),
+            laptop.add_members(group, &four[..1])
+        );
+        let refused: Vec<ErrorCode> = [one, other]
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(_) => None,
+                Err(ClientError::Server(e)) => Some(e.code),
+                Err(e) => panic!("round {round}: {e:?}"),
+            })
+            .collect();
+        assert_eq!(refused, vec![ErrorCode::Conflict], "round {round}");
+        let (history, _) = phone
+            .history(ConversationId::Group(group), HistoryQuery::default())
+            .await
+            .unwrap();
+        let added = history
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.body,
+                    Body::System {
+                        event: SystemEvent::MembersAdded { .. }
+                    }
+                )
+            })
+            .count();
+        assert_eq!(added, 1, "round {round}: {history:#?}");
+
+        // Two pairs at once into a group with room for two.
+        let group = phone.create_group("limited", &[]).await.unwrap().id;
+        let (one, other) = tokio::join!(
+            phone.add_members(group, &four[..2]),
+            laptop.add_members(group, &four[2..])
+        );
+        let refused: Vec<ErrorCode> = [one, other]
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok(_) => None,
+                Err(ClientError::Server(e)) => Some(e.code),
+                Err(e) => panic!("round {round}: {e:?}"),
+            })
+            .collect();
+        assert_eq!(refused, vec![ErrorCode::TooLarge], "round {round}");
+        let members = phone.group_members(group).await.unwrap();
+        assert_eq!(members.len(), 3, "round {round}");
+    }
+    engine.shutdown().await;
+}

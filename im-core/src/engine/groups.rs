@@ -12,7 +12,7 @@ use super::session::SessionHandle;
 use super::validate;
 use crate::model::{Body, Group, GroupId, Member, Message, Role, SystemEvent, Timestamp, UserId};
 use crate::protocol::{Event, Reply, ServerFrame};
-use crate::storage::{GroupChange, NewGroup, NewMessage, StorageError};
+use crate::storage::{GROUP_FULL, GroupChange, NewGroup, NewMessage, StorageError};
 
 impl Shared {
     fn system(me: &SessionHandle, event: SystemEvent) -> NewMessage {
@@ -46,6 +46,13 @@ impl Shared {
             .await
         {
             Ok(done) => done,
+            Err(StorageError::Conflict(GROUP_FULL)) => {
+                self.invalidate_group(group).await;
+                return Err(ApiError::too_large(format!(
+                    "a group has at most {} members",
+                    self.config.max_group_members
+                )));
+            }
             Err(StorageError::Conflict(_)) => {
                 self.invalidate_group(group).await;
                 return Err(ApiError::conflict(
@@ -156,8 +163,12 @@ impl Shared {
             )));
         }
         self.may_add(me.user, &new).await?;
+        // Decided on a view in which they are not members and the group has room: two
+        // additions at once cannot both add the same user or both take the last places.
         let change = GroupChange {
             add: new.iter().map(|&u| (u, Role::Member)).collect(),
+            expect: new.iter().map(|&u| (u, None)).collect(),
+            max_members: Some(self.config.max_group_members),
             ..GroupChange::default()
         };
         let event = SystemEvent::MembersAdded {
@@ -184,6 +195,7 @@ impl Shared {
         }
         let change = GroupChange {
             add: vec![(me.user, Role::Member)],
+            max_members: Some(self.config.max_group_members),
             ..GroupChange::default()
         };
         let event = SystemEvent::MemberJoined { user: me.user };

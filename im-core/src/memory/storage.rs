@@ -10,8 +10,8 @@ use crate::model::{
 };
 use crate::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
-    DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
-    NewMessage, NewUser, RequestOutcome, StorageError, StorageResult, UserStore,
+    DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange, MessageStore,
+    NewGroup, NewMessage, NewUser, RequestOutcome, StorageError, StorageResult, UserStore,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -456,6 +456,16 @@ impl GroupStore for MemoryStorage {
             .any(|(user, role)| current.members.get(user).map(|m| m.role) != *role);
         if stale {
             return Err(StorageError::Conflict("the group changed meanwhile"));
+        }
+        if let Some(max) = change.max_members {
+            let mut after: BTreeSet<UserId> = current.members.keys().copied().collect();
+            after.extend(change.add.iter().map(|(u, _)| *u));
+            for u in &change.remove {
+                after.remove(u);
+            }
+            if after.len() > max {
+                return Err(StorageError::Conflict(GROUP_FULL));
+            }
         }
         let conversation = ConversationId::Group(group);
         let message = s.append(conversation, record).message;

@@ -35,7 +35,16 @@ pub struct GroupChange {
     /// changed or recorded and the result is `Conflict`, so two changes decided on the
     /// same view (two ownership transfers, say) cannot both apply.
     pub expect: Vec<(UserId, Option<Role>)>,
+    /// With `Some(n)`, the change applies only if the group has at most `n` members
+    /// after it; otherwise `Conflict` ([`GROUP_FULL`]), nothing changed or recorded.
+    /// Checked atomically with the change, so two additions at once cannot pass the
+    /// limit together.
+    pub max_members: Option<usize>,
 }
+
+/// The `Conflict` of an `update_group` that would take a group over
+/// [`GroupChange::max_members`].
+pub const GROUP_FULL: &str = "the group would be over its member limit";
 
 /// Groups and their members.
 ///
@@ -47,8 +56,9 @@ pub struct GroupChange {
 ///   atomically, returning the group as it is after the change and the stored message.
 ///   Added members get `joined_seq` = the record's seq, and their read cursor is moved
 ///   up to it. `NotFound` for an unknown group; `Conflict` (and no change, nothing
-///   appended) when a role in `change.expect` is not what it was expected to be,
-///   checked atomically with the change.
+///   appended) when a role in `change.expect` is not what it was expected to be, or
+///   the group would have more than `change.max_members`, checked atomically with the
+///   change.
 /// - `group` and `members` fail with `NotFound` for an unknown group; `member` returns
 ///   `None` for a non-member. `user_groups` lists the groups a user is a member of now.
 #[async_trait]

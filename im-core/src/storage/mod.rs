@@ -16,7 +16,7 @@ mod users;
 
 pub use contacts::{ContactStore, RequestOutcome};
 pub use devices::{DeviceRecord, DeviceStore};
-pub use groups::{GroupChange, GroupStore, NewGroup};
+pub use groups::{GROUP_FULL, GroupChange, GroupStore, NewGroup};
 pub use messages::{
     AMENDED_AWAY, Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange,
     MessageStore, NewMessage,

@@ -101,6 +101,7 @@ macro_rules! storage_conformance {
                 create_group_stores_members_and_first_message,
                 update_group_applies_the_change_with_its_record,
                 concurrent_adds_of_one_member_all_succeed,
+                adds_at_once_apply_once_and_keep_the_member_limit,
                 changes_decided_on_a_stale_view_are_refused,
                 unknown_groups_are_not_found,
                 user_groups_follow_membership,

@@ -8,8 +8,9 @@ use crate::model::{
     Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
-    Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GroupChange,
-    MessageRange, NewGroup, NewMessage, NewUser, RequestOutcome, Storage, StorageError,
+    Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GROUP_FULL,
+    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, RequestOutcome, Storage,
+    StorageError,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -918,6 +919,69 @@ pub async fn update_group_applies_the_change_with_its_record(s: Arc<dyn Storage>
     assert_eq!(s.member(group.id, c).await.expect("member"), None);
     assert_eq!(s.members(group.id).await.expect("members").len(), 2);
     assert_eq!(s.last_seq(conv).await.expect("last_seq"), Seq(5));
+}
+
+/// Additions at the same moment, each decided on a view where its user is not a member
+/// (`expect: (user, None)`): of several adding the same user (two devices of the owner),
+/// exactly one applies and the others are `Conflict`, recording nothing; of additions of
+/// different users with `max_members`, no more apply than there is room for.
+pub async fn adds_at_once_apply_once_and_keep_the_member_limit(s: Arc<dyn Storage>) {
+    let owner = user(&*s, "owner").await.id;
+    let mut others = Vec::new();
+    for n in 0..10 {
+        others.push(user(&*s, &format!("member{n}")).await.id);
+    }
+    let add = |group: GroupId, u: UserId, max: Option<usize>| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let change = GroupChange {
+                add: vec![(u, Role::Member)],
+                expect: vec![(u, None)],
+                max_members: max,
+                ..GroupChange::default()
+            };
+            let event = SystemEvent::MembersAdded {
+                by: owner,
+                users: vec![u],
+            };
+            s.update_group(group, change, system(owner, event)).await
+        })
+    };
+    // The same user, eight times at once.
+    let g = group(&*s, "same", owner, &[]).await.id;
+    let tasks: Vec<_> = (0..8).map(|_| add(g, others[0], None)).collect();
+    let mut applied = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => applied += 1,
+            Err(StorageError::Conflict(_)) => {}
+            Err(e) => panic!("an add failed: {e}"),
+        }
+    }
+    assert_eq!(applied, 1, "one add of the same user applies");
+    assert_eq!(
+        s.last_seq(ConversationId::Group(g)).await.expect("seq"),
+        Seq(2)
+    );
+    assert_eq!(s.members(g).await.expect("members").len(), 2);
+
+    // Ten different users at once into a group of at most five.
+    let g = group(&*s, "limited", owner, &[]).await.id;
+    let tasks: Vec<_> = others.iter().map(|&u| add(g, u, Some(5))).collect();
+    let mut applied = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => applied += 1,
+            Err(StorageError::Conflict(why)) => assert_eq!(why, GROUP_FULL),
+            Err(e) => panic!("an add failed: {e}"),
+        }
+    }
+    assert_eq!(applied, 4, "only the room there was");
+    assert_eq!(s.members(g).await.expect("members").len(), 5);
+    assert_eq!(
+        s.last_seq(ConversationId::Group(g)).await.expect("seq"),
+        Seq(5)
+    );
 }
 
 /// `update_group`: concurrent changes that add the same user all succeed (a member

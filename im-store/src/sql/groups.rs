@@ -8,13 +8,13 @@ use im_core::model::{
     ConversationId, Group, GroupId, Member, Message, Role, Seq, Timestamp, UserId,
 };
 use im_core::storage::{
-    GroupChange, GroupStore, NewGroup, NewMessage, StorageError, StorageResult,
+    GROUP_FULL, GroupChange, GroupStore, NewGroup, NewMessage, StorageError, StorageResult,
 };
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use super::entity::{group, member};
@@ -188,6 +188,17 @@ impl GroupStore for SqlStorage {
                 .exec(&txn)
                 .await
                 .map_err(db_error)?;
+        }
+        if let Some(max) = change.max_members {
+            let count = member::Entity::find()
+                .filter(member::Column::GroupId.eq(i(id.0)))
+                .count(&txn)
+                .await
+                .map_err(db_error)?;
+            if count > u64::try_from(max).unwrap_or(u64::MAX) {
+                txn.rollback().await.map_err(db_error)?;
+                return Err(StorageError::Conflict(GROUP_FULL));
+            }
         }
         for (user, role) in change.roles {
             member::Entity::update_many()
