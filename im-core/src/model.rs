@@ -200,7 +200,17 @@ impl FromStr for ConversationId {
             field: "conversation",
             reason: "must be d:<user>:<user> or g:<group>",
         };
-        let num = |t: &str| t.parse::<u64>().map_err(|_| BAD);
+        // Digits only, no sign and no leading zero: `u64::from_str` alone would take
+        // `+7` and `07`, and one conversation would have many names.
+        let num = |t: &str| {
+            let canonical = !t.is_empty()
+                && t.bytes().all(|b| b.is_ascii_digit())
+                && (t == "0" || !t.starts_with('0'));
+            if !canonical {
+                return Err(BAD);
+            }
+            t.parse::<u64>().map_err(|_| BAD)
+        };
         if let Some(rest) = s.strip_prefix("d:") {
             let (a, b) = rest.split_once(':').ok_or(BAD)?;
             let (a, b) = (UserId(num(a)?), UserId(num(b)?));
@@ -506,9 +516,19 @@ mod tests {
     }
 
     #[test]
+    fn canonical_conversation_ids_are_accepted() {
+        for good in ["d:0:1", "d:90:93", "d:1:18446744073709551615", "g:0", "g:7"] {
+            let id: ConversationId = good.parse().expect(good);
+            assert_eq!(id.to_string(), good);
+        }
+    }
+
+    #[test]
     fn malformed_conversation_ids_are_refused() {
         for bad in [
             "", "d:1", "d:9:3", "d:3:3", "g:", "g:x", "x:1", "d:1:2:3", "g:-1",
+            // Other spellings of valid ids: one conversation has one name.
+            "d:090:93", "d:+90:93", "d:1:+2", "d:01:2", "g:07", "g:+7", "g: 7", "g:7 ", "g:00",
         ] {
             assert!(bad.parse::<ConversationId>().is_err(), "{bad} accepted");
         }

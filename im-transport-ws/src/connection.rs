@@ -14,6 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// One accepted WebSocket, as the engine sees it: each text or binary message is a frame.
@@ -31,6 +33,9 @@ pub struct WsConnection {
     ping: tokio::time::Interval,
     ping_due: bool,
     unflushed_ping: bool,
+    /// Why the peer broke the protocol, for the close frame (RFC 6455, 7.4.1): set when a
+    /// read fails, sent when the engine closes the connection.
+    close_with: Option<CloseFrame>,
 }
 
 impl WsConnection {
@@ -55,6 +60,7 @@ impl WsConnection {
             ping,
             ping_due: false,
             unflushed_ping: false,
+            close_with: None,
         }
     }
 
@@ -99,7 +105,10 @@ impl Stream for WsConnection {
                 Some(Ok(Message::Close(_))) => return Poll::Ready(None),
                 // Pings and pongs: tungstenite answers pings itself.
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Poll::Ready(Some(Err(map_error(e, this.limit)))),
+                Some(Err(e)) => {
+                    this.close_with = close_frame(&e);
+                    return Poll::Ready(Some(Err(map_error(e, this.limit))));
+                }
                 None => return Poll::Ready(None),
             }
         }
@@ -129,6 +138,13 @@ impl Sink<Bytes> for WsConnection {
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.close_with.is_some() {
+            ready!(Pin::new(&mut self.socket).poll_ready(cx)).map_err(io_error)?;
+            let frame = self.close_with.take();
+            Pin::new(&mut self.socket)
+                .start_send(Message::Close(frame))
+                .map_err(io_error)?;
+        }
         Pin::new(&mut self.socket).poll_close(cx).map_err(io_error)
     }
 }
@@ -239,6 +255,22 @@ fn io_error(e: WsError) -> TransportError {
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Closed,
         e => TransportError::Io(io::Error::other(e)),
     }
+}
+
+/// The close frame that tells the peer what it did wrong, for the read errors that are
+/// the peer's fault: invalid UTF-8 in a text message is 1007, a message over the limit
+/// 1009, any other protocol violation 1002.
+fn close_frame(e: &WsError) -> Option<CloseFrame> {
+    let (code, reason) = match e {
+        WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),
+        WsError::Capacity(_) => (CloseCode::Size, "message too large"),
+        WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        _ => return None,
+    };
+    Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    })
 }
 
 /// A read error, with messages over the limit told apart from the rest.

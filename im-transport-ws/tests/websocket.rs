@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::{PASSWORD, WAIT, start, start_with, test_config};
 use futures::{SinkExt, StreamExt};
 use im_core::client::{Client, Events};
@@ -241,6 +242,47 @@ async fn a_frame_over_the_limit_gets_too_large_and_the_socket_closes() {
     }
     assert!(saw_too_large, "no too_large error before the close");
     assert!(closed, "the socket stayed open after an oversized frame");
+}
+
+/// The close code of the first close frame the server sends, within `WAIT`.
+async fn close_code(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, socket.next()).await {
+        match frame {
+            Ok(WsMessage::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
+/// A text message that is not UTF-8 closes the socket with 1007 (RFC 6455, 7.4.1); one
+/// over the frame limit with 1009, after the `too_large` error.
+#[tokio::test]
+async fn protocol_violations_close_with_their_status_code() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let ws = WsConfig::default().with_max_frame_bytes(4096);
+    let server = start_with(test_config().with_max_frame_bytes(4096), ws).await;
+    let mut socket = raw_socket(&server.ws_url(), None).await.unwrap();
+    let not_utf8 = Frame::message(
+        Bytes::from_static(b"{\"id\":0,\"type\":\"hello\xff\xfe\"}"),
+        OpCode::Data(Data::Text),
+        true,
+    );
+    socket.send(WsMessage::Frame(not_utf8)).await.unwrap();
+    assert_eq!(close_code(&mut socket).await, Some(1007));
+
+    let mut socket = raw_socket(&server.ws_url(), None).await.unwrap();
+    let big = format!(r#"{{"id":1,"type":"ping","pad":"{}"}}"#, "x".repeat(8000));
+    socket.send(WsMessage::text(big)).await.unwrap();
+    assert_eq!(close_code(&mut socket).await, Some(1009));
 }
 
 #[tokio::test]

@@ -53,9 +53,9 @@ use im_core::model::{
     Seq, SystemEvent, Timestamp, User, UserId,
 };
 use im_core::storage::{
-    Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery, DeviceRecord,
-    DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup, NewMessage,
-    NewUser, RequestOutcome, Storage, StorageError, StorageResult, UserStore,
+    AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
+    DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
+    NewMessage, NewUser, RequestOutcome, Storage, StorageError, StorageResult, UserStore,
 };
 
 /// The field of a custom body that holds a sealed one.
@@ -403,23 +403,35 @@ impl<S: Storage> MessageStore for SealedStorage<S> {
         conversation: ConversationId,
         mut amendment: Amendment,
     ) -> StorageResult<Appended> {
+        // The new body is bound to the row it replaces, which the amendment names only by
+        // seq: read that row (its sender, device, client id and time never change).
+        let range = MessageRange {
+            after: Seq(amendment.target.0.saturating_sub(1)),
+            before: Some(Seq(amendment.target.0.saturating_add(1))),
+            limit: 1,
+            newest: false,
+            viewer: None,
+        };
+        let target = self.inner.messages(conversation, range).await?;
+        let target = target
+            .first()
+            .filter(|m| m.seq == amendment.target)
+            .ok_or(StorageError::NotFound("message"))?;
+        let row = Row::of_stored(target);
+        // A sealed `message_edited` event looks like a custom body to the inner store,
+        // which refuses to amend the events it can see: refuse this one here. An event
+        // stays an event, so checking outside the inner store's atomic step is safe; a
+        // message being recalled meanwhile gets an unsealed notice the inner store sees.
+        if sealed_text(&target.body).is_some()
+            && matches!(
+                self.keys.open(target.body.clone(), &row)?,
+                Body::System { .. }
+            )
+        {
+            return Err(StorageError::Conflict(AMENDED_AWAY));
+        }
         if is_private(&amendment.body) {
-            // The new body is bound to the row it replaces, which the amendment names
-            // only by seq: read that row (its sender, device, client id and time never
-            // change).
-            let range = MessageRange {
-                after: Seq(amendment.target.0.saturating_sub(1)),
-                before: Some(Seq(amendment.target.0.saturating_add(1))),
-                limit: 1,
-                newest: false,
-                viewer: None,
-            };
-            let target = self.inner.messages(conversation, range).await?;
-            let target = target
-                .first()
-                .filter(|m| m.seq == amendment.target)
-                .ok_or(StorageError::NotFound("message"))?;
-            amendment.body = self.keys.seal(&amendment.body, &Row::of_stored(target))?;
+            amendment.body = self.keys.seal(&amendment.body, &row)?;
         }
         amendment.event = self.seal_new(conversation, amendment.event)?;
         let appended = self.inner.amend(conversation, amendment).await?;

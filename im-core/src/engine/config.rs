@@ -136,7 +136,9 @@ pub struct EngineConfig {
     pub max_friends: usize,
     /// Login, registration and send rates.
     pub rate_limits: RateLimits,
-    /// Largest message body in bytes (text, URLs, custom JSON). Default 16 KiB.
+    /// Largest message body content in bytes: a text's UTF-8 bytes, a custom body's
+    /// `data` as compact JSON, an image's or file's whole body as compact JSON. Call
+    /// signals count their whole encoded signal. Default 16 KiB.
     pub max_body_bytes: usize,
     /// Largest frame the engine expects, reported in `hello`; transports enforce it.
     /// Default 64 KiB.

@@ -88,11 +88,56 @@ pub(crate) fn body(body: &Body, max_bytes: usize) -> ApiResult<()> {
             ));
         }
     }
-    let size = serde_json::to_vec(body).map_or(usize::MAX, |v| v.len());
+    let size = content_bytes(body);
     if size > max_bytes {
         return Err(ApiError::too_large(format!(
-            "body: {size} bytes encoded, the limit is {max_bytes}"
+            "body: {size} bytes of content, the limit is {max_bytes}"
         )));
     }
     Ok(())
+}
+
+/// What the body limit counts (docs/protocol.md, "send"): a text's UTF-8 bytes, a custom
+/// body's `data` as compact JSON, an image's or file's whole body as compact JSON.
+fn content_bytes(body: &Body) -> usize {
+    let json = |v: Result<Vec<u8>, serde_json::Error>| v.map_or(usize::MAX, |v| v.len());
+    match body {
+        Body::Text { text } => text.len(),
+        Body::Custom { data } => json(serde_json::to_vec(data)),
+        _ => json(serde_json::to_vec(body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 16 * 1024;
+
+    fn text(text: String) -> Body {
+        Body::Text { text }
+    }
+
+    /// The limit is on the content, as docs/protocol.md says: a text of exactly 16 KiB
+    /// passes, whatever JSON escaping it needs; one byte more does not.
+    #[test]
+    fn a_text_of_exactly_the_limit_passes() {
+        assert!(body(&text("a".repeat(LIMIT)), LIMIT).is_ok());
+        assert!(body(&text("\"".repeat(LIMIT)), LIMIT).is_ok());
+        let err = body(&text("a".repeat(LIMIT + 1)), LIMIT).unwrap_err();
+        assert_eq!(err.code, crate::protocol::ErrorCode::TooLarge);
+        // UTF-8 bytes, not characters: 4,096 four-byte characters fill it.
+        assert!(body(&text("😀".repeat(LIMIT / 4)), LIMIT).is_ok());
+        assert!(body(&text(format!("{}a", "😀".repeat(LIMIT / 4))), LIMIT).is_err());
+    }
+
+    /// A custom body counts its `data` as compact JSON.
+    #[test]
+    fn custom_data_counts_as_compact_json() {
+        // {"k":"…"} is 8 bytes around the string.
+        let fits = serde_json::json!({ "k": "x".repeat(LIMIT - 8) });
+        assert!(body(&Body::Custom { data: fits }, LIMIT).is_ok());
+        let over = serde_json::json!({ "k": "x".repeat(LIMIT - 7) });
+        assert!(body(&Body::Custom { data: over }, LIMIT).is_err());
+    }
 }
