@@ -105,7 +105,9 @@ pub struct EngineConfig {
     pub session_queue: usize,
     /// Most frames written per flush. Default 256.
     pub max_write_batch: usize,
-    /// A session whose socket accepts no bytes for this long is closed. Default 10 s.
+    /// A session whose socket takes longer than this to accept one frame (or one flush of
+    /// what the transport buffered) is closed; a slow but steady reader is not, it falls
+    /// behind into `resync`. Default 10 s.
     #[serde(with = "millis")]
     pub write_timeout: Duration,
     /// A connection that sends nothing (not even `ping`) for this long is closed, so dead
@@ -136,9 +138,9 @@ pub struct EngineConfig {
     pub max_friends: usize,
     /// Login, registration and send rates.
     pub rate_limits: RateLimits,
-    /// Largest message body content in bytes: a text's UTF-8 bytes, a custom body's
-    /// `data` as compact JSON, an image's or file's whole body as compact JSON. Call
-    /// signals count their whole encoded signal. Default 16 KiB.
+    /// Largest message body content in bytes, as JSON encodes it: a text's string
+    /// (escapes counted, quotes not), a custom body's `data`, an image's or file's whole
+    /// body. Call signals count their whole encoded signal. Default 16 KiB.
     pub max_body_bytes: usize,
     /// Largest frame the engine expects, reported in `hello`; transports enforce it.
     /// Default 64 KiB.

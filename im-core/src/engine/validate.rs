@@ -97,12 +97,16 @@ pub(crate) fn body(body: &Body, max_bytes: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// What the body limit counts (docs/protocol.md, "send"): a text's UTF-8 bytes, a custom
-/// body's `data` as compact JSON, an image's or file's whole body as compact JSON.
+/// What the body limit counts (docs/protocol.md, "send"): the content as JSON encodes
+/// it — a text's characters (one byte each for plain ASCII, two to six for what JSON
+/// escapes, UTF-8 bytes otherwise), a custom body's `data`, an image's or file's whole
+/// body. Measured encoded, so that no stored message can outgrow a frame; content only,
+/// so that a plain text of exactly the limit passes.
 fn content_bytes(body: &Body) -> usize {
     let json = |v: Result<Vec<u8>, serde_json::Error>| v.map_or(usize::MAX, |v| v.len());
     match body {
-        Body::Text { text } => text.len(),
+        // The encoded string without its two quotes.
+        Body::Text { text } => json(serde_json::to_vec(text)).saturating_sub(2),
         Body::Custom { data } => json(serde_json::to_vec(data)),
         _ => json(serde_json::to_vec(body)),
     }
@@ -118,12 +122,14 @@ mod tests {
         Body::Text { text }
     }
 
-    /// The limit is on the content, as docs/protocol.md says: a text of exactly 16 KiB
-    /// passes, whatever JSON escaping it needs; one byte more does not.
+    /// The limit is on the content, as docs/protocol.md says: a plain text of exactly
+    /// 16 KiB passes, one byte more does not; what JSON escapes counts escaped.
     #[test]
     fn a_text_of_exactly_the_limit_passes() {
         assert!(body(&text("a".repeat(LIMIT)), LIMIT).is_ok());
-        assert!(body(&text("\"".repeat(LIMIT)), LIMIT).is_ok());
+        assert!(body(&text("\"".repeat(LIMIT / 2)), LIMIT).is_ok());
+        assert!(body(&text("\"".repeat(LIMIT / 2 + 1)), LIMIT).is_err());
+        assert!(body(&text("\u{1}".repeat(LIMIT / 6 + 1)), LIMIT).is_err());
         let err = body(&text("a".repeat(LIMIT + 1)), LIMIT).unwrap_err();
         assert_eq!(err.code, crate::protocol::ErrorCode::TooLarge);
         // UTF-8 bytes, not characters: 4,096 four-byte characters fill it.
