@@ -215,7 +215,7 @@ where
         // Boxed, like the reader's request handling: an idle writer keeps no room for it.
         let write = Box::pin(async {
             for frame in batch.drain(..) {
-                sink.feed(frame).await?;
+                within(write_timeout, sink.feed(frame)).await?;
             }
             if resync {
                 let frame = ServerFrame::Event {
@@ -225,15 +225,15 @@ where
                 };
                 let codec = *signals.codec.lock().unwrap_or_else(|p| p.into_inner());
                 if let Ok(bytes) = codec.encode(&frame) {
-                    sink.feed(bytes).await?;
+                    within(write_timeout, sink.feed(bytes)).await?;
                 }
             }
-            sink.flush().await
+            within(write_timeout, sink.flush()).await
         });
-        match tokio::time::timeout(write_timeout, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return "write error",
-            Err(_) => {
+        match write.await {
+            Ok(()) => {}
+            Err(WriteFailed::Error) => return "write error",
+            Err(WriteFailed::Stalled) => {
                 metrics::counter!("im_write_timeouts_total").increment(1);
                 return "write timeout";
             }
@@ -242,6 +242,34 @@ where
             batch = Vec::new();
         }
     }
+}
+
+/// Why a write ended the connection.
+enum WriteFailed {
+    /// The transport failed.
+    Error,
+    /// The socket accepted nothing for the write timeout.
+    Stalled,
+}
+
+/// Runs one write step (feeding one frame, or a flush of what the transport buffered),
+/// failing if it does not finish within `limit`. The limit is per step, not per batch:
+/// a client that reads slowly but steadily keeps its connection however long a large
+/// batch takes, and falls behind into `resync` instead; one whose socket takes nothing
+/// for `limit` is closed.
+async fn within<F>(limit: Duration, step: F) -> Result<(), WriteFailed>
+where
+    F: std::future::Future<Output = Result<(), TransportError>>,
+{
+    let mut step = std::pin::pin!(step);
+    // Most steps finish at once: they need no timer.
+    let done = match futures::FutureExt::now_or_never(step.as_mut()) {
+        Some(done) => done,
+        None => tokio::time::timeout(limit, step)
+            .await
+            .map_err(|_| WriteFailed::Stalled)?,
+    };
+    done.map_err(|_| WriteFailed::Error)
 }
 
 #[cfg(test)]
@@ -344,5 +372,63 @@ mod tests {
         );
         outbox.close(None);
         assert_eq!(writer.await.unwrap(), "closed");
+    }
+
+    /// A sink that takes one frame every `pace`, or never with `None`.
+    fn paced_sink(
+        pace: Option<Duration>,
+    ) -> (
+        impl Sink<Bytes, Error = TransportError> + Unpin,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = taken.clone();
+        let sink = futures::sink::unfold((), move |(), _frame: Bytes| {
+            let count = count.clone();
+            async move {
+                match pace {
+                    Some(pace) => tokio::time::sleep(pace).await,
+                    None => std::future::pending::<()>().await,
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, TransportError>(())
+            }
+        });
+        (Box::pin(sink), taken)
+    }
+
+    /// A client reading slowly but steadily is not closed, however long the batch takes
+    /// to write: the timeout is for a socket that takes nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_steady_reader_keeps_its_connection() {
+        let (outbox, inbox) = Outbox::new(64);
+        for _ in 0..40 {
+            outbox.push(&durable(), Codec::Json);
+        }
+        // 40 frames at one per 100 ms: 4 s, four times the write timeout.
+        let (sink, taken) = paced_sink(Some(Duration::from_millis(100)));
+        let writer = tokio::spawn(write_loop(sink, inbox, 256, Duration::from_secs(1)));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(!writer.is_finished(), "the slow reader was closed");
+        assert_eq!(taken.load(Ordering::Relaxed), 40);
+        outbox.close(None);
+        assert_eq!(writer.await.unwrap(), "closed");
+    }
+
+    /// A socket that takes nothing is closed after the write timeout, not later.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_socket_is_closed_after_the_write_timeout() {
+        let (outbox, inbox) = Outbox::new(64);
+        outbox.push(&durable(), Codec::Json);
+        outbox.push(&durable(), Codec::Json);
+        let (sink, _) = paced_sink(None);
+        let started = tokio::time::Instant::now();
+        let end = write_loop(sink, inbox, 256, Duration::from_secs(1)).await;
+        assert_eq!(end, "write timeout");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_millis(1_100),
+            "closed after {took:?}"
+        );
     }
 }
