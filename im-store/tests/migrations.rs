@@ -1,11 +1,12 @@
 //! Migrations keep what is stored: rolling the newest back and running it again leaves
-//! every retry recognised, on each database.
+//! every retry recognised, on each database; and nodes starting at once on a fresh
+//! PostgreSQL or MySQL database migrate it once, in turn.
 
 mod common;
 
 use std::sync::Arc;
 
-use common::{Server, server_database, sqlite_file};
+use common::{Server, server_database, server_database_url, sqlite_file};
 use im_core::model::{Body, ConversationId, DeviceId, Timestamp, UserId};
 use im_core::storage::{MessageStore, NewMessage};
 use im_store::SqlStorage;
@@ -65,5 +66,48 @@ async fn postgres() {
 async fn mysql() {
     if let Some(url) = Server::MySql.url() {
         keys_survive_the_key_migration(server_database(Server::MySql, &url).await).await;
+    }
+}
+
+/// Nodes starting at the same moment on a fresh database each bring the schema up; the
+/// migrations run once, one node after the other (an advisory lock), and every node
+/// can serve.
+async fn nodes_starting_at_once_migrate_once(server: Server, url: &str) {
+    for round in 0..3 {
+        let url = server_database_url(server, url).await;
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { SqlStorage::connect(&url).await })
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for start in starts {
+            nodes.push(
+                start
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: a node failed to start: {e}")),
+            );
+        }
+        for (n, node) in nodes.iter().enumerate() {
+            let chat = ConversationId::direct(UserId(1), UserId(2));
+            let sent = node.append(chat, text(&format!("node {n}"))).await.unwrap();
+            assert!(!sent.duplicate);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_at_once() {
+    if let Some(url) = Server::Postgres.url() {
+        nodes_starting_at_once_migrate_once(Server::Postgres, &url).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_nodes_starting_at_once() {
+    if let Some(url) = Server::MySql.url() {
+        nodes_starting_at_once_migrate_once(Server::MySql, &url).await;
     }
 }

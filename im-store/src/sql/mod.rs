@@ -37,8 +37,8 @@ use std::time::Duration;
 use im_core::model::{ConversationId, Platform, Role};
 use im_core::storage::{StorageError, StorageResult};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    IsolationLevel, RuntimeErr, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, RuntimeErr, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -139,9 +139,50 @@ impl SqlStorage {
         })
     }
 
-    /// Applies the migrations that have not run yet.
+    /// Applies the migrations that have not run yet. Processes starting at once on one
+    /// PostgreSQL or MySQL database take turns: each holds an advisory lock (on a pool
+    /// connection kept for it) while its migrator runs, so every migration runs once and
+    /// the later ones find the schema up to date.
     pub async fn migrate(&self) -> StorageResult<()> {
-        Migrator::up(&self.db, None).await.map_err(db_error)
+        let backend = self.db.get_database_backend();
+        let (lock, unlock) = match backend {
+            DbBackend::Postgres => (
+                "SELECT pg_advisory_lock(8245107739)",
+                "SELECT pg_advisory_unlock(8245107739)",
+            ),
+            DbBackend::MySql => (
+                "SELECT GET_LOCK('im_store_migrations', 600)",
+                "SELECT RELEASE_LOCK('im_store_migrations')",
+            ),
+            _ => return Migrator::up(&self.db, None).await.map_err(db_error),
+        };
+        // A transaction keeps one connection of the pool: the lock's session, which
+        // releases it if this process dies.
+        let holder = self.db.begin().await.map_err(db_error)?;
+        let taken = holder
+            .query_one_raw(Statement::from_string(backend, lock))
+            .await
+            .map_err(db_error)?;
+        if backend == DbBackend::MySql {
+            let granted = taken
+                .map(|row| row.try_get_by_index::<Option<i64>>(0))
+                .transpose()
+                .map_err(db_error)?
+                .flatten();
+            if granted != Some(1) {
+                return Err(StorageError::Unavailable(
+                    "another process held the migration lock for 10 minutes".into(),
+                ));
+            }
+        }
+        let migrated = Migrator::up(&self.db, None).await.map_err(db_error);
+        let released = holder
+            .query_one_raw(Statement::from_string(backend, unlock))
+            .await;
+        let _ = holder.rollback().await;
+        migrated?;
+        released.map_err(db_error)?;
+        Ok(())
     }
 
     /// Whether the database answers (a round trip on the pool), for health checks.
