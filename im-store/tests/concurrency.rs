@@ -133,3 +133,51 @@ async fn mysql_stays_gapless_under_32_writers() {
     };
     hammer("mysql", server_database(Server::MySql, &url).await).await;
 }
+
+/// Two storages on one SQLite file, as two processes would open it (each with a writer
+/// of its own): appends from both at once all succeed, gapless, instead of failing with
+/// "database is locked" when a transaction that read first cannot become a writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_sqlite_file_both_write() {
+    let dir = std::env::temp_dir().join("im-store-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("two-writers-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let one: Arc<dyn Storage> = Arc::new(SqlStorage::connect(&url).await.unwrap());
+    let other: Arc<dyn Storage> = Arc::new(SqlStorage::connect(&url).await.unwrap());
+    let chat = ConversationId::direct(im_core::model::UserId(1), im_core::model::UserId(2));
+    const EACH: u64 = 200;
+    let tasks: Vec<_> = [one.clone(), other]
+        .into_iter()
+        .enumerate()
+        .flat_map(|(p, storage)| {
+            (0..4).map(move |w| {
+                let storage = storage.clone();
+                tokio::spawn(async move {
+                    let device = DeviceId::new(format!("p{p}w{w}")).unwrap();
+                    for k in 0..EACH {
+                        let message = NewMessage {
+                            sender: im_core::model::UserId(1 + (w % 2)),
+                            sender_device: device.clone(),
+                            client_id: format!("{k}"),
+                            body: Body::Text {
+                                text: format!("{p}-{w}-{k}"),
+                            },
+                            sent_at: Timestamp::now(),
+                        };
+                        storage
+                            .append(chat, message)
+                            .await
+                            .unwrap_or_else(|e| panic!("process {p} writer {w} append {k}: {e}"));
+                    }
+                })
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(one.last_seq(chat).await.unwrap(), Seq(8 * EACH));
+    let _ = std::fs::remove_file(&path);
+}

@@ -38,7 +38,8 @@ use im_core::model::{ConversationId, Platform, Role};
 use im_core::storage::{StorageError, StorageResult};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, IsolationLevel, RuntimeErr, Statement, TransactionTrait,
+    DbErr, IsolationLevel, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -401,14 +402,29 @@ pub(crate) fn pad_in_list<T: Clone>(values: &mut Vec<T>) {
 /// it waits for a lock (a conversation counter), so it misses what the transaction it
 /// waited for committed: of two changes adding one member, the second saw no member and
 /// failed on the unique key (`concurrent_adds_of_one_member_all_succeed`). It also takes
-/// gap locks that make concurrent inserts deadlock. SQLite (one writer) and PostgreSQL
-/// (`READ COMMITTED` already) keep their defaults.
+/// gap locks that make concurrent inserts deadlock. PostgreSQL (`READ COMMITTED`
+/// already) keeps its default.
+///
+/// On SQLite every transaction here writes, so it begins `IMMEDIATE`: it takes the write
+/// lock at `BEGIN`, waiting up to the busy timeout for another process's writer. A
+/// deferred one reads first and must then become a writer, which SQLite refuses at once
+/// ("database is locked", no waiting) when another process wrote meanwhile: two
+/// processes on one file then failed each other's appends
+/// (`two_processes_on_one_sqlite_file_both_write`).
 pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    if db.get_database_backend() == DbBackend::MySql {
-        db.begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+    match db.get_database_backend() {
+        DbBackend::MySql => {
+            db.begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+                .await
+        }
+        DbBackend::Sqlite => {
+            db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
             .await
-    } else {
-        db.begin().await
+        }
+        _ => db.begin().await,
     }
 }
 
