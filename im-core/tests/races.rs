@@ -232,3 +232,192 @@ async fn two_adds_at_once_add_once_and_keep_the_limit() {
     }
     engine.shutdown().await;
 }
+
+/// How many of `results` succeeded; every failure must be one of `allowed`.
+fn successes<T: std::fmt::Debug>(
+    results: Vec<Result<T, ClientError>>,
+    allowed: &[ErrorCode],
+    what: &str,
+) -> usize {
+    results
+        .into_iter()
+        .filter(|r| match r {
+            Ok(_) => true,
+            Err(ClientError::Server(e)) if allowed.contains(&e.code) => false,
+            Err(e) => panic!("{what}: {e:?}"),
+        })
+        .count()
+}
+
+/// How many system messages of `kind` a group's timeline holds.
+async fn events(
+    client: &Client,
+    group: im_core::model::GroupId,
+    kind: fn(&im_core::model::SystemEvent) -> bool,
+) -> usize {
+    use im_core::model::{Body, ConversationId};
+    use im_core::protocol::HistoryQuery;
+    let (history, _) = client
+        .history(ConversationId::Group(group), HistoryQuery::default())
+        .await
+        .unwrap();
+    history
+        .iter()
+        .filter(|m| matches!(&m.body, Body::System { event } if kind(event)))
+        .count()
+}
+
+/// Group changes sent at once by two devices, or by two members: kicking the same
+/// member, setting a member's role both ways, the same user joining an open group from
+/// two devices, two members leaving. Each applies once, the timeline records it once,
+/// and the other request is refused with the documented error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_changes_at_once_apply_once() {
+    use im_core::model::{Role, SystemEvent};
+    use im_core::protocol::Request;
+
+    let engine = engine().await;
+    let (phone, owner) = user(&engine, "owner").await;
+    let laptop = client(&engine).await;
+    laptop
+        .login("owner", "correct horse", "laptop")
+        .await
+        .unwrap();
+    for round in 0..8 {
+        let (member, m) = user(&engine, &format!("member{round}")).await;
+        let member_laptop = client(&engine).await;
+        member_laptop
+            .login(&format!("member{round}"), "correct horse", "laptop")
+            .await
+            .unwrap();
+        member.request_friend(owner, "hi").await.unwrap();
+        phone.accept_friend(m).await.unwrap();
+
+        // Kicking the same member from two devices.
+        let group = phone.create_group("kick", &[m]).await.unwrap().id;
+        let kick = || Request::KickMember { group, user: m };
+        let (one, other) = tokio::join!(phone.group_request(kick()), laptop.group_request(kick()));
+        let applied = successes(
+            vec![one, other],
+            &[ErrorCode::Conflict, ErrorCode::NotFound],
+            "kick",
+        );
+        assert_eq!(applied, 1, "round {round}: kicks applied");
+        let kicked = events(&phone, group, |e| {
+            matches!(e, SystemEvent::MemberKicked { .. })
+        })
+        .await;
+        assert_eq!(kicked, 1, "round {round}: member_kicked recorded");
+
+        // Making a member an admin from one device while the other makes them a plain
+        // member again: both may apply, one after the other, never on a stale view.
+        let group = phone.create_group("roles", &[m]).await.unwrap().id;
+        let role = |role| Request::SetRole {
+            group,
+            user: m,
+            role,
+        };
+        let (one, other) = tokio::join!(
+            phone.group_request(role(Role::Admin)),
+            laptop.group_request(role(Role::Member))
+        );
+        let applied = successes(vec![one, other], &[ErrorCode::Conflict], "set_role");
+        assert!(applied >= 1, "round {round}: no role change applied");
+        let changed = events(&phone, group, |e| {
+            matches!(e, SystemEvent::RoleChanged { .. })
+        })
+        .await;
+        assert_eq!(changed, applied, "round {round}: one record per change");
+
+        // Joining an open group from two devices of the same user.
+        let open = phone
+            .request(Request::CreateGroup {
+                name: "open".into(),
+                members: Vec::new(),
+                open: true,
+            })
+            .await
+            .unwrap();
+        let im_core::protocol::Reply::Group { group: open, .. } = open else {
+            panic!("create_group replied {open:?}");
+        };
+        let join = || Request::JoinGroup { group: open.id };
+        let (one, other) = tokio::join!(
+            member.group_request(join()),
+            member_laptop.group_request(join())
+        );
+        let applied = successes(vec![one, other], &[ErrorCode::Conflict], "join");
+        assert_eq!(applied, 1, "round {round}: joins applied");
+        let joined = events(&phone, open.id, |e| {
+            matches!(e, SystemEvent::MemberJoined { .. })
+        })
+        .await;
+        assert_eq!(joined, 1, "round {round}: member_joined recorded");
+
+        // Leaving from two devices at once.
+        let leave = || Request::LeaveGroup { group: open.id };
+        let (one, other) = tokio::join!(
+            member.group_request(leave()),
+            member_laptop.group_request(leave())
+        );
+        let applied = successes(
+            vec![one, other],
+            &[
+                ErrorCode::Conflict,
+                ErrorCode::NotFound,
+                ErrorCode::Forbidden,
+            ],
+            "leave",
+        );
+        assert_eq!(applied, 1, "round {round}: leaves applied");
+        let left = events(&phone, open.id, |e| {
+            matches!(e, SystemEvent::MemberLeft { .. })
+        })
+        .await;
+        assert_eq!(left, 1, "round {round}: member_left recorded");
+    }
+    engine.shutdown().await;
+}
+
+/// Two devices revoking the same third device at once: one revokes it, the other is
+/// told `not_found`; the revoked device's session is closed either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_revokes_of_one_device_at_once_revoke_once() {
+    use im_core::model::DeviceId;
+
+    // Eleven logins of one account in a second: past the default per-account limit.
+    let config = EngineConfig::default()
+        .with_hash_cost(HashCost::CHEAPEST)
+        .with_rate_limits(im_core::engine::RateLimits::unlimited());
+    let engine = Engine::builder().config(config).start().await.unwrap();
+    let (phone, _) = user(&engine, "alice").await;
+    let laptop = client(&engine).await;
+    laptop
+        .login("alice", "correct horse", "laptop")
+        .await
+        .unwrap();
+    for round in 0..10 {
+        let tablet = client(&engine).await;
+        let name = format!("tablet{round}");
+        tablet.login("alice", "correct horse", &name).await.unwrap();
+        let device = DeviceId::new(name).unwrap();
+        let (one, other) =
+            tokio::join!(phone.revoke_device(&device), laptop.revoke_device(&device));
+        let applied = successes(vec![one, other], &[ErrorCode::NotFound], "revoke");
+        assert_eq!(applied, 1, "round {round}: revokes applied");
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match tablet.friends().await {
+                    Err(_) => break,
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                }
+            }
+        })
+        .await;
+        assert!(
+            refused.is_ok(),
+            "round {round}: the revoked tablet still acts"
+        );
+    }
+    engine.shutdown().await;
+}
