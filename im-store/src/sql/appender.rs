@@ -66,14 +66,57 @@ struct Job {
 #[derive(Debug, Clone)]
 pub(crate) struct Appender {
     jobs: mpsc::Sender<Job>,
+    /// What this writer's tests make go wrong.
+    #[cfg_attr(not(test), allow(dead_code))]
+    faults: Faults,
+}
+
+/// Failures a unit test injects into one writer, to prove what happens when a batch
+/// panics or its commit fails (neither can be caused from outside on demand). Empty,
+/// and every check false, outside tests.
+#[derive(Debug, Clone, Default)]
+struct Faults(#[cfg(test)] std::sync::Arc<FaultFlags>);
+
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct FaultFlags {
+    panic_next_batch: std::sync::atomic::AtomicBool,
+    fail_next_commit: std::sync::atomic::AtomicBool,
+}
+
+impl Faults {
+    /// Whether the next batch is to panic (once).
+    fn panic_now(&self) -> bool {
+        #[cfg(test)]
+        {
+            self.0
+                .panic_next_batch
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        }
+        #[cfg(not(test))]
+        false
+    }
+
+    /// Whether the next commit is to fail (once).
+    fn fail_commit_now(&self) -> bool {
+        #[cfg(test)]
+        {
+            self.0
+                .fail_next_commit
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        }
+        #[cfg(not(test))]
+        false
+    }
 }
 
 impl Appender {
     /// Starts the writer task; it ends when the last handle is dropped.
     pub(crate) fn start(db: DatabaseConnection) -> Appender {
         let (jobs, rx) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(run(db, rx));
-        Appender { jobs }
+        let faults = Faults::default();
+        tokio::spawn(run(db, rx, faults.clone()));
+        Appender { jobs, faults }
     }
 
     /// Appends through the next batch. Dropping the returned future does not cancel the
@@ -139,7 +182,7 @@ impl Appender {
 /// again before it writes a batch smaller than the last.
 const GATHER_ROUNDS: usize = 16;
 
-async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
+async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>, faults: Faults) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     let mut last = 0;
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
@@ -164,23 +207,23 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
         // A bug that panics on one batch must not stop every later append: that batch's
         // transaction rolls back as it is dropped, its appends are answered `unavailable`
         // (their reply channels close), and the writer goes on.
-        if AssertUnwindSafe(write_or_split(&db, batch))
-            .catch_unwind()
-            .await
-            .is_err()
-        {
+        let write = async {
+            assert!(!faults.panic_now(), "a panic injected by a test");
+            write_or_split(&db, batch, &faults).await;
+        };
+        if AssertUnwindSafe(write).catch_unwind().await.is_err() {
             metrics::counter!("im_sql_append_panics_total").increment(1);
             tracing::error!("the append writer panicked on a batch; its appends failed");
         }
     }
 }
 
-async fn write_or_split(db: &DatabaseConnection, batch: Vec<Job>) {
+async fn write_or_split(db: &DatabaseConnection, batch: Vec<Job>, faults: &Faults) {
     if batch.len() > 1 {
         // Where the insert can say which keys were taken, skip the lookup (see above).
         let mut lookup = !db.get_database_backend().support_returning();
         loop {
-            match write_batch(db, &batch, lookup).await {
+            match write_batch(db, &batch, lookup, faults).await {
                 Ok(results) => {
                     for (job, result) in batch.into_iter().zip(results) {
                         let _ = job.reply.send(Ok(result));
@@ -269,6 +312,7 @@ async fn write_batch(
     db: &DatabaseConnection,
     batch: &[Job],
     lookup: bool,
+    faults: &Faults,
 ) -> Result<Vec<Appended>, BatchError> {
     let txn = super::begin(db).await?;
     let backend = txn.get_database_backend();
@@ -385,6 +429,13 @@ async fn write_batch(
             }
         };
         results.push(appended);
+    }
+    if faults.fail_commit_now() {
+        // As a commit that failed before reaching the disk: nothing stored.
+        drop(txn);
+        return Err(BatchError::Commit(StorageError::Unavailable(
+            "a commit failure injected by a test".into(),
+        )));
     }
     // Nothing after this may fail: a committed batch must be reported as stored.
     txn.commit()
@@ -650,4 +701,93 @@ async fn raise_many(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use im_core::model::{Body, DeviceId, Timestamp};
+    use im_core::storage::MessageStore;
+
+    use super::*;
+    use crate::SqlStorage;
+
+    fn text(client_id: &str) -> NewMessage {
+        NewMessage {
+            sender: UserId(1),
+            sender_device: DeviceId::new("phone").unwrap(),
+            client_id: client_id.to_owned(),
+            body: Body::Text {
+                text: client_id.to_owned(),
+            },
+            sent_at: Timestamp::now(),
+        }
+    }
+
+    fn chat() -> ConversationId {
+        ConversationId::direct(UserId(1), UserId(2))
+    }
+
+    /// A batch that panics fails its own appends as `unavailable` (nothing of it
+    /// stored), and the writer goes on with the next ones.
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_appends_and_the_writer_goes_on() {
+        let storage = SqlStorage::connect("sqlite::memory:").await.unwrap();
+        storage
+            .appender
+            .faults
+            .0
+            .panic_next_batch
+            .store(true, Ordering::SeqCst);
+        match storage.append(chat(), text("lost")).await {
+            Err(StorageError::Unavailable(why)) => assert!(why.contains("retry"), "{why}"),
+            other => panic!("an append in a panicking batch gave {other:?}"),
+        }
+        let next = storage.append(chat(), text("next")).await.unwrap();
+        assert_eq!(
+            next.message.seq,
+            Seq(1),
+            "the panicked batch stored nothing"
+        );
+        // The retry of the lost one is stored now, once.
+        let retry = storage.append(chat(), text("lost")).await.unwrap();
+        assert_eq!((retry.message.seq, retry.duplicate), (Seq(2), false));
+    }
+
+    /// A batch whose commit fails answers every append `unavailable` (the outcome is
+    /// unknown, so it is not replayed), and their retries with the same client ids are
+    /// stored once.
+    #[tokio::test]
+    async fn a_failed_commit_fails_the_batch_and_retries_store_once() {
+        let storage = SqlStorage::connect("sqlite::memory:").await.unwrap();
+        storage
+            .appender
+            .faults
+            .0
+            .fail_next_commit
+            .store(true, Ordering::SeqCst);
+        let batch = || (0..3).map(|n| (chat(), text(&format!("m{n}")))).collect();
+        // Queued together, so they share one batch and its one commit.
+        let answers = storage.append_many(batch()).await;
+        for answer in &answers {
+            match answer {
+                Err(StorageError::Unavailable(why)) => {
+                    assert!(why.contains("same client id"), "{why}")
+                }
+                other => panic!("an append of a batch whose commit failed gave {other:?}"),
+            }
+        }
+        let retried = storage.append_many(batch()).await;
+        let seqs: Vec<(Seq, bool)> = retried
+            .into_iter()
+            .map(|r| r.map(|a| (a.message.seq, a.duplicate)).unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            vec![(Seq(1), false), (Seq(2), false), (Seq(3), false)]
+        );
+        let again = storage.append_many(batch()).await;
+        assert!(again.into_iter().all(|r| r.unwrap().duplicate));
+    }
 }
