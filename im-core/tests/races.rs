@@ -421,3 +421,67 @@ async fn two_revokes_of_one_device_at_once_revoke_once() {
     }
     engine.shutdown().await;
 }
+
+/// Two devices editing one message at the same moment: both edits are stored, one after
+/// the other, and the message reads as the edit with the higher seq — never as the
+/// earlier one over the later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_edits_at_once_leave_the_later_text() {
+    use im_core::model::{Body, ConversationId, SystemEvent};
+    use im_core::protocol::HistoryQuery;
+
+    let engine = engine().await;
+    let (phone, a) = user(&engine, "alice").await;
+    let (bob, b) = user(&engine, "bob").await;
+    let laptop = client(&engine).await;
+    laptop
+        .login("alice", "correct horse", "laptop")
+        .await
+        .unwrap();
+    phone.request_friend(b, "hi").await.unwrap();
+    bob.accept_friend(a).await.unwrap();
+    let conversation = ConversationId::direct(a, b);
+    let text = |t: &str| Body::Text { text: t.to_owned() };
+    for n in 0..20 {
+        let seq = phone
+            .send_text(conversation, &format!("draft {n}"))
+            .await
+            .unwrap()
+            .seq;
+        let (one, other) = tokio::join!(
+            phone.edit(conversation, seq, text(&format!("phone {n}"))),
+            laptop.edit(conversation, seq, text(&format!("laptop {n}")))
+        );
+        let (one, other) = (one.unwrap(), other.unwrap());
+        let later = if one.seq > other.seq {
+            format!("phone {n}")
+        } else {
+            format!("laptop {n}")
+        };
+        let (history, _) = bob
+            .history(
+                conversation,
+                HistoryQuery {
+                    after: Some(im_core::model::Seq(seq.0 - 1)),
+                    limit: Some(3),
+                    ..HistoryQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(history[0].body, text(&later), "message {n}");
+        let edits = history[1..]
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.body,
+                    Body::System {
+                        event: SystemEvent::MessageEdited { .. }
+                    }
+                )
+            })
+            .count();
+        assert_eq!(edits, 2, "message {n}: both edits recorded");
+    }
+    engine.shutdown().await;
+}
