@@ -146,13 +146,15 @@ async fn an_accept_and_a_request_back_at_once_make_friends() {
 /// per message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_recalls_of_one_message_at_once_store_one() {
-    let engine = engine().await;
+    // Recalls count as sends: 180 in a few milliseconds pass the default send rate.
+    let limits = im_core::engine::RateLimits::unlimited();
+    let engine = engine_with(EngineConfig::default().with_rate_limits(limits)).await;
     let (phone, a) = user(&engine, "alice").await;
     let (bob, b) = user(&engine, "bob").await;
     let laptop = device(&engine, "alice", "laptop").await;
     befriend((&phone, a), (&bob, b)).await;
     let conversation = ConversationId::direct(a, b);
-    const MESSAGES: usize = 20;
+    const MESSAGES: usize = 60;
     for n in 0..MESSAGES {
         let text = format!("oops {n}");
         let seq = phone.send_text(conversation, &text).await.unwrap().seq;
