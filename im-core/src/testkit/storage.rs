@@ -74,6 +74,16 @@ async fn alice_bob_carol(s: &dyn Storage) -> (UserId, UserId, UserId) {
     )
 }
 
+/// A friend request with no note, made at `at`.
+fn request(from: UserId, to: UserId, at: i64) -> FriendRequest {
+    FriendRequest {
+        from,
+        to,
+        note: String::new(),
+        created_at: Timestamp(at),
+    }
+}
+
 /// A closed group owned by `owner`, with `others` as plain members.
 async fn group(s: &dyn Storage, name: &str, owner: UserId, others: &[UserId]) -> Group {
     let mut members = vec![(owner, Role::Owner)];
@@ -552,12 +562,7 @@ pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn S
         s.accept_friend_request(a, b, Timestamp(1)).await
     ));
     assert!(!s.is_friend(a, b).await.expect("is_friend"));
-    let req = |from, to| FriendRequest {
-        from,
-        to,
-        note: String::new(),
-        created_at: Timestamp(1),
-    };
+    let req = |from, to| request(from, to, 1);
     s.put_friend_request(req(a, b)).await.expect("put");
     s.put_friend_request(req(c, b)).await.expect("put");
     s.accept_friend_request(a, b, Timestamp(7))
@@ -580,23 +585,21 @@ pub async fn accepting_a_request_makes_symmetric_friends_atomically(s: Arc<dyn S
 /// `since` the new request's time); a request between friends changes nothing.
 pub async fn a_request_to_someone_who_asked_first_makes_friends(s: Arc<dyn Storage>) {
     let (a, b, c) = alice_bob_carol(&*s).await;
-    let req = |from, to, at| FriendRequest {
-        from,
-        to,
-        note: String::new(),
-        created_at: Timestamp(at),
-    };
     assert_eq!(
-        s.put_friend_request(req(a, b, 1)).await.expect("put"),
+        s.put_friend_request(request(a, b, 1)).await.expect("put"),
         RequestOutcome::Pending
     );
     assert_eq!(
-        s.put_friend_request(req(a, b, 2)).await.expect("put again"),
+        s.put_friend_request(request(a, b, 2))
+            .await
+            .expect("put again"),
         RequestOutcome::Pending
     );
-    s.put_friend_request(req(c, b, 3)).await.expect("put");
+    s.put_friend_request(request(c, b, 3)).await.expect("put");
     assert_eq!(
-        s.put_friend_request(req(b, a, 4)).await.expect("put back"),
+        s.put_friend_request(request(b, a, 4))
+            .await
+            .expect("put back"),
         RequestOutcome::Accepted
     );
     assert!(s.is_friend(a, b).await.expect("is_friend"));
@@ -611,7 +614,9 @@ pub async fn a_request_to_someone_who_asked_first_makes_friends(s: Arc<dyn Stora
     );
     for (from, to) in [(a, b), (b, a)] {
         assert_eq!(
-            s.put_friend_request(req(from, to, 5)).await.expect("put"),
+            s.put_friend_request(request(from, to, 5))
+                .await
+                .expect("put"),
             RequestOutcome::AlreadyFriends
         );
     }
@@ -629,15 +634,7 @@ pub async fn requests_crossing_at_once_make_friends(s: Arc<dyn Storage>) {
     }
     let put = |from, to| {
         let s = s.clone();
-        tokio::spawn(async move {
-            s.put_friend_request(FriendRequest {
-                from,
-                to,
-                note: String::new(),
-                created_at: Timestamp(1),
-            })
-            .await
-        })
+        tokio::spawn(async move { s.put_friend_request(request(from, to, 1)).await })
     };
     let tasks: Vec<_> = pairs.iter().map(|&(a, b)| (put(a, b), put(b, a))).collect();
     for ((a, b), (ab, ba)) in pairs.into_iter().zip(tasks) {
@@ -667,12 +664,7 @@ pub async fn an_accept_and_a_request_back_at_once_make_friends(s: Arc<dyn Storag
     for n in 0..8 {
         let a = user(&*s, &format!("back-a{n}")).await.id;
         let b = user(&*s, &format!("back-b{n}")).await.id;
-        let req = |from, to| FriendRequest {
-            from,
-            to,
-            note: String::new(),
-            created_at: Timestamp(1),
-        };
+        let req = |from, to| request(from, to, 1);
         s.put_friend_request(req(a, b)).await.expect("put");
         let accept = {
             let s = s.clone();
@@ -721,14 +713,7 @@ pub async fn blocks_at_once_report_one_change(s: Arc<dyn Storage>) {
 /// `remove_friend` ends a friendship both ways and says whether it existed.
 pub async fn removing_a_friend_ends_it_both_ways(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
-    s.put_friend_request(FriendRequest {
-        from: a,
-        to: b,
-        note: String::new(),
-        created_at: Timestamp(1),
-    })
-    .await
-    .expect("put");
+    s.put_friend_request(request(a, b, 1)).await.expect("put");
     s.accept_friend_request(a, b, Timestamp(2))
         .await
         .expect("accept");
@@ -743,14 +728,9 @@ pub async fn removing_a_friend_ends_it_both_ways(s: Arc<dyn Storage>) {
 pub async fn blocks_are_directed_and_clear_pending_requests(s: Arc<dyn Storage>) {
     let (a, b, c) = alice_bob_carol(&*s).await;
     for (from, to) in [(b, a), (a, b), (c, a)] {
-        s.put_friend_request(FriendRequest {
-            from,
-            to,
-            note: String::new(),
-            created_at: Timestamp(1),
-        })
-        .await
-        .expect("put");
+        s.put_friend_request(request(from, to, 1))
+            .await
+            .expect("put");
     }
     assert!(s.set_blocked(a, b, true).await.expect("block"));
     assert!(!s.set_blocked(a, b, true).await.expect("block again"));
