@@ -104,19 +104,45 @@ impl Shared {
         if conn.session.is_some() {
             return Err(ApiError::conflict("already logged in on this connection"));
         }
-        let (user, record, token) = self
+        let login = self
             .check_login(&conn.peer, username, password, &device)
             .await?;
-        let shown = record.device.clone();
-        let admission = self.admit(user.id, &device.id, device.platform).await?;
-        self.storage.put_device(record).await?;
-        self.attach(conn, user.id, device.id, device.platform, admission)
+        let user = login.user.id;
+        let admission = self.admit(user, &device.id, device.platform).await?;
+        self.storage.put_device(login.record.clone()).await?;
+        self.attach(conn, user, device.id, device.platform, admission)
             .await;
-        Ok(Reply::Session {
-            user,
-            device: shown,
-            token: Some(token),
-        })
+        if let Err(e) = self.password_unchanged(&login).await {
+            if let Some(session) = conn.session.take() {
+                self.end_session(&session).await;
+            }
+            return Err(e);
+        }
+        Ok(login.into_reply())
+    }
+
+    /// Fails when the password a login checked is no longer the user's, after deleting
+    /// the device the login stored. Called once the device is stored (and, on a
+    /// connection, its session attached): a password change that ran between the check
+    /// and now signed out every other device before this one was there to be signed out,
+    /// and a change that runs after this look will find it.
+    pub(super) async fn password_unchanged(&self, login: &CheckedLogin) -> ApiResult<()> {
+        let user = login.user.id;
+        if self.storage.password_hash(user).await? == login.checked_hash {
+            return Ok(());
+        }
+        let device = &login.record.device.id;
+        // Only the record this login stored: a newer login of the same device stays.
+        match self.storage.device(user, device).await {
+            Ok(stored) if stored.token_hash == login.record.token_hash => {
+                self.storage.delete_device(user, device).await?;
+            }
+            Ok(_) | Err(StorageError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Err(ApiError::unauthorized(
+            "the password was changed while logging in; log in again",
+        ))
     }
 
     /// Checks a login's credentials and makes the device record and token it would
@@ -127,7 +153,7 @@ impl Shared {
         username: &str,
         password: &str,
         device: &DeviceInfo,
-    ) -> ApiResult<(User, DeviceRecord, String)> {
+    ) -> ApiResult<CheckedLogin> {
         self.limits.login(username, conn_ip(peer))?;
         let device_name = if device.name.trim().is_empty() {
             platform_name(device.platform).to_owned()
@@ -148,6 +174,7 @@ impl Shared {
             Err(_) => (None, self.dummy_hash.clone()),
         };
         let password = password.to_owned();
+        let checked_hash = stored.clone();
         let ok = self.blocking(move |h| h.verify(&password, &stored)).await?;
         let user = match (user, ok) {
             (Some(user), true) => user,
@@ -170,7 +197,12 @@ impl Shared {
             },
             token_hash: issued.hash,
         };
-        Ok((user, record, issued.token))
+        Ok(CheckedLogin {
+            user,
+            record,
+            token: issued.token,
+            checked_hash,
+        })
     }
 
     pub(super) async fn resume(&self, conn: &mut Conn, token: &str) -> ApiResult<Reply> {
@@ -351,6 +383,28 @@ impl Shared {
         }
         let users = self.storage.users(ids).await?;
         Ok(Reply::Users { users })
+    }
+}
+
+/// A login whose password was right: what it stores and answers.
+pub(super) struct CheckedLogin {
+    pub(super) user: User,
+    /// The device record to store.
+    pub(super) record: DeviceRecord,
+    /// The token the reply carries (only its hash is stored).
+    pub(super) token: String,
+    /// The password hash the password was checked against (see
+    /// [`Shared::password_unchanged`]).
+    checked_hash: String,
+}
+
+impl CheckedLogin {
+    pub(super) fn into_reply(self) -> Reply {
+        Reply::Session {
+            user: self.user,
+            device: self.record.device,
+            token: Some(self.token),
+        }
     }
 }
 

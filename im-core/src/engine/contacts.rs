@@ -10,6 +10,8 @@ use crate::model::{FriendRequest, Timestamp, UserId};
 use crate::protocol::{Event, Reply, ServerFrame};
 use crate::storage::{RequestOutcome, StorageError};
 
+const BLOCKED: &str = "one of you has blocked the other";
+
 impl Shared {
     /// Pushes an event to all sessions of `user`, except the session `skip`.
     pub(crate) async fn push(&self, user: UserId, skip: Option<&SessionHandle>, event: Event) {
@@ -54,7 +56,7 @@ impl Shared {
         let note = validate::note(note)?;
         self.other_user(me, user).await?;
         if self.blocked_between(me.user, user).await? {
-            return Err(ApiError::forbidden("one of you has blocked the other"));
+            return Err(ApiError::forbidden(BLOCKED));
         }
         if self.storage.is_friend(me.user, user).await? {
             return Err(ApiError::conflict("already friends"));
@@ -76,6 +78,8 @@ impl Shared {
             }
             RequestOutcome::Accepted => self.befriended(me, user).await,
             RequestOutcome::AlreadyFriends => Err(ApiError::conflict("already friends")),
+            // A block made since the check above.
+            RequestOutcome::Blocked => Err(ApiError::forbidden(BLOCKED)),
         }
     }
 

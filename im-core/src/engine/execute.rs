@@ -133,20 +133,17 @@ impl Shared {
                 password,
                 device,
             } => {
-                let (user, record, token) = self
+                let login = self
                     .check_login(peer, &username, &password, &device)
                     .await?;
-                let shown = record.device.clone();
-                self.storage.put_device(record).await?;
+                self.storage.put_device(login.record.clone()).await?;
+                self.password_unchanged(&login).await?;
                 // The device's old token is replaced; its sessions go with it, as when a
                 // device logs in again on a connection.
-                self.kick(user.id, Some(&shown.id), None, None, KickCode::Replaced)
+                let (user, device) = (login.user.id, &login.record.device.id);
+                self.kick(user, Some(device), None, None, KickCode::Replaced)
                     .await;
-                Ok(Reply::Session {
-                    user,
-                    device: shown,
-                    token: Some(token),
-                })
+                Ok(login.into_reply())
             }
             request => {
                 let Some(token) = token else {

@@ -285,6 +285,9 @@ impl ContactStore for MemoryStorage {
     async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<RequestOutcome> {
         let mut s = self.lock();
         let (from, to) = (request.from, request.to);
+        if s.blocks.contains(&(from, to)) || s.blocks.contains(&(to, from)) {
+            return Ok(RequestOutcome::Blocked);
+        }
         if s.friends.get(&from).is_some_and(|f| f.contains_key(&to)) {
             return Ok(RequestOutcome::AlreadyFriends);
         }

@@ -13,6 +13,8 @@ pub enum RequestOutcome {
     Accepted,
     /// They were friends already; nothing changed.
     AlreadyFriends,
+    /// One of the two has blocked the other; nothing changed.
+    Blocked,
 }
 
 /// Friend requests, friendships and blocks.
@@ -23,9 +25,11 @@ pub enum RequestOutcome {
 ///   [`RequestOutcome::Pending`], with two exceptions decided atomically with the
 ///   insert: when `to` has a pending request to `from`, the two become friends instead
 ///   (both requests deleted, `since` the new request's time; [`RequestOutcome::Accepted`]),
-///   and when they are friends already nothing changes
-///   ([`RequestOutcome::AlreadyFriends`]). So two users who ask each other at the same
-///   moment end up friends with no request left, whichever is stored first.
+///   and nothing changes when either has blocked the other ([`RequestOutcome::Blocked`],
+///   checked first) or they are friends already ([`RequestOutcome::AlreadyFriends`]).
+///   So two users who ask each other at the same moment end up friends with no request
+///   left, whichever is stored first, and a request never outlives a block made at the
+///   same moment.
 /// - `friend_requests(u)` lists every pending request from or to `u`.
 /// - `accept_friend_request(from, to, at)` atomically deletes the request `from → to` and
 ///   makes the two friends both ways (any request `to → from` is deleted too); it fails
@@ -37,7 +41,7 @@ pub enum RequestOutcome {
 ///   whether anything changed (of two identical calls at once, one says so), and blocking
 ///   deletes the pending requests between the two.
 /// - Calls on the same two users at once (a request each way, accepts each way, a block
-///   and an accept) behave as if made one after the other, and none fails for the other
+///   and an accept, a block and a request) behave as if made one after the other, and none fails for the other
 ///   (a deadlock the database reports is not an answer).
 #[async_trait]
 pub trait ContactStore: Send + Sync {

@@ -98,6 +98,7 @@ macro_rules! storage_conformance {
                 blocks_at_once_report_one_change,
                 removing_a_friend_ends_it_both_ways,
                 blocks_are_directed_and_clear_pending_requests,
+                requests_are_refused_across_a_block_even_at_once,
                 create_group_stores_members_and_first_message,
                 update_group_applies_the_change_with_its_record,
                 concurrent_adds_of_one_member_all_succeed,

@@ -746,6 +746,57 @@ pub async fn blocks_are_directed_and_clear_pending_requests(s: Arc<dyn Storage>)
     assert!(!s.is_blocked(a, b).await.expect("is_blocked"));
 }
 
+/// A request either way between two users one of whom blocked the other is refused
+/// (`Blocked`, nothing stored, checked before friendship); a request and a block at the
+/// same moment never leave a request beside the block, whichever is stored first.
+pub async fn requests_are_refused_across_a_block_even_at_once(s: Arc<dyn Storage>) {
+    let (a, b, _) = alice_bob_carol(&*s).await;
+    s.put_friend_request(request(a, b, 1)).await.expect("put");
+    s.accept_friend_request(a, b, Timestamp(2))
+        .await
+        .expect("accept");
+    assert!(s.set_blocked(a, b, true).await.expect("block"));
+    for (from, to) in [(a, b), (b, a)] {
+        assert_eq!(
+            s.put_friend_request(request(from, to, 3))
+                .await
+                .expect("put"),
+            RequestOutcome::Blocked,
+            "{from} to {to}"
+        );
+    }
+    assert!(s.friend_requests(a).await.expect("requests").is_empty());
+
+    let mut pairs = Vec::new();
+    for n in 0..12 {
+        let a = user(&*s, &format!("refused-a{n}")).await.id;
+        let b = user(&*s, &format!("refused-b{n}")).await.id;
+        pairs.push((a, b));
+    }
+    let tasks: Vec<_> = pairs
+        .iter()
+        .map(|&(a, b)| {
+            let (s1, s2) = (s.clone(), s.clone());
+            (
+                tokio::spawn(async move { s1.put_friend_request(request(a, b, 1)).await }),
+                tokio::spawn(async move { s2.set_blocked(b, a, true).await }),
+            )
+        })
+        .collect();
+    for ((a, b), (put, block)) in pairs.into_iter().zip(tasks) {
+        let outcome = put.await.expect("task").expect("put");
+        assert!(
+            matches!(outcome, RequestOutcome::Pending | RequestOutcome::Blocked),
+            "{outcome:?}"
+        );
+        assert!(block.await.expect("task").expect("block"));
+        assert!(
+            s.friend_requests(b).await.expect("requests").is_empty(),
+            "{b} blocked {a} and still has their request ({outcome:?})"
+        );
+    }
+}
+
 /// `create_group` stores the group, members at joined seq 1, and message seq 1.
 pub async fn create_group_stores_members_and_first_message(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);

@@ -88,6 +88,23 @@ impl ContactStore for SqlStorage {
         let (from, to) = (request.from, request.to);
         let txn = super::begin(&self.db).await.map_err(db_error)?;
         lock_pair(&txn, from, to).await?;
+        // Under the pair's lock: a block made at the same moment either came first (and is
+        // seen here) or deletes this request after it.
+        let either = |a: UserId, b: UserId| {
+            block::Column::UserId
+                .eq(i(a.0))
+                .and(block::Column::TargetId.eq(i(b.0)))
+        };
+        let blocked = block::Entity::find()
+            .filter(either(from, to).or(either(to, from)))
+            .count(&txn)
+            .await
+            .map_err(db_error)?
+            > 0;
+        if blocked {
+            txn.commit().await.map_err(db_error)?;
+            return Ok(RequestOutcome::Blocked);
+        }
         let friends = friend::Entity::find_by_id((i(from.0), i(to.0)))
             .count(&txn)
             .await
