@@ -117,6 +117,11 @@ async fn group_typing_and_who_may_type() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Forbidden));
+    // Nor is a refusal followed by `done` for the notices the interval swallows.
+    for active in [true, true, false, true] {
+        let err = mallory.client.typing(conv, active).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::Forbidden), "active: {active}");
+    }
     alice.quiet(100).await;
     mallory.quiet(50).await;
 }
