@@ -109,6 +109,7 @@ fn config() -> EngineConfig {
         .with_direct_policy(DirectPolicy::Anyone)
         .with_max_group_members(1_000_000)
         .with_session_queue(8192)
+        .with_session_queue_bytes(64 << 20)
         .with_write_timeout(Duration::from_secs(60))
         .with_rate_limits(RateLimits::unlimited());
     config.max_write_batch = 256;

@@ -103,6 +103,11 @@ pub struct EngineConfig {
     pub server_name: String,
     /// Frames queued per session before it counts as lagging. Default 1024.
     pub session_queue: usize,
+    /// Bytes queued per session before it counts as lagging (about: pushes from several
+    /// tasks at once may pass it by a frame each). Default 1 MiB: a reader that falls
+    /// behind on large frames holds no more than that, where 1,024 frames of the 64 KiB
+    /// frame limit would be 64 MiB.
+    pub session_queue_bytes: usize,
     /// Most frames written per flush. Default 256.
     pub max_write_batch: usize,
     /// A session whose socket takes longer than this to accept one frame (or one flush of
@@ -176,6 +181,7 @@ impl Default for EngineConfig {
         EngineConfig {
             server_name: concat!("im-core/", env!("CARGO_PKG_VERSION")).to_owned(),
             session_queue: 1024,
+            session_queue_bytes: 1 << 20,
             max_write_batch: 256,
             write_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
@@ -216,6 +222,10 @@ impl EngineConfig {
     setter!(
         /// Sets [`session_queue`](Self::session_queue).
         with_session_queue, session_queue: usize
+    );
+    setter!(
+        /// Sets [`session_queue_bytes`](Self::session_queue_bytes).
+        with_session_queue_bytes, session_queue_bytes: usize
     );
     setter!(
         /// Sets [`write_timeout`](Self::write_timeout).

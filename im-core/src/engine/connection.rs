@@ -171,7 +171,10 @@ async fn serve(
     stream: futures::stream::SplitStream<BoxConnection>,
     first: Item,
 ) -> (&'static str, Option<UserId>) {
-    let (outbox, inbox) = Outbox::new(shared.config.session_queue);
+    let (outbox, inbox) = Outbox::new(
+        shared.config.session_queue,
+        shared.config.session_queue_bytes,
+    );
     let mut state = Conn::new(peer, outbox.clone(), shared.config.max_frame_bytes);
     let mut writer = tokio::spawn(super::outbox::write_loop(
         sink,

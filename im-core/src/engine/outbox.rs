@@ -6,9 +6,12 @@
 //! (write coalescing: about 0.2 µs per delivery, against 7 µs for a write and flush per
 //! frame).
 //!
-//! The fan-out never waits on a connection: it [`push`](Outbox::push)es. Droppable frames
-//! (typing, presence) are dropped first: they are queued only while the queue is at least
-//! half free. When a durable frame does not fit, the connection is marked *lagging*:
+//! The fan-out never waits on a connection: it [`push`](Outbox::push)es. A queue is bounded
+//! twice: in frames (`session_queue`) and in bytes (`session_queue_bytes`), so a reader
+//! that falls behind on large frames holds no more memory than on small ones. Droppable
+//! frames (typing, presence) are dropped first: they are queued only while the queue is at
+//! least half free by both measures. When a durable frame does not fit, the connection is
+//! marked *lagging*:
 //! further durable pushes are dropped (they are in storage) and the writer, after the
 //! batch it is writing, sends one `resync` event telling the client to catch up through
 //! sync. A socket that accepts nothing for `write_timeout` is closed. Every drop is
@@ -19,7 +22,7 @@
 //! idle in another task, is not polled (with one task for both, every push also polled
 //! the socket for reading, which costs a read buffer fill in some transports).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +40,8 @@ use crate::transport::TransportError;
 pub(crate) struct Outbox {
     tx: mpsc::Sender<Bytes>,
     signals: Arc<Signals>,
+    /// The most bytes queued at once (a frame is always taken by an empty queue).
+    max_bytes: usize,
 }
 
 /// Signals between the queue's producers and its writer. The writer waits on the queue
@@ -47,6 +52,9 @@ pub(crate) struct Outbox {
 struct Signals {
     /// Durable frames were dropped; the writer owes the client a `resync`.
     lagged: AtomicBool,
+    /// Bytes in the queue: added before a frame goes in, taken off as the writer takes
+    /// frames out.
+    queued_bytes: AtomicUsize,
     /// The last frame to send before closing (a `kicked` notice), if any.
     last: Mutex<Option<Bytes>>,
     /// Set with the close request: the writer sends what is queued, then `last`, then
@@ -65,14 +73,15 @@ pub(crate) struct Inbox {
 }
 
 impl Outbox {
-    /// A queue of `capacity` frames.
-    pub(crate) fn new(capacity: usize) -> (Outbox, Inbox) {
+    /// A queue of at most `capacity` frames and about `max_bytes` bytes.
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> (Outbox, Inbox) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let signals = Arc::new(Signals::default());
         (
             Outbox {
                 tx,
                 signals: signals.clone(),
+                max_bytes,
             },
             Inbox { rx, signals },
         )
@@ -80,7 +89,14 @@ impl Outbox {
 
     /// A queue whose frames go nowhere, for a request handled without a connection.
     pub(crate) fn nowhere() -> Outbox {
-        Outbox::new(1).0
+        Outbox::new(1, usize::MAX).0
+    }
+
+    /// Whether `len` more bytes fit within `budget`. An empty queue takes any frame, so a
+    /// budget below the frame limit cannot wedge a session.
+    fn fits(&self, len: usize, budget: usize) -> bool {
+        let queued = self.signals.queued_bytes.load(Ordering::Acquire);
+        queued == 0 || queued.saturating_add(len) <= budget
     }
 
     /// Queues a pushed frame in `codec` without waiting. See the module docs for what
@@ -104,7 +120,23 @@ impl Outbox {
         let Some(bytes) = frame.bytes(codec) else {
             return;
         };
-        match self.tx.try_send(bytes) {
+        let len = bytes.len();
+        let budget = match class {
+            FrameClass::Droppable => self.max_bytes / 2,
+            FrameClass::Durable => self.max_bytes,
+        };
+        let sent = if self.fits(len, budget) {
+            // Counted before it goes in: the writer may take it out at once.
+            self.signals.queued_bytes.fetch_add(len, Ordering::AcqRel);
+            let sent = self.tx.try_send(bytes);
+            if sent.is_err() {
+                self.signals.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            }
+            sent
+        } else {
+            Err(mpsc::error::TrySendError::Full(bytes))
+        };
+        match sent {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => match class {
                 FrameClass::Droppable => {
@@ -129,7 +161,11 @@ impl Outbox {
     /// which is backpressure on a client that does not read. `Err` once the writer is
     /// gone.
     pub(crate) async fn reply(&self, bytes: Bytes) -> Result<(), ()> {
-        self.tx.send(bytes).await.map_err(|_| ())
+        let len = bytes.len();
+        self.signals.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        self.tx.send(bytes).await.map_err(|_| {
+            self.signals.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        })
     }
 
     /// Asks the writer to send what is queued, then `last` if given, then close. The
@@ -186,6 +222,8 @@ where
         if inbox.rx.recv_many(&mut batch, max_batch).await == 0 {
             return "queue closed";
         }
+        let taken: usize = batch.iter().map(Bytes::len).sum();
+        signals.queued_bytes.fetch_sub(taken, Ordering::AcqRel);
         if signals.closed.load(Ordering::Acquire) {
             // Whatever is already queued goes first (replies, pushes), then the closing
             // notice, if any.
@@ -290,17 +328,21 @@ mod tests {
         })
     }
 
-    fn durable() -> Outgoing {
-        Outgoing::new(ServerFrame::Event {
+    fn durable_frame() -> ServerFrame {
+        ServerFrame::Event {
             event: Event::FriendAdded { user: UserId(2) },
-        })
+        }
+    }
+
+    fn durable() -> Outgoing {
+        Outgoing::new(durable_frame())
     }
 
     #[test]
     fn droppable_frames_go_first_and_every_drop_is_counted() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        let (outbox, mut inbox) = Outbox::new(4);
+        let (outbox, mut inbox) = Outbox::new(4, usize::MAX);
         let json = Codec::Json;
         metrics::with_local_recorder(&recorder, || {
             outbox.push(&typing(), json); // queued: the queue is empty
@@ -347,9 +389,47 @@ mod tests {
         assert_eq!(count("im_sessions_lagged_total", None), 1);
     }
 
+    /// The queue is bounded in bytes too: durable frames past the budget make the session
+    /// lag, droppable ones stop at half of it, and what the writer takes out makes room.
+    #[test]
+    fn the_byte_budget_bounds_the_queue() {
+        let json = Codec::Json;
+        let frame_len = json.encode(&durable_frame()).unwrap().len();
+        // Room for three durable frames; the count limit is far away.
+        let (outbox, mut inbox) = Outbox::new(64, 3 * frame_len);
+        for _ in 0..3 {
+            outbox.push(&durable(), json);
+        }
+        assert!(!outbox.is_lagging());
+        outbox.push(&typing(), json); // dropped: past half the budget
+        outbox.push(&durable(), json); // dropped: past the budget, and now lagging
+        assert!(outbox.is_lagging());
+        let mut queued = Vec::new();
+        while let Ok(frame) = inbox.rx.try_recv() {
+            queued.push(frame);
+        }
+        assert_eq!(queued.len(), 3);
+
+        // The writer gives back the bytes it takes out (done here by hand).
+        let taken: usize = queued.iter().map(Bytes::len).sum();
+        inbox
+            .signals
+            .queued_bytes
+            .fetch_sub(taken, Ordering::AcqRel);
+        inbox.signals.lagged.store(false, Ordering::Release);
+        outbox.push(&typing(), json); // queued: the queue is empty
+        assert!(inbox.rx.try_recv().is_ok());
+
+        // An empty queue takes a frame bigger than the whole budget.
+        let (outbox, mut inbox) = Outbox::new(64, 1);
+        outbox.push(&durable(), json);
+        assert!(!outbox.is_lagging());
+        assert!(inbox.rx.try_recv().is_ok());
+    }
+
     #[tokio::test]
     async fn a_lagging_queue_is_drained_then_told_to_resync() {
-        let (outbox, inbox) = Outbox::new(2);
+        let (outbox, inbox) = Outbox::new(2, usize::MAX);
         for _ in 0..5 {
             outbox.push(&durable(), Codec::Json);
         }
@@ -401,7 +481,7 @@ mod tests {
     /// to write: the timeout is for a socket that takes nothing.
     #[tokio::test(start_paused = true)]
     async fn a_slow_but_steady_reader_keeps_its_connection() {
-        let (outbox, inbox) = Outbox::new(64);
+        let (outbox, inbox) = Outbox::new(64, usize::MAX);
         for _ in 0..40 {
             outbox.push(&durable(), Codec::Json);
         }
@@ -411,6 +491,8 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert!(!writer.is_finished(), "the slow reader was closed");
         assert_eq!(taken.load(Ordering::Relaxed), 40);
+        // Every byte counted in was counted out as the writer took the frames.
+        assert_eq!(outbox.signals.queued_bytes.load(Ordering::Acquire), 0);
         outbox.close(None);
         assert_eq!(writer.await.unwrap(), "closed");
     }
@@ -418,7 +500,7 @@ mod tests {
     /// A socket that takes nothing is closed after the write timeout, not later.
     #[tokio::test(start_paused = true)]
     async fn a_stalled_socket_is_closed_after_the_write_timeout() {
-        let (outbox, inbox) = Outbox::new(64);
+        let (outbox, inbox) = Outbox::new(64, usize::MAX);
         outbox.push(&durable(), Codec::Json);
         outbox.push(&durable(), Codec::Json);
         let (sink, _) = paced_sink(None);
