@@ -262,7 +262,8 @@ async fn close_code(
 }
 
 /// A text message that is not UTF-8 closes the socket with 1007 (RFC 6455, 7.4.1); one
-/// over the frame limit with 1009, after the `too_large` error.
+/// over the frame limit with 1009, after the `too_large` error; a reserved opcode with
+/// 1002.
 #[tokio::test]
 async fn protocol_violations_close_with_their_status_code() {
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -283,6 +284,16 @@ async fn protocol_violations_close_with_their_status_code() {
     let big = format!(r#"{{"id":1,"type":"ping","pad":"{}"}}"#, "x".repeat(8000));
     socket.send(WsMessage::text(big)).await.unwrap();
     assert_eq!(close_code(&mut socket).await, Some(1009));
+
+    // A frame with an opcode RFC 6455 reserves is a protocol error: 1002.
+    let mut socket = raw_socket(&server.ws_url(), None).await.unwrap();
+    let reserved = Frame::message(
+        Bytes::from_static(b"{}"),
+        OpCode::Data(Data::Reserved(3)),
+        true,
+    );
+    socket.send(WsMessage::Frame(reserved)).await.unwrap();
+    assert_eq!(close_code(&mut socket).await, Some(1002));
 }
 
 #[tokio::test]
