@@ -21,8 +21,10 @@
 //! node is up; the task asks once per batch and drops them when none is (one node, the
 //! common case, pays no broker round trip and one presence call per batch).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tokio::sync::mpsc;
 
 use crate::broker::{Broker, Envelope};
@@ -82,7 +84,7 @@ impl Relay {
 
     async fn queue(&self, target: Target, envelope: Envelope) {
         if self.queue.send((target, envelope)).await.is_err() {
-            // Only if the task panicked inside the broker adapter.
+            // Only if the runtime is shutting down (the task survives adapter panics).
             tracing::error!("the broker relay is gone; an envelope to other nodes is lost");
         }
     }
@@ -97,40 +99,59 @@ async fn publish_batches(
     let mut batch: Vec<(Target, Envelope)> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("im_relay_batch").record(batch.len() as f64);
-        let others = if batch.iter().any(|(t, _)| *t == Target::AllIfOthers) {
-            match presence.others_online(&node).await {
-                Ok(others) => others,
-                Err(e) => {
-                    // Pushes are best effort; sync recovers what remote devices miss.
-                    tracing::warn!(error = %e, "presence lookup failed; remote pushes skipped");
-                    false
-                }
-            }
-        } else {
-            false
-        };
-        let mut all = Vec::new();
-        let mut by_node: Vec<(NodeId, Vec<Envelope>)> = Vec::new();
-        for (target, envelope) in batch.drain(..) {
-            match target {
-                Target::All => all.push(envelope),
-                Target::AllIfOthers if others => all.push(envelope),
-                Target::AllIfOthers => {}
-                Target::Node(to) => match by_node.iter_mut().find(|(n, _)| *n == to) {
-                    Some((_, envelopes)) => envelopes.push(envelope),
-                    None => by_node.push((to, vec![envelope])),
-                },
+        // A panic in an adapter loses this batch, not every batch after it: the task is
+        // the node's only way to the others.
+        let publish = publish_batch(&*broker, &*presence, &node, &mut batch);
+        if AssertUnwindSafe(publish).catch_unwind().await.is_err() {
+            batch.clear();
+            metrics::counter!("im_relay_panics_total").increment(1);
+            tracing::error!(
+                "the broker or presence adapter panicked; a batch of envelopes is lost"
+            );
+        }
+    }
+}
+
+/// Publishes one batch: one call per node and one broadcast, failures logged (pushes are
+/// best effort; sync recovers what remote devices miss).
+async fn publish_batch(
+    broker: &dyn Broker,
+    presence: &dyn Presence,
+    node: &NodeId,
+    batch: &mut Vec<(Target, Envelope)>,
+) {
+    let others = if batch.iter().any(|(t, _)| *t == Target::AllIfOthers) {
+        match presence.others_online(node).await {
+            Ok(others) => others,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence lookup failed; remote pushes skipped");
+                false
             }
         }
-        if !all.is_empty()
-            && let Err(e) = broker.broadcast_many(all).await
-        {
-            tracing::warn!(error = %e, "broker broadcast failed");
+    } else {
+        false
+    };
+    let mut all = Vec::new();
+    let mut by_node: Vec<(NodeId, Vec<Envelope>)> = Vec::new();
+    for (target, envelope) in batch.drain(..) {
+        match target {
+            Target::All => all.push(envelope),
+            Target::AllIfOthers if others => all.push(envelope),
+            Target::AllIfOthers => {}
+            Target::Node(to) => match by_node.iter_mut().find(|(n, _)| *n == to) {
+                Some((_, envelopes)) => envelopes.push(envelope),
+                None => by_node.push((to, vec![envelope])),
+            },
         }
-        for (to, envelopes) in by_node {
-            if let Err(e) = broker.publish_many(&to, envelopes).await {
-                tracing::warn!(node = %to, error = %e, "broker publish failed");
-            }
+    }
+    if !all.is_empty()
+        && let Err(e) = broker.broadcast_many(all).await
+    {
+        tracing::warn!(error = %e, "broker broadcast failed");
+    }
+    for (to, envelopes) in by_node {
+        if let Err(e) = broker.publish_many(&to, envelopes).await {
+            tracing::warn!(node = %to, error = %e, "broker publish failed");
         }
     }
 }
@@ -180,6 +201,81 @@ mod tests {
         }
         async fn subscribe(&self, _: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError> {
             Err(BrokerError::Backend("not for subscribing".into()))
+        }
+    }
+
+    /// A broker whose first call fails (an error, or a panic), then records like
+    /// [`Recording`].
+    #[derive(Debug, Default)]
+    struct Flaky {
+        panic: bool,
+        failed: std::sync::atomic::AtomicBool,
+        inner: Recording,
+    }
+
+    impl Flaky {
+        fn first_call_fails(&self) -> Result<(), BrokerError> {
+            if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            if self.panic {
+                panic!("the adapter panicked (on purpose)");
+            }
+            Err(BrokerError::Backend("down (on purpose)".into()))
+        }
+    }
+
+    #[async_trait]
+    impl Broker for Flaky {
+        async fn publish(&self, node: &NodeId, envelope: Envelope) -> Result<(), BrokerError> {
+            self.publish_many(node, vec![envelope]).await
+        }
+        async fn broadcast(&self, envelope: Envelope) -> Result<(), BrokerError> {
+            self.broadcast_many(vec![envelope]).await
+        }
+        async fn publish_many(
+            &self,
+            node: &NodeId,
+            envelopes: Vec<Envelope>,
+        ) -> Result<(), BrokerError> {
+            self.first_call_fails()?;
+            self.inner.publish_many(node, envelopes).await
+        }
+        async fn broadcast_many(&self, envelopes: Vec<Envelope>) -> Result<(), BrokerError> {
+            self.first_call_fails()?;
+            self.inner.broadcast_many(envelopes).await
+        }
+        async fn subscribe(&self, _: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError> {
+            Err(BrokerError::Backend("not for subscribing".into()))
+        }
+    }
+
+    /// A failed publish, or a panic in the broker adapter, loses that batch only: the
+    /// relay goes on publishing what is queued after it.
+    #[tokio::test]
+    async fn a_failed_or_panicking_publish_loses_one_batch_only() {
+        for panic in [false, true] {
+            let broker = Arc::new(Flaky {
+                panic,
+                ..Flaky::default()
+            });
+            let relay = Relay::start(
+                broker.clone(),
+                Arc::new(MemoryPresence::new()),
+                NodeId::new("me"),
+            );
+            let to = NodeId::new("a");
+            relay.publish(to.clone(), deliver(1)).await;
+            // The first batch is taken (and fails) before the second is queued.
+            for _ in 0..500 {
+                if broker.failed.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            relay.publish(to.clone(), deliver(2)).await;
+            let calls = published(&broker.inner, 1).await;
+            assert_eq!(calls, vec![(Some(to), vec![deliver(2)])], "panic: {panic}");
         }
     }
 
