@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use im_core::model::{ConversationId, UserId};
 use im_core::protocol::{ErrorBody, ErrorCode, Reply, Request};
 use im_core::transport::PeerInfo;
+use serde_json::Value;
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
@@ -176,7 +178,7 @@ impl Gateway {
         }
         let peer = peer(addr);
         match route.handler {
-            Handler::Command(kind) => {
+            Handler::Command(kind) | Handler::Direct(kind) => {
                 self.command(route, kind, params, query, token, &peer, body)
                     .await
             }
@@ -227,11 +229,34 @@ impl Gateway {
         } else {
             None
         };
-        let fields = match routes::request_json(route, kind, params, query, bytes.as_deref()) {
+        let mut fields = match routes::request_json(route, kind, params, query, bytes.as_deref()) {
             Ok(fields) => fields,
             Err(e) => return error_of(ErrorCode::Invalid, e.0),
         };
-        let request: Request = match serde_json::from_value(fields) {
+        if let (Handler::Direct(_), Some(token)) = (route.handler, token) {
+            let me = match self.inner.engine.authenticate(token).await {
+                Ok(identity) => identity.user.id,
+                Err(e) => return error(&e),
+            };
+            let peer = fields.remove("user").and_then(|v| v.as_u64()).unwrap_or(0);
+            let conversation = ConversationId::direct(me, UserId(peer));
+            fields.insert("conversation".into(), conversation.to_string().into());
+        }
+        // A `send` without the caller's retry key gets one of ours, returned in the reply
+        // (a script with curl has nothing to make one from). `recall` and `edit` need none.
+        let mut client_id = None;
+        if kind == "send" && !fields.contains_key("client_id") {
+            let made = match crate::blob::new_id() {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, "no randomness for a client_id");
+                    return error_of(ErrorCode::Internal, "internal error");
+                }
+            };
+            fields.insert("client_id".into(), made.clone().into());
+            client_id = Some(made);
+        }
+        let request: Request = match serde_json::from_value(Value::Object(fields)) {
             Ok(request) => request,
             Err(e) => return error_of(ErrorCode::Invalid, e.to_string()),
         };
@@ -241,7 +266,7 @@ impl Gateway {
                 *response.status_mut() = StatusCode::NO_CONTENT;
                 response
             }
-            Ok(reply) => match serde_json::to_vec(&reply) {
+            Ok(reply) => match with_client_id(&reply, client_id) {
                 // A route documented as 204 answers 200 if the reply has content.
                 Ok(bytes) if route.status == StatusCode::NO_CONTENT => json(StatusCode::OK, bytes),
                 Ok(bytes) => json(route.status, bytes),
@@ -253,4 +278,16 @@ impl Gateway {
             Err(e) => error(&e),
         }
     }
+}
+
+/// The reply's JSON, with the `client_id` the gateway made, if it made one.
+fn with_client_id(reply: &Reply, client_id: Option<String>) -> serde_json::Result<Vec<u8>> {
+    let Some(client_id) = client_id else {
+        return serde_json::to_vec(reply);
+    };
+    let mut value = serde_json::to_value(reply)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("client_id".into(), client_id.into());
+    }
+    serde_json::to_vec(&value)
 }

@@ -14,6 +14,9 @@ use warp::http::{Method, StatusCode};
 pub enum Handler {
     /// Runs the protocol request of this `type`.
     Command(&'static str),
+    /// Runs the protocol request of this `type` on the caller's direct conversation with
+    /// the path's `user`, so that a caller need not spell `d:<lower id>:<higher id>`.
+    Direct(&'static str),
     /// `POST /v1/attachments`: a multipart upload.
     Upload,
     /// `GET /v1/attachments/{id}`: an authorized download.
@@ -75,7 +78,7 @@ const fn route(
     }
 }
 
-use Handler::Command;
+use Handler::{Command, Direct};
 use Param::{Int, IntList, Text};
 const OK: StatusCode = StatusCode::OK;
 const CREATED: StatusCode = StatusCode::CREATED;
@@ -125,6 +128,8 @@ pub static ROUTES: &[Route] = &[
     route(GET, "/v1/conversations", Command("conversations"), OK, &[], true, false),
     route(GET, "/v1/conversations/{conversation}/messages", Command("history"), OK, &[ ("conversation", Text), ("after", Int), ("before", Int), ("limit", Int), ], true, false),
     route(POST, "/v1/conversations/{conversation}/messages", Command("send"), CREATED, &[("conversation", Text)], true, true),
+    route(GET, "/v1/direct/{user}/messages", Direct("history"), OK, &[("user", Int), ("after", Int), ("before", Int), ("limit", Int)], true, false),
+    route(POST, "/v1/direct/{user}/messages", Direct("send"), CREATED, &[("user", Int)], true, true),
     route(PUT, "/v1/conversations/{conversation}/messages/{seq}", Command("edit"), OK, &[("conversation", Text), ("seq", Int)], true, true),
     route(DELETE, "/v1/conversations/{conversation}/messages/{seq}", Command("delete_for_me"), NO_CONTENT, &[("conversation", Text), ("seq", Int)], true, false),
     route(POST, "/v1/conversations/{conversation}/messages/{seq}/recall", Command("recall"), OK, &[("conversation", Text), ("seq", Int)], true, true),
@@ -205,7 +210,7 @@ pub(crate) fn request_json(
     path_params: Vec<(&'static str, String)>,
     query: &str,
     body: Option<&[u8]>,
-) -> Result<Value, BadRequest> {
+) -> Result<Map<String, Value>, BadRequest> {
     let mut fields = match body {
         None => Map::new(),
         Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
@@ -226,10 +231,22 @@ pub(crate) fn request_json(
         let Some(&(name, kind)) = route.params.iter().find(|(n, _)| *n == name && !in_path) else {
             return Err(BadRequest(format!("unknown query parameter `{name}`")));
         };
-        fields.insert(name.to_owned(), typed(name, &decode_query(value), kind)?);
+        let value = typed(name, &decode_query(value), kind)?;
+        match (fields.get_mut(name), value) {
+            (None, value) => {
+                fields.insert(name.to_owned(), value);
+            }
+            // A list may be given as `users=1,2` or `users=1&users=2`, or both.
+            (Some(Value::Array(list)), Value::Array(more)) if kind == Param::IntList => {
+                list.extend(more);
+            }
+            (Some(_), _) => {
+                return Err(BadRequest(format!("`{name}` is given more than once")));
+            }
+        }
     }
     fields.insert("type".to_owned(), Value::String(request_type.to_owned()));
-    Ok(Value::Object(fields))
+    Ok(fields)
 }
 
 fn param_kind(route: &Route, name: &str) -> Param {
@@ -299,15 +316,27 @@ mod tests {
         };
         let json = request_json(route, "group_members", params, "limit=5&after=2", None).unwrap();
         assert_eq!(
-            json,
+            Value::Object(json),
             serde_json::json!({"type": "group_members", "group": 3, "limit": 5, "after": 2})
         );
+        let err = request_json(route, "group_members", vec![], "limit=5&limit=6", None);
+        assert_eq!(err.unwrap_err().0, "`limit` is given more than once");
         let err = request_json(route, "group_members", vec![], "limit=x", None).unwrap_err();
         assert_eq!(err.0, "`limit` must be an unsigned integer");
         let err = request_json(route, "group_members", vec![], "nope=1", None).unwrap_err();
         assert_eq!(err.0, "unknown query parameter `nope`");
         let err = request_json(route, "group_members", vec![], "", Some(b"[1]")).unwrap_err();
         assert_eq!(err.0, "the body must be a JSON object");
+    }
+
+    /// A list parameter repeated is one list of every value given, in order.
+    #[test]
+    fn repeated_list_parameters_are_all_used() {
+        let Matched::Route(route, _) = find(&Method::GET, "/v1/users") else {
+            panic!("no match");
+        };
+        let json = request_json(route, "users", vec![], "users=1&users=2,3&users=4", None);
+        assert_eq!(json.unwrap()["users"], serde_json::json!([1, 2, 3, 4]));
     }
 
     #[test]

@@ -479,6 +479,81 @@ async fn every_route_answers_with_its_documented_status() {
         png(3, 2).as_slice()
     );
 
+    // The direct conversation by the other user's id, and a send without a client_id:
+    // the server makes one, returns it, and a retry with it is recognised.
+    let sent = t
+        .ok(
+            M::POST,
+            "/v1/direct/{user}/messages",
+            &format!("/v1/direct/{bob}/messages"),
+            ta,
+            Some(json!({"body": {"type": "text", "text": "by id"}})),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(sent["conversation"], d.as_str());
+    assert_eq!(sent["duplicate"], false);
+    let client_id = sent["client_id"]
+        .as_str()
+        .expect("a client_id made")
+        .to_owned();
+    let again = t
+        .api
+        .call(
+            M::POST,
+            &format!("/v1/direct/{bob}/messages"),
+            Some(ta),
+            Some(json!({"client_id": client_id, "body": {"type": "text", "text": "by id"}})),
+        )
+        .await;
+    assert_eq!(again.body["duplicate"], true, "{again:?}");
+    assert_eq!(again.body["seq"], sent["seq"]);
+    assert!(
+        again.body.get("client_id").is_none(),
+        "given, so not returned"
+    );
+    let history = t
+        .ok(
+            M::GET,
+            "/v1/direct/{user}/messages",
+            &format!("/v1/direct/{alice}/messages?limit=1"),
+            tb,
+            None,
+            S::OK,
+        )
+        .await;
+    assert_eq!(history["messages"][0]["body"]["text"], "by id");
+    assert_eq!(history["messages"][0]["client_id"], client_id.as_str());
+    // A query parameter given twice: a list takes every value, anything else is refused.
+    let users = t
+        .api
+        .call(
+            M::GET,
+            &format!("/v1/users?users={alice}&users={carol}"),
+            Some(ta),
+            None,
+        )
+        .await;
+    assert_eq!(
+        users.body["users"].as_array().map(Vec::len),
+        Some(2),
+        "{users:?}"
+    );
+    let twice = t
+        .api
+        .call(
+            M::GET,
+            &format!("/v1/direct/{bob}/messages?limit=1&limit=2"),
+            Some(ta),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (twice.status, twice.code()),
+        (S::UNPROCESSABLE_ENTITY, "invalid"),
+        "{twice:?}"
+    );
+
     // The document and the socket.
     let doc = t
         .call(M::GET, "/openapi.json", "/openapi.json", None, None)
