@@ -14,6 +14,8 @@
 //! because its seq was already printed. Pushed messages whose seq is at or below the
 //! start mark were stored after the session attached, so they are new and are printed.
 //!
+//! Every message printed is acknowledged (`ack`), so its sender sees it delivered.
+//!
 //! `listen` resumes as its own device (`<device>-listen`), so the one-shot commands,
 //! which resume the main device, do not kick it. It never moves `sync`'s cursors.
 
@@ -277,11 +279,13 @@ impl Listener {
         Ok(found)
     }
 
-    /// Prints messages not printed yet and moves both marks past them.
+    /// Prints messages not printed yet, moves both marks past them, and acknowledges
+    /// them: what `listen` printed was delivered, and the sender sees it so.
     async fn print(&mut self, client: &Client, messages: &[Message]) -> Result<(), CliError> {
         self.names
             .resolve(client, messages.iter().flat_map(names::in_message))
             .await?;
+        let mut delivered: Vec<(ConversationId, Seq)> = Vec::new();
         for message in messages {
             let conversation = message.conversation;
             let printed = self.printed.entry(conversation).or_insert(Seq::ZERO);
@@ -292,6 +296,14 @@ impl Listener {
             let seen = self.seen.entry(conversation).or_insert(Seq::ZERO);
             *seen = (*seen).max(message.seq);
             self.out.message(message, &self.names)?;
+            match delivered.iter_mut().find(|(c, _)| *c == conversation) {
+                Some((_, seq)) => *seq = (*seq).max(message.seq),
+                None => delivered.push((conversation, message.seq)),
+            }
+        }
+        // After printing: a message is acknowledged once it has been shown.
+        for (conversation, seq) in delivered {
+            client.ack(conversation, seq).await?;
         }
         Ok(())
     }

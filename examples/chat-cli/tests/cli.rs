@@ -459,15 +459,39 @@ async fn listen_prints_messages_as_they_arrive() {
     assert_eq!(event["type"], "message");
     assert_eq!(event["sender_username"], "bob");
     assert_eq!(event["message"]["seq"], 2);
+    // What a listener printed is acknowledged (Alice's has no --mark-read): Bob sees his
+    // message delivered.
+    peer_delivered_becomes(&server, "bob", 2).await;
     let status = listening.interrupt().await;
     assert!(status.success(), "Ctrl-C is a clean exit: {status:?}");
     assert!(alice_listening.interrupt().await.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Waits (bounded) until `username` has `unread` unread messages in all, asking with
-/// the library's own client.
-async fn unread_becomes(server: &Server, username: &str, unread: u64) {
+/// Waits (bounded) until `username`'s one direct chat shows the peer's delivered cursor
+/// at `seq`, asking with the library's own client.
+async fn peer_delivered_becomes(server: &Server, username: &str, seq: u64) {
+    let client = probe(server, username).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let conversations = client.conversations().await.unwrap();
+        let now = conversations
+            .iter()
+            .find_map(|c| c.peer_delivered_seq)
+            .map(|s| s.0);
+        if now == Some(seq) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{username}'s peer has delivered {now:?}, not {seq}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `username` logged in on a device of its own over TCP, with the library's client.
+async fn probe(server: &Server, username: &str) -> im_core::client::Client {
     let conn = im_transport_tcp::connect(
         server.tcp.trim_start_matches("tcp://"),
         &TcpConfig::default(),
@@ -479,6 +503,13 @@ async fn unread_becomes(server: &Server, username: &str, unread: u64) {
         .login(username, PASSWORD, "test-probe")
         .await
         .unwrap();
+    client
+}
+
+/// Waits (bounded) until `username` has `unread` unread messages in all, asking with
+/// the library's own client.
+async fn unread_becomes(server: &Server, username: &str, unread: u64) {
+    let client = probe(server, username).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let now: u64 = client
