@@ -1193,7 +1193,9 @@
 
   function preview(m) {
     const b = m.body || {};
-    const who = state.me && m.sender === state.me.id ? 'You: ' : '';
+    // Who wrote it: "You" for one's own; in a group, the sender's name.
+    const who = state.me && m.sender === state.me.id ? 'You: '
+      : String(m.conversation).startsWith('g:') ? `${name(m.sender)}: ` : '';
     switch (b.type) {
       case 'text': return who + b.text;
       case 'image': return who + 'Image';

@@ -251,6 +251,23 @@ async function main() {
     }
   });
 
+  const groupText = `Group hello from Bob ${suffix}`;
+  await run('in a group, the preview names who wrote the last message', async () => {
+    await tid(alice, 'group-create-toggle').click();
+    await tid(alice, 'group-name').fill(`Team ${suffix}`);
+    await tid(alice, 'group-member-option').first().check();
+    await tid(alice, 'group-create').click();
+    await tid(alice, 'chat-title').filter({ hasText: `Team ${suffix}` }).waitFor();
+    // Alice goes back to the direct chat, so the group's preview is what she sees of it.
+    await tid(alice, 'conversation-item').filter({ hasText: `Bob ${suffix}` }).click();
+    const group = tid(bob, 'conversation-item').filter({ hasText: `Team ${suffix}` });
+    await group.click();
+    await sendText(bob, groupText);
+    await tid(alice, 'conversation-item').filter({ hasText: `Team ${suffix}` })
+      .locator('[data-testid="conversation-preview"]')
+      .filter({ hasText: `Bob ${suffix}: ${groupText}` }).waitFor();
+  });
+
   await run('screenshot', async () => {
     await screenshotBoth(shotPath);
   });
