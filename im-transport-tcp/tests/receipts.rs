@@ -180,6 +180,47 @@ async fn group_read_receipts_go_to_the_senders() {
     assert_eq!(err.code(), Some(ErrorCode::Forbidden));
 }
 
+/// The notice that brings someone into a group (its creation, their addition) is not
+/// unread to them; what is said after it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notice_that_brings_a_member_in_is_not_unread() {
+    let server = start(test_config().with_direct_policy(DirectPolicy::Anyone)).await;
+    let mut owner = server.user("owner").await;
+    let mut ann = server.user("ann").await;
+    let mut ben = server.user("ben").await;
+    let group = owner.client.create_group("g", &[ann.id]).await.unwrap();
+    let conv = ConversationId::Group(group.id);
+    let unread = |list: Vec<im_core::protocol::ConversationSummary>| {
+        list.iter()
+            .find(|c| c.conversation == conv)
+            .map(|c| (c.last_seq.0, c.unread))
+    };
+    ann.message().await;
+    assert_eq!(
+        unread(ann.client.conversations().await.unwrap()),
+        Some((1, 0))
+    );
+    owner.client.add_members(group.id, &[ben.id]).await.unwrap();
+    ben.message().await;
+    assert_eq!(
+        unread(ben.client.conversations().await.unwrap()),
+        Some((2, 0))
+    );
+    // Ann was there before Ben came: his arrival is news to her.
+    ann.message().await;
+    assert_eq!(
+        unread(ann.client.conversations().await.unwrap()),
+        Some((2, 1))
+    );
+    owner.client.send_text(conv, "welcome").await.unwrap();
+    ben.message().await;
+    assert_eq!(
+        unread(ben.client.conversations().await.unwrap()),
+        Some((3, 1))
+    );
+    owner.quiet(50).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_read_it_in_a_group_of_ten_thousand() {
     const MEMBERS: u64 = 10_000;

@@ -639,8 +639,9 @@
     if (c.loaded && m.seq === c.seenSeq + 1) c.seenSeq = m.seq;
     c.lastSeq = Math.max(c.lastSeq, m.seq);
     notePreview(c, m);
-    if (own) {
-      // Sending moves the sender's cursors (protocol.md, Receipts).
+    if (own || bringsMeIn(m)) {
+      // Sending moves the sender's cursors (protocol.md, Receipts); the notice that
+      // brings a member into a group starts theirs (it is not unread to them).
       c.readSeq = Math.max(c.readSeq, m.seq);
       c.deliveredSeq = Math.max(c.deliveredSeq, m.seq);
     } else {
@@ -661,6 +662,19 @@
     }
     if (gap) catchUp(c);
     render();
+  }
+
+  /** Whether `m` is the group notice that made this user a member. */
+  function bringsMeIn(m) {
+    const e = m.body && m.body.type === 'system' && m.body.event;
+    if (!e || !state.me) return false;
+    const me = state.me.id;
+    switch (e.kind) {
+      case 'group_created': return (e.members || []).includes(me);
+      case 'members_added': return (e.users || []).includes(me);
+      case 'member_joined': return e.user === me;
+      default: return false;
+    }
   }
 
   function insertMessages(c, list) {

@@ -252,7 +252,7 @@ async function main() {
   });
 
   const groupText = `Group hello from Bob ${suffix}`;
-  await run('in a group, the preview names who wrote the last message', async () => {
+  await run('a new group is not unread to those added, and its preview names the writer', async () => {
     await tid(alice, 'group-create-toggle').click();
     await tid(alice, 'group-name').fill(`Team ${suffix}`);
     await tid(alice, 'group-member-option').first().check();
@@ -261,6 +261,12 @@ async function main() {
     // Alice goes back to the direct chat, so the group's preview is what she sees of it.
     await tid(alice, 'conversation-item').filter({ hasText: `Bob ${suffix}` }).click();
     const group = tid(bob, 'conversation-item').filter({ hasText: `Team ${suffix}` });
+    await group.waitFor();
+    // Being added is not an unread message.
+    if (await group.locator('[data-testid="conversation-unread"]').isVisible()) {
+      const n = await group.locator('[data-testid="conversation-unread"]').textContent();
+      throw new Error(`bob's new group shows ${n} unread`);
+    }
     await group.click();
     await sendText(bob, groupText);
     await tid(alice, 'conversation-item').filter({ hasText: `Team ${suffix}` })
