@@ -1,5 +1,6 @@
 // The chat page: one WebSocket to /ws speaking the protocol of docs/protocol.md (JSON
-// text frames: `hello` first, requests with ids, replies, events).
+// text frames: `hello` first, requests with ids, replies, events), shared by the tabs of
+// one browser (see "Tabs").
 //
 // Rules this file keeps:
 // - Every user-provided string reaches the DOM through textContent (never innerHTML).
@@ -216,7 +217,7 @@
     const url = (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/ws';
     let ws;
     try {
-      ws = new WebSocket(url);
+      ws = tabs.leader ? new WebSocket(url) : new TabSocket();
     } catch (_) {
       scheduleReconnect();
       return;
@@ -245,6 +246,7 @@
     }
     conn.ready = true;
     conn.backoff = 0;
+    if (tabs.leader) tabsReady(hello);
     hideBanner();
     const idle = Number(hello.idle_timeout_ms) || 90000;
     clearInterval(conn.pingTimer);
@@ -259,6 +261,7 @@
 
   function onClose(ws) {
     if (ws !== conn.ws) return;
+    if (tabs.leader) tabsClosed();
     conn.ws = null;
     conn.ready = false;
     conn.session = false;
@@ -316,8 +319,19 @@
   /** Sends a request on the current connection; resolves with the reply's `reply`. */
   function request(frame) {
     if (!conn.ready) return Promise.reject(new ApiError('offline', 'not connected'));
-    return send(conn.ws, frame);
+    const sent = send(conn.ws, frame);
+    if (CHANGES.has(frame.type)) sent.then(() => post({ kind: 'changed' }), () => {});
+    return sent;
   }
+
+  /**
+   * Requests whose effects the server pushes to the user's other devices but not to the
+   * session that made them, which the tabs share: the other tabs catch up instead.
+   * (Sends and reads are told to them exactly, with `tellTabs`.)
+   */
+  const CHANGES = new Set(['request_friend', 'accept_friend', 'decline_friend', 'remove_friend',
+    'block', 'unblock', 'create_group', 'add_members', 'join_group', 'leave_group', 'kick_member',
+    'set_role', 'rename_group', 'transfer_group', 'recall', 'edit', 'delete_for_me']);
 
   function onFrame(text) {
     let frame;
@@ -327,6 +341,7 @@
       return; // not JSON: nothing this page can do with it
     }
     if (!frame || typeof frame !== 'object') return;
+    if (tabs.leader && relayed(frame, text)) return;
     if (frame.type === 'reply' || frame.type === 'error') {
       const p = conn.pending.get(frame.id);
       if (p) {
@@ -352,15 +367,253 @@
     }
   }
 
+
+  // ---------------------------------------------------------------------------------
+  // Tabs: one connection for all the tabs of a browser
+  // ---------------------------------------------------------------------------------
+  // Every tab of this page is one device (its id is in localStorage), and the server keeps
+  // one session per device: a second tab's connection would replace the first tab's, which
+  // would stop there. So one tab, the leader (whichever holds the Web Lock `im.leader`),
+  // keeps the WebSocket, and the others reach the server through it over a
+  // BroadcastChannel, with a socket of the same shape (`TabSocket`): the rest of this file
+  // does not know which it has. The leader answers a follower's `hello`, `ping` and
+  // `resume` from its own connection and session, passes its other requests on under ids
+  // of its own, and passes every event on. When the leader's tab closes, another takes
+  // the lock and connects; the followers' sockets close and reconnect to it, and their
+  // unanswered sends go again with the same client_id.
+
+  const TAB_ID = randomHex(16);
+  const tabs = {
+    channel: null, // BroadcastChannel, when the browser has it and Web Locks
+    leader: false,
+    hello: null, // leader: the `hello` reply of its connection, once answered
+    session: null, // leader: the session reply its connection is logged in with
+    resuming: false, // leader: its own `resume` is under way
+    waiting: [], // leader: follower frames that wait for `hello` or the session
+    relays: new Map(), // leader: our request id -> {sock, id} of a follower's request
+    sockets: new Map(), // follower: socket id -> TabSocket
+  };
+
+  function post(message) {
+    if (tabs.channel) tabs.channel.postMessage(message);
+  }
+
+  /** A follower's connection: a WebSocket's shape, carried by the leader's. */
+  class TabSocket {
+    constructor() {
+      this.id = randomHex(16);
+      this.readyState = 0; // CONNECTING, as a WebSocket's
+      tabs.sockets.set(this.id, this);
+      post({ kind: 'open', tab: TAB_ID, sock: this.id });
+    }
+
+    send(text) {
+      if (this.readyState !== 1) throw new Error('not open');
+      post({ kind: 'frame', tab: TAB_ID, sock: this.id, text });
+    }
+
+    close() {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      tabs.sockets.delete(this.id);
+      post({ kind: 'close', sock: this.id });
+      setTimeout(() => this.onclose && this.onclose(), 0);
+    }
+
+    opened() {
+      if (this.readyState !== 0) return;
+      this.readyState = 1;
+      if (this.onopen) this.onopen();
+    }
+
+    deliver(text) {
+      if (this.readyState === 1 && this.onmessage) this.onmessage({ data: text });
+    }
+  }
+
+  function startTabs() {
+    if (typeof BroadcastChannel !== 'function' || !navigator.locks) {
+      tabs.leader = true; // every tab on its own, as before
+      connect();
+      return;
+    }
+    tabs.channel = new BroadcastChannel('im.tabs');
+    tabs.channel.onmessage = (ev) => onTabMessage(ev.data || {});
+    navigator.locks.request('im.leader', () => {
+      becomeLeader();
+      return new Promise(() => {}); // held until this tab closes
+    });
+    connect(); // as a follower until the lock is ours
+  }
+
+  function becomeLeader() {
+    tabs.leader = true;
+    const old = conn.ws;
+    conn.ws = null;
+    if (old) old.close();
+    conn.ready = false;
+    conn.session = false;
+    for (const [, p] of conn.pending) {
+      clearTimeout(p.timer);
+      p.reject(new ApiError('disconnected', 'the connection moved to this tab'));
+    }
+    conn.pending.clear();
+    conn.backoff = 0;
+    post({ kind: 'leader', tab: TAB_ID }); // followers reconnect through this tab
+    connect();
+  }
+
+  /** Tells the other tabs an event this tab's own request caused, as if pushed. */
+  function tellTabs(event) {
+    post({ kind: 'local', event });
+  }
+
+  function onTabMessage(m) {
+    // For every tab, leader or not: what another tab did on the shared session.
+    if (m.kind === 'local' && m.event && conn.session) {
+      onEvent(m.event);
+      return;
+    }
+    if (m.kind === 'changed' && conn.session) {
+      sync();
+      return;
+    }
+    if (tabs.leader) {
+      if (m.kind === 'open') answerOpen(m.sock);
+      else if (m.kind === 'frame') fromFollower(m.sock, m.text);
+      return;
+    }
+    if (m.kind === 'opened') {
+      const sock = tabs.sockets.get(m.sock);
+      if (sock) sock.opened();
+    } else if (m.kind === 'frame') {
+      const sock = tabs.sockets.get(m.sock);
+      if (sock) sock.deliver(m.text);
+    } else if (m.kind === 'event') {
+      for (const sock of tabs.sockets.values()) sock.deliver(m.text);
+    } else if (m.kind === 'closed' || m.kind === 'leader') {
+      for (const sock of [...tabs.sockets.values()]) sock.close();
+    }
+  }
+
+  /** Leader: a follower's socket opens once this tab's connection has said hello. */
+  function answerOpen(sock) {
+    if (tabs.hello) post({ kind: 'opened', sock });
+    else tabs.waiting.push({ sock, open: true });
+  }
+
+  function toFollower(sock, frame) {
+    post({ kind: 'frame', sock, text: JSON.stringify(frame) });
+  }
+
+  function fromFollower(sock, text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch (_) {
+      return;
+    }
+    if (!frame || typeof frame !== 'object') return;
+    const reply = (r) => toFollower(sock, { type: 'reply', id: frame.id, reply: r });
+    switch (frame.type) {
+      case 'hello':
+        if (tabs.hello) reply(tabs.hello);
+        else tabs.waiting.push({ sock, text });
+        return;
+      case 'ping':
+        reply({ type: 'pong' });
+        return;
+      case 'resume':
+        // The tabs share one token and one session.
+        if (tabs.session && frame.token === state.token) reply(tabs.session);
+        else if (tabs.resuming) tabs.waiting.push({ sock, text });
+        else relay(sock, frame);
+        return;
+      default:
+        relay(sock, frame);
+    }
+  }
+
+  /** Leader: sends a follower's request on this tab's connection under an id of ours. */
+  function relay(sock, frame) {
+    if (!conn.ready || !conn.ws) {
+      toFollower(sock, { type: 'error', id: frame.id, error: { code: 'unavailable', message: 'not connected' } });
+      return;
+    }
+    const id = conn.nextId++;
+    tabs.relays.set(id, { sock, id: frame.id, type: frame.type });
+    conn.ws.send(JSON.stringify({ ...frame, id }));
+  }
+
+  /** Leader: handles what the server sent for followers; true if it was only theirs. */
+  function relayed(frame, text) {
+    if (frame.type === 'event') {
+      post({ kind: 'event', text });
+      return false; // this tab handles it too
+    }
+    const r = (frame.type === 'reply' || frame.type === 'error') && tabs.relays.get(frame.id);
+    if (!r) return false;
+    tabs.relays.delete(frame.id);
+    toFollower(r.sock, { ...frame, id: r.id });
+    if (frame.type === 'reply') {
+      // The session is this connection's: a follower's login or logout changes this tab too.
+      if (r.type === 'login' && frame.reply && frame.reply.token) {
+        setToken(frame.reply.token);
+        enterApp(frame.reply);
+      } else if (r.type === 'logout') {
+        conn.session = false;
+        tabs.session = null;
+        setToken(null);
+        resetState();
+        closeConversation();
+        showAuth('Logged out in another tab.');
+      }
+    }
+    return true;
+  }
+
+  /** Leader: this tab's connection said hello; followers waiting for it go on. */
+  function tabsReady(hello) {
+    tabs.hello = hello;
+    flushWaiting();
+  }
+
+  /** Leader: this tab's connection is logged in; followers waiting to resume go on. */
+  function tabsSession(session) {
+    tabs.session = { type: 'session', user: session.user, device: session.device };
+    flushWaiting();
+  }
+
+  function flushWaiting() {
+    const waiting = tabs.waiting.splice(0);
+    for (const w of waiting) {
+      if (w.open) answerOpen(w.sock);
+      else fromFollower(w.sock, w.text);
+    }
+  }
+
+  /** Leader: this tab's connection closed; so do the followers' (they reconnect). */
+  function tabsClosed() {
+    tabs.hello = null;
+    tabs.session = null;
+    tabs.waiting = [];
+    tabs.relays.clear();
+    post({ kind: 'closed' });
+  }
+
   // ---------------------------------------------------------------------------------
   // Session
   // ---------------------------------------------------------------------------------
 
   async function resume() {
+    tabs.resuming = true;
     try {
       const s = await request({ type: 'resume', token: state.token });
+      tabs.resuming = false;
       await enterApp(s);
     } catch (e) {
+      tabs.resuming = false;
+      if (tabs.leader) flushWaiting(); // followers' resumes go to the server now
       if (e.code === 'unauthorized') {
         setToken(null);
         resetState();
@@ -382,6 +635,7 @@
       if (c.kind === 'direct' && c.peer === null) state.convs.delete(c.id);
     }
     conn.session = true;
+    if (tabs.leader) tabsSession(session);
     showApp();
     await sync();
   }
@@ -841,6 +1095,7 @@
     const seq = c.lastSeq;
     try {
       const r = await request({ type: 'mark_read', conversation: c.id, seq });
+      tellTabs({ type: 'receipt', conversation: c.id, user: state.me.id, kind: 'read', seq: r.read_seq || seq });
       c.readSeq = Math.max(c.readSeq, r.read_seq || seq);
       c.deliveredSeq = Math.max(c.deliveredSeq, c.readSeq);
       c.ackedSeq = Math.max(c.ackedSeq, c.readSeq);
@@ -908,7 +1163,7 @@
         try {
           const r = await request({ type: 'send', conversation: item.conversation, client_id: item.client_id, body: item.body });
           state.outbox.shift();
-          receiveMessage({
+          const message = {
             id: r.message_id,
             conversation: r.conversation || item.conversation,
             seq: r.seq,
@@ -917,7 +1172,9 @@
             client_id: item.client_id,
             body: item.body,
             sent_at: r.sent_at,
-          });
+          };
+          tellTabs({ type: 'message', message });
+          receiveMessage(message);
         } catch (e) {
           item.tries += 1;
           if ((e.code === 'rate_limited' || e.code === 'unavailable' || e.code === 'timeout') && item.tries < 10) {
@@ -1699,9 +1956,22 @@
     window.addEventListener('online', () => {
       if (!conn.ws && !conn.noReconnect) connect();
     });
+    // A login or logout in another tab of this browser.
+    window.addEventListener('storage', (ev) => {
+      if (ev.key !== TOKEN_KEY || ev.newValue === state.token) return;
+      state.token = ev.newValue;
+      if (!ev.newValue && state.me) {
+        conn.session = false;
+        resetState();
+        closeConversation();
+        showAuth('Logged out in another tab.');
+      } else if (ev.newValue && !conn.session && conn.ready) {
+        resume();
+      }
+    });
     if (state.token) setConnection('connecting');
     else showAuth();
-    connect();
+    startTabs();
   }
 
   init();

@@ -274,6 +274,58 @@ async function main() {
       .filter({ hasText: `Bob ${suffix}: ${groupText}` }).waitFor();
   });
 
+  // Two tabs of one browser are one device: they share the first tab's connection, and
+  // neither is kicked by the other (before, the second tab's login replaced the first's
+  // session and what was typed in the first was lost).
+  let alice2;
+  const countIn = (page, text) => tid(page, 'message-text').filter({ hasText: text }).count();
+  // The chat named `title` in the list (a group's preview may name the same person).
+  const chat = (page, title) => tid(page, 'conversation-item')
+    .filter({ has: page.locator('[data-testid="conversation-name"]', { hasText: title }) });
+  await run('a second tab of alice opens on the same session', async () => {
+    alice2 = await alice.context().newPage();
+    alice2.setDefaultTimeout(STEP_TIMEOUT);
+    alice2.on('pageerror', (e) => problems.push(`alice tab 2: page error: ${e.message}`));
+    pages['alice tab 2'] = alice2;
+    await alice2.goto(base, { timeout: STEP_TIMEOUT });
+    await tid(alice2, 'app').waitFor({ state: 'visible' });
+    await chat(alice2, `Bob ${suffix}`).click();
+    await tid(alice2, 'message-text').filter({ hasText: hello }).waitFor();
+  });
+
+  const fromTab1 = `From Alice's first tab ${suffix}`;
+  const fromTab2 = `From Alice's second tab ${suffix}`;
+  await run('a message typed in each tab arrives once, and neither tab is kicked', async () => {
+    await chat(bob, `Alice ${suffix}`).click();
+    await sendText(alice2, fromTab2);
+    await sendText(alice, fromTab1);
+    for (const text of [fromTab1, fromTab2]) {
+      await tid(bob, 'message-text').filter({ hasText: text }).waitFor();
+      await tid(alice, 'message-text').filter({ hasText: text }).waitFor();
+      await tid(alice2, 'message-text').filter({ hasText: text }).waitFor();
+    }
+    await bob.waitForTimeout(300);
+    for (const [who, page] of [['bob', bob], ['alice', alice], ['alice tab 2', alice2]]) {
+      for (const text of [fromTab1, fromTab2]) {
+        const n = await countIn(page, text);
+        if (n !== 1) throw new Error(`${who} shows ${JSON.stringify(text)} ${n} times`);
+      }
+      if (await tid(page, 'banner').isVisible()) {
+        throw new Error(`${who} shows: ${await tid(page, 'banner-text').textContent()}`);
+      }
+    }
+  });
+
+  const afterClose = `Alice's second tab, alone now ${suffix}`;
+  await run('when the first tab closes, the second takes over the connection', async () => {
+    delete pages.alice;
+    await alice.close();
+    await sendText(alice2, afterClose);
+    await tid(bob, 'message-text').filter({ hasText: afterClose }).waitFor();
+    pages.alice = alice2;
+    delete pages['alice tab 2'];
+  });
+
   await run('screenshot', async () => {
     await screenshotBoth(shotPath);
   });
