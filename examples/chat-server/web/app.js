@@ -478,6 +478,10 @@
       sync();
       return;
     }
+    if (m.kind === 'flush') {
+      if (tabs.leader) flushOutbox();
+      return;
+    }
     if (tabs.leader) {
       if (m.kind === 'open') answerOpen(m.sock);
       else if (m.kind === 'frame') fromFollower(m.sock, m.text);
@@ -635,6 +639,7 @@
       if (c.kind === 'direct' && c.peer === null) state.convs.delete(c.id);
     }
     conn.session = true;
+    state.outbox = loadOutbox();
     if (tabs.leader) tabsSession(session);
     showApp();
     await sync();
@@ -1144,25 +1149,64 @@
   // Sending
   // ---------------------------------------------------------------------------------
 
+  // What the user sent and the server has not stored yet is kept in localStorage, one
+  // outbox per user shared by the tabs, until the server answers: a reload, a closed
+  // tab, a lost connection or a kick loses none of it. It shows in the chat as pending,
+  // or as failed with Retry and Discard when the server refused it. One tab sends it
+  // (the one with the connection); a retry after an unknown outcome uses the same
+  // client_id, so nothing is stored twice.
+
+  const outboxKey = () => state.me && `im.outbox.${state.me.id}`;
+
+  /** The outbox as stored (what other tabs added included). */
+  function loadOutbox() {
+    const key = outboxKey();
+    if (!key) return [];
+    try {
+      const items = JSON.parse(load(key) || '[]');
+      return Array.isArray(items) ? items.filter((i) => i && i.client_id && i.conversation) : [];
+    } catch (_) {
+      return [];
+    }
+  }
+
+  /** Changes the stored outbox with `change(items)`, and shows the result. */
+  function changeOutbox(change) {
+    const items = loadOutbox();
+    change(items);
+    const key = outboxKey();
+    if (key) store(key, items.length ? JSON.stringify(items) : null);
+    state.outbox = items;
+    const c = state.open && state.convs.get(state.open);
+    if (c) renderChat(c);
+  }
+
   function sendBody(conversation, body) {
-    state.outbox.push({ conversation, client_id: newClientId(), body, tries: 0 });
-    flushOutbox();
+    changeOutbox((items) => items.push({ conversation, client_id: newClientId(), body, tries: 0, failed: null }));
+    requestFlush();
+  }
+
+  /** Sends the outbox from the tab with the connection. */
+  function requestFlush() {
+    if (tabs.leader) flushOutbox();
+    else post({ kind: 'flush' });
   }
 
   /**
    * Sends the outbox in order. A send whose fate is unknown (the connection closed) stays
    * and is sent again after the next resume with the same client_id, which the server
-   * answers with the first result (`duplicate: true`) if it had stored it.
+   * answers with the first result (`duplicate: true`) if it had stored it. A refused one
+   * stays too, marked failed, until the user retries or discards it.
    */
   async function flushOutbox() {
-    if (state.flushing || !conn.session) return;
+    if (state.flushing || !conn.session || !tabs.leader) return;
     state.flushing = true;
     try {
-      while (state.outbox.length && conn.session) {
-        const item = state.outbox[0];
+      for (;;) {
+        const item = loadOutbox().find((i) => !i.failed);
+        if (!item || !conn.session) break;
         try {
           const r = await request({ type: 'send', conversation: item.conversation, client_id: item.client_id, body: item.body });
-          state.outbox.shift();
           const message = {
             id: r.message_id,
             conversation: r.conversation || item.conversation,
@@ -1173,24 +1217,81 @@
             body: item.body,
             sent_at: r.sent_at,
           };
+          changeOutbox((items) => {
+            const at = items.findIndex((i) => i.client_id === item.client_id);
+            if (at >= 0) items.splice(at, 1);
+          });
           tellTabs({ type: 'message', message });
           receiveMessage(message);
         } catch (e) {
           item.tries += 1;
-          if ((e.code === 'rate_limited' || e.code === 'unavailable' || e.code === 'timeout') && item.tries < 10) {
+          const retry = (e.code === 'rate_limited' || e.code === 'unavailable' || e.code === 'timeout') && item.tries < 10;
+          if (isConnectionError(e) || retry) {
+            changeOutbox((items) => {
+              const kept = items.find((i) => i.client_id === item.client_id);
+              if (kept) kept.tries = item.tries;
+            });
+          }
+          if (retry) {
             await sleep(Math.max(200, Math.min(Number(e.retryAfterMs) || 1000, 30000)));
             continue;
           }
-          if (isConnectionError(e) && item.tries < 10) {
-            showChatError('Not connected: the message will be sent when the connection is back.');
-            break;
-          }
-          state.outbox.shift();
-          showChatError(`Not sent: ${e.message}`);
+          if (isConnectionError(e)) break; // pending; sent when the connection is back
+          changeOutbox((items) => {
+            const kept = items.find((i) => i.client_id === item.client_id);
+            if (kept) kept.failed = e.message || e.code;
+          });
         }
       }
     } finally {
       state.flushing = false;
+    }
+  }
+
+  function retrySend(clientId) {
+    changeOutbox((items) => {
+      const item = items.find((i) => i.client_id === clientId);
+      if (item) {
+        item.failed = null;
+        item.tries = 0;
+      }
+    });
+    requestFlush();
+  }
+
+  function discardSend(clientId) {
+    changeOutbox((items) => {
+      const at = items.findIndex((i) => i.client_id === clientId);
+      if (at >= 0) items.splice(at, 1);
+    });
+  }
+
+  /** The pending and failed sends of `c`, as the last items of its message list. */
+  function renderPending(c, list) {
+    for (const e of list.querySelectorAll('li.pending')) e.remove();
+    for (const item of state.outbox) {
+      if (item.conversation !== c.id) continue;
+      const li = el('li', 'message own pending', null, item.failed ? 'message-failed' : 'message-pending');
+      li.dataset.clientId = item.client_id;
+      const body = item.body || {};
+      const text = body.type === 'text' ? body.text : body.type === 'image' ? 'Image' : body.name || 'File';
+      const bubble = el('div', 'bubble');
+      bubble.append(el('span', null, text, 'pending-text'));
+      li.append(bubble);
+      if (item.failed) {
+        const meta = el('span', 'meta error', `Not sent: ${item.failed} `);
+        const retry = el('button', 'link', 'Retry', 'message-retry');
+        retry.type = 'button';
+        retry.addEventListener('click', () => retrySend(item.client_id));
+        const discard = el('button', 'link', 'Discard', 'message-discard');
+        discard.type = 'button';
+        discard.addEventListener('click', () => discardSend(item.client_id));
+        meta.append(retry, ' ', discard);
+        li.append(meta);
+      } else {
+        li.append(el('span', 'meta', conn.session ? 'Sending…' : 'Waiting for the connection…', 'message-status'));
+      }
+      list.append(li);
     }
   }
 
@@ -1557,6 +1658,7 @@
       if (prev.nextSibling !== rec.el) list.insertBefore(rec.el, prev.nextSibling);
       prev = rec.el;
     }
+    renderPending(c, list);
     renderReadMarker(c);
     renderTyping();
 
@@ -1958,6 +2060,12 @@
     });
     // A login or logout in another tab of this browser.
     window.addEventListener('storage', (ev) => {
+      if (ev.key && ev.key === outboxKey()) {
+        state.outbox = loadOutbox();
+        const c = state.open && state.convs.get(state.open);
+        if (c) renderChat(c);
+        return;
+      }
       if (ev.key !== TOKEN_KEY || ev.newValue === state.token) return;
       state.token = ev.newValue;
       if (!ev.newValue && state.me) {

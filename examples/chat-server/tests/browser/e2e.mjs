@@ -326,6 +326,64 @@ async function main() {
     delete pages['alice tab 2'];
   });
 
+  const offlineText = `Typed while offline ${suffix}`;
+  await run('a message typed offline shows as pending, survives a reload, and arrives once', async () => {
+    // The page's WebSocket goes through a route the test can cut.
+    let cut = false;
+    let socket = null;
+    await alice2.routeWebSocket(/\/ws$/, (ws) => {
+      if (cut) {
+        ws.close();
+        return;
+      }
+      socket = ws;
+      ws.connectToServer();
+    });
+    await alice2.reload({ timeout: STEP_TIMEOUT });
+    await tid(alice2, 'app').waitFor({ state: 'visible' });
+    await chat(alice2, `Bob ${suffix}`).click();
+    cut = true;
+    socket.close();
+    await tid(alice2, 'banner').waitFor({ state: 'visible' });
+    await tid(alice2, 'message-input').fill(offlineText);
+    await tid(alice2, 'message-input').press('Enter');
+    await tid(alice2, 'message-pending').filter({ hasText: offlineText }).waitFor();
+    if (await tid(alice2, 'message-input').inputValue()) throw new Error('the text stayed in the box');
+    // Nothing reached Bob, and a reload keeps the pending message.
+    cut = false;
+    await alice2.reload({ timeout: STEP_TIMEOUT });
+    await tid(alice2, 'app').waitFor({ state: 'visible' });
+    await chat(alice2, `Bob ${suffix}`).click();
+    await tid(bob, 'message-text').filter({ hasText: offlineText }).waitFor();
+    await tid(alice2, 'message-text').filter({ hasText: offlineText }).waitFor();
+    await tid(alice2, 'message-pending').waitFor({ state: 'detached' });
+    await bob.waitForTimeout(300);
+    const n = await countIn(bob, offlineText);
+    if (n !== 1) throw new Error(`bob shows the offline message ${n} times`);
+  });
+
+  await run('a refused send stays, marked failed, with retry and discard', async () => {
+    // Bob ends the friendship (over HTTP, with his page's token): Alice may no longer
+    // write to him, and the server refuses her message.
+    const token = await bob.evaluate(() => localStorage.getItem('im.token'));
+    const auth = { authorization: `Bearer ${token}` };
+    const found = await (await fetch(`${base}/v1/users/by-name/${aliceName}`, { headers: auth })).json();
+    const removed = await fetch(`${base}/v1/friends/${found.user.id}`, { method: 'DELETE', headers: auth });
+    if (removed.status !== 204) throw new Error(`unfriending answered ${removed.status}`);
+    const refused = `Written after the friendship ended ${suffix}`;
+    await tid(alice2, 'message-input').fill(refused);
+    await tid(alice2, 'message-input').press('Enter');
+    const failed = tid(alice2, 'message-failed').filter({ hasText: refused });
+    await failed.waitFor();
+    // Retry asks again (and is refused again); the text is still there until discarded.
+    await failed.locator('[data-testid="message-retry"]').click();
+    await failed.waitFor();
+    await failed.locator('[data-testid="message-discard"]').click();
+    await failed.waitFor({ state: 'detached' });
+    const n = await countIn(bob, refused);
+    if (n !== 0) throw new Error(`bob shows the refused message ${n} times`);
+  });
+
   await run('screenshot', async () => {
     await screenshotBoth(shotPath);
   });
