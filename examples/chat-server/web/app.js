@@ -1748,7 +1748,7 @@
     return `${(n / 1024 / 1024).toFixed(1)} MiB`;
   }
 
-  /** "Read" / "Seen by N" under the newest own message. */
+  /** "Read" / "Seen by Bob, Carol and 3 others" under the newest own message. */
   function renderReadMarker(c) {
     for (const old of $('messages').querySelectorAll('.read-marker')) old.remove();
     const seq = lastOwnSeq(c);
@@ -1756,17 +1756,22 @@
     if (!rec) return;
     let text;
     let read = false;
+    let who = [];
     if (c.kind === 'direct') {
       read = c.peerReadSeq >= seq;
       text = read ? 'Read' : c.peerDeliveredSeq >= seq ? 'Delivered' : 'Sent';
     } else {
-      let n = 0;
-      for (const [user, s] of c.readers) if (user !== state.me.id && s >= seq) n += 1;
-      read = n > 0;
-      text = n > 0 ? `Seen by ${n}` : 'Sent';
+      for (const [user, s] of c.readers) if (user !== state.me.id && s >= seq) who.push(user);
+      ensureUsers(who);
+      who = who.map(name).sort((a, b) => a.localeCompare(b));
+      read = who.length > 0;
+      const shown = who.slice(0, 3).join(', ');
+      const more = who.length - 3;
+      text = !read ? 'Sent' : more > 0 ? `Seen by ${shown} and ${more} other${more > 1 ? 's' : ''}` : `Seen by ${shown}`;
     }
     const marker = el('span', 'read-marker', text, 'read-marker');
     marker.dataset.read = read ? 'true' : 'false';
+    if (who.length) marker.title = `Seen by ${who.join(', ')}`;
     rec.el.append(marker);
   }
 

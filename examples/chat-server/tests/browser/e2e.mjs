@@ -99,6 +99,9 @@ async function newUser(who) {
 }
 
 const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
+// The chat named `title` in the list (a group's preview may name the same person).
+const chat = (page, title) => tid(page, 'conversation-item')
+  .filter({ has: page.locator('[data-testid="conversation-name"]', { hasText: title }) });
 
 async function register(page, username, display) {
   await page.goto(base, { timeout: STEP_TIMEOUT });
@@ -272,6 +275,11 @@ async function main() {
     await tid(alice, 'conversation-item').filter({ hasText: `Team ${suffix}` })
       .locator('[data-testid="conversation-preview"]')
       .filter({ hasText: `Bob ${suffix}: ${groupText}` }).waitFor();
+    // Alice writes back; Bob has the group open, and Alice sees who read it by name.
+    await tid(alice, 'conversation-item').filter({ hasText: `Team ${suffix}` }).click();
+    await sendText(alice, `Group reply from Alice ${suffix}`);
+    await tid(alice, 'read-marker').filter({ hasText: `Seen by Bob ${suffix}` }).waitFor();
+    await chat(alice, `Bob ${suffix}`).click();
   });
 
   // Two tabs of one browser are one device: they share the first tab's connection, and
@@ -279,9 +287,6 @@ async function main() {
   // session and what was typed in the first was lost).
   let alice2;
   const countIn = (page, text) => tid(page, 'message-text').filter({ hasText: text }).count();
-  // The chat named `title` in the list (a group's preview may name the same person).
-  const chat = (page, title) => tid(page, 'conversation-item')
-    .filter({ has: page.locator('[data-testid="conversation-name"]', { hasText: title }) });
   await run('a second tab of alice opens on the same session', async () => {
     alice2 = await alice.context().newPage();
     alice2.setDefaultTimeout(STEP_TIMEOUT);
