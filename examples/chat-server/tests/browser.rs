@@ -1,11 +1,13 @@
 //! The web page end to end: the server binary on a free port, and `tests/browser/e2e.mjs`
 //! driving two users in headless Chromium through it (register, befriend, chat, typing,
-//! read receipts, an image, an XSS attempt).
+//! read receipts, an image, an XSS attempt, a group with its previews and "seen by", two
+//! tabs of one user on one connection, a message typed offline and kept across a reload,
+//! a refused send with retry and discard).
 //!
 //! Needs `node`, `/usr/bin/chromium` and `tests/browser/node_modules/playwright-core`
 //! (`npm ci` in `tests/browser`). Without them the test prints `SKIPPED` and passes,
-//! unless `IM_REQUIRE_BROWSER=1` (as in CI), where it fails. The screenshot lands in
-//! `target/browser-e2e.png`.
+//! unless `IM_REQUIRE_BROWSER=1` (as in CI), where it fails. The screenshots land in
+//! `target/browser-e2e.png` (desktop) and `target/browser-e2e-375.png` (a phone's width).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

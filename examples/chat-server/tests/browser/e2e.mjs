@@ -1,6 +1,7 @@
 // End-to-end test of the chat page in headless Chromium: two users in two fresh browser
 // profiles register, befriend, chat, see typing, read receipts and an image, and an XSS
-// attempt stays text.
+// attempt stays text; then a group, a second tab of one user sharing its connection, a
+// message typed offline, and a refused send.
 //
 //   node e2e.mjs http://127.0.0.1:PORT /path/to/screenshot.png
 //
@@ -393,6 +394,12 @@ async function main() {
     await screenshotBoth(shotPath);
   });
   log(`screenshot: ${shotPath}`);
+  const narrowPath = shotPath.replace(/\.png$/, '') + '-375.png';
+  await run('screenshot at a phone\'s width (375 px)', async () => {
+    for (const page of Object.values(pages)) await page.setViewportSize({ width: 375, height: 700 });
+    await screenshotBoth(narrowPath);
+  });
+  log(`screenshot: ${narrowPath}`);
 }
 
 async function failureShots() {
