@@ -12,7 +12,8 @@
 //!
 //! `GET /healthz` answers `200` while the node can serve (its database and, in cluster
 //! mode, Redis answer) and `503` naming what fails otherwise; `GET /metrics` has
-//! Prometheus metrics;
+//! Prometheus metrics, with `im_sessions` and `im_runtime_alive_tasks` read at each
+//! scrape (what `loadgen soak` watches for leaks);
 //! SIGINT or SIGTERM tells every session the server is going away, waits for them to
 //! close, then stops.
 

@@ -2,7 +2,10 @@
 //! `/style.css`, compiled into the binary), and `/healthz` and `/metrics` (on the main
 //! listener, or on their own with `--admin`).
 
+use std::fmt::Write as _;
+
 use crate::health::Health;
+use im_core::Engine;
 use metrics_exporter_prometheus::PrometheusHandle;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -57,12 +60,15 @@ pub(crate) fn page() -> BoxedFilter<(Response,)> {
 
 /// The operator's routes: `/healthz` and `/metrics`.
 pub(crate) fn admin(health: Health, metrics: PrometheusHandle) -> BoxedFilter<(Response,)> {
+    let engine = health.engine.clone();
     let health = warp::path!("healthz").and(warp::get()).then(move || {
         let health = health.clone();
         async move { health.respond().await }
     });
     let metrics = warp::path!("metrics").and(warp::get()).map(move || {
-        let mut response = Response::new(metrics.render().into());
+        let mut body = metrics.render();
+        live_gauges(&engine, &mut body);
+        let mut response = Response::new(body.into());
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -70,4 +76,24 @@ pub(crate) fn admin(health: Health, metrics: PrometheusHandle) -> BoxedFilter<(R
         response
     });
     health.or(metrics).unify().boxed()
+}
+
+/// Appends two gauges read at the moment of the scrape: `im_sessions` (the engine's live
+/// sessions) and `im_runtime_alive_tasks` (the Tokio runtime's live tasks). A session or
+/// task that outlives its connection is a leak RSS shows only much later; the soak
+/// (`loadgen soak`) watches both stay flat. Read here rather than kept up to date: they
+/// cost nothing between scrapes. Written as text after the recorder's output because
+/// this crate does not depend on `metrics` itself; the exposition format is two lines
+/// per gauge.
+fn live_gauges(engine: &Engine, body: &mut String) {
+    let _ = writeln!(body, "# TYPE im_sessions gauge");
+    let _ = writeln!(body, "im_sessions {}", engine.session_count());
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let _ = writeln!(body, "# TYPE im_runtime_alive_tasks gauge");
+        let _ = writeln!(
+            body,
+            "im_runtime_alive_tasks {}",
+            runtime.metrics().num_alive_tasks()
+        );
+    }
 }

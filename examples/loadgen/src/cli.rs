@@ -177,6 +177,16 @@ pub(crate) enum Scenario {
         #[command(flatten)]
         opts: FloodOpts,
     },
+    /// im: a bounded soak of steady traffic, logins and resumes; fails unless the
+    /// server's RSS, open files, tasks and sessions stay flat.
+    Soak {
+        /// Shared options.
+        #[command(flatten)]
+        common: Common,
+        /// Scenario options.
+        #[command(flatten)]
+        opts: SoakOpts,
+    },
 }
 
 /// `idle` options.
@@ -310,4 +320,28 @@ pub(crate) struct FloodOpts {
     /// Seconds to keep sampling RSS after the flood.
     #[arg(long, default_value_t = 10)]
     pub(crate) after: u64,
+}
+
+/// `soak` options.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SoakOpts {
+    /// Seconds the whole soak lasts, set-up included (the disconnect and a 10 s pause
+    /// come on top).
+    #[arg(long, default_value_t = 1800)]
+    pub(crate) seconds: u64,
+    /// Users logged in for the whole soak: half send, each to a peer of its own (direct
+    /// conversations; the server must allow direct messages to anyone), half receive.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) users: usize,
+    /// Messages per second from the steady senders, in all.
+    #[arg(long, default_value_t = 200.0)]
+    pub(crate) rate: f64,
+    /// Connections per second that log in afresh, send one message and close; as many
+    /// again resume with a saved token and close (0: none).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) churn: f64,
+    /// The server's Prometheus page, read for `im_sessions` and `im_runtime_alive_tasks`
+    /// [default: http://ADDR/metrics on the first --addr, over WebSocket].
+    #[arg(long)]
+    pub(crate) metrics: Option<String>,
 }

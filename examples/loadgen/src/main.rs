@@ -20,6 +20,7 @@ mod redis_stats;
 mod report;
 mod rss;
 mod scenarios;
+mod scrape;
 mod sender;
 mod socketio;
 mod stats;

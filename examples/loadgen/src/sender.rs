@@ -30,6 +30,8 @@ pub(crate) struct AckStats {
     pub(crate) acked: AtomicU64,
     /// `error` replies to sends.
     pub(crate) errors: AtomicU64,
+    /// Of the `errors`, those saying `rate_limited`.
+    pub(crate) rate_limited: AtomicU64,
     /// The first error, for the report.
     pub(crate) first_error: Mutex<Option<String>>,
     /// When the latest reply came (ns since the start).
@@ -278,6 +280,9 @@ async fn read_loop(
                     acks.latency.record_ns(now.saturating_sub(from));
                 } else {
                     acks.errors.fetch_add(1, Ordering::Relaxed);
+                    if value["error"]["code"] == "rate_limited" {
+                        acks.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Ok(mut first) = acks.first_error.lock() {
                         first.get_or_insert_with(|| value["error"].to_string());
                     }

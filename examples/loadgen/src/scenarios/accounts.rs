@@ -1,5 +1,6 @@
-//! Phases of account traffic shared by `connect-storm` and `login-flood`: registering
-//! users, logging each in on a fresh connection, resuming each on a fresh connection.
+//! Phases of account traffic shared by `connect-storm`, `login-flood`, `direct-sends` and
+//! `soak`: registering users, logging each in on a fresh connection, resuming each on a
+//! fresh connection, and setting up users whose connections stay open.
 
 use std::time::Instant;
 
@@ -7,7 +8,7 @@ use futures::StreamExt as _;
 use serde_json::Value;
 
 use crate::clock;
-use crate::im::{ImClient, Target};
+use crate::im::{self, ImClient, Session, Target};
 use crate::progress;
 use crate::report::Report;
 use crate::stats::{Latency, rate, round3};
@@ -202,6 +203,34 @@ where
         outputs.push(result.ok());
     }
     (phase, outputs)
+}
+
+/// Registers and logs in each name on a connection of its own that stays open
+/// (`concurrency` at a time; `rate_limited` steps are tried again): the clients in the
+/// order of `names`, or the first failure.
+pub(crate) async fn register_and_login_all(
+    target: &Target,
+    names: &[String],
+    concurrency: usize,
+    label: &str,
+) -> anyhow::Result<Vec<(ImClient, Session)>> {
+    let bar = progress::bar(names.len() as u64, label);
+    let mut users: Vec<(usize, anyhow::Result<(ImClient, Session)>)> =
+        futures::stream::iter(names.iter().enumerate())
+            .map(|(i, name)| {
+                let bar = &bar;
+                async move {
+                    let result = im::register_and_login(target, name).await;
+                    bar.inc(1);
+                    (i, result)
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    bar.finish_and_clear();
+    users.sort_by_key(|(i, _)| *i);
+    users.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Refuses a scenario that only makes sense against the im server.

@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
-
 use crate::cli::{Common, DirectOpts, System};
 use crate::clock;
-use crate::im::{self, ImClient, Session};
+use crate::im;
 use crate::progress;
 use crate::receiver::{Readers, RecvMode};
 use crate::report::Report;
-use crate::scenarios::accounts::im_only;
+use crate::scenarios::accounts::{self, im_only};
 use crate::scenarios::group::{self, ServerWatch};
 use crate::sender::{AckStats, Sender};
 use crate::stats::{rate, round3};
@@ -37,28 +35,11 @@ pub(crate) async fn run(common: &Common, opts: &DirectOpts) -> anyhow::Result<Re
         .clone()
         .unwrap_or_else(|| im::run_prefix("d"));
     let setup_started = Instant::now();
-    let bar = progress::bar(2 * pairs as u64, "users");
-    let mut users: Vec<(usize, anyhow::Result<(ImClient, Session)>)> =
-        futures::stream::iter(0..2 * pairs)
-            .map(|i| {
-                let (target, prefix, bar) = (&target, &prefix, &bar);
-                async move {
-                    let role = if i < pairs { "s" } else { "p" };
-                    let name = format!("{prefix}{role}{}", i % pairs);
-                    let result = im::register_and_login(target, &name).await;
-                    bar.inc(1);
-                    (i, result)
-                }
-            })
-            .buffer_unordered(common.setup_concurrency.max(1))
-            .collect()
-            .await;
-    bar.finish_and_clear();
-    users.sort_by_key(|(i, _)| *i);
-    let mut clients = Vec::with_capacity(2 * pairs);
-    for (_, result) in users {
-        clients.push(result?);
-    }
+    let mut names = accounts::names(&prefix, "s", pairs);
+    names.extend(accounts::names(&prefix, "p", pairs));
+    let mut clients =
+        accounts::register_and_login_all(&target, &names, common.setup_concurrency, "users")
+            .await?;
     let peers = clients.split_off(pairs);
     let mut readers = Readers::new();
     let stats = readers.stats.clone();

@@ -10,6 +10,7 @@ mod idle;
 mod login_flood;
 mod offline_sync;
 mod slow_consumer;
+mod soak;
 
 use crate::cli::Scenario;
 use crate::report::Report;
@@ -25,5 +26,6 @@ pub(crate) async fn run(scenario: &Scenario) -> anyhow::Result<Option<Report>> {
         Scenario::OfflineSync { common, opts } => offline_sync::run(common, opts).await?,
         Scenario::SlowConsumer { common, opts } => slow_consumer::run(common, opts).await?,
         Scenario::LoginFlood { common, opts } => login_flood::run(common, opts).await?,
+        Scenario::Soak { common, opts } => soak::run(common, opts).await?,
     }))
 }
