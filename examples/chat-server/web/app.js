@@ -120,6 +120,7 @@
   };
 
   function resetState() {
+    document.title = 'Chat';
     state.me = null;
     state.users.clear();
     state.friends.clear();
@@ -1427,7 +1428,18 @@
       renderSidebar();
       const c = state.open && state.convs.get(state.open);
       if (c) renderChat(c);
+      renderTitle();
     }, 0);
+  }
+
+  /** The tab's title counts what is unread, so a hidden tab shows it. */
+  function renderTitle() {
+    let n = 0;
+    for (const c of state.convs.values()) {
+      if (!(c.id === state.open && chatVisible())) n += unread(c);
+    }
+    const title = n > 0 ? `(${n}) Chat` : 'Chat';
+    if (document.title !== title) document.title = title;
   }
 
   function renderIfOpen(c, scroll) {
@@ -1682,7 +1694,7 @@
     const bubble = el('div', 'bubble');
     switch (body.type) {
       case 'text':
-        bubble.append(el('span', null, body.text, 'message-text'));
+        bubble.append(linked(body.text));
         break;
       case 'image':
         bubble.classList.add('media');
@@ -1746,6 +1758,38 @@
     if (n < 1024) return `${n} B`;
     if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
     return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  }
+
+  /**
+   * A message's text, with its http(s) addresses as links that open in a new tab without
+   * telling the target where they came from. Text stays text: only an address that
+   * parses as an http or https URL becomes an `a`, built with textContent and href.
+   */
+  function linked(text) {
+    const span = el('span', null, null, 'message-text');
+    const urls = /\bhttps?:\/\/[^\s<>"']+/gi;
+    let at = 0;
+    for (const match of text.matchAll(urls)) {
+      // Punctuation that ends a sentence is not part of the address.
+      const url = match[0].replace(/[.,;:!?)\]}]+$/, '');
+      let href = null;
+      try {
+        const parsed = new URL(url);
+        if (parsed.protocol === 'http:' || parsed.protocol === 'https:') href = parsed.href;
+      } catch (_) {
+        href = null;
+      }
+      if (!href) continue;
+      span.append(document.createTextNode(text.slice(at, match.index)));
+      const a = el('a', null, url, 'message-link');
+      a.href = href;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer nofollow';
+      span.append(a);
+      at = match.index + url.length;
+    }
+    span.append(document.createTextNode(text.slice(at)));
+    return span;
   }
 
   /** "Read" / "Seen by Bob, Carol and 3 others" under the newest own message. */

@@ -255,6 +255,23 @@ async function main() {
     }
   });
 
+  await run('addresses in a message are links that open safely; other schemes are text', async () => {
+    const text = `docs at https://example.com/docs?x=1. not javascript:alert(1) ${suffix}`;
+    await sendText(bob, text);
+    const shown = tid(alice, 'message-text').filter({ hasText: text });
+    await shown.waitFor();
+    const links = shown.locator('[data-testid="message-link"]');
+    const n = await links.count();
+    if (n !== 1) throw new Error(`${n} links in ${JSON.stringify(text)}`);
+    const href = await links.getAttribute('href');
+    const rel = await links.getAttribute('rel');
+    const target = await links.getAttribute('target');
+    if (href !== 'https://example.com/docs?x=1' || target !== '_blank' || !/noopener/.test(rel || '')) {
+      throw new Error(`link: href ${href}, target ${target}, rel ${rel}`);
+    }
+    if ((await shown.textContent()) !== text) throw new Error('the text changed around the link');
+  });
+
   const groupText = `Group hello from Bob ${suffix}`;
   await run('a new group is not unread to those added, and its preview names the writer', async () => {
     await tid(alice, 'group-create-toggle').click();
@@ -276,6 +293,8 @@ async function main() {
     await tid(alice, 'conversation-item').filter({ hasText: `Team ${suffix}` })
       .locator('[data-testid="conversation-preview"]')
       .filter({ hasText: `Bob ${suffix}: ${groupText}` }).waitFor();
+    // One unread message, in a chat Alice is not looking at: the tab's title says so.
+    await alice.waitForFunction(() => document.title === '(1) Chat', null, { timeout: STEP_TIMEOUT });
     // Alice writes back; Bob has the group open, and Alice sees who read it by name.
     await tid(alice, 'conversation-item').filter({ hasText: `Team ${suffix}` }).click();
     await sendText(alice, `Group reply from Alice ${suffix}`);
@@ -394,6 +413,15 @@ async function main() {
     await screenshotBoth(shotPath);
   });
   log(`screenshot: ${shotPath}`);
+  const darkPath = shotPath.replace(/\.png$/, '') + '-dark.png';
+  await run('dark mode follows the system', async () => {
+    for (const page of Object.values(pages)) await page.emulateMedia({ colorScheme: 'dark' });
+    const bg = await alice2.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    if (bg !== 'rgb(13, 17, 23)') throw new Error(`dark background is ${bg}`);
+    await screenshotBoth(darkPath);
+    for (const page of Object.values(pages)) await page.emulateMedia({ colorScheme: 'light' });
+  });
+  log(`screenshot: ${darkPath}`);
   const narrowPath = shotPath.replace(/\.png$/, '') + '-375.png';
   await run('screenshot at a phone\'s width (375 px)', async () => {
     for (const page of Object.values(pages)) await page.setViewportSize({ width: 375, height: 700 });
