@@ -1996,12 +1996,19 @@
     }
   }
 
+  /** The message box grows with its lines, up to six. */
+  function fitComposer() {
+    const input = $('message-input');
+    input.rows = Math.min(6, Math.max(1, input.value.split('\n').length));
+  }
+
   function onComposerSubmit(ev) {
     ev.preventDefault();
     const input = $('message-input');
     const text = input.value;
     if (!text.trim() || !state.open) return;
     input.value = '';
+    fitComposer();
     stopTyping();
     hideChatError();
     sendBody(state.open, { type: 'text', text });
@@ -2084,6 +2091,14 @@
     $('composer').addEventListener('submit', onComposerSubmit);
     const input = $('message-input');
     input.addEventListener('input', onComposerInput);
+    input.addEventListener('input', fitComposer);
+    // Enter sends; Shift+Enter (or Enter while an input method composes) is a new line.
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        $('composer').requestSubmit();
+      }
+    });
     input.addEventListener('blur', stopTyping);
     $('file').addEventListener('change', (ev) => {
       const file = ev.target.files && ev.target.files[0];

@@ -272,6 +272,19 @@ async function main() {
     if ((await shown.textContent()) !== text) throw new Error('the text changed around the link');
   });
 
+  await run('Shift+Enter starts a new line; Enter sends the lines as one message', async () => {
+    const input = tid(alice, 'message-input');
+    await input.click();
+    await input.pressSequentially(`first line ${suffix}`);
+    await input.press('Shift+Enter');
+    await input.pressSequentially(`second line ${suffix}`);
+    await input.press('Enter');
+    const both = `first line ${suffix}\nsecond line ${suffix}`;
+    await bob.waitForFunction((text) => [...document.querySelectorAll('[data-testid="message-text"]')]
+      .some((e) => e.textContent === text), both, { timeout: STEP_TIMEOUT });
+    if (await input.inputValue()) throw new Error('the box was not emptied');
+  });
+
   const groupText = `Group hello from Bob ${suffix}`;
   await run('a new group is not unread to those added, and its preview names the writer', async () => {
     await tid(alice, 'group-create-toggle').click();
