@@ -117,6 +117,7 @@
     typingTimer: null,
     typingConv: null,
     blobs: new Map(), // attachment url -> Promise<blob: URL>
+    drafts: new Map(), // conversation id -> text typed and not sent, while another is open
   };
 
   function resetState() {
@@ -1267,6 +1268,35 @@
     });
   }
 
+  /** A line above each day's first message, and one above the first message that was
+   * unread when the chat was opened. */
+  function renderDividers(c, list, seqs) {
+    for (const e of list.querySelectorAll('li.divider')) e.remove();
+    const today = new Date();
+    const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    let lastDay = null;
+    let newShown = false;
+    for (const seq of seqs) {
+      const m = c.messages.get(seq);
+      const rec = msgEls.get(seq);
+      if (!m || !rec) continue;
+      const when = new Date(m.sent_at || Date.now());
+      const day = when.toDateString();
+      if (day !== lastDay) {
+        const text = day === today.toDateString() ? 'Today'
+          : day === yesterday.toDateString() ? 'Yesterday'
+            : when.toLocaleDateString(undefined, { weekday: 'short', year: 'numeric', month: 'short', day: 'numeric' });
+        list.insertBefore(el('li', 'divider day', text, 'day-separator'), rec.el);
+        lastDay = day;
+      }
+      const fromOther = state.me && m.sender !== state.me.id;
+      if (!newShown && c.newFrom !== undefined && seq > c.newFrom && fromOther) {
+        list.insertBefore(el('li', 'divider new', 'New messages', 'new-messages'), rec.el);
+        newShown = true;
+      }
+    }
+  }
+
   /** The pending and failed sends of `c`, as the last items of its message list. */
   function renderPending(c, list) {
     for (const e of list.querySelectorAll('li.pending')) e.remove();
@@ -1670,6 +1700,7 @@
       if (prev.nextSibling !== rec.el) list.insertBefore(rec.el, prev.nextSibling);
       prev = rec.el;
     }
+    renderDividers(c, list, seqs);
     renderPending(c, list);
     renderReadMarker(c);
     renderTyping();
@@ -1889,17 +1920,24 @@
 
   function openConversation(id) {
     if (!state.me) return;
+    const c = getConv(id);
     if (state.open !== id) {
       stopTyping();
+      // What was typed and not sent waits for its chat (drafts live as long as the page).
+      const input = $('message-input');
+      if (state.open) state.drafts.set(state.open, input.value);
+      input.value = state.drafts.get(id) || '';
+      state.drafts.delete(id);
+      fitComposer();
       state.open = id;
+      // The "new messages" line goes above the first message unread when it was opened.
+      c.newFrom = c.readSeq;
       msgEls.clear();
       olderEl = null;
       $('messages').replaceChildren();
-      $('message-input').value = '';
       hideChatError();
     }
     $('app').classList.add('chat-open');
-    const c = getConv(id);
     renderChat(c, 'bottom');
     render();
     if (!c.loaded) loadLatest(c).then(() => markReadIfVisible(c));

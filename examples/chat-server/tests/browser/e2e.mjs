@@ -196,6 +196,12 @@ async function main() {
     await item.locator('[data-testid="conversation-unread"]').filter({ hasText: '1' }).waitFor();
     await item.click();
     await tid(bob, 'message-text').filter({ hasText: hello }).waitFor();
+    // A day line above the first message, and the unread line above Alice's.
+    await tid(bob, 'day-separator').filter({ hasText: 'Today' }).waitFor();
+    const newLine = tid(bob, 'new-messages');
+    await newLine.waitFor();
+    const before = await newLine.evaluate((e) => e.nextElementSibling && e.nextElementSibling.textContent);
+    if (!before || !before.includes(hello)) throw new Error(`the unread line is above ${JSON.stringify(before)}`);
   });
 
   await run('alice sees her message read', async () => {
@@ -309,10 +315,17 @@ async function main() {
     // One unread message, in a chat Alice is not looking at: the tab's title says so.
     await alice.waitForFunction(() => document.title === '(1) Chat', null, { timeout: STEP_TIMEOUT });
     // Alice writes back; Bob has the group open, and Alice sees who read it by name.
+    // A draft left in one chat waits there while another is open.
+    const draft = `half-written to Bob ${suffix}`;
+    await tid(alice, 'message-input').fill(draft);
     await tid(alice, 'conversation-item').filter({ hasText: `Team ${suffix}` }).click();
+    if (await tid(alice, 'message-input').inputValue()) throw new Error('the draft followed into the group');
     await sendText(alice, `Group reply from Alice ${suffix}`);
     await tid(alice, 'read-marker').filter({ hasText: `Seen by Bob ${suffix}` }).waitFor();
     await chat(alice, `Bob ${suffix}`).click();
+    const back = await tid(alice, 'message-input').inputValue();
+    if (back !== draft) throw new Error(`the draft came back as ${JSON.stringify(back)}`);
+    await tid(alice, 'message-input').fill('');
   });
 
   // Two tabs of one browser are one device: they share the first tab's connection, and
