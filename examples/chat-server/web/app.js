@@ -15,6 +15,7 @@
 (() => {
   const TOKEN_KEY = 'im.token';
   const DEVICE_KEY = 'im.device';
+  const OPEN_KEY = 'im.open';
   const PAGE = 50; // history page when opening or scrolling back
   const CATCH_UP_PAGE = 200; // history page when catching up (the server's maximum)
   const REQUEST_TIMEOUT_MS = 20000;
@@ -122,6 +123,7 @@
 
   function resetState() {
     document.title = 'Chat';
+    state.drafts.clear();
     state.me = null;
     state.users.clear();
     state.friends.clear();
@@ -645,6 +647,29 @@
     if (tabs.leader) tabsSession(session);
     showApp();
     await sync();
+    // The chat this tab had open before a reload, if it is still one of the user's.
+    const saved = openBefore();
+    if (!state.open && saved && state.convs.has(saved) && (!saved.startsWith('g:') || state.groups.has(Number(saved.slice(2))))) {
+      openConversation(saved);
+    }
+  }
+
+  /** Which chat this tab has open, kept across a reload (per tab: sessionStorage). */
+  function rememberOpen(id) {
+    try {
+      if (id) sessionStorage.setItem(OPEN_KEY, id);
+      else sessionStorage.removeItem(OPEN_KEY);
+    } catch (_) {
+      // Storage may be disabled: the page opens on the list then.
+    }
+  }
+
+  function openBefore() {
+    try {
+      return sessionStorage.getItem(OPEN_KEY);
+    } catch (_) {
+      return null;
+    }
   }
 
   function setToken(token) {
@@ -1930,6 +1955,7 @@
       state.drafts.delete(id);
       fitComposer();
       state.open = id;
+      rememberOpen(id);
       // The "new messages" line goes above the first message unread when it was opened.
       c.newFrom = c.readSeq;
       msgEls.clear();
@@ -1951,6 +1977,10 @@
 
   function closeConversation() {
     stopTyping();
+    if (state.open) state.drafts.set(state.open, $('message-input').value);
+    $('message-input').value = '';
+    fitComposer();
+    rememberOpen(null);
     state.open = null;
     msgEls.clear();
     olderEl = null;

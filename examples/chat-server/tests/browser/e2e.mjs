@@ -404,7 +404,8 @@ async function main() {
     cut = false;
     await alice2.reload({ timeout: STEP_TIMEOUT });
     await tid(alice2, 'app').waitFor({ state: 'visible' });
-    await chat(alice2, `Bob ${suffix}`).click();
+    // The chat that was open is open again after the reload.
+    await tid(alice2, 'chat-title').filter({ hasText: `Bob ${suffix}` }).waitFor();
     await tid(bob, 'message-text').filter({ hasText: offlineText }).waitFor();
     await tid(alice2, 'message-text').filter({ hasText: offlineText }).waitFor();
     await tid(alice2, 'message-pending').waitFor({ state: 'detached' });
