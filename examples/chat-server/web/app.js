@@ -1510,6 +1510,19 @@
 
   const isOnline = (id) => !!(state.presence.get(id) || {}).online;
 
+  /**
+   * A round badge with a name's initials (the first letters of its first two words), in
+   * one of eight colours chosen by id, so the same person looks the same everywhere.
+   */
+  function avatar(title, id, group) {
+    const words = String(title).trim().split(/\s+/).filter(Boolean);
+    const initials = words.slice(0, 2).map((w) => [...w][0].toUpperCase()).join('') || '?';
+    const hue = Math.abs(Number(id) || 0) % 8;
+    const a = el('span', `avatar avatar-${hue}${group ? ' group' : ''}`, initials, 'avatar');
+    a.setAttribute('aria-hidden', 'true');
+    return a;
+  }
+
   function renderSidebar() {
     const me = state.me;
     if (!me) return;
@@ -1524,6 +1537,7 @@
       const li = el('li', 'clickable' + (c.id === state.open ? ' active' : ''), null, 'conversation-item');
       li.dataset.conversation = c.id;
       li.tabIndex = 0;
+      li.append(avatar(convTitle(c), c.kind === 'direct' ? c.peer : c.group, c.kind === 'group'));
       if (c.kind === 'direct') li.append(dot(isOnline(c.peer), 'presence-dot'));
       else li.append(el('span', 'dot group-dot', null));
       const text = el('div', 'name');
@@ -1579,7 +1593,7 @@
       const text = el('div', 'name');
       text.append(el('span', null, name(id), 'friend-name'));
       text.append(el('span', 'sub', (u ? '@' + u.username + ' · ' : '') + presenceText(id)));
-      li.append(dot(isOnline(id), 'presence-dot'), text);
+      li.append(avatar(name(id), id, false), dot(isOnline(id), 'presence-dot'), text);
       const open = () => openConversation(directId(state.me.id, id));
       li.addEventListener('click', open);
       li.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });

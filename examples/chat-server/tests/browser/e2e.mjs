@@ -204,6 +204,14 @@ async function main() {
     if (!before || !before.includes(hello)) throw new Error(`the unread line is above ${JSON.stringify(before)}`);
   });
 
+  await run('each chat and friend has an avatar with initials', async () => {
+    const initials = 'B' + suffix[0].toUpperCase();
+    const shown = await chat(alice, `Bob ${suffix}`).locator('[data-testid="avatar"]').textContent();
+    if (shown !== initials) throw new Error(`bob's avatar reads ${JSON.stringify(shown)}, not ${initials}`);
+    await tid(alice, 'friend-item').filter({ hasText: `Bob ${suffix}` })
+      .locator('[data-testid="avatar"]').filter({ hasText: initials }).waitFor();
+  });
+
   await run('alice sees her message read', async () => {
     await tid(alice, 'read-marker').filter({ hasText: /^Read$/ }).waitFor();
   });
