@@ -836,7 +836,10 @@
   function onEvent(ev) {
     switch (ev.type) {
       case 'message':
-        if (ev.message) receiveMessage(ev.message);
+        if (ev.message) {
+          receiveMessage(ev.message);
+          notify(ev.message);
+        }
         break;
       case 'receipt':
         onReceipt(ev);
@@ -914,6 +917,36 @@
       hideBanner();
       connect();
     });
+  }
+
+  /**
+   * A desktop notification for a message from someone else while this tab is hidden, if
+   * the user allowed them (asked once, at login). One per chat: a newer one replaces it
+   * (`tag`), and so do other tabs' for the same chat.
+   */
+  function notify(m) {
+    if (!document.hidden || !state.me || m.sender === state.me.id) return;
+    if (typeof Notification !== 'function' || Notification.permission !== 'granted') return;
+    if (m.body && m.body.type === 'system') return;
+    const c = getConv(m.conversation);
+    const title = c.kind === 'group' ? `${name(m.sender)} in ${convTitle(c)}` : name(m.sender);
+    try {
+      const n = new Notification(title, { body: preview(m), tag: m.conversation });
+      n.onclick = () => {
+        window.focus();
+        openConversation(m.conversation);
+        n.close();
+      };
+    } catch (_) {
+      // Some browsers allow notifications only from a service worker: none then.
+    }
+  }
+
+  /** Asks once whether notifications may be shown (called on a click: browsers want one). */
+  function askForNotifications() {
+    if (typeof Notification === 'function' && Notification.permission === 'default') {
+      Notification.requestPermission().catch(() => {});
+    }
   }
 
   function receiveMessage(m) {
@@ -2138,6 +2171,7 @@
         device: { id: state.device, name: deviceName(), platform: 'web' },
       });
       setToken(r.token);
+      askForNotifications();
       f.password.value = '';
       await enterApp(r);
     } catch (e) {

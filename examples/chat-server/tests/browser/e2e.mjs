@@ -87,6 +87,19 @@ async function run(name, fn) {
 
 async function newUser(who) {
   const context = await browser.newContext({ viewport: { width: 960, height: 640 } });
+  // Notifications are allowed, and recorded where the test can read them.
+  await context.grantPermissions(['notifications'], { origin: base });
+  await context.addInitScript(() => {
+    window.__notifications = [];
+    const Real = window.Notification;
+    if (typeof Real !== 'function') return;
+    window.Notification = class extends Real {
+      constructor(title, options) {
+        super(title, options);
+        window.__notifications.push({ title, body: options && options.body });
+      }
+    };
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT);
   page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
@@ -220,6 +233,25 @@ async function main() {
   await run('bob replies and alice sees it', async () => {
     await sendText(bob, reply);
     await tid(alice, 'message-text').filter({ hasText: reply }).waitFor();
+  });
+
+  await run('a message to a hidden tab shows a desktop notification', async () => {
+    await alice.evaluate(() => {
+      Object.defineProperty(document, 'hidden', { value: true, configurable: true });
+    });
+    const text = `While you were away ${suffix}`;
+    await sendText(bob, text);
+    await alice.waitForFunction((t) => window.__notifications.some((n) => n.body === t),
+      text, { timeout: STEP_TIMEOUT });
+    const note = await alice.evaluate(() => window.__notifications[window.__notifications.length - 1]);
+    if (note.title !== `Bob ${suffix}`) throw new Error(`notification titled ${JSON.stringify(note.title)}`);
+    await alice.evaluate(() => {
+      delete document.hidden; // back to the prototype's getter
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    // Bob's own page, visible, shows none for what he sent.
+    const own = await bob.evaluate(() => window.__notifications.length);
+    if (own) throw new Error(`bob got ${own} notifications`);
   });
 
   await run('bob types and alice sees the typing indicator', async () => {
