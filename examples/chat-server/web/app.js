@@ -119,11 +119,13 @@
     typingConv: null,
     blobs: new Map(), // attachment url -> Promise<blob: URL>
     drafts: new Map(), // conversation id -> text typed and not sent, while another is open
+    blocked: new Set(), // users this user blocked
   };
 
   function resetState() {
     document.title = 'Chat';
     state.drafts.clear();
+    state.blocked.clear();
     state.me = null;
     state.users.clear();
     state.friends.clear();
@@ -819,9 +821,11 @@
 
   async function refreshContacts() {
     try {
-      const [f, r] = await Promise.all([request({ type: 'friends' }), request({ type: 'friend_requests' })]);
+      const [f, r, b] = await Promise.all([request({ type: 'friends' }),
+        request({ type: 'friend_requests' }), request({ type: 'blocked_users' })]);
       applyFriends(f.friends || []);
       applyRequests(r);
+      state.blocked = new Set(b.users || []);
       ensureUsers([...state.friends.keys(), ...state.incoming.keys(), ...state.outgoing.keys()]);
       render();
     } catch (_) {
@@ -1738,6 +1742,10 @@
       dotEl.hidden = true;
       $('chat-subtitle').textContent = 'group';
     }
+    const peer = c.kind === 'direct' ? c.peer : null;
+    $('chat-unfriend').hidden = peer === null || !state.friends.has(peer);
+    $('chat-block').hidden = peer === null || state.blocked.has(peer);
+    $('chat-unblock').hidden = peer === null || !state.blocked.has(peer);
 
     const list = $('messages');
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
@@ -2198,10 +2206,30 @@
     showAuth('Logged out.');
   }
 
+  /** Unfriend, block or unblock the open direct chat's other user (the first two asked). */
+  async function onPeerAction(type, question) {
+    const c = state.open && state.convs.get(state.open);
+    if (!c || c.kind !== 'direct' || c.peer === null) return;
+    if (question && !window.confirm(question.replace('{}', name(c.peer)))) return;
+    try {
+      await request({ type, user: c.peer });
+      if (type === 'remove_friend') state.friends.delete(c.peer);
+      if (type === 'block') state.blocked.add(c.peer);
+      if (type === 'unblock') state.blocked.delete(c.peer);
+      render();
+      refreshContacts();
+    } catch (e) {
+      showChatError(e.message);
+    }
+  }
+
   function init() {
     $('register-form').addEventListener('submit', onRegister);
     $('login-form').addEventListener('submit', onLogin);
     $('logout').addEventListener('click', onLogout);
+    $('chat-unfriend').addEventListener('click', () => onPeerAction('remove_friend', 'End the friendship with {}?'));
+    $('chat-block').addEventListener('click', () => onPeerAction('block', 'Block {}? Neither of you can write to the other until you unblock.'));
+    $('chat-unblock').addEventListener('click', () => onPeerAction('unblock', null));
     $('friend-form').addEventListener('submit', onFriendSubmit);
     $('group-form').addEventListener('submit', onGroupSubmit);
     $('composer').addEventListener('submit', onComposerSubmit);

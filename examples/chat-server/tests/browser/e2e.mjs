@@ -455,13 +455,10 @@ async function main() {
   });
 
   await run('a refused send stays, marked failed, with retry and discard', async () => {
-    // Bob ends the friendship (over HTTP, with his page's token): Alice may no longer
-    // write to him, and the server refuses her message.
-    const token = await bob.evaluate(() => localStorage.getItem('im.token'));
-    const auth = { authorization: `Bearer ${token}` };
-    const found = await (await fetch(`${base}/v1/users/by-name/${aliceName}`, { headers: auth })).json();
-    const removed = await fetch(`${base}/v1/friends/${found.user.id}`, { method: 'DELETE', headers: auth });
-    if (removed.status !== 204) throw new Error(`unfriending answered ${removed.status}`);
+    // Bob ends the friendship from the chat's header: Alice may no longer write to him.
+    bob.once('dialog', (d) => d.accept());
+    await tid(bob, 'chat-unfriend').click();
+    await tid(bob, 'chat-unfriend').waitFor({ state: 'hidden' });
     const refused = `Written after the friendship ended ${suffix}`;
     await tid(alice2, 'message-input').fill(refused);
     await tid(alice2, 'message-input').press('Enter');
@@ -474,6 +471,15 @@ async function main() {
     await failed.waitFor({ state: 'detached' });
     const n = await countIn(bob, refused);
     if (n !== 0) throw new Error(`bob shows the refused message ${n} times`);
+  });
+
+  await run('block and unblock from the chat header', async () => {
+    bob.once('dialog', (d) => d.accept());
+    await tid(bob, 'chat-block').click();
+    await tid(bob, 'chat-unblock').waitFor();
+    await tid(bob, 'chat-block').waitFor({ state: 'hidden' });
+    await tid(bob, 'chat-unblock').click();
+    await tid(bob, 'chat-block').waitFor();
   });
 
   await run('screenshot', async () => {
