@@ -1834,10 +1834,23 @@
       img.width = Math.min(w, 320);
       img.height = Math.round(h * (Math.min(w, 320) / w));
     }
+    img.addEventListener('click', () => { if (img.src) openViewer(img.src); });
     attachmentUrl(body.url).then(
       (src) => { img.src = src; },
       () => { img.replaceWith(el('span', 'missing', 'Image unavailable', 'message-image-missing')); });
     return img;
+  }
+
+  /** Shows an image at full size over the page; a click, Esc or × closes it. */
+  function openViewer(src) {
+    $('viewer-image').src = src; // a blob: URL made by attachmentUrl
+    $('viewer').hidden = false;
+    $('viewer-close').focus();
+  }
+
+  function closeViewer() {
+    $('viewer').hidden = true;
+    $('viewer-image').removeAttribute('src');
   }
 
   function renderFile(body) {
@@ -2254,6 +2267,32 @@
       if (c && $('messages').scrollTop < 60) loadOlder(c);
     });
     $('back').addEventListener('click', closeConversation);
+    $('viewer').addEventListener('click', closeViewer);
+    document.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && !$('viewer').hidden) closeViewer();
+    });
+    // An image pasted into the message box, or dropped on the chat, is sent.
+    input.addEventListener('paste', (e) => {
+      const file = [...((e.clipboardData && e.clipboardData.files) || [])].find((f) => f.type.startsWith('image/'));
+      if (file) {
+        e.preventDefault();
+        uploadImage(file);
+      }
+    });
+    const pane = document.querySelector('.chat');
+    pane.addEventListener('dragover', (e) => {
+      if (!state.open || !e.dataTransfer || ![...e.dataTransfer.types].includes('Files')) return;
+      e.preventDefault();
+      pane.classList.add('dropping');
+    });
+    pane.addEventListener('dragleave', () => pane.classList.remove('dropping'));
+    pane.addEventListener('drop', (e) => {
+      pane.classList.remove('dropping');
+      const file = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+      if (!file) return;
+      e.preventDefault();
+      uploadImage(file);
+    });
     document.addEventListener('visibilitychange', () => {
       const c = state.open && state.convs.get(state.open);
       if (c) markReadIfVisible(c);

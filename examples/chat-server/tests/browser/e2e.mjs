@@ -284,6 +284,48 @@ async function main() {
     }, null, { timeout: STEP_TIMEOUT });
   });
 
+  await run('an image dropped on the chat is sent, and opens full size', async () => {
+    const b64 = png(48, 30, [22, 163, 74]).toString('base64');
+    const before = await tid(bob, 'message-image').count();
+    await alice.evaluate((data) => {
+      const bytes = Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+      const pane = document.querySelector('.chat');
+      pane.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      pane.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, b64);
+    await bob.waitForFunction((n) => {
+      const imgs = document.querySelectorAll('[data-testid="message-image"]');
+      const img = imgs[imgs.length - 1];
+      return imgs.length > n && img.complete && img.naturalWidth === 48;
+    }, before, { timeout: STEP_TIMEOUT });
+    await tid(bob, 'message-image').last().click();
+    await tid(bob, 'image-viewer').waitFor();
+    await bob.waitForFunction(() => {
+      const img = document.querySelector('[data-testid="image-viewer-image"]');
+      return img && img.complete && img.naturalWidth === 48;
+    }, null, { timeout: STEP_TIMEOUT });
+    await bob.keyboard.press('Escape');
+    await tid(bob, 'image-viewer').waitFor({ state: 'hidden' });
+  });
+
+  await run('an image pasted into the message box is sent', async () => {
+    const b64 = png(36, 20, [190, 24, 93]).toString('base64');
+    await alice.evaluate((data) => {
+      const bytes = Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+      const box = document.querySelector('[data-testid="message-input"]');
+      box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, b64);
+    await bob.waitForFunction(() => {
+      const imgs = document.querySelectorAll('[data-testid="message-image"]');
+      const img = imgs[imgs.length - 1];
+      return img && img.complete && img.naturalWidth === 36;
+    }, null, { timeout: STEP_TIMEOUT });
+  });
+
   const xss = '<img src=x onerror=window.__xss=1>';
   await run('an XSS attempt shows as text and runs nothing', async () => {
     await sendText(bob, xss);
