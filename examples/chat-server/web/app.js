@@ -1821,8 +1821,59 @@
     const meta = el('span', 'meta', formatTime(m.sent_at || Date.now(), true));
     meta.title = new Date(m.sent_at || Date.now()).toLocaleString();
     if (m.edited_at) meta.append(el('span', 'edited', ' · edited'));
+    meta.append(messageMenu(c, m, own));
     li.append(meta);
     return li;
+  }
+
+  /**
+   * The "⋯" after a message's time: Edit and Recall for one's own (the server decides
+   * whether it is still allowed: the edit window, the recall rules) and Delete for me for
+   * any. Edit asks for the new text; Recall and Delete confirm first.
+   */
+  function messageMenu(c, m, own) {
+    const wrap = el('span', 'message-menu');
+    const toggle = el('button', 'link', '⋯', 'message-menu');
+    toggle.type = 'button';
+    toggle.title = 'More';
+    const actions = el('span', 'message-actions', null, 'message-actions');
+    actions.hidden = true;
+    toggle.addEventListener('click', () => { actions.hidden = !actions.hidden; });
+    const action = (label, testid, run) => {
+      const b = el('button', 'link', label, testid);
+      b.type = 'button';
+      b.addEventListener('click', async () => {
+        actions.hidden = true;
+        try {
+          await run();
+        } catch (e) {
+          showChatError(e.message);
+        }
+      });
+      actions.append(b);
+    };
+    if (own && m.body && m.body.type === 'text') {
+      action('Edit', 'message-edit', async () => {
+        const text = window.prompt('Edit the message', m.body.text);
+        if (text === null || !text.trim() || text === m.body.text) return;
+        await request({ type: 'edit', conversation: c.id, seq: m.seq, client_id: newClientId(), body: { type: 'text', text } });
+        await catchUp(c); // the edit is a message of its own, which this session is not sent
+      });
+    }
+    if (own) {
+      action('Recall', 'message-recall', async () => {
+        if (!window.confirm('Recall this message for everyone?')) return;
+        await request({ type: 'recall', conversation: c.id, seq: m.seq, client_id: newClientId() });
+        await catchUp(c);
+      });
+    }
+    action('Delete for me', 'message-delete', async () => {
+      if (!window.confirm('Delete this message from your history (the others keep it)?')) return;
+      await request({ type: 'delete_for_me', conversation: c.id, seq: m.seq });
+      if (c.messages.delete(m.seq)) renderIfOpen(c);
+    });
+    wrap.append(toggle, actions);
+    return wrap;
   }
 
   function renderImage(body) {

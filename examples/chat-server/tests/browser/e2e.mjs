@@ -113,6 +113,7 @@ async function newUser(who) {
 }
 
 const tid = (page, id) => page.locator(`[data-testid="${id}"]`);
+const countIn = (page, text) => tid(page, 'message-text').filter({ hasText: text }).count();
 // The chat named `title` in the list (a group's preview may name the same person).
 const chat = (page, title) => tid(page, 'conversation-item')
   .filter({ has: page.locator('[data-testid="conversation-name"]', { hasText: title }) });
@@ -233,6 +234,33 @@ async function main() {
   await run('bob replies and alice sees it', async () => {
     await sendText(bob, reply);
     await tid(alice, 'message-text').filter({ hasText: reply }).waitFor();
+  });
+
+  await run('from the message menu: edit and recall her own, delete one of his for herself', async () => {
+    const edited = `${hello} (edited)`;
+    const mine = tid(alice, 'message').filter({ hasText: hello });
+    alice.once('dialog', (d) => d.accept(edited));
+    await mine.locator('[data-testid="message-menu"]').click();
+    await mine.locator('[data-testid="message-edit"]').click();
+    await tid(bob, 'message-text').filter({ hasText: edited }).waitFor();
+    await tid(alice, 'message-text').filter({ hasText: edited }).waitFor();
+
+    const oops = `Sent by mistake ${suffix}`;
+    await sendText(alice, oops);
+    await tid(bob, 'message-text').filter({ hasText: oops }).waitFor();
+    const wrong = tid(alice, 'message').filter({ hasText: oops });
+    alice.once('dialog', (d) => d.accept());
+    await wrong.locator('[data-testid="message-menu"]').click();
+    await wrong.locator('[data-testid="message-recall"]').click();
+    await tid(bob, 'message-text').filter({ hasText: oops }).waitFor({ state: 'detached' });
+    await tid(alice, 'message-text').filter({ hasText: oops }).waitFor({ state: 'detached' });
+
+    const theirs = tid(alice, 'message').filter({ hasText: reply });
+    alice.once('dialog', (d) => d.accept());
+    await theirs.locator('[data-testid="message-menu"]').click();
+    await theirs.locator('[data-testid="message-delete"]').click();
+    await tid(alice, 'message-text').filter({ hasText: reply }).waitFor({ state: 'detached' });
+    if (!(await countIn(bob, reply))) throw new Error('bob lost his own message');
   });
 
   await run('a message to a hidden tab shows a desktop notification', async () => {
@@ -414,7 +442,6 @@ async function main() {
   // neither is kicked by the other (before, the second tab's login replaced the first's
   // session and what was typed in the first was lost).
   let alice2;
-  const countIn = (page, text) => tid(page, 'message-text').filter({ hasText: text }).count();
   await run('a second tab of alice opens on the same session', async () => {
     alice2 = await alice.context().newPage();
     alice2.setDefaultTimeout(STEP_TIMEOUT);
