@@ -1746,6 +1746,8 @@
     $('chat-unfriend').hidden = peer === null || !state.friends.has(peer);
     $('chat-block').hidden = peer === null || state.blocked.has(peer);
     $('chat-unblock').hidden = peer === null || !state.blocked.has(peer);
+    $('group-info').hidden = c.kind !== 'group';
+    if (c.kind !== 'group') $('group-panel').hidden = true;
 
     const list = $('messages');
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
@@ -2075,6 +2077,7 @@
       fitComposer();
       state.open = id;
       rememberOpen(id);
+      $('group-panel').hidden = true;
       // The "new messages" line goes above the first message unread when it was opened.
       c.newFrom = c.readSeq;
       msgEls.clear();
@@ -2270,6 +2273,93 @@
     showAuth('Logged out.');
   }
 
+  // ---------------------------------------------------------------------------------
+  // The group panel: members with their roles and presence, and what one may do
+  // ---------------------------------------------------------------------------------
+
+  const openGroup = () => {
+    const c = state.open && state.convs.get(state.open);
+    return c && c.kind === 'group' ? c.group : null;
+  };
+
+  async function toggleGroupPanel() {
+    const panel = $('group-panel');
+    panel.hidden = !panel.hidden;
+    if (!panel.hidden) await renderGroupPanel();
+  }
+
+  /** Reads the open group's members (up to 500, pages of the server's maximum) and draws them. */
+  async function renderGroupPanel() {
+    const group = openGroup();
+    if (group === null || $('group-panel').hidden) return;
+    let members = [];
+    let after;
+    try {
+      do {
+        const r = await request({ type: 'group_members', group, after, limit: 200 });
+        members = members.concat(r.members || []);
+        after = r.more && members.length ? members[members.length - 1].user : undefined;
+      } while (after !== undefined && members.length < 500);
+    } catch (e) {
+      showChatError(e.message);
+      return;
+    }
+    if (openGroup() !== group) return;
+    ensureUsers(members.map((m) => m.user));
+    refreshPresence(members.map((m) => m.user));
+    const rank = { owner: 2, admin: 1, member: 0 };
+    const me = members.find((m) => m.user === state.me.id);
+    const myRank = me ? rank[me.role] : -1;
+    members.sort((a, b) => rank[b.role] - rank[a.role] || name(a.user).localeCompare(name(b.user)));
+    $('group-member-list').replaceChildren(...members.map((m) => {
+      const li = el('li', null, null, 'group-member');
+      li.dataset.userId = String(m.user);
+      li.append(avatar(name(m.user), m.user, false), dot(isOnline(m.user), 'presence-dot'));
+      const text = el('div', 'name');
+      text.append(el('span', null, name(m.user), 'group-member-name'));
+      text.append(el('span', 'member-role', m.role, 'group-member-role'));
+      li.append(text);
+      const button = (label, testid, run) => {
+        const b = el('button', 'link', label, testid);
+        b.type = 'button';
+        b.addEventListener('click', () => groupAction(run));
+        li.append(b);
+      };
+      if (m.user !== state.me.id && myRank > rank[m.role]) {
+        button('Remove', 'group-member-kick', () => request({ type: 'kick_member', group, user: m.user }));
+      }
+      if (me && me.role === 'owner' && m.user !== state.me.id) {
+        const role = m.role === 'admin' ? 'member' : 'admin';
+        button(role === 'admin' ? 'Make admin' : 'Make member', 'group-member-role-change',
+          () => request({ type: 'set_role', group, user: m.user, role }));
+      }
+      return li;
+    }));
+    const inGroup = new Set(members.map((m) => m.user));
+    const addable = [...state.friends.keys()].filter((id) => !inGroup.has(id));
+    $('group-add-user').replaceChildren(...addable.map((id) => {
+      const o = el('option', null, name(id));
+      o.value = String(id);
+      return o;
+    }));
+    $('group-add-user').hidden = $('group-add').hidden = addable.length === 0;
+    $('group-rename').hidden = myRank < 1;
+    $('group-leave').hidden = !me || me.role === 'owner';
+  }
+
+  /** Runs a group change, then draws the panel and the group again. */
+  async function groupAction(run) {
+    try {
+      await run();
+    } catch (e) {
+      showChatError(e.message);
+    }
+    await refreshGroups();
+    const c = state.open && state.convs.get(state.open);
+    if (c) await catchUp(c); // the change's notice, which this session is not sent
+    await renderGroupPanel();
+  }
+
   /** Unfriend, block or unblock the open direct chat's other user (the first two asked). */
   async function onPeerAction(type, question) {
     const c = state.open && state.convs.get(state.open);
@@ -2294,6 +2384,32 @@
     $('chat-unfriend').addEventListener('click', () => onPeerAction('remove_friend', 'End the friendship with {}?'));
     $('chat-block').addEventListener('click', () => onPeerAction('block', 'Block {}? Neither of you can write to the other until you unblock.'));
     $('chat-unblock').addEventListener('click', () => onPeerAction('unblock', null));
+    $('group-info').addEventListener('click', toggleGroupPanel);
+    $('group-add').addEventListener('click', () => {
+      const group = openGroup();
+      const user = Number($('group-add-user').value);
+      if (group !== null && user) groupAction(() => request({ type: 'add_members', group, users: [user] }));
+    });
+    $('group-rename').addEventListener('click', () => {
+      const group = openGroup();
+      const g = group !== null && state.groups.get(group);
+      const newName = g && window.prompt('Rename the group', g.name);
+      if (newName && newName.trim() && newName !== g.name) {
+        groupAction(() => request({ type: 'rename_group', group, name: newName.trim() }));
+      }
+    });
+    $('group-leave').addEventListener('click', async () => {
+      const group = openGroup();
+      if (group === null || !window.confirm('Leave this group?')) return;
+      try {
+        await request({ type: 'leave_group', group });
+        $('group-panel').hidden = true;
+        closeConversation();
+        await refreshGroups();
+      } catch (e) {
+        showChatError(e.message);
+      }
+    });
     $('friend-form').addEventListener('submit', onFriendSubmit);
     $('group-form').addEventListener('submit', onGroupSubmit);
     $('composer').addEventListener('submit', onComposerSubmit);

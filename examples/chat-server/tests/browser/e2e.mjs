@@ -432,6 +432,26 @@ async function main() {
     if (await tid(alice, 'message-input').inputValue()) throw new Error('the draft followed into the group');
     await sendText(alice, `Group reply from Alice ${suffix}`);
     await tid(alice, 'read-marker').filter({ hasText: `Seen by Bob ${suffix}` }).waitFor();
+
+    // The group's panel: members with roles; the owner promotes, renames, removes, adds.
+    await tid(alice, 'group-info').click();
+    const member = (who) => tid(alice, 'group-member').filter({ hasText: who });
+    await member(`Alice ${suffix}`).locator('[data-testid="group-member-role"]').filter({ hasText: 'owner' }).waitFor();
+    await member(`Bob ${suffix}`).locator('[data-testid="group-member-role"]').filter({ hasText: 'member' }).waitFor();
+    await member(`Bob ${suffix}`).locator('[data-testid="group-member-role-change"]').click();
+    await member(`Bob ${suffix}`).locator('[data-testid="group-member-role"]').filter({ hasText: 'admin' }).waitFor();
+    alice.once('dialog', (d) => d.accept(`Team ${suffix} renamed`));
+    await tid(alice, 'group-rename').click();
+    await chat(bob, `Team ${suffix} renamed`).waitFor();
+    await member(`Bob ${suffix}`).locator('[data-testid="group-member-kick"]').click();
+    await member(`Bob ${suffix}`).waitFor({ state: 'detached' });
+    await tid(alice, 'group-add-user').selectOption({ label: `Bob ${suffix}` });
+    await tid(alice, 'group-add').click();
+    await member(`Bob ${suffix}`).waitFor();
+    await alice.screenshot({ path: shotPath.replace(/\.png$/, '') + '-group.png', timeout: STEP_TIMEOUT });
+    await tid(alice, 'group-info').click();
+    await tid(alice, 'group-panel').waitFor({ state: 'hidden' });
+
     await chat(alice, `Bob ${suffix}`).click();
     const back = await tid(alice, 'message-input').inputValue();
     if (back !== draft) throw new Error(`the draft came back as ${JSON.stringify(back)}`);
