@@ -124,6 +124,7 @@
 
   function resetState() {
     document.title = 'Chat';
+    $('account').hidden = true;
     state.drafts.clear();
     state.blocked.clear();
     state.me = null;
@@ -2360,6 +2361,67 @@
     await renderGroupPanel();
   }
 
+  // ---------------------------------------------------------------------------------
+  // Account: devices and the password
+  // ---------------------------------------------------------------------------------
+
+  async function toggleAccount() {
+    const panel = $('account');
+    panel.hidden = !panel.hidden;
+    if (!panel.hidden) await renderDevices();
+  }
+
+  /** The user's devices, newest login first; each but this one can be signed out. */
+  async function renderDevices() {
+    let devices;
+    try {
+      devices = (await request({ type: 'devices' })).devices || [];
+    } catch (e) {
+      setHint('password-status', e.message, true);
+      return;
+    }
+    $('devices').replaceChildren(...devices.map((d) => {
+      const li = el('li', null, null, 'device-item');
+      li.dataset.deviceId = d.id;
+      const text = el('div', 'name');
+      text.append(el('span', null, d.name || d.id, 'device-name'));
+      text.append(el('span', 'sub', `${d.platform || 'device'} · since ${formatTime(d.logged_in_at, true)}`));
+      li.append(text);
+      if (d.id === state.device) {
+        li.append(el('span', 'sub', 'this browser', 'device-this'));
+      } else {
+        const b = el('button', 'link', 'Sign out', 'device-revoke');
+        b.type = 'button';
+        b.addEventListener('click', async () => {
+          try {
+            await request({ type: 'revoke_device', device: d.id });
+          } catch (e) {
+            setHint('password-status', e.message, true);
+          }
+          renderDevices();
+        });
+        li.append(b);
+      }
+      return li;
+    }));
+  }
+
+  async function onPasswordSubmit(ev) {
+    ev.preventDefault();
+    const oldPassword = $('password-old').value;
+    const newPassword = $('password-new').value;
+    setHint('password-status', 'Changing…');
+    try {
+      await request({ type: 'change_password', old_password: oldPassword, new_password: newPassword });
+      $('password-old').value = '';
+      $('password-new').value = '';
+      setHint('password-status', 'Password changed; your other devices were signed out.');
+      renderDevices();
+    } catch (e) {
+      setHint('password-status', e.code === 'forbidden' ? 'The current password is wrong.' : e.message, true);
+    }
+  }
+
   /** Unfriend, block or unblock the open direct chat's other user (the first two asked). */
   async function onPeerAction(type, question) {
     const c = state.open && state.convs.get(state.open);
@@ -2381,6 +2443,8 @@
     $('register-form').addEventListener('submit', onRegister);
     $('login-form').addEventListener('submit', onLogin);
     $('logout').addEventListener('click', onLogout);
+    $('account-toggle').addEventListener('click', toggleAccount);
+    $('password-form').addEventListener('submit', onPasswordSubmit);
     $('chat-unfriend').addEventListener('click', () => onPeerAction('remove_friend', 'End the friendship with {}?'));
     $('chat-block').addEventListener('click', () => onPeerAction('block', 'Block {}? Neither of you can write to the other until you unblock.'));
     $('chat-unblock').addEventListener('click', () => onPeerAction('unblock', null));

@@ -571,6 +571,31 @@ async function main() {
     await tid(bob, 'chat-block').waitFor();
   });
 
+  await run('account: devices with sign-out, and a password change', async () => {
+    const login = (password) => fetch(`${base}/v1/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: aliceName, password, device: { id: 'script' } }),
+    });
+    const first = await login(PASSWORD);
+    if (first.status !== 200) throw new Error(`the script's login answered ${first.status}`);
+    await tid(alice2, 'account-toggle').click();
+    await tid(alice2, 'device-this').waitFor();
+    const script = alice2.locator('[data-testid="device-item"][data-device-id="script"]');
+    await script.waitFor();
+    await script.locator('[data-testid="device-revoke"]').click();
+    await script.waitFor({ state: 'detached' });
+    await tid(alice2, 'password-old').fill(PASSWORD);
+    await tid(alice2, 'password-new').fill('a brand new horse');
+    await tid(alice2, 'password-submit').click();
+    await tid(alice2, 'password-status').filter({ hasText: 'Password changed' }).waitFor();
+    await alice2.screenshot({ path: shotPath.replace(/\.png$/, '') + '-account.png', timeout: STEP_TIMEOUT });
+    const again = await login(PASSWORD);
+    if (again.status !== 401) throw new Error(`the old password still logs in (${again.status})`);
+    await tid(alice2, 'account-toggle').click();
+    await tid(alice2, 'app').waitFor({ state: 'visible' });
+  });
+
   await run('screenshot', async () => {
     await screenshotBoth(shotPath);
   });
