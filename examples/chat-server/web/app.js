@@ -1435,15 +1435,20 @@
     state.typingStoppedAt = Date.now();
   }
 
-  async function uploadImage(file) {
+  /**
+   * Uploads a file for the open chat and sends it: an image as `image` (with its size in
+   * pixels), anything else the server accepts as `file` (images and PDF by default; the
+   * server sniffs the bytes and answers 415 otherwise). XMLHttpRequest rather than fetch:
+   * it reports upload progress, shown beside the message box.
+   */
+  async function uploadFile(file) {
     const c = state.open && state.convs.get(state.open);
     if (!c || !file) return;
-    if (!file.type.startsWith('image/')) {
-      showChatError('Only images can be sent.');
-      return;
-    }
     const attach = $('file').parentElement;
+    const progress = $('upload-progress');
     attach.classList.add('busy');
+    progress.value = 0;
+    progress.hidden = false;
     hideChatError();
     try {
       const form = new FormData();
@@ -1451,11 +1456,16 @@
       form.append('file', file, file.name);
       let res;
       try {
-        res = await fetch('/v1/attachments', {
-          method: 'POST',
-          headers: { Authorization: 'Bearer ' + state.token },
-          body: form,
-          credentials: 'omit',
+        res = await new Promise((resolve, reject) => {
+          const xhr = new XMLHttpRequest();
+          xhr.open('POST', '/v1/attachments');
+          xhr.setRequestHeader('Authorization', 'Bearer ' + state.token);
+          xhr.upload.onprogress = (e) => {
+            if (e.lengthComputable) progress.value = Math.round((e.loaded / e.total) * 100);
+          };
+          xhr.onload = () => resolve({ status: xhr.status, ok: xhr.status >= 200 && xhr.status < 300, text: xhr.responseText });
+          xhr.onerror = () => reject(new Error('network'));
+          xhr.send(form);
         });
       } catch (_) {
         showChatError('Upload failed: cannot reach the server.');
@@ -1463,7 +1473,7 @@
       }
       let data = null;
       try {
-        data = await res.json();
+        data = JSON.parse(res.text);
       } catch (_) {
         data = null;
       }
@@ -1478,14 +1488,23 @@
         showChatError('Upload failed: the server answered with an unexpected address.');
         return;
       }
-      const body = { type: 'image', url: data.url, mime: String(data.mime || file.type), size: Number(data.size) || file.size };
-      if (Number.isInteger(data.width)) body.width = data.width;
-      if (Number.isInteger(data.height)) body.height = data.height;
+      const mime = String(data.mime || file.type);
+      const size = Number(data.size) || file.size;
+      let body;
+      if (mime.startsWith('image/')) {
+        body = { type: 'image', url: data.url, mime, size };
+        if (Number.isInteger(data.width)) body.width = data.width;
+        if (Number.isInteger(data.height)) body.height = data.height;
+      } else {
+        body = { type: 'file', url: data.url, mime, size, name: String(file.name || 'file').slice(0, 255) };
+      }
       sendBody(c.id, body);
     } finally {
       attach.classList.remove('busy');
+      progress.hidden = true;
     }
   }
+
 
   /** A same-origin attachment as a blob: URL (fetched once per page). */
   function attachmentUrl(url) {
@@ -2491,7 +2510,7 @@
     $('file').addEventListener('change', (ev) => {
       const file = ev.target.files && ev.target.files[0];
       ev.target.value = '';
-      uploadImage(file);
+      uploadFile(file);
     });
     $('messages').addEventListener('scroll', () => {
       const c = state.open && state.convs.get(state.open);
@@ -2507,7 +2526,7 @@
       const file = [...((e.clipboardData && e.clipboardData.files) || [])].find((f) => f.type.startsWith('image/'));
       if (file) {
         e.preventDefault();
-        uploadImage(file);
+        uploadFile(file);
       }
     });
     const pane = document.querySelector('.chat');
@@ -2522,7 +2541,7 @@
       const file = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
       if (!file) return;
       e.preventDefault();
-      uploadImage(file);
+      uploadFile(file);
     });
     document.addEventListener('visibilitychange', () => {
       const c = state.open && state.convs.get(state.open);

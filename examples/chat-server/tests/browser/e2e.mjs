@@ -354,6 +354,18 @@ async function main() {
     }, null, { timeout: STEP_TIMEOUT });
   });
 
+  await run('alice sends a PDF as a file; a type the server does not take is refused', async () => {
+    const pdf = join(tmp, 'notes.pdf');
+    writeFileSync(pdf, '%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
+    await tid(alice, 'file-input').setInputFiles(pdf);
+    await tid(bob, 'message-file').filter({ hasText: 'notes.pdf' }).waitFor();
+    await tid(alice, 'upload-progress').waitFor({ state: 'hidden' });
+    const script = join(tmp, 'run.sh');
+    writeFileSync(script, '#!/bin/sh\necho hi\n');
+    await tid(alice, 'file-input').setInputFiles(script);
+    await tid(alice, 'chat-error').filter({ hasText: 'Upload failed' }).waitFor();
+  });
+
   const xss = '<img src=x onerror=window.__xss=1>';
   await run('an XSS attempt shows as text and runs nothing', async () => {
     await sendText(bob, xss);
