@@ -118,7 +118,10 @@ pub struct Sent {
     pub duplicate: bool,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, ErrorBody>>>>>;
+/// The requests waiting for their answer; `None` once the connection has ended, so that
+/// a request made as it ends fails at once instead of waiting out its timeout (deciding
+/// that under the same lock as the insert).
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Result<Reply, ErrorBody>>>>>>;
 
 /// A connected client. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
@@ -194,7 +197,7 @@ impl Client {
     {
         let (out_tx, out_rx) = mpsc::channel(256);
         let (event_tx, event_rx) = mpsc::channel(config.event_buffer.max(1));
-        let pending: Pending = Arc::default();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         tokio::spawn(drive(io, out_rx, event_tx, pending.clone(), config.codec));
 
         // Hello goes out in JSON; everything after the reply in the negotiated codec.
@@ -240,10 +243,15 @@ impl Client {
     async fn request_with_id(&self, id: u64, request: Request) -> Result<Reply, ClientError> {
         let bytes = self.codec.encode(&ClientFrame { id, request })?;
         let (tx, rx) = oneshot::channel();
-        self.pending
+        match self
+            .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+            .as_mut()
+        {
+            Some(waiting) => waiting.insert(id, tx),
+            None => return Err(ClientError::Closed),
+        };
         if self.out.send(bytes).await.is_err() {
             self.forget(id);
             return Err(ClientError::Closed);
@@ -260,10 +268,14 @@ impl Client {
     }
 
     fn forget(&self, id: u64) {
-        self.pending
+        if let Some(waiting) = self
+            .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+            .as_mut()
+        {
+            waiting.remove(&id);
+        }
     }
 
     /// Whether the connection is still open.
@@ -849,15 +861,16 @@ async fn drive<C, E>(
         _ = writer => {}
         _ = reader => {}
     }
-    // Fail whatever is still waiting.
-    pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    // Fail whatever is still waiting, and whatever is asked from now on.
+    *pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 fn resolve(pending: &Pending, id: u64, result: Result<Reply, ErrorBody>) {
     let waiter = pending
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+        .as_mut()
+        .and_then(|waiting| waiting.remove(&id));
     if let Some(tx) = waiter {
         let _ = tx.send(result);
     }
