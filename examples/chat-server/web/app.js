@@ -2561,6 +2561,9 @@
         state.outbox = loadOutbox();
         const c = state.open && state.convs.get(state.open);
         if (c) renderChat(c);
+        // Another tab's message: the tab with the connection sends it. (Its `flush` over
+        // the BroadcastChannel may arrive before localStorage shows the new item here.)
+        if (tabs.leader) flushOutbox();
         return;
       }
       if (ev.key !== TOKEN_KEY || ev.newValue === state.token) return;
