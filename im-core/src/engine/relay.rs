@@ -172,10 +172,38 @@ mod tests {
     use crate::presence::PresenceEntry;
     use crate::protocol::FrameClass;
 
-    /// Records each call a relay makes, with the envelopes in it.
+    /// Records each call a relay makes, with the envelopes in it. With `fail_first`, the
+    /// first call fails instead (an error, or a panic when it says so) and is not recorded.
     #[derive(Debug, Default)]
     struct Recording {
         calls: Mutex<Vec<(Option<NodeId>, Vec<Envelope>)>>,
+        fail_first: Option<Failure>,
+        failed: std::sync::atomic::AtomicBool,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Failure {
+        Error,
+        Panic,
+    }
+
+    impl Recording {
+        fn record(
+            &self,
+            node: Option<&NodeId>,
+            envelopes: Vec<Envelope>,
+        ) -> Result<(), BrokerError> {
+            if let Some(failure) = self.fail_first
+                && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                if failure == Failure::Panic {
+                    panic!("the adapter panicked (on purpose)");
+                }
+                return Err(BrokerError::Backend("down (on purpose)".into()));
+            }
+            self.calls.lock().unwrap().push((node.cloned(), envelopes));
+            Ok(())
+        }
     }
 
     #[async_trait]
@@ -191,59 +219,10 @@ mod tests {
             node: &NodeId,
             envelopes: Vec<Envelope>,
         ) -> Result<(), BrokerError> {
-            let mut calls = self.calls.lock().unwrap();
-            calls.push((Some(node.clone()), envelopes));
-            Ok(())
+            self.record(Some(node), envelopes)
         }
         async fn broadcast_many(&self, envelopes: Vec<Envelope>) -> Result<(), BrokerError> {
-            self.calls.lock().unwrap().push((None, envelopes));
-            Ok(())
-        }
-        async fn subscribe(&self, _: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError> {
-            Err(BrokerError::Backend("not for subscribing".into()))
-        }
-    }
-
-    /// A broker whose first call fails (an error, or a panic), then records like
-    /// [`Recording`].
-    #[derive(Debug, Default)]
-    struct Flaky {
-        panic: bool,
-        failed: std::sync::atomic::AtomicBool,
-        inner: Recording,
-    }
-
-    impl Flaky {
-        fn first_call_fails(&self) -> Result<(), BrokerError> {
-            if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                return Ok(());
-            }
-            if self.panic {
-                panic!("the adapter panicked (on purpose)");
-            }
-            Err(BrokerError::Backend("down (on purpose)".into()))
-        }
-    }
-
-    #[async_trait]
-    impl Broker for Flaky {
-        async fn publish(&self, node: &NodeId, envelope: Envelope) -> Result<(), BrokerError> {
-            self.publish_many(node, vec![envelope]).await
-        }
-        async fn broadcast(&self, envelope: Envelope) -> Result<(), BrokerError> {
-            self.broadcast_many(vec![envelope]).await
-        }
-        async fn publish_many(
-            &self,
-            node: &NodeId,
-            envelopes: Vec<Envelope>,
-        ) -> Result<(), BrokerError> {
-            self.first_call_fails()?;
-            self.inner.publish_many(node, envelopes).await
-        }
-        async fn broadcast_many(&self, envelopes: Vec<Envelope>) -> Result<(), BrokerError> {
-            self.first_call_fails()?;
-            self.inner.broadcast_many(envelopes).await
+            self.record(None, envelopes)
         }
         async fn subscribe(&self, _: &NodeId) -> Result<BoxStream<'static, Envelope>, BrokerError> {
             Err(BrokerError::Backend("not for subscribing".into()))
@@ -254,10 +233,10 @@ mod tests {
     /// relay goes on publishing what is queued after it.
     #[tokio::test]
     async fn a_failed_or_panicking_publish_loses_one_batch_only() {
-        for panic in [false, true] {
-            let broker = Arc::new(Flaky {
-                panic,
-                ..Flaky::default()
+        for failure in [Failure::Error, Failure::Panic] {
+            let broker = Arc::new(Recording {
+                fail_first: Some(failure),
+                ..Recording::default()
             });
             let relay = Relay::start(
                 broker.clone(),
@@ -274,8 +253,8 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             relay.publish(to.clone(), deliver(2)).await;
-            let calls = published(&broker.inner, 1).await;
-            assert_eq!(calls, vec![(Some(to), vec![deliver(2)])], "panic: {panic}");
+            let calls = published(&broker, 1).await;
+            assert_eq!(calls, vec![(Some(to), vec![deliver(2)])], "{failure:?}");
         }
     }
 
