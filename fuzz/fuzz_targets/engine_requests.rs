@@ -10,6 +10,7 @@
 
 #![no_main]
 
+use im_core::protocol::request;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -198,12 +199,12 @@ impl World {
             });
             world.connect(n).await;
             let name = format!("user{n}");
-            let register = Request::Register {
+            let register = Request::Register(request::Register {
                 username: name.clone(),
                 password: PASSWORD.into(),
                 display_name: name,
                 avatar: None,
-            };
+            });
             let reply = world.call(n, register).await.expect("register");
             world.peers[n].user = UserId(reply["user"]["id"].as_u64().expect("user id"));
             world.call(n, login(n)).await.expect("login");
@@ -214,11 +215,14 @@ impl World {
             let (ua, ub) = (world.peers[a].user, world.peers[b].user);
             let note = "hi".to_owned();
             world
-                .call(a, Request::RequestFriend { user: ub, note })
+                .call(
+                    a,
+                    Request::RequestFriend(request::RequestFriend { user: ub, note }),
+                )
                 .await
                 .expect("request");
             world
-                .call(b, Request::AcceptFriend { user: ua })
+                .call(b, Request::AcceptFriend(request::AcceptFriend { user: ua }))
                 .await
                 .expect("accept");
         }
@@ -292,126 +296,126 @@ impl World {
                 } else {
                     format!("c{}", self.sent)
                 };
-                Request::Send {
+                Request::Send(request::Send {
                     conversation,
                     client_id,
                     body: self.text(conversation),
-                }
+                })
             }
-            Kind::Recall { conv, seq: s } => Request::Recall {
+            Kind::Recall { conv, seq: s } => Request::Recall(request::Recall {
                 conversation: self.conversation(conv),
                 seq: seq(s),
                 client_id: format!("r{}", self.next_id),
-            },
+            }),
             Kind::Edit { conv, seq: s } => {
                 let conversation = self.conversation(conv);
-                Request::Edit {
+                Request::Edit(request::Edit {
                     conversation,
                     seq: seq(s),
                     client_id: format!("e{}", self.next_id),
                     body: self.text(conversation),
-                }
+                })
             }
-            Kind::DeleteForMe { conv, seq: s } => Request::DeleteForMe {
+            Kind::DeleteForMe { conv, seq: s } => Request::DeleteForMe(request::DeleteForMe {
                 conversation: self.conversation(conv),
                 seq: seq(s),
-            },
+            }),
             Kind::History {
                 conv,
                 after,
                 before,
                 limit,
-            } => Request::History {
+            } => Request::History(request::History {
                 conversation: self.conversation(conv),
                 query: HistoryQuery {
                     after: after.map(seq),
                     before: before.map(seq),
                     limit: limit.map(u32::from),
                 },
-            },
-            Kind::MarkRead { conv, seq: s } => Request::MarkRead {
+            }),
+            Kind::MarkRead { conv, seq: s } => Request::MarkRead(request::MarkRead {
                 conversation: self.conversation(conv),
                 seq: seq(s),
-            },
-            Kind::Ack { conv, seq: s } => Request::Ack {
+            }),
+            Kind::Ack { conv, seq: s } => Request::Ack(request::Ack {
                 conversation: self.conversation(conv),
                 seq: seq(s),
-            },
-            Kind::Receipts { conv, seq: s } => Request::Receipts {
+            }),
+            Kind::Receipts { conv, seq: s } => Request::Receipts(request::Receipts {
                 conversation: self.conversation(conv),
                 seq: seq(s),
                 after: None,
                 limit: None,
-            },
-            Kind::Typing { conv, active } => Request::Typing {
+            }),
+            Kind::Typing { conv, active } => Request::Typing(request::Typing {
                 conversation: self.conversation(conv),
                 active,
-            },
-            Kind::Conversations => Request::Conversations,
-            Kind::RequestFriend { user } => Request::RequestFriend {
+            }),
+            Kind::Conversations => Request::Conversations(request::Conversations {}),
+            Kind::RequestFriend { user } => Request::RequestFriend(request::RequestFriend {
                 user: self.user(user),
                 note: "hi".into(),
-            },
-            Kind::AcceptFriend { user } => Request::AcceptFriend {
+            }),
+            Kind::AcceptFriend { user } => Request::AcceptFriend(request::AcceptFriend {
                 user: self.user(user),
-            },
-            Kind::DeclineFriend { user } => Request::DeclineFriend {
+            }),
+            Kind::DeclineFriend { user } => Request::DeclineFriend(request::DeclineFriend {
                 user: self.user(user),
-            },
-            Kind::RemoveFriend { user } => Request::RemoveFriend {
+            }),
+            Kind::RemoveFriend { user } => Request::RemoveFriend(request::RemoveFriend {
                 user: self.user(user),
-            },
-            Kind::Block { user } => Request::Block {
+            }),
+            Kind::Block { user } => Request::Block(request::Block {
                 user: self.user(user),
-            },
-            Kind::Unblock { user } => Request::Unblock {
+            }),
+            Kind::Unblock { user } => Request::Unblock(request::Unblock {
                 user: self.user(user),
-            },
-            Kind::Friends => Request::Friends,
-            Kind::FriendRequests => Request::FriendRequests,
-            Kind::CreateGroup { members, open } => Request::CreateGroup {
+            }),
+            Kind::Friends => Request::Friends(request::Friends {}),
+            Kind::FriendRequests => Request::FriendRequests(request::FriendRequests {}),
+            Kind::CreateGroup { members, open } => Request::CreateGroup(request::CreateGroup {
                 name: "g".into(),
                 members: members.into_iter().take(8).map(|u| self.user(u)).collect(),
                 open,
-            },
-            Kind::AddMembers { group, users } => Request::AddMembers {
+            }),
+            Kind::AddMembers { group, users } => Request::AddMembers(request::AddMembers {
                 group: self.group(group),
                 users: users.into_iter().take(8).map(|u| self.user(u)).collect(),
-            },
-            Kind::JoinGroup { group } => Request::JoinGroup {
+            }),
+            Kind::JoinGroup { group } => Request::JoinGroup(request::JoinGroup {
                 group: self.group(group),
-            },
-            Kind::LeaveGroup { group } => Request::LeaveGroup {
+            }),
+            Kind::LeaveGroup { group } => Request::LeaveGroup(request::LeaveGroup {
                 group: self.group(group),
-            },
-            Kind::KickMember { group, user } => Request::KickMember {
+            }),
+            Kind::KickMember { group, user } => Request::KickMember(request::KickMember {
                 group: self.group(group),
                 user: self.user(user),
-            },
-            Kind::SetRole { group, user, admin } => Request::SetRole {
+            }),
+            Kind::SetRole { group, user, admin } => Request::SetRole(request::SetRole {
                 group: self.group(group),
                 user: self.user(user),
                 role: if admin { Role::Admin } else { Role::Member },
-            },
-            Kind::RenameGroup { group } => Request::RenameGroup {
+            }),
+            Kind::RenameGroup { group } => Request::RenameGroup(request::RenameGroup {
                 group: self.group(group),
                 name: "renamed".into(),
-            },
-            Kind::TransferGroup { group, to } => Request::TransferGroup {
+            }),
+            Kind::TransferGroup { group, to } => Request::TransferGroup(request::TransferGroup {
                 group: self.group(group),
                 to: self.user(to),
-            },
-            Kind::GroupMembers { group } => Request::GroupMembers {
+            }),
+            Kind::GroupMembers { group } => Request::GroupMembers(request::GroupMembers {
                 group: self.group(group),
                 after: None,
                 limit: None,
-            },
-            Kind::MyGroups => Request::MyGroups,
-            Kind::Presence { users } => Request::Presence {
+            }),
+            Kind::MyGroups => Request::MyGroups(request::MyGroups {}),
+            Kind::Presence { users } => Request::Presence(request::Presence {
                 users: users.into_iter().take(8).map(|u| self.user(u)).collect(),
-            },
-            Kind::Devices => Request::Devices,
-            Kind::Logout => Request::Logout,
+            }),
+            Kind::Devices => Request::Devices(request::Devices {}),
+            Kind::Logout => Request::Logout(request::Logout {}),
             Kind::Login | Kind::Reconnect | Kind::Raw(_) => return None,
         })
     }
@@ -424,11 +428,11 @@ impl World {
         let peer = &mut self.peers[n];
         peer.conn = Some(client);
         peer.pending.clear();
-        let hello = Request::Hello {
+        let hello = Request::Hello(request::Hello {
             versions: vec![1],
             client: "fuzz".into(),
             codec: None,
-        };
+        });
         self.call(n, hello).await.expect("hello");
     }
 
@@ -645,7 +649,7 @@ impl World {
 }
 
 fn login(n: usize) -> Request {
-    Request::Login {
+    Request::Login(request::Login {
         username: format!("user{n}"),
         password: PASSWORD.into(),
         device: DeviceInfo {
@@ -653,7 +657,7 @@ fn login(n: usize) -> Request {
             name: String::new(),
             platform: Platform::Desktop,
         },
-    }
+    })
 }
 
 fuzz_target!(|ops: Vec<Op>| {

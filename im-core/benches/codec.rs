@@ -8,6 +8,8 @@
 //!
 //! Run with `cargo bench -p im-core --bench codec`.
 
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -79,11 +81,11 @@ fn codec(c: &mut Criterion) {
 
     let send = ClientFrame {
         id: 17,
-        request: Request::Send {
+        request: Request::Send(request::Send {
             conversation,
             client_id: new_client_id(),
             body: text(),
-        },
+        }),
     };
     frame(c, "send_request", &send);
 
@@ -96,22 +98,22 @@ fn codec(c: &mut Criterion) {
 
     let sent = ServerFrame::Reply {
         id: 17,
-        reply: Reply::Sent {
+        reply: Reply::Sent(reply::Sent {
             conversation,
             message_id: MessageId(1_000_007),
             seq: Seq(7),
             sent_at: Timestamp(1_764_000_000_007),
             duplicate: false,
-        },
+        }),
     };
     frame(c, "sent_reply", &sent);
 
     let history = ServerFrame::Reply {
         id: 18,
-        reply: Reply::History {
+        reply: Reply::History(reply::History {
             messages: (1..=50).map(message).collect(),
             more: true,
-        },
+        }),
     };
     frame(c, "history_reply_50", &history);
 }

@@ -13,6 +13,8 @@
 //!
 //! Run with `cargo bench -p im-core --bench fanout`.
 
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -96,14 +98,17 @@ async fn request(conn: &mut DuplexConnection, id: u64, request: Request) -> Repl
 /// A bare connection, logged in as `username`.
 async fn receiver(engine: &Engine, username: &str) -> DuplexConnection {
     let mut conn = connect(engine);
-    let hello = Request::Hello {
+    let hello = Request::Hello(request::Hello {
         versions: vec![PROTOCOL_VERSION],
         client: "fanout-bench".to_owned(),
         codec: None,
-    };
+    });
     let reply = request(&mut conn, 0, hello).await;
-    assert!(matches!(reply, Reply::Hello { .. }), "{reply:?}");
-    let login = Request::Login {
+    assert!(
+        matches!(reply, Reply::Hello(reply::Hello { .. })),
+        "{reply:?}"
+    );
+    let login = Request::Login(request::Login {
         username: username.to_owned(),
         password: PASSWORD.to_owned(),
         device: DeviceInfo {
@@ -111,9 +116,12 @@ async fn receiver(engine: &Engine, username: &str) -> DuplexConnection {
             name: "bench".to_owned(),
             platform: Platform::Other,
         },
-    };
+    });
     let reply = request(&mut conn, 1, login).await;
-    assert!(matches!(reply, Reply::Session { .. }), "{reply:?}");
+    assert!(
+        matches!(reply, Reply::Session(reply::Session { .. })),
+        "{reply:?}"
+    );
     conn
 }
 
@@ -158,14 +166,14 @@ impl Room {
             .await
             .expect("login succeeds");
         let group = sender
-            .group_request(Request::CreateGroup {
+            .call(request::CreateGroup {
                 name: "fanout".to_owned(),
                 members,
                 open: true,
             })
             .await
             .expect("the group is created");
-        let conversation = ConversationId::Group(group.id);
+        let conversation = ConversationId::Group(group.group.id);
 
         // Receivers log in after the group exists, so nothing is pending for them.
         let mut receivers = Vec::with_capacity(n as usize);

@@ -24,12 +24,13 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message,
-    MessageId, Platform, Seq, Timestamp, User, UserId,
+    Body, ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message,
+    Platform, Seq, User, UserId,
 };
 use crate::protocol::{
-    ClientFrame, Codec, CodecError, ConversationSummary, DeviceInfo, ErrorBody, ErrorCode, Event,
-    HistoryQuery, PROTOCOL_VERSION, PresenceStatus, Receipt, Reply, Request, ServerFrame, Signal,
+    ClientFrame, Codec, CodecError, Command, ConversationSummary, DeviceInfo, ErrorBody, ErrorCode,
+    Event, HistoryQuery, PROTOCOL_VERSION, PresenceStatus, Receipt, Reply, Request, ServerFrame,
+    Signal, request,
 };
 
 /// Client settings.
@@ -93,30 +94,10 @@ impl ClientError {
 }
 
 /// A logged-in session, as `login` and `resume` return it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    /// Who.
-    pub user: User,
-    /// Which device.
-    pub device: Device,
-    /// The token for `resume` (after `login` only).
-    pub token: Option<String>,
-}
+pub use crate::protocol::reply::Session;
 
 /// The server's acknowledgement of a sent message: it is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Sent {
-    /// Where.
-    pub conversation: ConversationId,
-    /// Its id.
-    pub message_id: MessageId,
-    /// Its seq.
-    pub seq: Seq,
-    /// The server time it was stored.
-    pub sent_at: Timestamp,
-    /// Whether it was a retry of a stored message.
-    pub duplicate: bool,
-}
+pub use crate::protocol::reply::Sent;
 
 /// The requests waiting for their answer; `None` once the connection has ended, so that
 /// a request made as it ends fails at once instead of waiting out its timeout (deciding
@@ -208,15 +189,13 @@ impl Client {
             codec: Codec::Json,
             timeout: config.request_timeout,
         };
-        let request = Request::Hello {
+        let request = request::Hello {
             versions: vec![PROTOCOL_VERSION],
             client: config.name,
             codec: (config.codec != Codec::Json).then_some(config.codec),
         };
-        let idle_timeout_ms = match hello.request_with_id(HELLO_ID, request).await? {
-            Reply::Hello {
-                idle_timeout_ms, ..
-            } => idle_timeout_ms,
+        let idle_timeout_ms = match hello.request_with_id(HELLO_ID, request.into()).await? {
+            Reply::Hello(hello) => hello.idle_timeout_ms,
             _ => return Err(ClientError::UnexpectedReply("hello")),
         };
         let client = Client {
@@ -227,14 +206,27 @@ impl Client {
             let every = Duration::from_millis(idle_timeout_ms / 3).max(Duration::from_millis(50));
             let ping = client.codec.encode(&ClientFrame {
                 id: PING_ID,
-                request: Request::Ping,
+                request: request::Ping {}.into(),
             })?;
             tokio::spawn(keepalive(client.out.downgrade(), ping, every));
         }
         Ok((client, Events { rx: event_rx }))
     }
 
-    /// Sends any request and waits for its reply.
+    /// Sends any command and waits for its typed reply.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: im_core::client::Client) -> Result<(), im_core::client::ClientError> {
+    /// use im_core::protocol::request;
+    /// let friends = client.call(request::Friends {}).await?.friends;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call<C: Command>(&self, command: C) -> Result<C::Output, ClientError> {
+        let reply = self.request(command.into()).await?;
+        C::Output::try_from(reply).map_err(|_| ClientError::UnexpectedReply(C::NAME))
+    }
+
+    /// Sends any request and waits for its reply, untyped.
     pub async fn request(&self, request: Request) -> Result<Reply, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.request_with_id(id, request).await
@@ -290,18 +282,13 @@ impl Client {
         password: &str,
         display_name: &str,
     ) -> Result<User, ClientError> {
-        let reply = self
-            .request(Request::Register {
-                username: username.to_owned(),
-                password: password.to_owned(),
-                display_name: display_name.to_owned(),
-                avatar: None,
-            })
-            .await?;
-        match reply {
-            Reply::User { user } => Ok(user),
-            _ => Err(ClientError::UnexpectedReply("register")),
-        }
+        let register = request::Register {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            display_name: display_name.to_owned(),
+            avatar: None,
+        };
+        Ok(self.call(register).await?.user)
     }
 
     /// Logs in from a device with the given id (platform `other`, named after the id).
@@ -332,33 +319,20 @@ impl Client {
         password: &str,
         device: DeviceInfo,
     ) -> Result<Session, ClientError> {
-        let reply = self
-            .request(Request::Login {
-                username: username.to_owned(),
-                password: password.to_owned(),
-                device,
-            })
-            .await?;
-        session(reply, "login")
+        self.call(request::Login {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            device,
+        })
+        .await
     }
 
     /// Logs in with a device token.
     pub async fn resume(&self, token: &str) -> Result<Session, ClientError> {
-        let reply = self
-            .request(Request::Resume {
-                token: token.to_owned(),
-            })
-            .await?;
-        session(reply, "resume")
-    }
-
-    /// Sends a request that answers `done`.
-    pub async fn call(&self, request: Request) -> Result<(), ClientError> {
-        let name = request.name();
-        match self.request(request).await? {
-            Reply::Done => Ok(()),
-            _ => Err(ClientError::UnexpectedReply(name)),
-        }
+        self.call(request::Resume {
+            token: token.to_owned(),
+        })
+        .await
     }
 
     /// Sends a message with an explicit client id (reuse it to retry safely).
@@ -368,156 +342,14 @@ impl Client {
         client_id: &str,
         body: Body,
     ) -> Result<Sent, ClientError> {
-        let reply = self
-            .request(Request::Send {
-                conversation,
-                client_id: client_id.to_owned(),
-                body,
-            })
-            .await?;
-        sent(reply, "send")
-    }
-
-    /// Recalls a message (one's own within the recall window; as a group owner or admin,
-    /// a lower member's at any time). Returns the stored `message_recalled` event.
-    pub async fn recall(
-        &self,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> Result<Sent, ClientError> {
-        let reply = self
-            .request(Request::Recall {
-                conversation,
-                seq,
-                client_id: new_client_id(),
-            })
-            .await?;
-        sent(reply, "recall")
-    }
-
-    /// Replaces the body of one's own message. Returns the stored `message_edited` event.
-    pub async fn edit(
-        &self,
-        conversation: ConversationId,
-        seq: Seq,
-        body: Body,
-    ) -> Result<Sent, ClientError> {
-        let reply = self
-            .request(Request::Edit {
-                conversation,
-                seq,
-                client_id: new_client_id(),
-                body,
-            })
-            .await?;
-        sent(reply, "edit")
-    }
-
-    /// Hides a message from this user's history on all their devices.
-    pub async fn delete_for_me(
-        &self,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> Result<(), ClientError> {
-        self.call(Request::DeleteForMe { conversation, seq }).await
-    }
-
-    /// Says this user is typing (`active`) or stopped, in a conversation.
-    pub async fn typing(
-        &self,
-        conversation: ConversationId,
-        active: bool,
-    ) -> Result<(), ClientError> {
-        self.call(Request::Typing {
+        self.call(request::Send {
             conversation,
-            active,
+            client_id: client_id.to_owned(),
+            body,
         })
         .await
     }
 
-    /// Moves the delivered cursor; returns its new position.
-    pub async fn ack(&self, conversation: ConversationId, seq: Seq) -> Result<Seq, ClientError> {
-        match self.request(Request::Ack { conversation, seq }).await? {
-            Reply::Delivered { delivered_seq } => Ok(delivered_seq),
-            _ => Err(ClientError::UnexpectedReply("ack")),
-        }
-    }
-
-    /// A page of who received and read message `seq` (members past `after`).
-    pub async fn receipts(
-        &self,
-        conversation: ConversationId,
-        seq: Seq,
-        after: Option<UserId>,
-    ) -> Result<(Vec<Receipt>, bool), ClientError> {
-        let request = Request::Receipts {
-            conversation,
-            seq,
-            after,
-            limit: None,
-        };
-        match self.request(request).await? {
-            Reply::Receipts { receipts, more } => Ok((receipts, more)),
-            _ => Err(ClientError::UnexpectedReply("receipts")),
-        }
-    }
-
-    /// Relays a call signal to `to` (one device, or all when `device` is `None`);
-    /// returns whether a device of theirs was online.
-    pub async fn signal(
-        &self,
-        to: UserId,
-        device: Option<DeviceId>,
-        call_id: &str,
-        signal: Signal,
-    ) -> Result<bool, ClientError> {
-        let request = Request::Signal {
-            to,
-            device,
-            call_id: call_id.to_owned(),
-            signal,
-        };
-        match self.request(request).await? {
-            Reply::Signaled { online } => Ok(online),
-            _ => Err(ClientError::UnexpectedReply("signal")),
-        }
-    }
-
-    /// Online status and last seen of some friends.
-    pub async fn presence(&self, users: &[UserId]) -> Result<Vec<PresenceStatus>, ClientError> {
-        match self
-            .request(Request::Presence {
-                users: users.to_vec(),
-            })
-            .await?
-        {
-            Reply::Presence { users } => Ok(users),
-            _ => Err(ClientError::UnexpectedReply("presence")),
-        }
-    }
-}
-
-/// The `sent` reply of a send, recall or edit.
-fn sent(reply: Reply, what: &'static str) -> Result<Sent, ClientError> {
-    match reply {
-        Reply::Sent {
-            conversation,
-            message_id,
-            seq,
-            sent_at,
-            duplicate,
-        } => Ok(Sent {
-            conversation,
-            message_id,
-            seq,
-            sent_at,
-            duplicate,
-        }),
-        _ => Err(ClientError::UnexpectedReply(what)),
-    }
-}
-
-impl Client {
     /// Sends a text message with a fresh random client id.
     pub async fn send_text(
         &self,
@@ -530,12 +362,123 @@ impl Client {
         self.send(conversation, &new_client_id(), body).await
     }
 
+    /// Recalls a message (one's own within the recall window; as a group owner or admin,
+    /// a lower member's at any time). Returns the stored `message_recalled` event.
+    pub async fn recall(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Sent, ClientError> {
+        self.call(request::Recall {
+            conversation,
+            seq,
+            client_id: new_client_id(),
+        })
+        .await
+    }
+
+    /// Replaces the body of one's own message. Returns the stored `message_edited` event.
+    pub async fn edit(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        body: Body,
+    ) -> Result<Sent, ClientError> {
+        self.call(request::Edit {
+            conversation,
+            seq,
+            client_id: new_client_id(),
+            body,
+        })
+        .await
+    }
+
+    /// Hides a message from this user's history on all their devices.
+    pub async fn delete_for_me(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<(), ClientError> {
+        self.call(request::DeleteForMe { conversation, seq })
+            .await
+            .map(drop)
+    }
+
+    /// Says this user is typing (`active`) or stopped, in a conversation.
+    pub async fn typing(
+        &self,
+        conversation: ConversationId,
+        active: bool,
+    ) -> Result<(), ClientError> {
+        self.call(request::Typing {
+            conversation,
+            active,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Moves the delivered cursor; returns its new position.
+    pub async fn ack(&self, conversation: ConversationId, seq: Seq) -> Result<Seq, ClientError> {
+        let ack = request::Ack { conversation, seq };
+        Ok(self.call(ack).await?.delivered_seq)
+    }
+
+    /// Moves the read cursor; returns its new position.
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Seq, ClientError> {
+        let read = request::MarkRead { conversation, seq };
+        Ok(self.call(read).await?.read_seq)
+    }
+
+    /// A page of who received and read message `seq` (members past `after`).
+    pub async fn receipts(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        after: Option<UserId>,
+    ) -> Result<(Vec<Receipt>, bool), ClientError> {
+        let page = self
+            .call(request::Receipts {
+                conversation,
+                seq,
+                after,
+                limit: None,
+            })
+            .await?;
+        Ok((page.receipts, page.more))
+    }
+
+    /// Relays a call signal to `to` (one device, or all when `device` is `None`);
+    /// returns whether a device of theirs was online.
+    pub async fn signal(
+        &self,
+        to: UserId,
+        device: Option<DeviceId>,
+        call_id: &str,
+        signal: Signal,
+    ) -> Result<bool, ClientError> {
+        let signal = request::Signal {
+            to,
+            device,
+            call_id: call_id.to_owned(),
+            signal,
+        };
+        Ok(self.call(signal).await?.online)
+    }
+
+    /// Online status and last seen of some friends.
+    pub async fn presence(&self, users: &[UserId]) -> Result<Vec<PresenceStatus>, ClientError> {
+        let users = users.to_vec();
+        Ok(self.call(request::Presence { users }).await?.users)
+    }
+
     /// Lists conversations with their seqs and unread counts.
     pub async fn conversations(&self) -> Result<Vec<ConversationSummary>, ClientError> {
-        match self.request(Request::Conversations).await? {
-            Reply::Conversations { conversations } => Ok(conversations),
-            _ => Err(ClientError::UnexpectedReply("conversations")),
-        }
+        Ok(self.call(request::Conversations {}).await?.conversations)
     }
 
     /// Reads a page of history; the flag says whether more lies in that direction.
@@ -544,16 +487,13 @@ impl Client {
         conversation: ConversationId,
         query: HistoryQuery,
     ) -> Result<(Vec<Message>, bool), ClientError> {
-        match self
-            .request(Request::History {
+        let page = self
+            .call(request::History {
                 conversation,
                 query,
             })
-            .await?
-        {
-            Reply::History { messages, more } => Ok((messages, more)),
-            _ => Err(ClientError::UnexpectedReply("history")),
-        }
+            .await?;
+        Ok((page.messages, page.more))
     }
 
     /// Catches up: every message after the seqs in `seen` (0 for conversations not in
@@ -590,111 +530,68 @@ impl Client {
         Ok(missed)
     }
 
-    /// Moves the read cursor; returns its new position.
-    pub async fn mark_read(
-        &self,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> Result<Seq, ClientError> {
-        match self
-            .request(Request::MarkRead { conversation, seq })
-            .await?
-        {
-            Reply::Read { read_seq } => Ok(read_seq),
-            _ => Err(ClientError::UnexpectedReply("mark_read")),
-        }
-    }
-
     /// Asks `user` to be friends.
     pub async fn request_friend(&self, user: UserId, note: &str) -> Result<(), ClientError> {
-        self.call(Request::RequestFriend {
-            user,
-            note: note.to_owned(),
-        })
-        .await
+        let note = note.to_owned();
+        self.call(request::RequestFriend { user, note })
+            .await
+            .map(drop)
     }
 
     /// Accepts `user`'s friend request.
     pub async fn accept_friend(&self, user: UserId) -> Result<(), ClientError> {
-        self.call(Request::AcceptFriend { user }).await
+        self.call(request::AcceptFriend { user }).await.map(drop)
     }
 
     /// The user with this username.
     pub async fn find_user(&self, username: &str) -> Result<User, ClientError> {
-        let request = Request::FindUser {
-            username: username.to_owned(),
-        };
-        match self.request(request).await? {
-            Reply::User { user } => Ok(user),
-            _ => Err(ClientError::UnexpectedReply("find_user")),
-        }
+        let username = username.to_owned();
+        Ok(self.call(request::FindUser { username }).await?.user)
     }
 
     /// Profiles of these users (those that exist).
     pub async fn users(&self, users: &[UserId]) -> Result<Vec<User>, ClientError> {
-        let request = Request::Users {
-            users: users.to_vec(),
-        };
-        match self.request(request).await? {
-            Reply::Users { users } => Ok(users),
-            _ => Err(ClientError::UnexpectedReply("users")),
-        }
+        let users = users.to_vec();
+        Ok(self.call(request::Users { users }).await?.users)
     }
 
     /// This user's friends.
     pub async fn friends(&self) -> Result<Vec<Friend>, ClientError> {
-        match self.request(Request::Friends).await? {
-            Reply::Friends { friends } => Ok(friends),
-            _ => Err(ClientError::UnexpectedReply("friends")),
-        }
+        Ok(self.call(request::Friends {}).await?.friends)
     }
 
     /// Friend requests to this user (`incoming`) and from them (`outgoing`).
     pub async fn friend_requests(
         &self,
     ) -> Result<(Vec<FriendRequest>, Vec<FriendRequest>), ClientError> {
-        match self.request(Request::FriendRequests).await? {
-            Reply::FriendRequests { incoming, outgoing } => Ok((incoming, outgoing)),
-            _ => Err(ClientError::UnexpectedReply("friend_requests")),
-        }
+        let requests = self.call(request::FriendRequests {}).await?;
+        Ok((requests.incoming, requests.outgoing))
     }
 
     /// The groups this user is in.
     pub async fn my_groups(&self) -> Result<Vec<Group>, ClientError> {
-        match self.request(Request::MyGroups).await? {
-            Reply::Groups { groups } => Ok(groups),
-            _ => Err(ClientError::UnexpectedReply("my_groups")),
-        }
+        Ok(self.call(request::MyGroups {}).await?.groups)
     }
 
     /// Logs this device out: its token stops working and the session ends.
     pub async fn logout(&self) -> Result<(), ClientError> {
-        self.call(Request::Logout).await
+        self.call(request::Logout {}).await.map(drop)
     }
 
     /// Logs another of this user's devices out (this one: like [`logout`](Self::logout)).
     pub async fn revoke_device(&self, device: &DeviceId) -> Result<(), ClientError> {
-        self.call(Request::RevokeDevice {
-            device: device.clone(),
-        })
-        .await
+        let device = device.clone();
+        self.call(request::RevokeDevice { device }).await.map(drop)
     }
 
     /// Creates a group with first members.
     pub async fn create_group(&self, name: &str, members: &[UserId]) -> Result<Group, ClientError> {
-        let request = Request::CreateGroup {
+        let create = request::CreateGroup {
             name: name.to_owned(),
             members: members.to_vec(),
             open: false,
         };
-        group(self.request(request).await?, "create_group")
-    }
-
-    /// Sends a group command (add, join, leave, kick, roles, rename, transfer, info);
-    /// returns the group as it is after the command.
-    pub async fn group_request(&self, request: Request) -> Result<Group, ClientError> {
-        let name = request.name();
-        group(self.request(request).await?, name)
+        Ok(self.call(create).await?.group)
     }
 
     /// Adds users to a group.
@@ -703,11 +600,8 @@ impl Client {
         group: GroupId,
         users: &[UserId],
     ) -> Result<Group, ClientError> {
-        self.group_request(Request::AddMembers {
-            group,
-            users: users.to_vec(),
-        })
-        .await
+        let users = users.to_vec();
+        Ok(self.call(request::AddMembers { group, users }).await?.group)
     }
 
     /// Every member of a group, paging through `group_members`.
@@ -715,44 +609,19 @@ impl Client {
         let mut all = Vec::new();
         let mut after = None;
         loop {
-            let request = Request::GroupMembers {
-                group,
-                after,
-                limit: Some(500),
-            };
-            match self.request(request).await? {
-                Reply::Members { members, more } => {
-                    after = members.last().map(|m| m.user);
-                    all.extend(members);
-                    if !more || after.is_none() {
-                        return Ok(all);
-                    }
-                }
-                _ => return Err(ClientError::UnexpectedReply("group_members")),
+            let page = self
+                .call(request::GroupMembers {
+                    group,
+                    after,
+                    limit: Some(500),
+                })
+                .await?;
+            after = page.members.last().map(|m| m.user);
+            all.extend(page.members);
+            if !page.more || after.is_none() {
+                return Ok(all);
             }
         }
-    }
-}
-
-fn session(reply: Reply, what: &'static str) -> Result<Session, ClientError> {
-    match reply {
-        Reply::Session {
-            user,
-            device,
-            token,
-        } => Ok(Session {
-            user,
-            device,
-            token,
-        }),
-        _ => Err(ClientError::UnexpectedReply(what)),
-    }
-}
-
-fn group(reply: Reply, what: &'static str) -> Result<Group, ClientError> {
-    match reply {
-        Reply::Group { group, .. } => Ok(group),
-        _ => Err(ClientError::UnexpectedReply(what)),
     }
 }
 
@@ -835,7 +704,7 @@ async fn drive<C, E>(
             };
             match frame {
                 ServerFrame::Reply { id, reply } => {
-                    if id == HELLO_ID && matches!(reply, Reply::Hello { .. }) {
+                    if id == HELLO_ID && matches!(reply, Reply::Hello(_)) {
                         current = codec;
                     }
                     resolve(&pending, id, Ok(reply));

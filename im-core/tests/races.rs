@@ -8,6 +8,8 @@ use im_core::engine::RateLimits;
 use im_core::model::{
     Body, ConversationId, DeviceId, GroupId, Message, Role, Seq, SystemEvent, UserId,
 };
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use im_core::protocol::{ErrorCode, HistoryQuery, Reply, Request};
 use im_core::transport::duplex;
 use im_core::{Engine, EngineConfig};
@@ -71,7 +73,11 @@ async fn signed_out(client: &Client, what: &str) {
 
 /// The ids of the devices `client`'s user has.
 async fn device_ids(client: &Client) -> Vec<String> {
-    let Reply::Devices { devices } = client.request(Request::Devices).await.unwrap() else {
+    let Reply::Devices(reply::Devices { devices }) = client
+        .request(Request::Devices(request::Devices {}))
+        .await
+        .unwrap()
+    else {
         panic!("devices: unexpected reply");
     };
     let mut ids: Vec<String> = devices.into_iter().map(|d| d.id.to_string()).collect();
@@ -271,8 +277,8 @@ async fn group_changes_at_once_apply_once() {
 
         // Kicking the same member from two devices.
         let group = phone.create_group("kick", &[m]).await.unwrap().id;
-        let kick = || Request::KickMember { group, user: m };
-        let (one, other) = tokio::join!(phone.group_request(kick()), laptop.group_request(kick()));
+        let kick = || request::KickMember { group, user: m };
+        let (one, other) = tokio::join!(phone.call(kick()), laptop.call(kick()));
         let refusals = [ErrorCode::Conflict, ErrorCode::NotFound];
         let applied = successes(vec![one, other], &refusals, "kick");
         assert_eq!(applied, 1, "round {round}: kicks applied");
@@ -285,14 +291,14 @@ async fn group_changes_at_once_apply_once() {
         // An admin from one device, a plain member from the other: each change that
         // applies is recorded, and the member ends with the role of the last record.
         let group = phone.create_group("roles", &[m]).await.unwrap().id;
-        let role = |role| Request::SetRole {
+        let role = |role| request::SetRole {
             group,
             user: m,
             role,
         };
         let (one, other) = tokio::join!(
-            phone.group_request(role(Role::Admin)),
-            laptop.group_request(role(Role::Member))
+            phone.call(role(Role::Admin)),
+            laptop.call(role(Role::Member))
         );
         let applied = successes(vec![one, other], &[ErrorCode::Conflict], "set_role");
         let records: Vec<Role> = history(&phone, ConversationId::Group(group), Seq::ZERO)
@@ -321,18 +327,12 @@ async fn group_changes_at_once_apply_once() {
 
         // Joining an open group from two devices of the same user, then leaving from both.
         let open = open_group(&phone).await;
-        let join = || Request::JoinGroup { group: open };
-        let (one, other) = tokio::join!(
-            member.group_request(join()),
-            member_laptop.group_request(join())
-        );
+        let join = || request::JoinGroup { group: open };
+        let (one, other) = tokio::join!(member.call(join()), member_laptop.call(join()));
         let applied = successes(vec![one, other], &[ErrorCode::Conflict], "join");
         assert_eq!(applied, 1, "round {round}: joins applied");
-        let leave = || Request::LeaveGroup { group: open };
-        let (one, other) = tokio::join!(
-            member.group_request(leave()),
-            member_laptop.group_request(leave())
-        );
+        let leave = || request::LeaveGroup { group: open };
+        let (one, other) = tokio::join!(member.call(leave()), member_laptop.call(leave()));
         let refusals = [
             ErrorCode::Conflict,
             ErrorCode::NotFound,
@@ -358,15 +358,15 @@ async fn group_changes_at_once_apply_once() {
 /// An open group of `owner`'s, with no one else in it.
 async fn open_group(owner: &Client) -> GroupId {
     let reply = owner
-        .request(Request::CreateGroup {
+        .request(Request::CreateGroup(request::CreateGroup {
             name: "open".into(),
             members: Vec::new(),
             open: true,
-        })
+        }))
         .await
         .unwrap();
     match reply {
-        Reply::Group { group, .. } => group.id,
+        Reply::Group(reply::Group { group, .. }) => group.id,
         other => panic!("create_group replied {other:?}"),
     }
 }
@@ -453,10 +453,10 @@ async fn a_login_with_the_old_password_does_not_outlive_a_password_change() {
         let name = format!("carol{round}");
         let (phone, _) = user(&engine, &name).await;
         let laptop = client(&engine).await;
-        let change = Request::ChangePassword {
+        let change = Request::ChangePassword(request::ChangePassword {
             old_password: PASSWORD.into(),
             new_password: "a new password".into(),
-        };
+        });
         let (changed, login) = tokio::join!(phone.request(change), async {
             tokio::time::sleep(Duration::from_millis(round * 3)).await;
             laptop.login(&name, PASSWORD, "laptop").await
@@ -489,7 +489,7 @@ async fn a_request_and_a_block_at_once_leave_no_request() {
         let (bob, b) = user(&engine, &format!("bob{n}")).await;
         let (request, block) = tokio::join!(
             alice.request_friend(b, "hi"),
-            bob.request(Request::Block { user: a })
+            bob.request(Request::Block(request::Block { user: a }))
         );
         block.unwrap();
         successes(vec![request], &[ErrorCode::Forbidden], "request");
@@ -515,7 +515,7 @@ async fn an_accept_and_a_decline_at_once_apply_one() {
         alice.request_friend(b, "hi").await.unwrap();
         let (accept, decline) = tokio::join!(
             bob.accept_friend(a),
-            laptop.request(Request::DeclineFriend { user: a })
+            laptop.request(Request::DeclineFriend(request::DeclineFriend { user: a }))
         );
         let accept_ok = accept.is_ok();
         let applied = successes(
@@ -551,7 +551,7 @@ async fn an_accept_and_a_block_at_once_leave_the_block() {
         alice.request_friend(b, "hi").await.unwrap();
         let (accept, block) = tokio::join!(
             bob.accept_friend(a),
-            laptop.request(Request::Block { user: a })
+            laptop.request(Request::Block(request::Block { user: a }))
         );
         block.unwrap();
         successes(vec![accept], &[ErrorCode::NotFound], "accept");
@@ -578,8 +578,10 @@ async fn devices_revoking_each_other_at_once_leave_no_revoked_session() {
         let (phone, _) = user(&engine, &name).await;
         let laptop = device(&engine, &name, "laptop").await;
         let tablet = device(&engine, &name, "tablet").await;
-        let revoke = |d: &str| Request::RevokeDevice {
-            device: DeviceId::new(d).unwrap(),
+        let revoke = |d: &str| {
+            Request::RevokeDevice(request::RevokeDevice {
+                device: DeviceId::new(d).unwrap(),
+            })
         };
         let (one, other) = tokio::join!(
             phone.request(revoke("laptop")),

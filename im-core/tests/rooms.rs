@@ -2,6 +2,8 @@
 //! group's room, as sessions come and go and members join and leave after the room was
 //! first used.
 
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use std::time::Duration;
 
 use im_core::auth::HashCost;
@@ -100,20 +102,20 @@ async fn group_pushes_follow_sessions_and_membership() {
 
     // Dave joins (the group is opened for him); Carol leaves; Bob's phone disconnects.
     let open = alice
-        .request(Request::CreateGroup {
+        .request(Request::CreateGroup(request::CreateGroup {
             name: "open".into(),
             members: vec![],
             open: true,
-        })
+        }))
         .await
         .unwrap();
-    let Reply::Group { group: open, .. } = open else {
+    let Reply::Group(reply::Group { group: open, .. }) = open else {
         panic!("{open:?}")
     };
     say(&alice, open.id, "empty room").await;
     let (dave2, mut dave2_events) = device(&engine, "dave", "tablet").await;
     dave2
-        .request(Request::JoinGroup { group: open.id })
+        .request(Request::JoinGroup(request::JoinGroup { group: open.id }))
         .await
         .unwrap();
     let _ = texts(&mut dave2_events).await;
@@ -122,7 +124,10 @@ async fn group_pushes_follow_sessions_and_membership() {
     assert_eq!(texts(&mut dave2_events).await, ["welcome"]);
     assert_eq!(texts(&mut dave_events).await, ["welcome"]);
 
-    carol.request(Request::LeaveGroup { group }).await.unwrap();
+    carol
+        .request(Request::LeaveGroup(request::LeaveGroup { group }))
+        .await
+        .unwrap();
     let _ = texts(&mut carol_events).await;
     drop(bob);
     drop(bob_events);

@@ -1,6 +1,7 @@
 //! Two engines sharing storage, presence and a broker, as two nodes of a cluster do:
 //! messages, kicks and group membership changes cross from one node to the other.
 
+use im_core::protocol::request;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -204,13 +205,13 @@ async fn a_detached_senders_device_sessions_get_the_push_on_any_node() {
         transport: "http",
     };
     let chat = ConversationId::direct(alice_id, bob_id);
-    let send = Request::Send {
+    let send = Request::Send(request::Send {
         conversation: chat,
         client_id: "from-http".into(),
         body: im_core::model::Body::Text {
             text: "sent over http".into(),
         },
-    };
+    });
     b.execute(&peer, Some(&token), send).await.unwrap();
     let pushed = next_message(&mut alice_on_a).await;
     assert_eq!(pushed.client_id, "from-http");

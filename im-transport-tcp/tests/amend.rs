@@ -4,6 +4,8 @@
 
 mod common;
 
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use std::time::Duration;
 
 use common::*;
@@ -17,14 +19,14 @@ fn text_body(t: &str) -> Body {
 async fn history(user: &User, conversation: ConversationId) -> Vec<Message> {
     match user
         .client
-        .request(Request::History {
+        .request(Request::History(request::History {
             conversation,
             query: HistoryQuery::default(),
-        })
+        }))
         .await
         .unwrap()
     {
-        Reply::History { messages, .. } => messages,
+        Reply::History(reply::History { messages, .. }) => messages,
         other => panic!("{other:?}"),
     }
 }
@@ -124,7 +126,7 @@ async fn recall_and_edit_in_a_direct_chat() {
     // Once Bob blocks her, Alice's edits (new words) no longer reach him; a recall (which
     // takes words away) still works.
     bob.client
-        .call(Request::Block { user: alice.id })
+        .call(request::Block { user: alice.id })
         .await
         .unwrap();
     let err = alice
@@ -177,7 +179,7 @@ async fn group_admins_recall_members_messages_but_not_the_reverse() {
     let conv = ConversationId::Group(group.id);
     owner
         .client
-        .group_request(Request::SetRole {
+        .call(request::SetRole {
             group: group.id,
             user: admin.id,
             role: Role::Admin,

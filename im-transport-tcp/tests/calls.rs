@@ -7,7 +7,8 @@ mod common;
 
 use common::*;
 use im_core::model::{DeviceId, UserId};
-use im_core::protocol::{ErrorCode, Event, Request, Signal};
+use im_core::protocol::request;
+use im_core::protocol::{ErrorCode, Event, Signal};
 
 fn offer() -> Signal {
     Signal::Offer {
@@ -179,7 +180,7 @@ async fn who_may_signal_whom() {
 
     // A block either way stops it.
     dave.client
-        .call(Request::Block { user: bob.id })
+        .call(request::Block { user: bob.id })
         .await
         .unwrap();
     let err = bob

@@ -5,6 +5,8 @@ mod common;
 
 use common::*;
 use im_core::model::ConversationId;
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use im_core::protocol::{ErrorCode, Event, Reply, Request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,21 +19,21 @@ async fn decline_withdraw_remove_and_lists() {
     // Lookup by name, case-insensitively; unknown and malformed names are not_found.
     match alice
         .client
-        .request(Request::FindUser {
+        .request(Request::FindUser(request::FindUser {
             username: "BOB".into(),
-        })
+        }))
         .await
         .unwrap()
     {
-        Reply::User { user } => assert_eq!(user.id, bob.id),
+        Reply::User(reply::User { user }) => assert_eq!(user.id, bob.id),
         other => panic!("{other:?}"),
     }
     for name in ["nobody", "no such!"] {
         let r = alice
             .client
-            .request(Request::FindUser {
+            .request(Request::FindUser(request::FindUser {
                 username: name.into(),
-            })
+            }))
             .await;
         assert_eq!(r.unwrap_err().code(), Some(ErrorCode::NotFound), "{name}");
     }
@@ -39,8 +41,13 @@ async fn decline_withdraw_remove_and_lists() {
     // A request shows up on both sides' lists; declining tells the asker.
     alice.client.request_friend(bob.id, "hello").await.unwrap();
     assert!(matches!(bob.event().await, Event::FriendRequest { .. }));
-    match bob.client.request(Request::FriendRequests).await.unwrap() {
-        Reply::FriendRequests { incoming, outgoing } => {
+    match bob
+        .client
+        .request(Request::FriendRequests(request::FriendRequests {}))
+        .await
+        .unwrap()
+    {
+        Reply::FriendRequests(reply::FriendRequests { incoming, outgoing }) => {
             assert_eq!((incoming.len(), outgoing.len()), (1, 0));
             assert_eq!(
                 (incoming[0].from, incoming[0].note.as_str()),
@@ -49,20 +56,25 @@ async fn decline_withdraw_remove_and_lists() {
         }
         other => panic!("{other:?}"),
     }
-    match alice.client.request(Request::FriendRequests).await.unwrap() {
-        Reply::FriendRequests { incoming, outgoing } => {
+    match alice
+        .client
+        .request(Request::FriendRequests(request::FriendRequests {}))
+        .await
+        .unwrap()
+    {
+        Reply::FriendRequests(reply::FriendRequests { incoming, outgoing }) => {
             assert_eq!((incoming.len(), outgoing.len()), (0, 1));
         }
         other => panic!("{other:?}"),
     }
     bob.client
-        .call(Request::DeclineFriend { user: alice.id })
+        .call(request::DeclineFriend { user: alice.id })
         .await
         .unwrap();
     assert!(matches!(alice.event().await, Event::FriendRequestDeclined { user } if user == bob.id));
     let again = bob
         .client
-        .call(Request::DeclineFriend { user: alice.id })
+        .call(request::DeclineFriend { user: alice.id })
         .await;
     assert_eq!(again.unwrap_err().code(), Some(ErrorCode::NotFound));
     let accept = bob.client.accept_friend(alice.id).await;
@@ -73,7 +85,7 @@ async fn decline_withdraw_remove_and_lists() {
     assert!(matches!(bob.event().await, Event::FriendRequest { .. }));
     alice
         .client
-        .call(Request::DeclineFriend { user: bob.id })
+        .call(request::DeclineFriend { user: bob.id })
         .await
         .unwrap();
     assert!(matches!(bob.event().await, Event::FriendRequestDeclined { user } if user == alice.id));
@@ -83,8 +95,13 @@ async fn decline_withdraw_remove_and_lists() {
     assert!(matches!(bob.event().await, Event::FriendRequest { .. }));
     bob.client.request_friend(alice.id, "").await.unwrap();
     assert!(matches!(alice.event().await, Event::FriendAdded { user } if user == bob.id));
-    match alice.client.request(Request::Friends).await.unwrap() {
-        Reply::Friends { friends } => assert_eq!(friends[0].user, bob.id),
+    match alice
+        .client
+        .request(Request::Friends(request::Friends {}))
+        .await
+        .unwrap()
+    {
+        Reply::Friends(reply::Friends { friends }) => assert_eq!(friends[0].user, bob.id),
         other => panic!("{other:?}"),
     }
     let twice = alice.client.request_friend(bob.id, "").await;
@@ -92,7 +109,7 @@ async fn decline_withdraw_remove_and_lists() {
 
     // Removing ends it for both and tells the other; messages are then refused.
     bob.client
-        .call(Request::RemoveFriend { user: alice.id })
+        .call(request::RemoveFriend { user: alice.id })
         .await
         .unwrap();
     assert!(matches!(alice.event().await, Event::FriendRemoved { user } if user == bob.id));
@@ -101,29 +118,39 @@ async fn decline_withdraw_remove_and_lists() {
     assert_eq!(refused.unwrap_err().code(), Some(ErrorCode::Forbidden));
     let gone = bob
         .client
-        .call(Request::RemoveFriend { user: alice.id })
+        .call(request::RemoveFriend { user: alice.id })
         .await;
     assert_eq!(gone.unwrap_err().code(), Some(ErrorCode::NotFound));
 
     // Blocks are listed for the blocker only; self and unknown users are refused.
     alice
         .client
-        .call(Request::Block { user: carol.id })
+        .call(request::Block { user: carol.id })
         .await
         .unwrap();
-    match alice.client.request(Request::BlockedUsers).await.unwrap() {
-        Reply::Blocked { users } => assert_eq!(users, vec![carol.id]),
+    match alice
+        .client
+        .request(Request::BlockedUsers(request::BlockedUsers {}))
+        .await
+        .unwrap()
+    {
+        Reply::Blocked(reply::Blocked { users }) => assert_eq!(users, vec![carol.id]),
         other => panic!("{other:?}"),
     }
-    match carol.client.request(Request::BlockedUsers).await.unwrap() {
-        Reply::Blocked { users } => assert!(users.is_empty()),
+    match carol
+        .client
+        .request(Request::BlockedUsers(request::BlockedUsers {}))
+        .await
+        .unwrap()
+    {
+        Reply::Blocked(reply::Blocked { users }) => assert!(users.is_empty()),
         other => panic!("{other:?}"),
     }
-    let me = alice.client.call(Request::Block { user: alice.id }).await;
+    let me = alice.client.call(request::Block { user: alice.id }).await;
     assert_eq!(me.unwrap_err().code(), Some(ErrorCode::Invalid));
     let ghost = alice
         .client
-        .call(Request::Block {
+        .call(request::Block {
             user: im_core::model::UserId(999),
         })
         .await;
@@ -137,22 +164,23 @@ async fn open_groups_and_logout() {
     let mut joiner = server.user("joiner").await;
     let group = owner
         .client
-        .group_request(Request::CreateGroup {
+        .call(request::CreateGroup {
             name: "open house".into(),
             members: vec![],
             open: true,
         })
         .await
-        .unwrap();
+        .unwrap()
+        .group;
     let joined = joiner
         .client
-        .group_request(Request::JoinGroup { group: group.id })
+        .call(request::JoinGroup { group: group.id })
         .await
         .unwrap();
-    assert_eq!(joined.name, "open house");
+    assert_eq!(joined.group.name, "open house");
     let twice = joiner
         .client
-        .group_request(Request::JoinGroup { group: group.id })
+        .call(request::JoinGroup { group: group.id })
         .await;
     assert_eq!(twice.unwrap_err().code(), Some(ErrorCode::Conflict));
     // A member who joined can chat at once; history starts at the join notice.
@@ -164,7 +192,7 @@ async fn open_groups_and_logout() {
 
     // Logout revokes this device's token and leaves the connection logged out.
     let token = joiner.session.token.clone().unwrap();
-    joiner.client.call(Request::Logout).await.unwrap();
+    joiner.client.call(request::Logout {}).await.unwrap();
     let after = joiner.client.conversations().await;
     assert_eq!(after.unwrap_err().code(), Some(ErrorCode::Unauthorized));
     let resumed = joiner.client.resume(&token).await;

@@ -6,6 +6,8 @@ mod common;
 use common::*;
 use im_core::engine::{DevicePolicy, ExcessSessions};
 use im_core::model::Platform;
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use im_core::protocol::{ErrorCode, Event, KickCode};
 
 async fn expect_kicked(user: &mut User, want: KickCode) {
@@ -97,11 +99,11 @@ async fn refuse_new_leaves_the_old_sessions_and_stores_nothing() {
     // No device record or token was stored for the refused login.
     let devices = first
         .client
-        .request(im_core::protocol::Request::Devices)
+        .request(im_core::protocol::Request::Devices(request::Devices {}))
         .await
         .unwrap();
     match devices {
-        im_core::protocol::Reply::Devices { devices } => {
+        im_core::protocol::Reply::Devices(reply::Devices { devices }) => {
             let mut ids: Vec<_> = devices.iter().map(|d| d.id.to_string()).collect();
             ids.sort();
             assert_eq!(ids, ["carol-1", "carol-2"]);
@@ -112,11 +114,7 @@ async fn refuse_new_leaves_the_old_sessions_and_stores_nothing() {
     let again = server.device("carol", "carol-2").await;
     assert!(again.client.is_connected());
     // Once one logs out, a new device fits.
-    first
-        .client
-        .call(im_core::protocol::Request::Logout)
-        .await
-        .unwrap();
+    first.client.call(request::Logout {}).await.unwrap();
     wait_until(|| server.engine.session_count() == 1).await;
     let third = server.device("carol", "carol-3").await;
     assert!(third.client.is_connected());

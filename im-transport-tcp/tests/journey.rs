@@ -3,6 +3,8 @@
 
 mod common;
 
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -188,8 +190,13 @@ async fn register_befriend_chat_group_offline_sync() {
     assert_eq!(pushes, 1);
 
     // Devices: alice sees both of hers.
-    match alice.client.request(Request::Devices).await.unwrap() {
-        Reply::Devices { devices } => {
+    match alice
+        .client
+        .request(Request::Devices(request::Devices {}))
+        .await
+        .unwrap()
+    {
+        Reply::Devices(reply::Devices { devices }) => {
             let mut ids: Vec<_> = devices.iter().map(|d| d.id.to_string()).collect();
             ids.sort();
             assert_eq!(ids, vec!["alice-1", "alice-2"]);

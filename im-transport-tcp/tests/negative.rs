@@ -2,6 +2,8 @@
 
 mod common;
 
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -91,7 +93,7 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
     // Revoking alice-2 from alice-1 kicks it and kills its token.
     alice
         .client
-        .call(Request::RevokeDevice {
+        .call(request::RevokeDevice {
             device: alice2.session.device.id.clone(),
         })
         .await
@@ -110,7 +112,7 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
     assert_eq!(code(c.resume(&token2).await), ErrorCode::Unauthorized);
     let again = alice
         .client
-        .call(Request::RevokeDevice {
+        .call(request::RevokeDevice {
             device: alice2.session.device.id.clone(),
         })
         .await;
@@ -129,7 +131,7 @@ async fn revoked_replaced_and_expired_tokens_are_refused() {
     // Changing the password logs out every other device and the old password.
     let mut phone = server.device("alice", "phone").await;
     let phone_token = phone.session.token.clone().unwrap();
-    let change = |old: &str, new: &str| Request::ChangePassword {
+    let change = |old: &str, new: &str| request::ChangePassword {
         old_password: old.into(),
         new_password: new.into(),
     };
@@ -199,7 +201,7 @@ async fn sending_needs_friendship_membership_and_no_block() {
         .await
         .unwrap();
     bob.client
-        .call(Request::Block { user: alice.id })
+        .call(request::Block { user: alice.id })
         .await
         .unwrap();
     assert_eq!(
@@ -216,7 +218,7 @@ async fn sending_needs_friendship_membership_and_no_block() {
     );
     assert_eq!(history_len(&alice, ab).await, 1);
     bob.client
-        .call(Request::Unblock { user: alice.id })
+        .call(request::Unblock { user: alice.id })
         .await
         .unwrap();
     alice.client.send_text(ab, "after the block").await.unwrap();
@@ -249,7 +251,7 @@ async fn sending_needs_friendship_membership_and_no_block() {
     let group = alice.client.create_group("g", &[bob.id]).await.unwrap();
     let g = ConversationId::Group(group.id);
     bob.client
-        .group_request(Request::LeaveGroup { group: group.id })
+        .call(request::LeaveGroup { group: group.id })
         .await
         .unwrap();
     assert_eq!(
@@ -305,7 +307,7 @@ async fn other_people_s_conversations_are_not_readable() {
     assert_eq!(
         code(
             eve.client
-                .group_request(Request::GroupInfo { group: group.id })
+                .call(request::GroupInfo { group: group.id })
                 .await
         ),
         ErrorCode::Forbidden
@@ -313,7 +315,7 @@ async fn other_people_s_conversations_are_not_readable() {
     assert_eq!(
         code(
             eve.client
-                .group_request(Request::JoinGroup { group: group.id })
+                .call(request::JoinGroup { group: group.id })
                 .await
         ),
         ErrorCode::Forbidden,
@@ -339,30 +341,30 @@ async fn group_roles_are_enforced() {
         .await
         .unwrap();
     let gid = group.id;
-    let kick = |user| Request::KickMember { group: gid, user };
+    let kick = |user| request::KickMember { group: gid, user };
 
     // Only the owner appoints admins.
-    let promote = Request::SetRole {
+    let promote = request::SetRole {
         group: gid,
         user: admin.id,
         role: Role::Admin,
     };
     assert_eq!(
-        code(member.client.group_request(promote.clone()).await),
+        code(member.client.call(promote.clone()).await),
         ErrorCode::Forbidden
     );
-    owner.client.group_request(promote).await.unwrap();
+    owner.client.call(promote).await.unwrap();
 
     // A plain member cannot kick; an admin can kick members but not the owner.
     assert_eq!(
-        code(member.client.group_request(kick(other.id)).await),
+        code(member.client.call(kick(other.id)).await),
         ErrorCode::Forbidden
     );
     assert_eq!(
-        code(admin.client.group_request(kick(owner.id)).await),
+        code(admin.client.call(kick(owner.id)).await),
         ErrorCode::Forbidden
     );
-    admin.client.group_request(kick(other.id)).await.unwrap();
+    admin.client.call(kick(other.id)).await.unwrap();
     let members = admin.client.group_members(gid).await.unwrap();
     assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m.user != other.id));
@@ -393,35 +395,30 @@ async fn group_roles_are_enforced() {
     );
 
     // Renames need admin; the owner cannot leave; transfer hands over ownership.
-    let rename = Request::RenameGroup {
+    let rename = request::RenameGroup {
         group: gid,
         name: "renamed".into(),
     };
     assert_eq!(
-        code(member.client.group_request(rename.clone()).await),
+        code(member.client.call(rename.clone()).await),
         ErrorCode::Forbidden
     );
-    let renamed = admin.client.group_request(rename).await.unwrap();
-    assert_eq!(renamed.name, "renamed");
+    let renamed = admin.client.call(rename).await.unwrap();
+    assert_eq!(renamed.group.name, "renamed");
     assert_eq!(
-        code(
-            owner
-                .client
-                .group_request(Request::LeaveGroup { group: gid })
-                .await
-        ),
+        code(owner.client.call(request::LeaveGroup { group: gid }).await),
         ErrorCode::Conflict
     );
-    let transfer = Request::TransferGroup {
+    let transfer = request::TransferGroup {
         group: gid,
         to: member.id,
     };
     assert_eq!(
-        code(admin.client.group_request(transfer.clone()).await),
+        code(admin.client.call(transfer.clone()).await),
         ErrorCode::Forbidden
     );
-    let g = owner.client.group_request(transfer).await.unwrap();
-    assert_eq!(g.owner, member.id);
+    let g = owner.client.call(transfer).await.unwrap();
+    assert_eq!(g.group.owner, member.id);
     let members = owner.client.group_members(gid).await.unwrap();
     let role = |u: UserId| members.iter().find(|m| m.user == u).unwrap().role;
     assert_eq!(
@@ -430,11 +427,16 @@ async fn group_roles_are_enforced() {
     );
     owner
         .client
-        .group_request(Request::LeaveGroup { group: gid })
+        .call(request::LeaveGroup { group: gid })
         .await
         .unwrap();
-    match member.client.request(Request::MyGroups).await.unwrap() {
-        Reply::Groups { groups } => assert_eq!(groups.len(), 1),
+    match member
+        .client
+        .request(Request::MyGroups(request::MyGroups {}))
+        .await
+        .unwrap()
+    {
+        Reply::Groups(reply::Groups { groups }) => assert_eq!(groups.len(), 1),
         other => panic!("{other:?}"),
     }
 }
@@ -478,7 +480,7 @@ async fn malformed_and_oversized_frames_get_typed_errors() {
         hello,
         ServerFrame::Reply {
             id: 3,
-            reply: Reply::Hello { version: 1, .. }
+            reply: Reply::Hello(reply::Hello { version: 1, .. })
         }
     ));
 
@@ -508,7 +510,7 @@ async fn malformed_and_oversized_frames_get_typed_errors() {
         pong,
         ServerFrame::Reply {
             id: 7,
-            reply: Reply::Pong
+            reply: Reply::Pong(reply::Pong {})
         }
     ));
 
@@ -595,16 +597,16 @@ async fn large_replies_are_paged_or_refused_never_fatal() {
     let everyone: Vec<UserId> = (1..=70).map(UserId).collect();
     let r = alice
         .client
-        .request(Request::Users { users: everyone })
+        .request(Request::Users(request::Users { users: everyone }))
         .await;
     assert_eq!(code(r), ErrorCode::TooLarge);
     match alice
         .client
-        .request(Request::Users { users: many })
+        .request(Request::Users(request::Users { users: many }))
         .await
         .unwrap()
     {
-        Reply::Users { users } => assert_eq!(users.len(), 2),
+        Reply::Users(reply::Users { users }) => assert_eq!(users.len(), 2),
         other => panic!("{other:?}"),
     }
 
@@ -616,16 +618,18 @@ async fn large_replies_are_paged_or_refused_never_fatal() {
         ids.push(u.id);
     }
     let group = alice.client.create_group("paged", &ids).await.unwrap();
-    let page = |after| Request::GroupMembers {
-        group: group.id,
-        after,
-        limit: Some(2),
+    let page = |after| {
+        Request::GroupMembers(request::GroupMembers {
+            group: group.id,
+            after,
+            limit: Some(2),
+        })
     };
     let mut listed = Vec::new();
     let mut after = None;
     loop {
         match alice.client.request(page(after)).await.unwrap() {
-            Reply::Members { members, more } => {
+            Reply::Members(reply::Members { members, more }) => {
                 assert!(members.len() <= 2);
                 after = members.last().map(|m| m.user);
                 listed.extend(members.iter().map(|m| m.user));
@@ -675,14 +679,14 @@ async fn a_revoked_session_cannot_act_while_its_socket_drains() {
     // while asking for large history pages, so the server's writer stalls.
     let small = TcpConfig::default().with_recv_buffer_bytes(4096);
     let mut thief = connect(server.addr, &small).await.unwrap();
-    let hello = Request::Hello {
+    let hello = Request::Hello(request::Hello {
         versions: vec![1],
         client: "raw".into(),
         codec: None,
-    };
+    });
     thief.send(frame(0, hello)).await.unwrap();
     thief.next().await.unwrap().unwrap();
-    let login = Request::Login {
+    let login = Request::Login(request::Login {
         username: "alice".into(),
         password: PASSWORD.into(),
         device: DeviceInfo {
@@ -690,37 +694,37 @@ async fn a_revoked_session_cannot_act_while_its_socket_drains() {
             name: String::new(),
             platform: Platform::Other,
         },
-    };
+    });
     thief.send(frame(1, login)).await.unwrap();
     thief.next().await.unwrap().unwrap();
     for i in 0..30 {
-        let page = Request::History {
+        let page = Request::History(request::History {
             conversation: conv,
             query: HistoryQuery {
                 after: Some(Seq(0)),
                 before: None,
                 limit: Some(4),
             },
-        };
+        });
         thief.send(frame(10 + i, page)).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     owner
         .client
-        .call(Request::RevokeDevice {
+        .call(request::RevokeDevice {
             device: DeviceId::new("stolen").unwrap(),
         })
         .await
         .unwrap();
     for i in 0..5 {
-        let send = Request::Send {
+        let send = Request::Send(request::Send {
             conversation: conv,
             client_id: format!("after-revoke-{i}"),
             body: Body::Text {
                 text: "sent after revoke".into(),
             },
-        };
+        });
         thief.send(frame(100 + i, send)).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -769,14 +773,12 @@ async fn two_transfers_at_once_leave_one_owner() {
         // Both devices see the group (and warm the membership view) before racing.
         owner.client.group_members(group.id).await.unwrap();
         laptop.client.group_members(group.id).await.unwrap();
-        let to = |user| Request::TransferGroup {
+        let to = |user| request::TransferGroup {
             group: group.id,
             to: user,
         };
-        let (first, second) = tokio::join!(
-            owner.client.group_request(to(b.id)),
-            laptop.client.group_request(to(c.id)),
-        );
+        let (first, second) =
+            tokio::join!(owner.client.call(to(b.id)), laptop.client.call(to(c.id)),);
         let applied = [&first, &second].iter().filter(|r| r.is_ok()).count();
         assert_eq!(applied, 1, "round {round}: {first:?} / {second:?}");
         for refused in [first, second].into_iter().filter_map(Result::err) {

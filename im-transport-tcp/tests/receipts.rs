@@ -4,6 +4,7 @@
 
 mod common;
 
+use im_core::protocol::request;
 use std::time::Instant;
 
 use common::*;
@@ -171,7 +172,9 @@ async fn group_read_receipts_go_to_the_senders() {
 
     // A member who leaves drops out of the receipts; an outsider may not ask.
     cat.client
-        .request(im_core::protocol::Request::LeaveGroup { group: group.id })
+        .request(im_core::protocol::Request::LeaveGroup(
+            request::LeaveGroup { group: group.id },
+        ))
         .await
         .unwrap();
     let (receipts, _) = ann.client.receipts(conv, a.seq, None).await.unwrap();

@@ -261,7 +261,7 @@ impl Gateway {
             Err(e) => return error_of(ErrorCode::Invalid, e.to_string()),
         };
         match self.inner.engine.execute(peer, token, request).await {
-            Ok(Reply::Done) => {
+            Ok(Reply::Done(_)) => {
                 let mut response = Response::new(Default::default());
                 *response.status_mut() = StatusCode::NO_CONTENT;
                 response

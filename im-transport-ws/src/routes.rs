@@ -6,6 +6,8 @@
 //! `POST /v1/groups/3/members {"users":[5]}` is `{"type":"add_members","group":3,"users":[5]}`
 //! and runs exactly as it would on a WebSocket.
 
+use im_core::protocol::Command as _;
+use im_core::protocol::request;
 use serde_json::{Map, Value};
 use warp::http::{Method, StatusCode};
 
@@ -94,52 +96,52 @@ pub static ROUTES: &[Route] = &[
     route(GET, "/ws", Handler::WebSocket, StatusCode::SWITCHING_PROTOCOLS, &[], false, false),
     route(GET, "/openapi.json", Handler::OpenApi, OK, &[], false, false),
     // Accounts and devices.
-    route(POST, "/v1/register", Command("register"), CREATED, &[], false, true),
-    route(POST, "/v1/login", Command("login"), OK, &[], false, true),
-    route(POST, "/v1/logout", Command("logout"), NO_CONTENT, &[], true, false),
-    route(GET, "/v1/devices", Command("devices"), OK, &[], true, false),
-    route(DELETE, "/v1/devices/{device}", Command("revoke_device"), NO_CONTENT, &[("device", Text)], true, false),
-    route(POST, "/v1/password", Command("change_password"), NO_CONTENT, &[], true, true),
-    route(GET, "/v1/users", Command("users"), OK, &[("users", IntList)], true, false),
-    route(GET, "/v1/users/by-name/{username}", Command("find_user"), OK, &[("username", Text)], true, false),
+    route(POST, "/v1/register", Command(request::Register::NAME), CREATED, &[], false, true),
+    route(POST, "/v1/login", Command(request::Login::NAME), OK, &[], false, true),
+    route(POST, "/v1/logout", Command(request::Logout::NAME), NO_CONTENT, &[], true, false),
+    route(GET, "/v1/devices", Command(request::Devices::NAME), OK, &[], true, false),
+    route(DELETE, "/v1/devices/{device}", Command(request::RevokeDevice::NAME), NO_CONTENT, &[("device", Text)], true, false),
+    route(POST, "/v1/password", Command(request::ChangePassword::NAME), NO_CONTENT, &[], true, true),
+    route(GET, "/v1/users", Command(request::Users::NAME), OK, &[("users", IntList)], true, false),
+    route(GET, "/v1/users/by-name/{username}", Command(request::FindUser::NAME), OK, &[("username", Text)], true, false),
     // Contacts.
-    route(GET, "/v1/friends", Command("friends"), OK, &[], true, false),
-    route(DELETE, "/v1/friends/{user}", Command("remove_friend"), NO_CONTENT, &[("user", Int)], true, false),
-    route(GET, "/v1/friend-requests", Command("friend_requests"), OK, &[], true, false),
-    route(POST, "/v1/friend-requests", Command("request_friend"), NO_CONTENT, &[], true, true),
-    route(POST, "/v1/friend-requests/{user}/accept", Command("accept_friend"), NO_CONTENT, &[("user", Int)], true, false),
-    route(POST, "/v1/friend-requests/{user}/decline", Command("decline_friend"), NO_CONTENT, &[("user", Int)], true, false),
-    route(GET, "/v1/blocked", Command("blocked_users"), OK, &[], true, false),
-    route(PUT, "/v1/blocked/{user}", Command("block"), NO_CONTENT, &[("user", Int)], true, false),
-    route(DELETE, "/v1/blocked/{user}", Command("unblock"), NO_CONTENT, &[("user", Int)], true, false),
+    route(GET, "/v1/friends", Command(request::Friends::NAME), OK, &[], true, false),
+    route(DELETE, "/v1/friends/{user}", Command(request::RemoveFriend::NAME), NO_CONTENT, &[("user", Int)], true, false),
+    route(GET, "/v1/friend-requests", Command(request::FriendRequests::NAME), OK, &[], true, false),
+    route(POST, "/v1/friend-requests", Command(request::RequestFriend::NAME), NO_CONTENT, &[], true, true),
+    route(POST, "/v1/friend-requests/{user}/accept", Command(request::AcceptFriend::NAME), NO_CONTENT, &[("user", Int)], true, false),
+    route(POST, "/v1/friend-requests/{user}/decline", Command(request::DeclineFriend::NAME), NO_CONTENT, &[("user", Int)], true, false),
+    route(GET, "/v1/blocked", Command(request::BlockedUsers::NAME), OK, &[], true, false),
+    route(PUT, "/v1/blocked/{user}", Command(request::Block::NAME), NO_CONTENT, &[("user", Int)], true, false),
+    route(DELETE, "/v1/blocked/{user}", Command(request::Unblock::NAME), NO_CONTENT, &[("user", Int)], true, false),
     // Groups.
-    route(GET, "/v1/groups", Command("my_groups"), OK, &[], true, false),
-    route(POST, "/v1/groups", Command("create_group"), CREATED, &[], true, true),
-    route(GET, "/v1/groups/{group}", Command("group_info"), OK, &[("group", Int)], true, false),
-    route(PUT, "/v1/groups/{group}/name", Command("rename_group"), OK, &[("group", Int)], true, true),
-    route(POST, "/v1/groups/{group}/transfer", Command("transfer_group"), OK, &[("group", Int)], true, true),
-    route(POST, "/v1/groups/{group}/join", Command("join_group"), OK, &[("group", Int)], true, false),
-    route(POST, "/v1/groups/{group}/leave", Command("leave_group"), OK, &[("group", Int)], true, false),
-    route(GET, "/v1/groups/{group}/members", Command("group_members"), OK, &[("group", Int), ("after", Int), ("limit", Int)], true, false),
-    route(POST, "/v1/groups/{group}/members", Command("add_members"), OK, &[("group", Int)], true, true),
-    route(DELETE, "/v1/groups/{group}/members/{user}", Command("kick_member"), OK, &[("group", Int), ("user", Int)], true, false),
-    route(PUT, "/v1/groups/{group}/members/{user}/role", Command("set_role"), OK, &[("group", Int), ("user", Int)], true, true),
+    route(GET, "/v1/groups", Command(request::MyGroups::NAME), OK, &[], true, false),
+    route(POST, "/v1/groups", Command(request::CreateGroup::NAME), CREATED, &[], true, true),
+    route(GET, "/v1/groups/{group}", Command(request::GroupInfo::NAME), OK, &[("group", Int)], true, false),
+    route(PUT, "/v1/groups/{group}/name", Command(request::RenameGroup::NAME), OK, &[("group", Int)], true, true),
+    route(POST, "/v1/groups/{group}/transfer", Command(request::TransferGroup::NAME), OK, &[("group", Int)], true, true),
+    route(POST, "/v1/groups/{group}/join", Command(request::JoinGroup::NAME), OK, &[("group", Int)], true, false),
+    route(POST, "/v1/groups/{group}/leave", Command(request::LeaveGroup::NAME), OK, &[("group", Int)], true, false),
+    route(GET, "/v1/groups/{group}/members", Command(request::GroupMembers::NAME), OK, &[("group", Int), ("after", Int), ("limit", Int)], true, false),
+    route(POST, "/v1/groups/{group}/members", Command(request::AddMembers::NAME), OK, &[("group", Int)], true, true),
+    route(DELETE, "/v1/groups/{group}/members/{user}", Command(request::KickMember::NAME), OK, &[("group", Int), ("user", Int)], true, false),
+    route(PUT, "/v1/groups/{group}/members/{user}/role", Command(request::SetRole::NAME), OK, &[("group", Int), ("user", Int)], true, true),
     // Messages.
-    route(GET, "/v1/conversations", Command("conversations"), OK, &[], true, false),
-    route(GET, "/v1/conversations/{conversation}/messages", Command("history"), OK, &[ ("conversation", Text), ("after", Int), ("before", Int), ("limit", Int), ], true, false),
-    route(POST, "/v1/conversations/{conversation}/messages", Command("send"), CREATED, &[("conversation", Text)], true, true),
-    route(GET, "/v1/direct/{user}/messages", Direct("history"), OK, &[("user", Int), ("after", Int), ("before", Int), ("limit", Int)], true, false),
-    route(POST, "/v1/direct/{user}/messages", Direct("send"), CREATED, &[("user", Int)], true, true),
-    route(PUT, "/v1/conversations/{conversation}/messages/{seq}", Command("edit"), OK, &[("conversation", Text), ("seq", Int)], true, true),
-    route(DELETE, "/v1/conversations/{conversation}/messages/{seq}", Command("delete_for_me"), NO_CONTENT, &[("conversation", Text), ("seq", Int)], true, false),
-    route(POST, "/v1/conversations/{conversation}/messages/{seq}/recall", Command("recall"), OK, &[("conversation", Text), ("seq", Int)], true, true),
-    route(POST, "/v1/conversations/{conversation}/read", Command("mark_read"), OK, &[("conversation", Text)], true, true),
-    route(POST, "/v1/conversations/{conversation}/delivered", Command("ack"), OK, &[("conversation", Text)], true, true),
-    route(GET, "/v1/conversations/{conversation}/receipts", Command("receipts"), OK, &[ ("conversation", Text), ("seq", Int), ("after", Int), ("limit", Int), ], true, false),
-    route(POST, "/v1/conversations/{conversation}/typing", Command("typing"), NO_CONTENT, &[("conversation", Text)], true, true),
+    route(GET, "/v1/conversations", Command(request::Conversations::NAME), OK, &[], true, false),
+    route(GET, "/v1/conversations/{conversation}/messages", Command(request::History::NAME), OK, &[ ("conversation", Text), ("after", Int), ("before", Int), ("limit", Int), ], true, false),
+    route(POST, "/v1/conversations/{conversation}/messages", Command(request::Send::NAME), CREATED, &[("conversation", Text)], true, true),
+    route(GET, "/v1/direct/{user}/messages", Direct(request::History::NAME), OK, &[("user", Int), ("after", Int), ("before", Int), ("limit", Int)], true, false),
+    route(POST, "/v1/direct/{user}/messages", Direct(request::Send::NAME), CREATED, &[("user", Int)], true, true),
+    route(PUT, "/v1/conversations/{conversation}/messages/{seq}", Command(request::Edit::NAME), OK, &[("conversation", Text), ("seq", Int)], true, true),
+    route(DELETE, "/v1/conversations/{conversation}/messages/{seq}", Command(request::DeleteForMe::NAME), NO_CONTENT, &[("conversation", Text), ("seq", Int)], true, false),
+    route(POST, "/v1/conversations/{conversation}/messages/{seq}/recall", Command(request::Recall::NAME), OK, &[("conversation", Text), ("seq", Int)], true, true),
+    route(POST, "/v1/conversations/{conversation}/read", Command(request::MarkRead::NAME), OK, &[("conversation", Text)], true, true),
+    route(POST, "/v1/conversations/{conversation}/delivered", Command(request::Ack::NAME), OK, &[("conversation", Text)], true, true),
+    route(GET, "/v1/conversations/{conversation}/receipts", Command(request::Receipts::NAME), OK, &[ ("conversation", Text), ("seq", Int), ("after", Int), ("limit", Int), ], true, false),
+    route(POST, "/v1/conversations/{conversation}/typing", Command(request::Typing::NAME), NO_CONTENT, &[("conversation", Text)], true, true),
     // Presence and calls.
-    route(GET, "/v1/presence", Command("presence"), OK, &[("users", IntList)], true, false),
-    route(POST, "/v1/signals", Command("signal"), OK, &[], true, true),
+    route(GET, "/v1/presence", Command(request::Presence::NAME), OK, &[("users", IntList)], true, false),
+    route(POST, "/v1/signals", Command(request::Signal::NAME), OK, &[], true, true),
     // Attachments.
     route(POST, "/v1/attachments", Handler::Upload, CREATED, &[], true, false),
     route(GET, "/v1/attachments/{id}", Handler::Download, OK, &[("id", Text)], true, false),
@@ -294,7 +296,7 @@ mod tests {
         else {
             panic!("no match");
         };
-        assert_eq!(route.handler, Command("history"));
+        assert_eq!(route.handler, Command(request::History::NAME));
         assert_eq!(params, vec![("conversation", "d:1:2".to_owned())]);
         assert!(
             matches!(find(&Method::PATCH, "/v1/groups"), Matched::WrongMethod(m) if m.len() == 2)

@@ -7,6 +7,7 @@
 
 mod common;
 
+use im_core::protocol::reply;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -554,11 +555,11 @@ async fn every_refusal_is_the_documented_one_over_websocket_and_http() {
         addr: None,
         transport: "test",
     };
-    let Ok(Reply::Session {
+    let Ok(Reply::Session(reply::Session {
         token: Some(expired_token),
         device,
         ..
-    }) = short_lived.execute(&peer, None, login).await
+    })) = short_lived.execute(&peer, None, login).await
     else {
         panic!("the short-lived login failed");
     };

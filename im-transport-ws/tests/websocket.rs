@@ -3,6 +3,8 @@
 
 mod common;
 
+use im_core::protocol::reply;
+use im_core::protocol::request;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -352,7 +354,7 @@ async fn msgpack_frames_are_binary_messages() {
     let ping = Codec::MessagePack
         .encode(&ClientFrame {
             id: 1,
-            request: Request::Ping,
+            request: Request::Ping(request::Ping {}),
         })
         .unwrap();
     socket.send(WsMessage::binary(ping)).await.unwrap();
@@ -370,7 +372,7 @@ async fn msgpack_frames_are_binary_messages() {
             frame,
             ServerFrame::Reply {
                 id: 1,
-                reply: Reply::Pong
+                reply: Reply::Pong(reply::Pong {})
             }
         ),
         "{frame:?}"

@@ -6,6 +6,7 @@
 
 mod common;
 
+use im_core::protocol::request;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::Command;
@@ -16,7 +17,7 @@ use common::Server;
 
 use im_core::client::{Client, Events};
 use im_core::model::{Body, ConversationId, DeviceId, Message, Seq, UserId};
-use im_core::protocol::{Event, HistoryQuery, Request, Signal};
+use im_core::protocol::{Event, HistoryQuery, Signal};
 use im_transport_tcp::{TcpConfig, connect};
 
 const PASSWORD: &str = "correct horse battery";
@@ -176,7 +177,7 @@ async fn two_nodes_serve_as_one() {
     assert_eq!(next_message(&mut alice_events).await.seq, reply.seq);
 
     // Typing crosses too.
-    bob.call(Request::Typing {
+    bob.call(request::Typing {
         conversation: chat,
         active: true,
     })
@@ -202,7 +203,7 @@ async fn two_nodes_serve_as_one() {
 
     // Alice revokes her tablet from node A: its session on node B is kicked.
     alice
-        .call(Request::RevokeDevice {
+        .call(request::RevokeDevice {
             device: DeviceId::new("tablet").unwrap(),
         })
         .await

@@ -4,6 +4,7 @@
 
 mod common;
 
+use im_core::protocol::request;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::net::SocketAddr;
@@ -129,6 +130,6 @@ async fn acknowledged_messages_survive_sigkill() {
         acked.len(),
         stored.len()
     );
-    let _ = b.request(Request::Logout).await;
+    let _ = b.request(Request::Logout(request::Logout {})).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,7 @@ use super::session::SessionHandle;
 use super::validate;
 use crate::auth::{issue_token, parse_token, token_hash_matches};
 use crate::model::{Device, DeviceId, Platform, Timestamp, User, UserId};
-use crate::protocol::{DeviceInfo, KickCode, Reply};
+use crate::protocol::{DeviceInfo, KickCode, reply, request};
 use crate::storage::{DeviceRecord, NewUser, StorageError};
 use crate::transport::PeerInfo;
 
@@ -57,19 +57,21 @@ impl Shared {
     pub(super) async fn register(
         &self,
         peer: &PeerInfo,
-        username: &str,
-        password: &str,
-        display_name: &str,
-        avatar: Option<String>,
-    ) -> ApiResult<Reply> {
+        request: request::Register,
+    ) -> ApiResult<reply::User> {
+        let request::Register {
+            username,
+            password,
+            display_name,
+            avatar,
+        } = request;
         self.limits.address(conn_ip(peer))?;
-        let username = validate::username(username)?;
-        validate::password(password)?;
-        let display_name = validate::name("display_name", display_name)?;
+        let username = validate::username(&username)?;
+        validate::password(&password)?;
+        let display_name = validate::name("display_name", &display_name)?;
         if let Some(avatar) = &avatar {
             validate::url("avatar", avatar)?;
         }
-        let password = password.to_owned();
         let hash = self
             .blocking(move |h| h.hash(&password))
             .await?
@@ -91,21 +93,24 @@ impl Shared {
                 StorageError::Conflict(_) => ApiError::conflict("username is taken"),
                 e => e.into(),
             })?;
-        Ok(Reply::User { user })
+        Ok(reply::User { user })
     }
 
     pub(super) async fn login(
         &self,
         conn: &mut Conn,
-        username: &str,
-        password: &str,
-        device: DeviceInfo,
-    ) -> ApiResult<Reply> {
+        request: request::Login,
+    ) -> ApiResult<reply::Session> {
         if conn.session.is_some() {
             return Err(ApiError::conflict("already logged in on this connection"));
         }
+        let request::Login {
+            username,
+            password,
+            device,
+        } = request;
         let login = self
-            .check_login(&conn.peer, username, password, &device)
+            .check_login(&conn.peer, &username, &password, &device)
             .await?;
         let user = login.user.id;
         let admission = self.admit(user, &device.id, device.platform).await?;
@@ -205,7 +210,7 @@ impl Shared {
         })
     }
 
-    pub(super) async fn resume(&self, conn: &mut Conn, token: &str) -> ApiResult<Reply> {
+    pub(super) async fn resume(&self, conn: &mut Conn, token: &str) -> ApiResult<reply::Session> {
         if conn.session.is_some() {
             return Err(ApiError::conflict("already logged in on this connection"));
         }
@@ -222,7 +227,7 @@ impl Shared {
             }
             return Err(ApiError::unauthorized(BAD_TOKEN));
         }
-        Ok(Reply::Session {
+        Ok(reply::Session {
             user,
             device,
             token: None,
@@ -300,14 +305,20 @@ impl Shared {
         &self,
         conn: &mut Conn,
         me: &Arc<SessionHandle>,
-    ) -> ApiResult<Reply> {
+        _: request::Logout,
+    ) -> ApiResult<reply::Done> {
         self.storage.delete_device(me.user, &me.device).await?;
         conn.session = None;
         self.end_session(me).await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
-    pub(super) async fn devices(&self, me: &SessionHandle) -> ApiResult<Reply> {
+    pub(super) async fn devices(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        _: request::Devices,
+    ) -> ApiResult<reply::Devices> {
         let mut devices: Vec<Device> = self
             .storage
             .devices(me.user)
@@ -316,35 +327,39 @@ impl Shared {
             .map(|r| r.device)
             .collect();
         devices.sort_by_key(|d| std::cmp::Reverse(d.logged_in_at));
-        Ok(Reply::Devices { devices })
+        Ok(reply::Devices { devices })
     }
 
     pub(super) async fn revoke_device(
         &self,
         conn: &mut Conn,
         me: &Arc<SessionHandle>,
-        device: &DeviceId,
-    ) -> ApiResult<Reply> {
+        request: request::RevokeDevice,
+    ) -> ApiResult<reply::Done> {
+        let device = &request.device;
         if *device == me.device {
-            return self.logout(conn, me).await;
+            return self.logout(conn, me, request::Logout {}).await;
         }
         if !self.storage.delete_device(me.user, device).await? {
             return Err(ApiError::not_found("no such device"));
         }
         self.kick(me.user, Some(device), None, None, KickCode::Revoked)
             .await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
     pub(super) async fn change_password(
         &self,
-        me: &SessionHandle,
-        old: &str,
-        new: &str,
-    ) -> ApiResult<Reply> {
-        validate::password(new)?;
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::ChangePassword,
+    ) -> ApiResult<reply::Done> {
+        let request::ChangePassword {
+            old_password: old,
+            new_password: new,
+        } = request;
+        validate::password(&new)?;
         let stored = self.storage.password_hash(me.user).await?;
-        let (old, new) = (old.to_owned(), new.to_owned());
         let hash = self
             .blocking(move |h| h.verify(&old, &stored).then(|| h.hash(&new)))
             .await?
@@ -365,24 +380,36 @@ impl Shared {
             KickCode::PasswordChanged,
         )
         .await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
-    pub(super) async fn find_user(&self, username: &str) -> ApiResult<Reply> {
-        let name = validate::username(username).map_err(|_| ApiError::not_found("no such user"))?;
+    pub(super) async fn find_user(
+        &self,
+        _: &mut Conn,
+        _: &Arc<SessionHandle>,
+        request: request::FindUser,
+    ) -> ApiResult<reply::User> {
+        let name = validate::username(&request.username)
+            .map_err(|_| ApiError::not_found("no such user"))?;
         match self.storage.user_by_name(&name).await {
-            Ok(user) => Ok(Reply::User { user }),
+            Ok(user) => Ok(reply::User { user }),
             Err(StorageError::NotFound(_)) => Err(ApiError::not_found("no such user")),
             Err(e) => Err(e.into()),
         }
     }
 
-    pub(super) async fn users(&self, ids: &[UserId]) -> ApiResult<Reply> {
+    pub(super) async fn users(
+        &self,
+        _: &mut Conn,
+        _: &Arc<SessionHandle>,
+        request: request::Users,
+    ) -> ApiResult<reply::Users> {
+        let ids = request.users;
         if ids.len() > 500 {
             return Err(ApiError::too_large("users: at most 500 per request"));
         }
-        let users = self.storage.users(ids).await?;
-        Ok(Reply::Users { users })
+        let users = self.storage.users(&ids).await?;
+        Ok(reply::Users { users })
     }
 }
 
@@ -399,8 +426,8 @@ pub(super) struct CheckedLogin {
 }
 
 impl CheckedLogin {
-    pub(super) fn into_reply(self) -> Reply {
-        Reply::Session {
+    pub(super) fn into_reply(self) -> reply::Session {
+        reply::Session {
             user: self.user,
             device: self.record.device,
             token: Some(self.token),

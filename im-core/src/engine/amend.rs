@@ -10,24 +10,31 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::Shared;
 use super::access::Access;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients};
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{Body, ConversationId, Message, Role, Seq, SystemEvent, Timestamp};
-use crate::protocol::{Event, Reply, ServerFrame};
+use crate::protocol::{Event, ServerFrame, reply, request};
 use crate::storage::{Amendment, MessageRange, NewMessage};
 
 impl Shared {
     pub(super) async fn recall(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        seq: Seq,
-        client_id: String,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Recall,
+    ) -> ApiResult<reply::Sent> {
+        let request::Recall {
+            conversation,
+            seq,
+            client_id,
+        } = request;
         self.limits.send(me.user)?;
         if !client_id.is_empty() {
             validate::client_id(&client_id)?;
@@ -71,12 +78,16 @@ impl Shared {
 
     pub(super) async fn edit(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        seq: Seq,
-        client_id: String,
-        body: Body,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Edit,
+    ) -> ApiResult<reply::Sent> {
+        let request::Edit {
+            conversation,
+            seq,
+            client_id,
+            body,
+        } = request;
         self.limits.send(me.user)?;
         if !client_id.is_empty() {
             validate::client_id(&client_id)?;
@@ -111,10 +122,11 @@ impl Shared {
 
     pub(super) async fn delete_for_me(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::DeleteForMe,
+    ) -> ApiResult<reply::Done> {
+        let request::DeleteForMe { conversation, seq } = request;
         let access = self.access(me.user, conversation).await?;
         self.target(&access, conversation, seq).await?;
         self.storage.hide(me.user, conversation, seq).await?;
@@ -123,7 +135,7 @@ impl Shared {
         });
         self.fan_out(Recipients::Users(&[me.user]), me.skip(), &out, false)
             .await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
     /// The message at `seq`, if the caller may see it.
@@ -162,7 +174,7 @@ impl Shared {
         client_id: String,
         body: Body,
         event: SystemEvent,
-    ) -> ApiResult<Reply> {
+    ) -> ApiResult<reply::Sent> {
         let appended = self
             .storage
             .amend(

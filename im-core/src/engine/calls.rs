@@ -7,22 +7,28 @@
 //! When a device answers or hangs up, the same user's other devices get `call_handled`
 //! so they stop ringing.
 
+use std::sync::Arc;
+
 use super::Shared;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
-use crate::model::{DeviceId, UserId};
-use crate::protocol::{Event, Reply, ServerFrame, Signal};
+use crate::protocol::{Event, ServerFrame, Signal, reply, request};
 
 impl Shared {
     pub(super) async fn signal(
         &self,
-        me: &SessionHandle,
-        to: UserId,
-        device: Option<DeviceId>,
-        call_id: String,
-        signal: Signal,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Signal,
+    ) -> ApiResult<reply::Signaled> {
+        let request::Signal {
+            to,
+            device,
+            call_id,
+            signal,
+        } = request;
         self.limits.send(me.user)?;
         if call_id.is_empty() || call_id.len() > 64 || call_id.chars().any(char::is_control) {
             return Err(ApiError::invalid("call_id: 1 to 64 characters"));
@@ -68,6 +74,6 @@ impl Shared {
             self.fan_out(Recipients::Users(&[me.user]), me.skip(), &handled, false)
                 .await;
         }
-        Ok(Reply::Signaled { online })
+        Ok(reply::Signaled { online })
     }
 }

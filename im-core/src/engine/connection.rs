@@ -12,8 +12,10 @@ use tokio::sync::Notify;
 use super::Shared;
 use super::outbox::Outbox;
 use super::session::SessionHandle;
-use crate::model::{Body, ConversationId, DeviceId, Platform, Timestamp, UserId};
-use crate::protocol::{ClientFrame, Codec, ErrorBody, ErrorCode, KickCode, Request, ServerFrame};
+use crate::model::{DeviceId, Platform, Timestamp, UserId};
+use crate::protocol::{
+    ClientFrame, Codec, ErrorBody, ErrorCode, KickCode, Request, ServerFrame, request,
+};
 use crate::transport::{BoxConnection, PeerInfo, TransportError};
 
 /// The per-connection state the request handlers see.
@@ -343,12 +345,8 @@ async fn handle_frames(
             }
         };
         match frame.request {
-            Request::Send {
-                conversation,
-                client_id,
-                body,
-            } if state.session.is_some() => {
-                sends.push((frame.id, (conversation, client_id, body)));
+            Request::Send(send) if state.session.is_some() => {
+                sends.push((frame.id, send));
             }
             request => {
                 send_pipelined(shared, state, &mut sends).await?;
@@ -363,7 +361,7 @@ async fn handle_frames(
 async fn send_pipelined(
     shared: &Arc<Shared>,
     state: &mut Conn,
-    sends: &mut Vec<(u64, (ConversationId, String, Body))>,
+    sends: &mut Vec<(u64, request::Send)>,
 ) -> Result<(), &'static str> {
     let Some(me) = state.session.clone() else {
         return Ok(());
@@ -380,7 +378,10 @@ async fn send_pipelined(
     let answers = shared.send_many(&me, sends).await;
     for (id, answer) in ids.into_iter().zip(answers) {
         let response = match answer {
-            Ok(reply) => ServerFrame::Reply { id, reply },
+            Ok(sent) => ServerFrame::Reply {
+                id,
+                reply: sent.into(),
+            },
             Err(e) => ServerFrame::Error {
                 id: Some(id),
                 error: e.into_body(),

@@ -1,13 +1,16 @@
 //! Friend requests, friendships and blocks. Each change is pushed to the other party and
 //! to the acting user's other devices.
 
+use std::sync::Arc;
+
 use super::Shared;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{FriendRequest, Timestamp, UserId};
-use crate::protocol::{Event, Reply, ServerFrame};
+use crate::protocol::{Event, ServerFrame, reply, request};
 use crate::storage::{RequestOutcome, StorageError};
 
 const BLOCKED: &str = "one of you has blocked the other";
@@ -49,11 +52,12 @@ impl Shared {
 
     pub(super) async fn request_friend(
         &self,
-        me: &SessionHandle,
-        user: UserId,
-        note: &str,
-    ) -> ApiResult<Reply> {
-        let note = validate::note(note)?;
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::RequestFriend,
+    ) -> ApiResult<reply::Done> {
+        let request::RequestFriend { user, note } = request;
+        let note = validate::note(&note)?;
         self.other_user(me, user).await?;
         if self.blocked_between(me.user, user).await? {
             return Err(ApiError::forbidden(BLOCKED));
@@ -74,7 +78,7 @@ impl Shared {
             RequestOutcome::Pending => {
                 self.push(user, None, Event::FriendRequest { request })
                     .await;
-                Ok(Reply::Done)
+                Ok(reply::Done {})
             }
             RequestOutcome::Accepted => self.befriended(me, user).await,
             RequestOutcome::AlreadyFriends => Err(ApiError::conflict("already friends")),
@@ -83,7 +87,13 @@ impl Shared {
         }
     }
 
-    pub(super) async fn accept_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+    pub(super) async fn accept_friend(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::AcceptFriend,
+    ) -> ApiResult<reply::Done> {
+        let user = request.user;
         self.friend_room(me.user, user).await?;
         match self
             .storage
@@ -103,20 +113,22 @@ impl Shared {
     }
 
     /// Tells both users (all of `me`'s other devices) that they are friends now.
-    async fn befriended(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+    async fn befriended(&self, me: &SessionHandle, user: UserId) -> ApiResult<reply::Done> {
         self.invalidate_contacts(me.user, user).await;
         self.push(user, None, Event::FriendAdded { user: me.user })
             .await;
         self.push(me.user, Some(me), Event::FriendAdded { user })
             .await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
     pub(super) async fn decline_friend(
         &self,
-        me: &SessionHandle,
-        user: UserId,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::DeclineFriend,
+    ) -> ApiResult<reply::Done> {
+        let user = request.user;
         let declined = self.storage.delete_friend_request(user, me.user).await?;
         let withdrawn = !declined && self.storage.delete_friend_request(me.user, user).await?;
         if !declined && !withdrawn {
@@ -126,10 +138,16 @@ impl Shared {
             .await;
         self.push(me.user, Some(me), Event::FriendRequestDeclined { user })
             .await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
-    pub(super) async fn remove_friend(&self, me: &SessionHandle, user: UserId) -> ApiResult<Reply> {
+    pub(super) async fn remove_friend(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::RemoveFriend,
+    ) -> ApiResult<reply::Done> {
+        let user = request.user;
         if !self.storage.remove_friend(me.user, user).await? {
             return Err(ApiError::not_found("not friends"));
         }
@@ -138,15 +156,33 @@ impl Shared {
             .await;
         self.push(me.user, Some(me), Event::FriendRemoved { user })
             .await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
     pub(super) async fn block(
         &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Block,
+    ) -> ApiResult<reply::Done> {
+        self.set_blocked(me, request.user, true).await
+    }
+
+    pub(super) async fn unblock(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Unblock,
+    ) -> ApiResult<reply::Done> {
+        self.set_blocked(me, request.user, false).await
+    }
+
+    async fn set_blocked(
+        &self,
         me: &SessionHandle,
         user: UserId,
         blocked: bool,
-    ) -> ApiResult<Reply> {
+    ) -> ApiResult<reply::Done> {
         self.other_user(me, user).await?;
         if self.storage.set_blocked(me.user, user, blocked).await? {
             self.invalidate_contacts(me.user, user).await;
@@ -158,27 +194,42 @@ impl Shared {
             };
             self.push(me.user, Some(me), event).await;
         }
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
-    pub(super) async fn friends(&self, me: &SessionHandle) -> ApiResult<Reply> {
-        Ok(Reply::Friends {
+    pub(super) async fn friends(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        _: request::Friends,
+    ) -> ApiResult<reply::Friends> {
+        Ok(reply::Friends {
             friends: self.storage.friends(me.user).await?,
         })
     }
 
-    pub(super) async fn friend_requests(&self, me: &SessionHandle) -> ApiResult<Reply> {
+    pub(super) async fn friend_requests(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        _: request::FriendRequests,
+    ) -> ApiResult<reply::FriendRequests> {
         let (incoming, outgoing) = self
             .storage
             .friend_requests(me.user)
             .await?
             .into_iter()
             .partition(|r| r.to == me.user);
-        Ok(Reply::FriendRequests { incoming, outgoing })
+        Ok(reply::FriendRequests { incoming, outgoing })
     }
 
-    pub(super) async fn blocked_users(&self, me: &SessionHandle) -> ApiResult<Reply> {
-        Ok(Reply::Blocked {
+    pub(super) async fn blocked_users(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        _: request::BlockedUsers,
+    ) -> ApiResult<reply::Blocked> {
+        Ok(reply::Blocked {
             users: self.storage.blocked(me.user).await?,
         })
     }

@@ -7,7 +7,7 @@ use super::Shared;
 use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use crate::model::{ConversationId, Device, User};
-use crate::protocol::{Codec, ErrorBody, KickCode, Reply, Request};
+use crate::protocol::{Codec, ErrorBody, KickCode, Reply, Request, reply, request};
 use crate::transport::PeerInfo;
 
 /// Who a token belongs to, as [`Engine::authenticate`](super::Engine::authenticate)
@@ -36,20 +36,20 @@ impl super::Engine {
     /// ```
     /// use im_core::Engine;
     /// use im_core::model::{DeviceId, Platform};
-    /// use im_core::protocol::{DeviceInfo, Reply, Request};
+    /// use im_core::protocol::{DeviceInfo, Reply, reply, request};
     /// use im_core::transport::PeerInfo;
     ///
     /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
     /// let engine = Engine::builder().start().await.unwrap();
     /// let peer = PeerInfo { addr: None, transport: "http" };
-    /// let register = Request::Register {
+    /// let register = request::Register {
     ///     username: "alice".into(),
     ///     password: "correct horse".into(),
     ///     display_name: "Alice".into(),
     ///     avatar: None,
     /// };
-    /// engine.execute(&peer, None, register).await.unwrap();
-    /// let login = Request::Login {
+    /// engine.execute(&peer, None, register.into()).await.unwrap();
+    /// let login = request::Login {
     ///     username: "alice".into(),
     ///     password: "correct horse".into(),
     ///     device: DeviceInfo {
@@ -58,12 +58,13 @@ impl super::Engine {
     ///         platform: Platform::Other,
     ///     },
     /// };
-    /// let Reply::Session { token: Some(token), .. } = engine.execute(&peer, None, login).await.unwrap()
+    /// let Reply::Session(reply::Session { token: Some(token), .. }) =
+    ///     engine.execute(&peer, None, login.into()).await.unwrap()
     /// else { unreachable!() };
-    /// let friends = engine.execute(&peer, Some(&token), Request::Friends).await.unwrap();
-    /// assert_eq!(friends, Reply::Friends { friends: vec![] });
+    /// let friends = engine.execute(&peer, Some(&token), request::Friends {}.into()).await.unwrap();
+    /// assert_eq!(friends, reply::Friends { friends: vec![] }.into());
     /// // No token, no answer.
-    /// let refused = engine.execute(&peer, None, Request::Friends).await.unwrap_err();
+    /// let refused = engine.execute(&peer, None, request::Friends {}.into()).await.unwrap_err();
     /// assert_eq!(refused.code, im_core::protocol::ErrorCode::Unauthorized);
     /// # });
     /// ```
@@ -115,24 +116,17 @@ impl Shared {
     ) -> ApiResult<Reply> {
         metrics::counter!("im_requests_total", "type" => request.name()).increment(1);
         match request {
-            Request::Hello { .. } | Request::Resume { .. } => Err(ApiError::invalid(
+            Request::Hello(_) | Request::Resume(_) => Err(ApiError::invalid(
                 "hello and resume belong to connections; present the token with each request",
             )),
-            Request::Ping => Ok(Reply::Pong),
-            Request::Register {
-                username,
-                password,
-                display_name,
-                avatar,
-            } => {
-                self.register(peer, &username, &password, &display_name, avatar)
-                    .await
-            }
-            Request::Login {
-                username,
-                password,
-                device,
-            } => {
+            Request::Ping(_) => Ok(reply::Pong {}.into()),
+            Request::Register(request) => self.register(peer, request).await.map(Into::into),
+            Request::Login(request) => {
+                let request::Login {
+                    username,
+                    password,
+                    device,
+                } = request;
                 let login = self
                     .check_login(peer, &username, &password, &device)
                     .await?;
@@ -143,7 +137,7 @@ impl Shared {
                 let (user, device) = (login.user.id, &login.record.device.id);
                 self.kick(user, Some(device), None, None, KickCode::Replaced)
                     .await;
-                Ok(login.into_reply())
+                Ok(login.into_reply().into())
             }
             request => {
                 let Some(token) = token else {
@@ -151,8 +145,8 @@ impl Shared {
                 };
                 let (user, device) = self.verify_token(token).await?;
                 let logout = match &request {
-                    Request::Logout => true,
-                    Request::RevokeDevice { device: d } => *d == device.id,
+                    Request::Logout(_) => true,
+                    Request::RevokeDevice(revoke) => revoke.device == device.id,
                     _ => false,
                 };
                 if logout {
@@ -160,7 +154,7 @@ impl Shared {
                     self.storage.delete_device(user.id, &device.id).await?;
                     self.kick(user.id, Some(&device.id), None, None, KickCode::Revoked)
                         .await;
-                    return Ok(Reply::Done);
+                    return Ok(reply::Done {}.into());
                 }
                 let mut conn = Conn::detached(peer.clone(), Codec::Json);
                 let me =

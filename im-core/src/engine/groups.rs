@@ -4,14 +4,17 @@
 //! sync replays it), invalidates the membership cache on every node, and is pushed to the
 //! members before and after the change (so a kicked member learns of it too).
 
+use std::sync::Arc;
+
 use super::Shared;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients};
 use super::membership::GroupMembers;
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{Body, Group, GroupId, Member, Message, Role, SystemEvent, Timestamp, UserId};
-use crate::protocol::{Event, Reply, ServerFrame};
+use crate::protocol::{Event, ServerFrame, reply, request};
 use crate::storage::{GROUP_FULL, GroupChange, NewGroup, NewMessage, StorageError};
 
 impl Shared {
@@ -34,7 +37,7 @@ impl Shared {
         mut change: GroupChange,
         event: SystemEvent,
         before: &GroupMembers,
-    ) -> ApiResult<Reply> {
+    ) -> ApiResult<reply::Group> {
         // The change was allowed on `before`, a cached view: storage applies it only if the
         // actor's role (and the targets' the caller added) is still what was seen.
         change
@@ -97,12 +100,16 @@ impl Shared {
 
     pub(super) async fn create_group(
         &self,
-        me: &SessionHandle,
-        name: &str,
-        members: &[UserId],
-        open: bool,
-    ) -> ApiResult<Reply> {
-        let name = validate::name("name", name)?;
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::CreateGroup,
+    ) -> ApiResult<reply::Group> {
+        let request::CreateGroup {
+            name,
+            members,
+            open,
+        } = request;
+        let name = validate::name("name", &name)?;
         let mut others: Vec<UserId> = members.iter().copied().filter(|&u| u != me.user).collect();
         others.sort();
         others.dedup();
@@ -141,10 +148,11 @@ impl Shared {
 
     pub(super) async fn add_members(
         &self,
-        me: &SessionHandle,
-        group: GroupId,
-        users: &[UserId],
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::AddMembers,
+    ) -> ApiResult<reply::Group> {
+        let request::AddMembers { group, users } = request;
         let (before, _) = self.membership(me.user, group).await?;
         let mut new: Vec<UserId> = users
             .iter()
@@ -178,7 +186,13 @@ impl Shared {
         self.change_group(me, group, change, event, &before).await
     }
 
-    pub(super) async fn join_group(&self, me: &SessionHandle, group: GroupId) -> ApiResult<Reply> {
+    pub(super) async fn join_group(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::JoinGroup,
+    ) -> ApiResult<reply::Group> {
+        let group = request.group;
         let before = match self.members.get(&*self.storage, group).await {
             Ok(g) => g,
             Err(StorageError::NotFound(_)) => return Err(ApiError::not_found("no such group")),
@@ -202,7 +216,13 @@ impl Shared {
         self.change_group(me, group, change, event, &before).await
     }
 
-    pub(super) async fn leave_group(&self, me: &SessionHandle, group: GroupId) -> ApiResult<Reply> {
+    pub(super) async fn leave_group(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::LeaveGroup,
+    ) -> ApiResult<reply::Group> {
+        let group = request.group;
         let (before, member) = self.membership(me.user, group).await?;
         if member.role == Role::Owner {
             return Err(ApiError::conflict(
@@ -219,10 +239,11 @@ impl Shared {
 
     pub(super) async fn kick_member(
         &self,
-        me: &SessionHandle,
-        group: GroupId,
-        user: UserId,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::KickMember,
+    ) -> ApiResult<reply::Group> {
+        let request::KickMember { group, user } = request;
         let (before, member) = self.membership(me.user, group).await?;
         let target = *before
             .get(user)
@@ -246,11 +267,11 @@ impl Shared {
 
     pub(super) async fn set_role(
         &self,
-        me: &SessionHandle,
-        group: GroupId,
-        user: UserId,
-        role: Role,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::SetRole,
+    ) -> ApiResult<reply::Group> {
+        let request::SetRole { group, user, role } = request;
         let (before, member) = self.membership(me.user, group).await?;
         if member.role != Role::Owner {
             return Err(ApiError::forbidden("only the owner can change roles"));
@@ -284,11 +305,12 @@ impl Shared {
 
     pub(super) async fn rename_group(
         &self,
-        me: &SessionHandle,
-        group: GroupId,
-        name: &str,
-    ) -> ApiResult<Reply> {
-        let name = validate::name("name", name)?;
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::RenameGroup,
+    ) -> ApiResult<reply::Group> {
+        let request::RenameGroup { group, name } = request;
+        let name = validate::name("name", &name)?;
         let (before, member) = self.membership(me.user, group).await?;
         if member.role < Role::Admin {
             return Err(ApiError::forbidden("only the owner or an admin can rename"));
@@ -303,10 +325,11 @@ impl Shared {
 
     pub(super) async fn transfer_group(
         &self,
-        me: &SessionHandle,
-        group: GroupId,
-        to: UserId,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::TransferGroup,
+    ) -> ApiResult<reply::Group> {
+        let request::TransferGroup { group, to } = request;
         let (before, member) = self.membership(me.user, group).await?;
         if member.role != Role::Owner {
             return Err(ApiError::forbidden("only the owner can transfer the group"));
@@ -327,18 +350,28 @@ impl Shared {
         self.change_group(me, group, change, event, &before).await
     }
 
-    pub(super) async fn group_info(&self, me: &SessionHandle, group: GroupId) -> ApiResult<Reply> {
+    pub(super) async fn group_info(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::GroupInfo,
+    ) -> ApiResult<reply::Group> {
+        let group = request.group;
         let (members, _) = self.membership(me.user, group).await?;
         Ok(group_reply(members.group.clone(), members.ids.len()))
     }
 
     pub(super) async fn group_members(
         &self,
-        me: &SessionHandle,
-        group: GroupId,
-        after: Option<UserId>,
-        limit: Option<u32>,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::GroupMembers,
+    ) -> ApiResult<reply::Members> {
+        let request::GroupMembers {
+            group,
+            after,
+            limit,
+        } = request;
         let (members, _) = self.membership(me.user, group).await?;
         let limit = limit.unwrap_or(200).clamp(1, 500) as usize;
         let mut page: Vec<Member> = members
@@ -350,21 +383,26 @@ impl Shared {
         page.sort_unstable_by_key(|m| m.user);
         let more = page.len() > limit;
         page.truncate(limit);
-        Ok(Reply::Members {
+        Ok(reply::Members {
             members: page,
             more,
         })
     }
 
-    pub(super) async fn my_groups(&self, me: &SessionHandle) -> ApiResult<Reply> {
+    pub(super) async fn my_groups(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        _: request::MyGroups,
+    ) -> ApiResult<reply::Groups> {
         let mut groups = self.storage.user_groups(me.user).await?;
         groups.sort_by_key(|g| g.id);
-        Ok(Reply::Groups { groups })
+        Ok(reply::Groups { groups })
     }
 }
 
-fn group_reply(group: Group, members: usize) -> Reply {
-    Reply::Group {
+fn group_reply(group: Group, members: usize) -> reply::Group {
+    reply::Group {
         group,
         member_count: members as u64,
     }

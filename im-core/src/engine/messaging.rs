@@ -4,24 +4,31 @@
 //! durable), acknowledged to the sender only after that, and then pushed to every
 //! session of the recipients and to the sender's other devices.
 
+use std::sync::Arc;
+
 use super::Shared;
 use super::access::Access;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::Recipients;
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{Body, ConversationId, Timestamp};
-use crate::protocol::{ConversationSummary, HistoryQuery, Reply};
+use crate::protocol::{ConversationSummary, reply, request};
 use crate::storage::{Appended, MessageRange, NewMessage};
 
 impl Shared {
     pub(super) async fn send(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        client_id: String,
-        body: Body,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Send,
+    ) -> ApiResult<reply::Sent> {
+        let request::Send {
+            conversation,
+            client_id,
+            body,
+        } = request;
         let (access, message) = self.prepare_send(me, conversation, client_id, body).await?;
         let appended = self.storage.append(conversation, message).await?;
         Ok(self.acknowledge(me, &access, appended).await)
@@ -33,12 +40,17 @@ impl Shared {
     pub(crate) async fn send_many(
         &self,
         me: &SessionHandle,
-        sends: Vec<(ConversationId, String, Body)>,
-    ) -> Vec<ApiResult<Reply>> {
-        let mut answers: Vec<Option<ApiResult<Reply>>> = Vec::with_capacity(sends.len());
+        sends: Vec<request::Send>,
+    ) -> Vec<ApiResult<reply::Sent>> {
+        let mut answers: Vec<Option<ApiResult<reply::Sent>>> = Vec::with_capacity(sends.len());
         let mut allowed = Vec::new();
         let mut batch = Vec::new();
-        for (conversation, client_id, body) in sends {
+        for request::Send {
+            conversation,
+            client_id,
+            body,
+        } in sends
+        {
             match self.prepare_send(me, conversation, client_id, body).await {
                 Ok((access, message)) => {
                     allowed.push((answers.len(), access));
@@ -96,9 +108,9 @@ impl Shared {
         me: &SessionHandle,
         access: &Access,
         appended: Appended,
-    ) -> Reply {
+    ) -> reply::Sent {
         let message = appended.message;
-        let reply = Reply::Sent {
+        let reply = reply::Sent {
             conversation: message.conversation,
             message_id: message.id,
             seq: message.seq,
@@ -120,7 +132,12 @@ impl Shared {
         reply
     }
 
-    pub(super) async fn conversations(&self, me: &SessionHandle) -> ApiResult<Reply> {
+    pub(super) async fn conversations(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        _: request::Conversations,
+    ) -> ApiResult<reply::Conversations> {
         let mut conversations: Vec<ConversationSummary> = self
             .storage
             .conversations(me.user)
@@ -141,15 +158,19 @@ impl Shared {
             let at = |c: &ConversationSummary| c.last_message.as_ref().map(|m| m.sent_at);
             at(b).cmp(&at(a)).then(a.conversation.cmp(&b.conversation))
         });
-        Ok(Reply::Conversations { conversations })
+        Ok(reply::Conversations { conversations })
     }
 
     pub(super) async fn history(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        query: HistoryQuery,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::History,
+    ) -> ApiResult<reply::History> {
+        let request::History {
+            conversation,
+            query,
+        } = request;
         let access = self.access(me.user, conversation).await?;
         let floor = access.floor();
         let limit = query
@@ -185,7 +206,7 @@ impl Shared {
                 messages.truncate(keep);
             }
         }
-        Ok(Reply::History { messages, more })
+        Ok(reply::History { messages, more })
     }
 }
 

@@ -20,13 +20,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use super::Shared;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
 use crate::model::{Timestamp, UserId};
 use crate::presence::Orphan;
-use crate::protocol::{ErrorCode, Event, PresenceStatus, Reply, ServerFrame};
+use crate::protocol::{ErrorCode, Event, PresenceStatus, ServerFrame, reply, request};
 
 /// Most users one `presence` request may ask about.
 const MAX_QUERY: usize = 500;
@@ -166,11 +169,13 @@ impl Shared {
             .await;
     }
 
-    pub(super) async fn presence_status(
+    pub(super) async fn presence(
         &self,
-        me: &SessionHandle,
-        users: &[UserId],
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Presence,
+    ) -> ApiResult<reply::Presence> {
+        let users = request.users;
         if users.len() > MAX_QUERY {
             return Err(ApiError::too_large("users: at most 500 per request"));
         }
@@ -189,7 +194,7 @@ impl Shared {
         asked.sort();
         asked.dedup();
         if asked.is_empty() {
-            return Ok(Reply::Presence { users: Vec::new() });
+            return Ok(reply::Presence { users: Vec::new() });
         }
         let online: HashSet<UserId> = self
             .presence
@@ -234,6 +239,6 @@ impl Shared {
                 }
             })
             .collect();
-        Ok(Reply::Presence { users })
+        Ok(reply::Presence { users })
     }
 }

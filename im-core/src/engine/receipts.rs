@@ -8,13 +8,16 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use super::Shared;
 use super::access::Access;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients};
 use super::session::SessionHandle;
 use crate::model::{ConversationId, Seq, UserId};
-use crate::protocol::{Event, Receipt, ReceiptKind, Reply, ServerFrame};
+use crate::protocol::{Event, Receipt, ReceiptKind, ServerFrame, reply, request};
 use crate::storage::{Cursor, CursorQuery, MessageRange};
 
 /// The most newly read messages whose senders get a read receipt. Senders of older ones
@@ -27,10 +30,11 @@ const RECEIPTS_PAGE: u32 = 500;
 impl Shared {
     pub(super) async fn mark_read(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::MarkRead,
+    ) -> ApiResult<reply::Read> {
+        let request::MarkRead { conversation, seq } = request;
         let access = self.access(me.user, conversation).await?;
         let last = self.storage.last_seq(conversation).await?;
         let before = self.cursor(me.user, conversation).await?.read;
@@ -65,15 +69,16 @@ impl Shared {
             self.push_receipt(me, &to, conversation, ReceiptKind::Read, read_seq)
                 .await;
         }
-        Ok(Reply::Read { read_seq })
+        Ok(reply::Read { read_seq })
     }
 
     pub(super) async fn ack(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Ack,
+    ) -> ApiResult<reply::Delivered> {
+        let request::Ack { conversation, seq } = request;
         let access = self.access(me.user, conversation).await?;
         let last = self.storage.last_seq(conversation).await?;
         let before = self.cursor(me.user, conversation).await?.delivered;
@@ -95,17 +100,21 @@ impl Shared {
             )
             .await;
         }
-        Ok(Reply::Delivered { delivered_seq })
+        Ok(reply::Delivered { delivered_seq })
     }
 
     pub(super) async fn receipts(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        seq: Seq,
-        after: Option<UserId>,
-        limit: Option<u32>,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Receipts,
+    ) -> ApiResult<reply::Receipts> {
+        let request::Receipts {
+            conversation,
+            seq,
+            after,
+            limit,
+        } = request;
         let access = self.access(me.user, conversation).await?;
         if seq == Seq::ZERO {
             return Err(ApiError::invalid("seq: must be at least 1"));
@@ -135,7 +144,7 @@ impl Shared {
                 read_seq: c.read,
             })
             .collect();
-        Ok(Reply::Receipts { receipts, more })
+        Ok(reply::Receipts { receipts, more })
     }
 
     /// One user's cursors (both zero if they have none).

@@ -15,13 +15,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::Shared;
 use super::access::Access;
+use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients, Skip};
 use super::session::SessionHandle;
 use crate::model::{ConversationId, UserId};
-use crate::protocol::{Event, Reply, ServerFrame};
+use crate::protocol::{Event, ServerFrame, reply, request};
 
 /// The last notice of a (user, conversation) that was checked.
 #[derive(Debug)]
@@ -106,16 +109,20 @@ impl TypingGate {
 impl Shared {
     pub(super) async fn typing(
         &self,
-        me: &SessionHandle,
-        conversation: ConversationId,
-        active: bool,
-    ) -> ApiResult<Reply> {
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Typing,
+    ) -> ApiResult<reply::Done> {
+        let request::Typing {
+            conversation,
+            active,
+        } = request;
         let interval = self.config.typing_interval;
         match self.typing.admit(me.user, conversation, active, interval) {
             Admission::Check => {}
             Admission::Swallow => {
                 metrics::counter!("im_typing_coalesced_total").increment(1);
-                return Ok(Reply::Done);
+                return Ok(reply::Done {});
             }
             Admission::Refuse(error) => return Err(error),
         }
@@ -143,7 +150,7 @@ impl Shared {
         });
         // Not echoed to the typist's own devices.
         self.fan_out(to, Skip::User(me.user), &out, false).await;
-        Ok(Reply::Done)
+        Ok(reply::Done {})
     }
 
     /// Whom `me` may show typing to in `conversation`: its members, or a peer they may

@@ -22,22 +22,22 @@ fn hello_request_and_reply() {
         frame,
         ClientFrame {
             id: 0,
-            request: Request::Hello {
+            request: Request::Hello(request::Hello {
                 versions: vec![1],
                 client: "web/1.0".into(),
                 codec: None,
-            },
+            }),
         }
     );
     assert_eq!(json(&frame), raw);
     let reply = ServerFrame::Reply {
         id: 0,
-        reply: Reply::Hello {
+        reply: Reply::Hello(reply::Hello {
             version: 1,
             server: "im-core/0.1.0".into(),
             max_frame_bytes: 65536,
             idle_timeout_ms: 90_000,
-        },
+        }),
     };
     assert_eq!(
         json(&reply),
@@ -50,7 +50,7 @@ fn login_request() {
     let raw = r#"{"id":2,"type":"login","username":"alice","password":"pw","device":{"id":"phone-1","name":"Alice's phone","platform":"mobile"}}"#;
     let frame = client(raw);
     match &frame.request {
-        Request::Login { device, .. } => {
+        Request::Login(request::Login { device, .. }) => {
             assert_eq!(device.id, DeviceId::new("phone-1").unwrap());
             assert_eq!(device.platform, Platform::Mobile);
         }
@@ -61,7 +61,9 @@ fn login_request() {
     let short =
         client(r#"{"id":3,"type":"login","username":"a","password":"b","device":{"id":"x"}}"#);
     match short.request {
-        Request::Login { device, .. } => assert_eq!(device.platform, Platform::Other),
+        Request::Login(request::Login { device, .. }) => {
+            assert_eq!(device.platform, Platform::Other)
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -72,22 +74,22 @@ fn send_request_and_sent_reply() {
     let frame = client(raw);
     assert_eq!(
         frame.request,
-        Request::Send {
+        Request::Send(request::Send {
             conversation: ConversationId::direct(UserId(2), UserId(1)),
             client_id: "c-1".into(),
             body: Body::Text { text: "hi".into() },
-        }
+        })
     );
     assert_eq!(json(&frame), raw);
     let ack = ServerFrame::Reply {
         id: 7,
-        reply: Reply::Sent {
+        reply: Reply::Sent(reply::Sent {
             conversation: ConversationId::direct(UserId(1), UserId(2)),
             message_id: MessageId(42),
             seq: Seq(5),
             sent_at: Timestamp(1_700_000_000_000),
             duplicate: false,
-        },
+        }),
     };
     assert_eq!(
         json(&ack),
@@ -101,14 +103,14 @@ fn history_request_flattens_its_query() {
     let frame = client(raw);
     assert_eq!(
         frame.request,
-        Request::History {
+        Request::History(request::History {
             conversation: ConversationId::Group(GroupId(3)),
             query: HistoryQuery {
                 after: Some(Seq(10)),
                 before: None,
                 limit: Some(50),
             },
-        }
+        })
     );
     assert_eq!(json(&frame), raw);
 }

@@ -12,13 +12,15 @@
 
 mod call;
 mod codec;
+mod command;
 mod error;
 mod event;
-mod reply;
-mod request;
+pub mod reply;
+pub mod request;
 
 pub use call::Signal;
 pub use codec::{Codec, CodecError};
+pub use command::Command;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::{Event, FrameClass, KickCode, ReceiptKind};
 pub use reply::{ConversationSummary, PresenceStatus, Receipt, Reply};
@@ -35,9 +37,9 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// A request from a client: a correlation id plus the command.
 ///
 /// ```
-/// use im_core::protocol::{ClientFrame, Request};
+/// use im_core::protocol::{ClientFrame, Request, request};
 /// let frame: ClientFrame = serde_json::from_str(r#"{"id":7,"type":"ping"}"#).unwrap();
-/// assert_eq!(frame, ClientFrame { id: 7, request: Request::Ping });
+/// assert_eq!(frame, ClientFrame { id: 7, request: Request::Ping(request::Ping {}) });
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientFrame {

@@ -1,8 +1,11 @@
+//! Every successful answer: one struct per reply `type`, and [`Reply`], the enum of them
+//! all. Each request names its reply in its [`Command::Output`](super::Command::Output).
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ConversationId, Device, Friend, FriendRequest, Group, Member, Message, MessageId, Seq,
-    Timestamp, User, UserId,
+    self, ConversationId, Device, Friend, FriendRequest, Member, Message, MessageId, Seq,
+    Timestamp, UserId,
 };
 
 /// One conversation as listed by `conversations`.
@@ -30,141 +33,250 @@ pub struct ConversationSummary {
     pub last_message: Option<Message>,
 }
 
-/// The successful answer to a request. Each request has one reply type.
+/// The successful answer to a request: `{"type": <name>, ...fields}`. Each variant holds
+/// the struct of the same name; a request's [`Command::Output`](super::Command::Output)
+/// says which one it gets.
+macro_rules! define_replies {
+    ($($name:ident $Reply:ident,)*) => {
+        /// The successful answer to a request. Each request has one reply type, named by
+        /// its [`Command::Output`](super::Command::Output).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum Reply {
+            $(
+                #[doc = concat!("`", stringify!($name), "`: see [`", stringify!($Reply), "`].")]
+                $Reply($Reply),
+            )*
+        }
+
+        impl Reply {
+            /// Every reply's `type`.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The reply's `type` on the wire.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Reply::$Reply(_) => stringify!($name),)*
+                }
+            }
+        }
+
+        $(
+            impl From<$Reply> for Reply {
+                fn from(reply: $Reply) -> Reply {
+                    Reply::$Reply(reply)
+                }
+            }
+
+            impl TryFrom<Reply> for $Reply {
+                type Error = Reply;
+
+                fn try_from(reply: Reply) -> Result<$Reply, Reply> {
+                    match reply {
+                        Reply::$Reply(inner) => Ok(inner),
+                        other => Err(other),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+define_replies! {
+    hello Hello,
+    pong Pong,
+    done Done,
+    user User,
+    users Users,
+    session Session,
+    devices Devices,
+    friends Friends,
+    friend_requests FriendRequests,
+    blocked Blocked,
+    group Group,
+    members Members,
+    groups Groups,
+    sent Sent,
+    conversations Conversations,
+    history History,
+    read Read,
+    delivered Delivered,
+    receipts Receipts,
+    signaled Signaled,
+    presence Presence,
+}
+
+/// To `hello`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Reply {
-    /// To `hello`.
-    Hello {
-        /// The version the server picked.
-        version: u32,
-        /// Server name and version.
-        server: String,
-        /// The largest frame the server accepts, in bytes.
-        max_frame_bytes: u32,
-        /// The server closes a connection silent for this long; send `ping` well within it.
-        idle_timeout_ms: u64,
-    },
-    /// To `ping`.
-    Pong,
-    /// To commands that return nothing.
-    Done,
-    /// To `register`, `find_user`.
-    User {
-        /// The user.
-        user: User,
-    },
-    /// To `users`.
-    Users {
-        /// The users that exist, in no particular order.
-        users: Vec<User>,
-    },
-    /// To `login` and `resume`.
-    Session {
-        /// Who is logged in.
-        user: User,
-        /// On which device.
-        device: Device,
-        /// The device token for `resume` (only after `login`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        token: Option<String>,
-    },
-    /// To `devices`.
-    Devices {
-        /// This user's devices.
-        devices: Vec<Device>,
-    },
-    /// To `friends`.
-    Friends {
-        /// This user's friends.
-        friends: Vec<Friend>,
-    },
-    /// To `friend_requests`.
-    FriendRequests {
-        /// Requests to this user.
-        incoming: Vec<FriendRequest>,
-        /// Requests from this user.
-        outgoing: Vec<FriendRequest>,
-    },
-    /// To `blocked_users`.
-    Blocked {
-        /// Whom this user has blocked.
-        users: Vec<UserId>,
-    },
-    /// To `create_group`, `group_info` and the other group commands: the group as it
-    /// is after the command.
-    Group {
-        /// The group's settings.
-        group: Group,
-        /// How many members it has.
-        member_count: u64,
-    },
-    /// To `group_members`.
-    Members {
-        /// Members ordered by user id.
-        members: Vec<Member>,
-        /// Whether more follow the last one.
-        more: bool,
-    },
-    /// To `my_groups`.
-    Groups {
-        /// The groups.
-        groups: Vec<Group>,
-    },
-    /// To `send`: the message is durable.
-    Sent {
-        /// Where it was stored.
-        conversation: ConversationId,
-        /// Its id.
-        message_id: MessageId,
-        /// Its seq.
-        seq: Seq,
-        /// The server time it was stored.
-        sent_at: Timestamp,
-        /// True when this was a retry of an already stored message.
-        duplicate: bool,
-    },
-    /// To `conversations`.
-    Conversations {
-        /// This user's conversations, most recent first.
-        conversations: Vec<ConversationSummary>,
-    },
-    /// To `history`.
-    History {
-        /// Messages, oldest first.
-        messages: Vec<Message>,
-        /// Whether more messages lie in the direction asked.
-        more: bool,
-    },
-    /// To `mark_read`.
-    Read {
-        /// The read cursor after the request.
-        read_seq: Seq,
-    },
-    /// To `ack`.
-    Delivered {
-        /// The delivered cursor after the request.
-        delivered_seq: Seq,
-    },
-    /// To `receipts`.
-    Receipts {
-        /// Members whose delivered cursor is at or past the seq asked about, by user id.
-        /// Those with `read_seq` at or past it have read it.
-        receipts: Vec<Receipt>,
-        /// Whether more follow the last one.
-        more: bool,
-    },
-    /// To `signal`.
-    Signaled {
-        /// Whether the callee had a device online to relay it to.
-        online: bool,
-    },
-    /// To `presence`.
-    Presence {
-        /// The friends asked about.
-        users: Vec<PresenceStatus>,
-    },
+pub struct Hello {
+    /// The version the server picked.
+    pub version: u32,
+    /// Server name and version.
+    pub server: String,
+    /// The largest frame the server accepts, in bytes.
+    pub max_frame_bytes: u32,
+    /// The server closes a connection silent for this long; send `ping` well within it.
+    pub idle_timeout_ms: u64,
+}
+
+/// To `ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Pong {}
+
+/// To commands that return nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Done {}
+
+/// To `register`, `find_user`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// The user.
+    pub user: model::User,
+}
+
+/// To `users`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Users {
+    /// The users that exist, in no particular order.
+    pub users: Vec<model::User>,
+}
+
+/// To `login` and `resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Who is logged in.
+    pub user: model::User,
+    /// On which device.
+    pub device: Device,
+    /// The device token for `resume` (only after `login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// To `devices`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Devices {
+    /// This user's devices.
+    pub devices: Vec<Device>,
+}
+
+/// To `friends`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Friends {
+    /// This user's friends.
+    pub friends: Vec<Friend>,
+}
+
+/// To `friend_requests`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FriendRequests {
+    /// Requests to this user.
+    pub incoming: Vec<FriendRequest>,
+    /// Requests from this user.
+    pub outgoing: Vec<FriendRequest>,
+}
+
+/// To `blocked_users`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blocked {
+    /// Whom this user has blocked.
+    pub users: Vec<UserId>,
+}
+
+/// To `create_group`, `group_info` and the other group commands: the group as it
+/// is after the command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// The group's settings.
+    pub group: model::Group,
+    /// How many members it has.
+    pub member_count: u64,
+}
+
+/// To `group_members`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Members {
+    /// Members ordered by user id.
+    pub members: Vec<Member>,
+    /// Whether more follow the last one.
+    pub more: bool,
+}
+
+/// To `my_groups`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Groups {
+    /// The groups.
+    pub groups: Vec<model::Group>,
+}
+
+/// To `send`: the message is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// Where it was stored.
+    pub conversation: ConversationId,
+    /// Its id.
+    pub message_id: MessageId,
+    /// Its seq.
+    pub seq: Seq,
+    /// The server time it was stored.
+    pub sent_at: Timestamp,
+    /// True when this was a retry of an already stored message.
+    pub duplicate: bool,
+}
+
+/// To `conversations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversations {
+    /// This user's conversations, most recent first.
+    pub conversations: Vec<ConversationSummary>,
+}
+
+/// To `history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Whether more messages lie in the direction asked.
+    pub more: bool,
+}
+
+/// To `mark_read`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Read {
+    /// The read cursor after the request.
+    pub read_seq: Seq,
+}
+
+/// To `ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// The delivered cursor after the request.
+    pub delivered_seq: Seq,
+}
+
+/// To `receipts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipts {
+    /// Members whose delivered cursor is at or past the seq asked about, by user id.
+    /// Those with `read_seq` at or past it have read it.
+    pub receipts: Vec<Receipt>,
+    /// Whether more follow the last one.
+    pub more: bool,
+}
+
+/// To `signal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signaled {
+    /// Whether the callee had a device online to relay it to.
+    pub online: bool,
+}
+
+/// To `presence`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The friends asked about.
+    pub users: Vec<PresenceStatus>,
 }
 
 /// One member's receipt cursors in a conversation.

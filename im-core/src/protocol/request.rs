@@ -1,7 +1,10 @@
+//! Every request a client can send: one struct each, and the table that ties each to
+//! its name on the wire, its reply and the engine method that answers it.
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Body, ConversationId, DeviceId, GroupId, Platform, Role, Seq, UserId};
-use crate::protocol::Signal;
+use crate::protocol::{Command, ErrorCode, reply};
 
 /// The device a client logs in from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,359 +33,501 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
 }
 
-/// A command from a client.
+/// Every request: its `type` on the wire, its struct, the reply it gets, and the error
+/// codes it may answer besides those any request may get (`invalid`, `unavailable`,
+/// `internal`, and `unauthorized` without a session). The name is the variant's in
+/// snake case, and the engine method that answers it (in the `engine/` file of its
+/// family) has that name too: adding a request is a struct below, a line here, that
+/// method, and a route if HTTP should have it.
+///
+/// `$callback` is called with the whole table, so that the protocol types, the engine's
+/// dispatch and the documentation checks enumerate the same list.
+macro_rules! for_each_request {
+    ($callback:ident) => {
+        $callback! {
+            // Answered without a session (before login).
+            open {
+                hello Hello -> Hello [UnsupportedVersion, Conflict];
+                ping Ping -> Pong [];
+                register Register -> User [Conflict, RateLimited];
+                login Login -> Session [Unauthorized, RateLimited];
+                resume Resume -> Session [Unauthorized];
+            }
+            // Answered for a logged-in session only.
+            session {
+                logout Logout -> Done [];
+                devices Devices -> Devices [];
+                revoke_device RevokeDevice -> Done [NotFound];
+                change_password ChangePassword -> Done [Forbidden];
+                find_user FindUser -> User [NotFound];
+                users Users -> Users [TooLarge];
+                request_friend RequestFriend -> Done [Forbidden, NotFound, Conflict];
+                accept_friend AcceptFriend -> Done [NotFound];
+                decline_friend DeclineFriend -> Done [NotFound];
+                remove_friend RemoveFriend -> Done [NotFound];
+                block Block -> Done [NotFound];
+                unblock Unblock -> Done [NotFound];
+                friends Friends -> Friends [];
+                friend_requests FriendRequests -> FriendRequests [];
+                blocked_users BlockedUsers -> Blocked [];
+                create_group CreateGroup -> Group [Forbidden];
+                add_members AddMembers -> Group [Forbidden, NotFound];
+                join_group JoinGroup -> Group [Forbidden, NotFound, Conflict];
+                leave_group LeaveGroup -> Group [Forbidden, NotFound, Conflict];
+                kick_member KickMember -> Group [Forbidden, NotFound, Conflict];
+                set_role SetRole -> Group [Forbidden, NotFound, Conflict];
+                rename_group RenameGroup -> Group [Forbidden, NotFound];
+                transfer_group TransferGroup -> Group [Forbidden, NotFound, Conflict];
+                group_info GroupInfo -> Group [Forbidden, NotFound];
+                group_members GroupMembers -> Members [Forbidden, NotFound];
+                my_groups MyGroups -> Groups [];
+                send Send -> Sent [Forbidden, NotFound, TooLarge, RateLimited];
+                conversations Conversations -> Conversations [];
+                history History -> History [Forbidden, NotFound];
+                mark_read MarkRead -> Read [Forbidden, NotFound];
+                ack Ack -> Delivered [Forbidden, NotFound];
+                receipts Receipts -> Receipts [Forbidden, NotFound];
+                typing Typing -> Done [Forbidden, NotFound, RateLimited];
+                recall Recall -> Sent [Forbidden, NotFound, Conflict, RateLimited];
+                edit Edit -> Sent [Forbidden, NotFound, Conflict, TooLarge, RateLimited];
+                delete_for_me DeleteForMe -> Done [Forbidden, NotFound];
+                signal Signal -> Signaled [Forbidden, NotFound, RateLimited];
+                presence Presence -> Presence [TooLarge];
+            }
+        }
+    };
+}
+pub(crate) use for_each_request;
+
+macro_rules! define_requests {
+    (
+        open { $($open:ident $Open:ident -> $OpenOutput:ident [$($open_error:ident),*];)* }
+        session { $($name:ident $Request:ident -> $Output:ident [$($error:ident),*];)* }
+    ) => {
+        define_requests! {
+            $($open $Open -> $OpenOutput [$($open_error),*];)*
+            $($name $Request -> $Output [$($error),*];)*
+        }
+    };
+    ($($name:ident $Request:ident -> $Output:ident [$($error:ident),*];)*) => {
+        /// A command from a client: `{"type": <name>, ...fields}`. Each variant holds
+        /// the struct of the same name, whose [`Command`] impl names its reply.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum Request {
+            $(
+                #[doc = concat!("`", stringify!($name), "`: see [`", stringify!($Request), "`].")]
+                $Request($Request),
+            )*
+        }
+
+        impl Request {
+            /// Every request's `type`, in the order of the protocol document.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The command's name as on the wire, for logs and metrics.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Request::$Request(_) => stringify!($name),)*
+                }
+            }
+        }
+
+        $(
+            impl From<$Request> for Request {
+                fn from(request: $Request) -> Request {
+                    Request::$Request(request)
+                }
+            }
+
+            impl Command for $Request {
+                const NAME: &'static str = stringify!($name);
+                const ERRORS: &'static [ErrorCode] = &[$(ErrorCode::$error),*];
+                type Output = reply::$Output;
+            }
+        )*
+    };
+}
+for_each_request!(define_requests);
+
+/// Must be the first frame: the protocol versions the client speaks, and the codec
+/// it wants for the frames after the reply (`json` unless it asks otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Request {
-    /// Must be the first frame: the protocol versions the client speaks, and the codec
-    /// it wants for the frames after the reply (`json` unless it asks otherwise).
-    Hello {
-        /// Versions the client speaks.
-        versions: Vec<u32>,
-        /// Free-form client name and version, for logs.
-        #[serde(default)]
-        client: String,
-        /// The codec for every frame after the server's reply.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codec: Option<crate::protocol::Codec>,
-    },
-    /// Keep-alive; answered with `pong`.
-    Ping,
+pub struct Hello {
+    /// Versions the client speaks.
+    pub versions: Vec<u32>,
+    /// Free-form client name and version, for logs.
+    #[serde(default)]
+    pub client: String,
+    /// The codec for every frame after the server's reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<crate::protocol::Codec>,
+}
 
-    /// Create an account. Does not log in.
-    Register {
-        /// 3 to 32 characters from `a-z 0-9 _ .`; compared case-insensitively.
-        username: String,
-        /// 8 to 256 characters.
-        password: String,
-        /// 1 to 64 characters shown to others.
-        display_name: String,
-        /// Avatar URL.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        avatar: Option<String>,
-    },
-    /// Log in with a password from a device; returns a device token for `resume`.
-    Login {
-        /// The account.
-        username: String,
-        /// Its password.
-        password: String,
-        /// The device logging in.
-        device: DeviceInfo,
-    },
-    /// Log in with a device token from an earlier `login`.
-    Resume {
-        /// The token.
-        token: String,
-    },
-    /// Log this device out and revoke its token.
-    Logout,
-    /// List this user's devices.
-    Devices,
-    /// Revoke a device's token and close its session.
-    RevokeDevice {
-        /// The device to revoke.
-        device: DeviceId,
-    },
-    /// Change the password; every other device is logged out.
-    ChangePassword {
-        /// The current password.
-        old_password: String,
-        /// The new one.
-        new_password: String,
-    },
-    /// Look up a user by username (to send a friend request).
-    FindUser {
-        /// The username.
-        username: String,
-    },
-    /// Public profiles of some users.
-    Users {
-        /// Whose (at most 500).
-        users: Vec<UserId>,
-    },
+/// Keep-alive; answered with `pong`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ping {}
 
-    /// Ask `user` to be friends.
-    RequestFriend {
-        /// Whom to ask.
-        user: UserId,
-        /// A note for them (at most 256 characters).
-        #[serde(default)]
-        note: String,
-    },
-    /// Accept `user`'s friend request.
-    AcceptFriend {
-        /// Who asked.
-        user: UserId,
-    },
-    /// Decline `user`'s friend request, or withdraw one's own request to `user`.
-    DeclineFriend {
-        /// The other party.
-        user: UserId,
-    },
-    /// End a friendship.
-    RemoveFriend {
-        /// The friend.
-        user: UserId,
-    },
-    /// Block `user`: no messages or friend requests either way until unblocked.
-    Block {
-        /// Whom.
-        user: UserId,
-    },
-    /// Lift a block.
-    Unblock {
-        /// Whom.
-        user: UserId,
-    },
-    /// List friends.
-    Friends,
-    /// List pending friend requests, incoming and outgoing.
-    FriendRequests,
-    /// List the users this user has blocked.
-    BlockedUsers,
+/// Create an account. Does not log in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Register {
+    /// 3 to 32 characters from `a-z 0-9 _ .`; compared case-insensitively.
+    pub username: String,
+    /// 8 to 256 characters.
+    pub password: String,
+    /// 1 to 64 characters shown to others.
+    pub display_name: String,
+    /// Avatar URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
 
-    /// Create a group; the caller becomes its owner.
-    CreateGroup {
-        /// 1 to 64 characters.
-        name: String,
-        /// First members besides the owner.
-        #[serde(default)]
-        members: Vec<UserId>,
-        /// Whether anyone may join without being added.
-        #[serde(default)]
-        open: bool,
-    },
-    /// Add users to a group (any member may add their friends).
-    AddMembers {
-        /// The group.
-        group: GroupId,
-        /// Whom to add.
-        users: Vec<UserId>,
-    },
-    /// Join an open group.
-    JoinGroup {
-        /// The group.
-        group: GroupId,
-    },
-    /// Leave a group (an owner must transfer ownership first).
-    LeaveGroup {
-        /// The group.
-        group: GroupId,
-    },
-    /// Remove a member (owner: anyone; admin: plain members).
-    KickMember {
-        /// The group.
-        group: GroupId,
-        /// Whom to remove.
-        user: UserId,
-    },
-    /// Make a member an admin or a plain member (owner only).
-    SetRole {
-        /// The group.
-        group: GroupId,
-        /// Whose role.
-        user: UserId,
-        /// `admin` or `member`.
-        role: Role,
-    },
-    /// Rename a group (owner or admin).
-    RenameGroup {
-        /// The group.
-        group: GroupId,
-        /// 1 to 64 characters.
-        name: String,
-    },
-    /// Hand the group to another member (owner only); the old owner becomes an admin.
-    TransferGroup {
-        /// The group.
-        group: GroupId,
-        /// The new owner.
-        to: UserId,
-    },
-    /// A group's settings and member count (members only).
-    GroupInfo {
-        /// The group.
-        group: GroupId,
-    },
-    /// A page of a group's members, ordered by user id (members only).
-    GroupMembers {
-        /// The group.
-        group: GroupId,
-        /// Only members with a greater user id (the last one of the previous page).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        after: Option<UserId>,
-        /// At most this many (default 200, at most 500).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        limit: Option<u32>,
-    },
-    /// The groups this user is in.
-    MyGroups,
+/// Log in with a password from a device; returns a device token for `resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Login {
+    /// The account.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// The device logging in.
+    pub device: DeviceInfo,
+}
 
-    /// Send a message. Retrying with the same `client_id` returns the first result.
-    Send {
-        /// Where.
-        conversation: ConversationId,
-        /// The sender's own unique id for this message (1 to 64 characters).
-        client_id: String,
-        /// What.
-        body: Body,
-    },
-    /// This user's conversations with their last seq, read seq and unread count.
-    Conversations,
-    /// Read a conversation's messages.
-    History {
-        /// Which conversation.
-        conversation: ConversationId,
-        /// Which part.
-        #[serde(flatten)]
-        query: HistoryQuery,
-    },
-    /// Move this user's read cursor forward (it never moves back). The other party of
-    /// a direct chat, and in a group the senders of the newly read messages, get a
-    /// `receipt`.
-    MarkRead {
-        /// Which conversation.
-        conversation: ConversationId,
-        /// Read up to and including this seq.
-        seq: Seq,
-    },
-    /// Move this user's delivered cursor forward: every message up to `seq` reached a
-    /// device. The other party of a direct chat gets a `receipt`.
-    Ack {
-        /// Which conversation.
-        conversation: ConversationId,
-        /// Delivered up to and including this seq.
-        seq: Seq,
-    },
-    /// Who has received and read a message: a page of the cursors at or past `seq`,
-    /// ordered by user id (members only).
-    Receipts {
-        /// Which conversation.
-        conversation: ConversationId,
-        /// The message.
-        seq: Seq,
-        /// Only users with a greater id (the last one of the previous page).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        after: Option<UserId>,
-        /// At most this many (default and maximum 500).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        limit: Option<u32>,
-    },
-    /// This user is typing (or stopped). Never stored; relayed at most once a second per
-    /// user and conversation.
-    Typing {
-        /// Where.
-        conversation: ConversationId,
-        /// `false` when the user stopped typing (cleared the input, sent).
-        #[serde(default = "yes")]
-        active: bool,
-    },
-    /// Recall one's own message within the recall window (group owners and admins: the
-    /// messages of members below them, and their own, at any time). Stores a
-    /// `message_recalled` event in the conversation. Recalling a recalled message
-    /// answers `conflict`, so a retry after a lost reply can take that as done.
-    Recall {
-        /// Where.
-        conversation: ConversationId,
-        /// Which message.
-        seq: Seq,
-        /// The sender's id for the recall event (optional; shares the device's
-        /// namespace with `send`).
-        #[serde(default)]
-        client_id: String,
-    },
-    /// Replace the body of one's own message within the edit window. Stores a
-    /// `message_edited` event in the conversation.
-    Edit {
-        /// Where.
-        conversation: ConversationId,
-        /// Which message.
-        seq: Seq,
-        /// Makes a retry safe, as in `send` (optional).
-        #[serde(default)]
-        client_id: String,
-        /// The new body.
-        body: Body,
-    },
-    /// Hide a message from this user's own history, on all their devices.
-    DeleteForMe {
-        /// Where.
-        conversation: ConversationId,
-        /// Which message.
-        seq: Seq,
-    },
-    /// Relay a call signal to a friend or a member of a shared group.
-    Signal {
-        /// The other party.
-        to: UserId,
-        /// One of their devices; all of them when absent (an offer).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        device: Option<DeviceId>,
-        /// The caller's id for the call (1 to 64 characters), repeated by every signal.
-        call_id: String,
-        /// The signal.
-        signal: Signal,
-    },
-    /// Online status and last seen of some friends (others are left out).
-    Presence {
-        /// Whose (at most 500).
-        users: Vec<UserId>,
-    },
+/// Log in with a device token from an earlier `login`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The token.
+    pub token: String,
+}
+
+/// Log this device out and revoke its token.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Logout {}
+
+/// List this user's devices.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Devices {}
+
+/// Revoke a device's token and close its session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeDevice {
+    /// The device to revoke.
+    pub device: DeviceId,
+}
+
+/// Change the password; every other device is logged out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePassword {
+    /// The current password.
+    pub old_password: String,
+    /// The new one.
+    pub new_password: String,
+}
+
+/// Look up a user by username (to send a friend request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindUser {
+    /// The username.
+    pub username: String,
+}
+
+/// Public profiles of some users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Users {
+    /// Whose (at most 500).
+    pub users: Vec<UserId>,
+}
+
+/// Ask `user` to be friends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestFriend {
+    /// Whom to ask.
+    pub user: UserId,
+    /// A note for them (at most 256 characters).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Accept `user`'s friend request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcceptFriend {
+    /// Who asked.
+    pub user: UserId,
+}
+
+/// Decline `user`'s friend request, or withdraw one's own request to `user`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeclineFriend {
+    /// The other party.
+    pub user: UserId,
+}
+
+/// End a friendship.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoveFriend {
+    /// The friend.
+    pub user: UserId,
+}
+
+/// Block `user`: no messages or friend requests either way until unblocked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    /// Whom.
+    pub user: UserId,
+}
+
+/// Lift a block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unblock {
+    /// Whom.
+    pub user: UserId,
+}
+
+/// List friends.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Friends {}
+
+/// List pending friend requests, incoming and outgoing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FriendRequests {}
+
+/// List the users this user has blocked.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BlockedUsers {}
+
+/// Create a group; the caller becomes its owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateGroup {
+    /// 1 to 64 characters.
+    pub name: String,
+    /// First members besides the owner.
+    #[serde(default)]
+    pub members: Vec<UserId>,
+    /// Whether anyone may join without being added.
+    #[serde(default)]
+    pub open: bool,
+}
+
+/// Add users to a group (any member may add their friends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddMembers {
+    /// The group.
+    pub group: GroupId,
+    /// Whom to add.
+    pub users: Vec<UserId>,
+}
+
+/// Join an open group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinGroup {
+    /// The group.
+    pub group: GroupId,
+}
+
+/// Leave a group (an owner must transfer ownership first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaveGroup {
+    /// The group.
+    pub group: GroupId,
+}
+
+/// Remove a member (owner: anyone; admin: plain members).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KickMember {
+    /// The group.
+    pub group: GroupId,
+    /// Whom to remove.
+    pub user: UserId,
+}
+
+/// Make a member an admin or a plain member (owner only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetRole {
+    /// The group.
+    pub group: GroupId,
+    /// Whose role.
+    pub user: UserId,
+    /// `admin` or `member`.
+    pub role: Role,
+}
+
+/// Rename a group (owner or admin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenameGroup {
+    /// The group.
+    pub group: GroupId,
+    /// 1 to 64 characters.
+    pub name: String,
+}
+
+/// Hand the group to another member (owner only); the old owner becomes an admin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferGroup {
+    /// The group.
+    pub group: GroupId,
+    /// The new owner.
+    pub to: UserId,
+}
+
+/// A group's settings and member count (members only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// The group.
+    pub group: GroupId,
+}
+
+/// A page of a group's members, ordered by user id (members only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMembers {
+    /// The group.
+    pub group: GroupId,
+    /// Only members with a greater user id (the last one of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<UserId>,
+    /// At most this many (default 200, at most 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The groups this user is in.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MyGroups {}
+
+/// Send a message. Retrying with the same `client_id` returns the first result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Send {
+    /// Where.
+    pub conversation: ConversationId,
+    /// The sender's own unique id for this message (1 to 64 characters).
+    pub client_id: String,
+    /// What.
+    pub body: Body,
+}
+
+/// This user's conversations with their last seq, read seq and unread count.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Conversations {}
+
+/// Read a conversation's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Which conversation.
+    pub conversation: ConversationId,
+    /// Which part.
+    #[serde(flatten)]
+    pub query: HistoryQuery,
+}
+
+/// Move this user's read cursor forward (it never moves back). The other party of
+/// a direct chat, and in a group the senders of the newly read messages, get a
+/// `receipt`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkRead {
+    /// Which conversation.
+    pub conversation: ConversationId,
+    /// Read up to and including this seq.
+    pub seq: Seq,
+}
+
+/// Move this user's delivered cursor forward: every message up to `seq` reached a
+/// device. The other party of a direct chat gets a `receipt`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Which conversation.
+    pub conversation: ConversationId,
+    /// Delivered up to and including this seq.
+    pub seq: Seq,
+}
+
+/// Who has received and read a message: a page of the cursors at or past `seq`,
+/// ordered by user id (members only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipts {
+    /// Which conversation.
+    pub conversation: ConversationId,
+    /// The message.
+    pub seq: Seq,
+    /// Only users with a greater id (the last one of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<UserId>,
+    /// At most this many (default and maximum 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// This user is typing (or stopped). Never stored; relayed at most once a second per
+/// user and conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Typing {
+    /// Where.
+    pub conversation: ConversationId,
+    /// `false` when the user stopped typing (cleared the input, sent).
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+/// Recall one's own message within the recall window (group owners and admins: the
+/// messages of members below them, and their own, at any time). Stores a
+/// `message_recalled` event in the conversation. Recalling a recalled message
+/// answers `conflict`, so a retry after a lost reply can take that as done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recall {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+    /// The sender's id for the recall event (optional; shares the device's
+    /// namespace with `send`).
+    #[serde(default)]
+    pub client_id: String,
+}
+
+/// Replace the body of one's own message within the edit window. Stores a
+/// `message_edited` event in the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Edit {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+    /// Makes a retry safe, as in `send` (optional).
+    #[serde(default)]
+    pub client_id: String,
+    /// The new body.
+    pub body: Body,
+}
+
+/// Hide a message from this user's own history, on all their devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteForMe {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+}
+
+/// Relay a call signal to a friend or a member of a shared group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// The other party.
+    pub to: UserId,
+    /// One of their devices; all of them when absent (an offer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+    /// The caller's id for the call (1 to 64 characters), repeated by every signal.
+    pub call_id: String,
+    /// The signal.
+    pub signal: crate::protocol::Signal,
+}
+
+/// Online status and last seen of some friends (others are left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    /// Whose (at most 500).
+    pub users: Vec<UserId>,
 }
 
 fn yes() -> bool {
     true
-}
-
-impl Request {
-    /// The command's name as on the wire, for logs and metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Request::Hello { .. } => "hello",
-            Request::Ping => "ping",
-            Request::Register { .. } => "register",
-            Request::Login { .. } => "login",
-            Request::Resume { .. } => "resume",
-            Request::Logout => "logout",
-            Request::Devices => "devices",
-            Request::RevokeDevice { .. } => "revoke_device",
-            Request::ChangePassword { .. } => "change_password",
-            Request::FindUser { .. } => "find_user",
-            Request::Users { .. } => "users",
-            Request::RequestFriend { .. } => "request_friend",
-            Request::AcceptFriend { .. } => "accept_friend",
-            Request::DeclineFriend { .. } => "decline_friend",
-            Request::RemoveFriend { .. } => "remove_friend",
-            Request::Block { .. } => "block",
-            Request::Unblock { .. } => "unblock",
-            Request::Friends => "friends",
-            Request::FriendRequests => "friend_requests",
-            Request::BlockedUsers => "blocked_users",
-            Request::CreateGroup { .. } => "create_group",
-            Request::AddMembers { .. } => "add_members",
-            Request::JoinGroup { .. } => "join_group",
-            Request::LeaveGroup { .. } => "leave_group",
-            Request::KickMember { .. } => "kick_member",
-            Request::SetRole { .. } => "set_role",
-            Request::RenameGroup { .. } => "rename_group",
-            Request::TransferGroup { .. } => "transfer_group",
-            Request::GroupInfo { .. } => "group_info",
-            Request::GroupMembers { .. } => "group_members",
-            Request::MyGroups => "my_groups",
-            Request::Send { .. } => "send",
-            Request::Conversations => "conversations",
-            Request::History { .. } => "history",
-            Request::MarkRead { .. } => "mark_read",
-            Request::Ack { .. } => "ack",
-            Request::Receipts { .. } => "receipts",
-            Request::Typing { .. } => "typing",
-            Request::Recall { .. } => "recall",
-            Request::Edit { .. } => "edit",
-            Request::DeleteForMe { .. } => "delete_for_me",
-            Request::Signal { .. } => "signal",
-            Request::Presence { .. } => "presence",
-        }
-    }
 }

@@ -3,6 +3,7 @@
 //! ones, `im_store`'s Redis ones; yours), start two engines on them with different
 //! [`NodeId`]s and hand them to the scenario.
 
+use crate::protocol::request;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use crate::Engine;
 use crate::client::{Client, Events};
 use crate::model::{ConversationId, DeviceId, Message, UserId};
 use crate::presence::{NodeId, Orphan, Presence, PresenceEntry, PresenceError};
-use crate::protocol::{ErrorCode, Event, Request};
+use crate::protocol::{ErrorCode, Event};
 use crate::transport::duplex;
 
 const PW: &str = "correct horse battery";
@@ -103,7 +104,7 @@ pub async fn messages_invalidations_and_kicks_cross_nodes(a: Engine, b: Engine) 
         .expect("send");
     assert_eq!(next_message(&mut bob_events).await.conversation, g); // created
     assert_eq!(next_message(&mut bob_events).await.conversation, g); // warm
-    bob.group_request(Request::LeaveGroup { group: group.id })
+    bob.call(request::LeaveGroup { group: group.id })
         .await
         .expect("leave");
     // Give the invalidation its hop through the broker.
@@ -122,7 +123,7 @@ pub async fn messages_invalidations_and_kicks_cross_nodes(a: Engine, b: Engine) 
         .await
         .expect("send");
     alice
-        .call(Request::Block { user: bob_id })
+        .call(request::Block { user: bob_id })
         .await
         .expect("block");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -134,7 +135,7 @@ pub async fn messages_invalidations_and_kicks_cross_nodes(a: Engine, b: Engine) 
 
     // Revoking the tablet from node A kicks its session on node B, and its token is gone.
     alice
-        .call(Request::RevokeDevice {
+        .call(request::RevokeDevice {
             device: DeviceId::new("tablet").expect("id"),
         })
         .await
