@@ -5,17 +5,19 @@
 //! a [`DeviceId`] is chosen by the client (it names an installation of an app) and
 //! validated here; a [`ConversationId`] is derived, never stored as a free-form string.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 macro_rules! numeric_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(
-            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
         )]
         #[serde(transparent)]
         pub struct $name(pub u64);
@@ -57,7 +59,9 @@ impl Seq {
 }
 
 /// Milliseconds since the Unix epoch, as the server's clock saw them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -139,6 +143,20 @@ impl<'de> Deserialize<'de> for DeviceId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         DeviceId::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for DeviceId {
+    fn schema_name() -> Cow<'static, str> {
+        "DeviceId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^[A-Za-z0-9._:-]{1,64}$",
+            "description": "A client-chosen name for one installation of an app.",
+        })
     }
 }
 
@@ -235,13 +253,27 @@ impl Serialize for ConversationId {
 
 impl<'de> Deserialize<'de> for ConversationId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        let s = Cow::<'de, str>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
 }
 
+impl JsonSchema for ConversationId {
+    fn schema_name() -> Cow<'static, str> {
+        "ConversationId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^(d:[0-9]+:[0-9]+|g:[0-9]+)$",
+            "description": "`d:<lower user id>:<higher user id>` or `g:<group id>`.",
+        })
+    }
+}
+
 /// A registered user's public profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct User {
     /// Assigned by storage.
     pub id: UserId,
@@ -257,7 +289,7 @@ pub struct User {
 }
 
 /// Which kind of client a device is; device policies (one mobile, one desktop…) key on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
     /// iOS or Android app.
@@ -272,7 +304,7 @@ pub enum Platform {
 }
 
 /// A logged-in device of a user, as shown to that user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Device {
     /// Client-chosen id, unique per user.
     pub id: DeviceId,
@@ -287,7 +319,7 @@ pub struct Device {
 }
 
 /// A pending friend request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FriendRequest {
     /// Who asked.
     pub from: UserId,
@@ -300,7 +332,7 @@ pub struct FriendRequest {
 }
 
 /// A friend of a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Friend {
     /// The friend.
     pub user: UserId,
@@ -309,7 +341,9 @@ pub struct Friend {
 }
 
 /// A member's role in a group. Ordered by power: `Member < Admin < Owner`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Can chat and add friends.
@@ -321,7 +355,7 @@ pub enum Role {
 }
 
 /// A group's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Group {
     /// Assigned by storage.
     pub id: GroupId,
@@ -336,7 +370,7 @@ pub struct Group {
 }
 
 /// One member of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Member {
     /// The member.
     pub user: UserId,
@@ -348,7 +382,7 @@ pub struct Member {
 }
 
 /// What a message says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Body {
     /// Plain text.
@@ -395,7 +429,7 @@ pub enum Body {
 }
 
 /// A change recorded in a group's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SystemEvent {
     /// The group was created with these first members (the owner included).
@@ -474,7 +508,7 @@ pub enum SystemEvent {
 }
 
 /// A stored message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
     /// Assigned by storage.
     pub id: MessageId,

@@ -19,15 +19,21 @@ use crate::blob::{self, BlobMeta};
 use crate::http::{self, Body, error, error_of};
 use im_core::engine::Identity;
 
-/// The reply to an upload.
-#[derive(Debug, Serialize)]
-struct Uploaded<'a> {
+/// The reply to an upload: what a message's body names the file by.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Uploaded<'a> {
+    /// The file's id.
     id: &'a str,
+    /// Where members of the conversation fetch it (`/v1/attachments/{id}`).
     url: String,
+    /// Its type, sniffed from its bytes.
     mime: &'a str,
+    /// Its size in bytes.
     size: u64,
+    /// An image's width in pixels.
     #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
+    /// An image's height in pixels.
     #[serde(skip_serializing_if = "Option::is_none")]
     height: Option<u32>,
 }

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use im_core::model::{ConversationId, UserId};
-use im_core::protocol::{ErrorBody, ErrorCode, Reply, Request};
+use im_core::protocol::{Command as _, ErrorBody, ErrorCode, Reply, Request, request};
 use im_core::transport::PeerInfo;
 use serde_json::Value;
 use warp::http::header::{self, HeaderMap, HeaderValue};
@@ -245,7 +245,7 @@ impl Gateway {
         // A `send` without the caller's retry key gets one of ours, returned in the reply
         // (a script with curl has nothing to make one from). `recall` and `edit` need none.
         let mut client_id = None;
-        if kind == "send" && !fields.contains_key("client_id") {
+        if kind == request::Send::NAME && !fields.contains_key("client_id") {
             let made = match crate::blob::new_id() {
                 Ok(id) => id,
                 Err(e) => {

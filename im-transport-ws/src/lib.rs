@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod connection;
 pub mod http;
+pub mod openapi;
 pub mod routes;
 mod server;
 mod service;
@@ -27,9 +28,6 @@ pub use config::WsConfig;
 pub use connection::{WsConnection, WsIo};
 pub use server::{PeerAddr, serve};
 pub use service::GatewayService;
-
-/// The OpenAPI 3.1 document of the HTTP API, as served at `/openapi.json`.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
 /// The WebSocket and HTTP face of an engine: `/ws`, `/v1/...` and `/openapi.json`, as one
 /// warp filter to mount in an app's own server. Cheap to clone.
@@ -94,7 +92,7 @@ impl Gateway {
             .and(warp::path::end())
             .and(warp::get())
             .map(|| {
-                let mut response = Response::new(OPENAPI_JSON.into());
+                let mut response = Response::new(openapi::json().into());
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),

@@ -1,5 +1,5 @@
-//! The HTTP API's routes: one table, from which requests are matched and built, and
-//! against which the OpenAPI document is checked (`tests/openapi.rs`).
+//! The HTTP API's routes: one table, from which requests are matched and built, and from
+//! which the OpenAPI document is generated ([`openapi`](crate::openapi)).
 //!
 //! A command route turns into the protocol request of the same name: its JSON body, its
 //! path parameters and its query parameters become the request's fields. So

@@ -1,16 +1,81 @@
 //! The OpenAPI document at `/openapi.json` describes exactly the routes the server has:
 //! every route of `routes::ROUTES` is in it with its method, parameters, body, security
-//! and success status, and nothing else is. `openapi-spec-validator` (PyPI) validates it
-//! when installed; `.ci/run` installs it and sets `IM_REQUIRE_OPENAPI_VALIDATOR=1`.
+//! and success status, and nothing else is. The committed `openapi.json` is the generated
+//! document (`IM_BLESS=1` rewrites it). `openapi-spec-validator` (PyPI) validates it when
+//! installed; `.ci/run` installs it and sets `IM_REQUIRE_OPENAPI_VALIDATOR=1`.
 
 use std::collections::BTreeSet;
 
-use im_transport_ws::OPENAPI_JSON;
+use im_core::protocol::{Reply, Request};
+use im_transport_ws::openapi;
 use im_transport_ws::routes::{Handler, Param, ROUTES};
 use serde_json::Value;
 
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+
 fn doc() -> Value {
-    serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+    serde_json::from_str(openapi::json()).expect("the document is JSON")
+}
+
+#[test]
+fn the_committed_file_is_the_generated_document() {
+    if std::env::var("IM_BLESS").as_deref() == Ok("1") {
+        std::fs::write(COMMITTED, openapi::json()).expect("openapi.json is writable");
+    }
+    let committed = std::fs::read_to_string(COMMITTED).expect("openapi.json is committed");
+    assert!(
+        committed == openapi::json(),
+        "im-transport-ws/openapi.json is not the generated document: run \
+         `IM_BLESS=1 cargo test -p im-transport-ws --test openapi` and commit the file"
+    );
+}
+
+/// Each command route documents its request's reply (with its `type`) and a response
+/// for each error code the request may answer with.
+#[test]
+fn commands_document_their_reply_and_errors() {
+    let doc = doc();
+    for route in ROUTES {
+        let (Handler::Command(name) | Handler::Direct(name)) = route.handler else {
+            continue;
+        };
+        let what = format!("{} {}", route.method, route.path);
+        let command = Request::command(name).expect("a route names a request");
+        let op = &doc["paths"][route.path][route.method.as_str().to_lowercase()];
+        let success = &op["responses"][route.status.as_u16().to_string()];
+        if command.reply != "done" {
+            let reference = success["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}: no reply schema"));
+            let pointer = reference.trim_start_matches('#');
+            let schema = doc.pointer(pointer).expect("the reply schema exists");
+            assert_eq!(
+                schema["properties"]["type"]["const"], command.reply,
+                "{what}"
+            );
+            assert!(Reply::NAMES.contains(&command.reply));
+        }
+        for code in command.errors {
+            let status = im_transport_ws::http::status_of(*code).as_u16().to_string();
+            let said = op["responses"][&status]["description"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}: no {status} for {code:?}"));
+            let name = serde_json::to_value(code).unwrap();
+            assert!(
+                said.contains(&format!("`{}`", name.as_str().unwrap())),
+                "{what}: {status} does not name {code:?}: {said}"
+            );
+        }
+        if route.body {
+            let body = &op["requestBody"]["content"]["application/json"]["schema"];
+            for (param, _) in route.params {
+                assert!(
+                    body["properties"].get(param).is_none(),
+                    "{what}: `{param}` is a parameter and a body field"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -166,7 +231,7 @@ fn every_reference_resolves() {
 
 #[test]
 fn the_document_validates() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    let path = COMMITTED;
     let output = std::process::Command::new("python3")
         .args(["-m", "openapi_spec_validator", path])
         .output();

@@ -1,3 +1,4 @@
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A WebRTC signalling message, relayed between the devices of a call and never stored.
@@ -5,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The engine does not read SDP or candidates; it checks who may call whom, routes the
 /// signal to one device or all of a user's devices, and tells the callee's other devices
 /// when one of them answered or declined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Signal {

@@ -1,4 +1,5 @@
 use bytes::Bytes;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// How frames become bytes.
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 /// smaller (measured by `cargo bench -p im-core --bench codec`), though not faster to
 /// decode with the serde codecs used here; it needs the `msgpack` feature, and a client
 /// asks for it in its `hello`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Codec {
     /// UTF-8 JSON, one frame per transport message.

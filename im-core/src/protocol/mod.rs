@@ -20,7 +20,7 @@ pub mod request;
 
 pub use call::Signal;
 pub use codec::{Codec, CodecError};
-pub use command::Command;
+pub use command::{Command, CommandSchema};
 pub use error::{ErrorBody, ErrorCode};
 pub use event::{Event, FrameClass, KickCode, ReceiptKind};
 pub use reply::{ConversationSummary, PresenceStatus, Receipt, Reply};

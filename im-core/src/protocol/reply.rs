@@ -1,6 +1,7 @@
 //! Every successful answer: one struct per reply `type`, and [`Reply`], the enum of them
 //! all. Each request names its reply in its [`Command::Output`](super::Command::Output).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
@@ -9,7 +10,7 @@ use crate::model::{
 };
 
 /// One conversation as listed by `conversations`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConversationSummary {
     /// Which conversation.
     pub conversation: ConversationId,
@@ -40,7 +41,7 @@ macro_rules! define_replies {
     ($($name:ident $Reply:ident,)*) => {
         /// The successful answer to a request. Each request has one reply type, named by
         /// its [`Command::Output`](super::Command::Output).
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
         #[serde(tag = "type", rename_all = "snake_case")]
         #[non_exhaustive]
         pub enum Reply {
@@ -63,6 +64,11 @@ macro_rules! define_replies {
         }
 
         $(
+            impl $Reply {
+                #[doc = concat!("Its `type` on the wire: `", stringify!($name), "`.")]
+                pub const NAME: &'static str = stringify!($name);
+            }
+
             impl From<$Reply> for Reply {
                 fn from(reply: $Reply) -> Reply {
                     Reply::$Reply(reply)
@@ -108,7 +114,8 @@ define_replies! {
 }
 
 /// To `hello`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "HelloReply")]
 pub struct Hello {
     /// The version the server picked.
     pub version: u32,
@@ -121,29 +128,34 @@ pub struct Hello {
 }
 
 /// To `ping`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "PongReply")]
 pub struct Pong {}
 
 /// To commands that return nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "DoneReply")]
 pub struct Done {}
 
 /// To `register`, `find_user`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "UserReply")]
 pub struct User {
     /// The user.
     pub user: model::User,
 }
 
 /// To `users`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "UsersReply")]
 pub struct Users {
     /// The users that exist, in no particular order.
     pub users: Vec<model::User>,
 }
 
 /// To `login` and `resume`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SessionReply")]
 pub struct Session {
     /// Who is logged in.
     pub user: model::User,
@@ -155,21 +167,24 @@ pub struct Session {
 }
 
 /// To `devices`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "DevicesReply")]
 pub struct Devices {
     /// This user's devices.
     pub devices: Vec<Device>,
 }
 
 /// To `friends`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "FriendsReply")]
 pub struct Friends {
     /// This user's friends.
     pub friends: Vec<Friend>,
 }
 
 /// To `friend_requests`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "FriendRequestsReply")]
 pub struct FriendRequests {
     /// Requests to this user.
     pub incoming: Vec<FriendRequest>,
@@ -178,7 +193,8 @@ pub struct FriendRequests {
 }
 
 /// To `blocked_users`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "BlockedReply")]
 pub struct Blocked {
     /// Whom this user has blocked.
     pub users: Vec<UserId>,
@@ -186,7 +202,8 @@ pub struct Blocked {
 
 /// To `create_group`, `group_info` and the other group commands: the group as it
 /// is after the command.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "GroupReply")]
 pub struct Group {
     /// The group's settings.
     pub group: model::Group,
@@ -195,7 +212,8 @@ pub struct Group {
 }
 
 /// To `group_members`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "MembersReply")]
 pub struct Members {
     /// Members ordered by user id.
     pub members: Vec<Member>,
@@ -204,14 +222,16 @@ pub struct Members {
 }
 
 /// To `my_groups`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "GroupsReply")]
 pub struct Groups {
     /// The groups.
     pub groups: Vec<model::Group>,
 }
 
 /// To `send`: the message is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SentReply")]
 pub struct Sent {
     /// Where it was stored.
     pub conversation: ConversationId,
@@ -226,14 +246,16 @@ pub struct Sent {
 }
 
 /// To `conversations`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ConversationsReply")]
 pub struct Conversations {
     /// This user's conversations, most recent first.
     pub conversations: Vec<ConversationSummary>,
 }
 
 /// To `history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "HistoryReply")]
 pub struct History {
     /// Messages, oldest first.
     pub messages: Vec<Message>,
@@ -242,21 +264,24 @@ pub struct History {
 }
 
 /// To `mark_read`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ReadReply")]
 pub struct Read {
     /// The read cursor after the request.
     pub read_seq: Seq,
 }
 
 /// To `ack`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "DeliveredReply")]
 pub struct Delivered {
     /// The delivered cursor after the request.
     pub delivered_seq: Seq,
 }
 
 /// To `receipts`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ReceiptsReply")]
 pub struct Receipts {
     /// Members whose delivered cursor is at or past the seq asked about, by user id.
     /// Those with `read_seq` at or past it have read it.
@@ -266,21 +291,23 @@ pub struct Receipts {
 }
 
 /// To `signal`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SignaledReply")]
 pub struct Signaled {
     /// Whether the callee had a device online to relay it to.
     pub online: bool,
 }
 
 /// To `presence`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "PresenceReply")]
 pub struct Presence {
     /// The friends asked about.
     pub users: Vec<PresenceStatus>,
 }
 
 /// One member's receipt cursors in a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Receipt {
     /// Whose.
     pub user: UserId,
@@ -291,7 +318,7 @@ pub struct Receipt {
 }
 
 /// Whether a user is online, and when they were last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PresenceStatus {
     /// Whose.
     pub user: UserId,

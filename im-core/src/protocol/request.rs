@@ -1,13 +1,14 @@
 //! Every request a client can send: one struct each, and the table that ties each to
 //! its name on the wire, its reply and the engine method that answers it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Body, ConversationId, DeviceId, GroupId, Platform, Role, Seq, UserId};
-use crate::protocol::{Command, ErrorCode, reply};
+use crate::protocol::{Command, CommandSchema, ErrorCode, reply};
 
 /// The device a client logs in from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeviceInfo {
     /// Client-chosen id, stable for the installation.
     pub id: DeviceId,
@@ -20,7 +21,7 @@ pub struct DeviceInfo {
 }
 
 /// Which part of a conversation's history to read. With neither bound, the newest page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct HistoryQuery {
     /// Only messages with a seq above this, oldest first (catching up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,8 +51,8 @@ macro_rules! for_each_request {
                 hello Hello -> Hello [UnsupportedVersion, Conflict];
                 ping Ping -> Pong [];
                 register Register -> User [Conflict, RateLimited];
-                login Login -> Session [Unauthorized, RateLimited];
-                resume Resume -> Session [Unauthorized];
+                login Login -> Session [Unauthorized, Conflict, RateLimited, DeviceLimit];
+                resume Resume -> Session [Unauthorized, Conflict, DeviceLimit];
             }
             // Answered for a logged-in session only.
             session {
@@ -105,14 +106,14 @@ macro_rules! define_requests {
         session { $($name:ident $Request:ident -> $Output:ident [$($error:ident),*];)* }
     ) => {
         define_requests! {
-            $($open $Open -> $OpenOutput [$($open_error),*];)*
-            $($name $Request -> $Output [$($error),*];)*
+            $($open $Open -> $OpenOutput [$($open_error),*] false;)*
+            $($name $Request -> $Output [$($error),*] true;)*
         }
     };
-    ($($name:ident $Request:ident -> $Output:ident [$($error:ident),*];)*) => {
+    ($($name:ident $Request:ident -> $Output:ident [$($error:ident),*] $session:literal;)*) => {
         /// A command from a client: `{"type": <name>, ...fields}`. Each variant holds
         /// the struct of the same name, whose [`Command`] impl names its reply.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
         #[serde(tag = "type", rename_all = "snake_case")]
         #[non_exhaustive]
         pub enum Request {
@@ -126,11 +127,21 @@ macro_rules! define_requests {
             /// Every request's `type`, in the order of the protocol document.
             pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
 
+            /// Every request, as documents generated from the protocol see it.
+            pub const COMMANDS: &'static [CommandSchema] = &[
+                $(CommandSchema::of::<$Request>(reply::$Output::NAME),)*
+            ];
+
             /// The command's name as on the wire, for logs and metrics.
             pub fn name(&self) -> &'static str {
                 match self {
                     $(Request::$Request(_) => stringify!($name),)*
                 }
+            }
+
+            /// The request of this `type`, as documents see it.
+            pub fn command(name: &str) -> Option<&'static CommandSchema> {
+                Request::COMMANDS.iter().find(|c| c.name == name)
             }
         }
 
@@ -144,6 +155,7 @@ macro_rules! define_requests {
             impl Command for $Request {
                 const NAME: &'static str = stringify!($name);
                 const ERRORS: &'static [ErrorCode] = &[$(ErrorCode::$error),*];
+                const NEEDS_SESSION: bool = $session;
                 type Output = reply::$Output;
             }
         )*
@@ -153,7 +165,7 @@ for_each_request!(define_requests);
 
 /// Must be the first frame: the protocol versions the client speaks, and the codec
 /// it wants for the frames after the reply (`json` unless it asks otherwise).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Hello {
     /// Versions the client speaks.
     pub versions: Vec<u32>,
@@ -166,17 +178,20 @@ pub struct Hello {
 }
 
 /// Keep-alive; answered with `pong`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Ping {}
 
 /// Create an account. Does not log in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Register {
     /// 3 to 32 characters from `a-z 0-9 _ .`; compared case-insensitively.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.]{2,31}$"))]
     pub username: String,
     /// 8 to 256 characters.
+    #[schemars(length(min = 8, max = 256))]
     pub password: String,
     /// 1 to 64 characters shown to others.
+    #[schemars(length(min = 1, max = 64))]
     pub display_name: String,
     /// Avatar URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,7 +199,7 @@ pub struct Register {
 }
 
 /// Log in with a password from a device; returns a device token for `resume`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Login {
     /// The account.
     pub username: String,
@@ -195,111 +210,114 @@ pub struct Login {
 }
 
 /// Log in with a device token from an earlier `login`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Resume {
     /// The token.
     pub token: String,
 }
 
 /// Log this device out and revoke its token.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Logout {}
 
 /// List this user's devices.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Devices {}
 
 /// Revoke a device's token and close its session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RevokeDevice {
     /// The device to revoke.
     pub device: DeviceId,
 }
 
 /// Change the password; every other device is logged out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangePassword {
     /// The current password.
     pub old_password: String,
     /// The new one.
+    #[schemars(length(min = 8, max = 256))]
     pub new_password: String,
 }
 
 /// Look up a user by username (to send a friend request).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FindUser {
     /// The username.
     pub username: String,
 }
 
 /// Public profiles of some users.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Users {
     /// Whose (at most 500).
     pub users: Vec<UserId>,
 }
 
 /// Ask `user` to be friends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestFriend {
     /// Whom to ask.
     pub user: UserId,
     /// A note for them (at most 256 characters).
     #[serde(default)]
+    #[schemars(length(max = 256))]
     pub note: String,
 }
 
 /// Accept `user`'s friend request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AcceptFriend {
     /// Who asked.
     pub user: UserId,
 }
 
 /// Decline `user`'s friend request, or withdraw one's own request to `user`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeclineFriend {
     /// The other party.
     pub user: UserId,
 }
 
 /// End a friendship.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RemoveFriend {
     /// The friend.
     pub user: UserId,
 }
 
 /// Block `user`: no messages or friend requests either way until unblocked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Block {
     /// Whom.
     pub user: UserId,
 }
 
 /// Lift a block.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Unblock {
     /// Whom.
     pub user: UserId,
 }
 
 /// List friends.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Friends {}
 
 /// List pending friend requests, incoming and outgoing.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct FriendRequests {}
 
 /// List the users this user has blocked.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct BlockedUsers {}
 
 /// Create a group; the caller becomes its owner.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateGroup {
     /// 1 to 64 characters.
+    #[schemars(length(min = 1, max = 64))]
     pub name: String,
     /// First members besides the owner.
     #[serde(default)]
@@ -310,7 +328,7 @@ pub struct CreateGroup {
 }
 
 /// Add users to a group (any member may add their friends).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AddMembers {
     /// The group.
     pub group: GroupId,
@@ -319,21 +337,21 @@ pub struct AddMembers {
 }
 
 /// Join an open group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JoinGroup {
     /// The group.
     pub group: GroupId,
 }
 
 /// Leave a group (an owner must transfer ownership first).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LeaveGroup {
     /// The group.
     pub group: GroupId,
 }
 
 /// Remove a member (owner: anyone; admin: plain members).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct KickMember {
     /// The group.
     pub group: GroupId,
@@ -342,7 +360,7 @@ pub struct KickMember {
 }
 
 /// Make a member an admin or a plain member (owner only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SetRole {
     /// The group.
     pub group: GroupId,
@@ -353,16 +371,17 @@ pub struct SetRole {
 }
 
 /// Rename a group (owner or admin).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RenameGroup {
     /// The group.
     pub group: GroupId,
     /// 1 to 64 characters.
+    #[schemars(length(min = 1, max = 64))]
     pub name: String,
 }
 
 /// Hand the group to another member (owner only); the old owner becomes an admin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TransferGroup {
     /// The group.
     pub group: GroupId,
@@ -371,14 +390,14 @@ pub struct TransferGroup {
 }
 
 /// A group's settings and member count (members only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupInfo {
     /// The group.
     pub group: GroupId,
 }
 
 /// A page of a group's members, ordered by user id (members only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupMembers {
     /// The group.
     pub group: GroupId,
@@ -391,26 +410,27 @@ pub struct GroupMembers {
 }
 
 /// The groups this user is in.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct MyGroups {}
 
 /// Send a message. Retrying with the same `client_id` returns the first result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Send {
     /// Where.
     pub conversation: ConversationId,
     /// The sender's own unique id for this message (1 to 64 characters).
+    #[schemars(length(min = 1, max = 64))]
     pub client_id: String,
     /// What.
     pub body: Body,
 }
 
 /// This user's conversations with their last seq, read seq and unread count.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Conversations {}
 
 /// Read a conversation's messages.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct History {
     /// Which conversation.
     pub conversation: ConversationId,
@@ -422,7 +442,7 @@ pub struct History {
 /// Move this user's read cursor forward (it never moves back). The other party of
 /// a direct chat, and in a group the senders of the newly read messages, get a
 /// `receipt`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MarkRead {
     /// Which conversation.
     pub conversation: ConversationId,
@@ -432,7 +452,7 @@ pub struct MarkRead {
 
 /// Move this user's delivered cursor forward: every message up to `seq` reached a
 /// device. The other party of a direct chat gets a `receipt`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Ack {
     /// Which conversation.
     pub conversation: ConversationId,
@@ -442,7 +462,7 @@ pub struct Ack {
 
 /// Who has received and read a message: a page of the cursors at or past `seq`,
 /// ordered by user id (members only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Receipts {
     /// Which conversation.
     pub conversation: ConversationId,
@@ -458,7 +478,7 @@ pub struct Receipts {
 
 /// This user is typing (or stopped). Never stored; relayed at most once a second per
 /// user and conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Typing {
     /// Where.
     pub conversation: ConversationId,
@@ -471,7 +491,7 @@ pub struct Typing {
 /// messages of members below them, and their own, at any time). Stores a
 /// `message_recalled` event in the conversation. Recalling a recalled message
 /// answers `conflict`, so a retry after a lost reply can take that as done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Recall {
     /// Where.
     pub conversation: ConversationId,
@@ -480,12 +500,13 @@ pub struct Recall {
     /// The sender's id for the recall event (optional; shares the device's
     /// namespace with `send`).
     #[serde(default)]
+    #[schemars(length(max = 64))]
     pub client_id: String,
 }
 
 /// Replace the body of one's own message within the edit window. Stores a
 /// `message_edited` event in the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Edit {
     /// Where.
     pub conversation: ConversationId,
@@ -493,13 +514,14 @@ pub struct Edit {
     pub seq: Seq,
     /// Makes a retry safe, as in `send` (optional).
     #[serde(default)]
+    #[schemars(length(max = 64))]
     pub client_id: String,
     /// The new body.
     pub body: Body,
 }
 
 /// Hide a message from this user's own history, on all their devices.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeleteForMe {
     /// Where.
     pub conversation: ConversationId,
@@ -508,7 +530,7 @@ pub struct DeleteForMe {
 }
 
 /// Relay a call signal to a friend or a member of a shared group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Signal {
     /// The other party.
     pub to: UserId,
@@ -522,7 +544,7 @@ pub struct Signal {
 }
 
 /// Online status and last seen of some friends (others are left out).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Presence {
     /// Whose (at most 500).
     pub users: Vec<UserId>,
