@@ -300,6 +300,7 @@ impl World {
                     conversation,
                     client_id,
                     body: self.text(conversation),
+                    reply_to: None,
                 })
             }
             Kind::Recall { conv, seq: s } => Request::Recall(request::Recall {

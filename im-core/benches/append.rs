@@ -41,6 +41,7 @@ fn new_message(device: &DeviceId) -> NewMessage {
             text: "x".repeat(100),
         },
         sent_at: Timestamp::now(),
+        reply_to: None,
     }
 }
 

@@ -45,6 +45,7 @@ fn message(seq: u64) -> Message {
         body: text(),
         sent_at: Timestamp(1_764_000_000_000 + seq as i64),
         edited_at: None,
+        reply_to: None,
     }
 }
 
@@ -85,6 +86,7 @@ fn codec(c: &mut Criterion) {
             conversation,
             client_id: new_client_id(),
             body: text(),
+            reply_to: None,
         }),
     };
     frame(c, "send_request", &send);

@@ -346,6 +346,7 @@ impl Client {
             conversation,
             client_id: client_id.to_owned(),
             body,
+            reply_to: None,
         })
         .await
     }
@@ -360,6 +361,25 @@ impl Client {
             text: text.to_owned(),
         };
         self.send(conversation, &new_client_id(), body).await
+    }
+
+    /// Sends a text message that replies to (quotes) message `reply_to` of the same
+    /// conversation, with a fresh random client id.
+    pub async fn reply_text(
+        &self,
+        conversation: ConversationId,
+        reply_to: Seq,
+        text: &str,
+    ) -> Result<Sent, ClientError> {
+        self.call(request::Send {
+            conversation,
+            client_id: new_client_id(),
+            body: Body::Text {
+                text: text.to_owned(),
+            },
+            reply_to: Some(reply_to),
+        })
+        .await
     }
 
     /// Recalls a message (one's own within the recall window; as a group owner or admin,

@@ -529,6 +529,9 @@ pub struct Message {
     /// When it was last edited, if ever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<Timestamp>,
+    /// The seq of the message in the same conversation this one replies to (quotes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Seq>,
 }
 
 #[cfg(test)]

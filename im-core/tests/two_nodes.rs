@@ -211,6 +211,7 @@ async fn a_detached_senders_device_sessions_get_the_push_on_any_node() {
         body: im_core::model::Body::Text {
             text: "sent over http".into(),
         },
+        reply_to: None,
     });
     b.execute(&peer, Some(&token), send).await.unwrap();
     let pushed = next_message(&mut alice_on_a).await;

@@ -44,6 +44,7 @@ fn new_message(sender: u64, device: &DeviceId) -> NewMessage {
             text: "x".repeat(100),
         },
         sent_at: Timestamp::now(),
+        reply_to: None,
     }
 }
 

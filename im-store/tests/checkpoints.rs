@@ -28,6 +28,7 @@ async fn round(storage: &Arc<dyn Storage>, users: &[UserId]) {
                         text: "x".repeat(100),
                     },
                     sent_at: Timestamp::now(),
+                    reply_to: None,
                 },
             )
         })

@@ -50,6 +50,7 @@ async fn hammer(name: &str, storage: Arc<SqlStorage>) {
                             text: format!("{w}-{k}"),
                         },
                         sent_at: Timestamp::now(),
+                        reply_to: None,
                     };
                     let first = storage.append(chat, message.clone()).await.unwrap();
                     assert!(!first.duplicate);
@@ -165,6 +166,7 @@ async fn two_processes_on_one_sqlite_file_both_write() {
                                 text: format!("{p}-{w}-{k}"),
                             },
                             sent_at: Timestamp::now(),
+                            reply_to: None,
                         };
                         storage
                             .append(chat, message)

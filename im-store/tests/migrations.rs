@@ -1,5 +1,6 @@
-//! Migrations keep what is stored: rolling the newest back and running it again leaves
-//! every retry recognised, on each database; and nodes starting at once on a fresh
+//! Migrations keep what is stored: rolling the newest two back (replies, idempotency
+//! keys) and running them again leaves every retry recognised and replies storable, on
+//! each database; and nodes starting at once on a fresh
 //! PostgreSQL or MySQL database migrate it once, in turn.
 
 mod common;
@@ -7,8 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{Server, server_database, server_database_url, sqlite_file};
-use im_core::model::{Body, ConversationId, DeviceId, Timestamp, UserId};
-use im_core::storage::{MessageStore, NewMessage};
+use im_core::model::{Body, ConversationId, DeviceId, Seq, Timestamp, UserId};
+use im_core::storage::{MessageRange, MessageStore, NewMessage};
 use im_store::SqlStorage;
 use im_store::sql::Migrator;
 use sea_orm_migration::MigratorTrait;
@@ -22,21 +23,22 @@ fn text(client_id: &str) -> NewMessage {
             text: "kept across migrations".into(),
         },
         sent_at: Timestamp::now(),
+        reply_to: None,
     }
 }
 
 /// Stores two messages (one with the longest client id), rolls the idempotency-key
-/// migration back and forth, and retries both.
+/// migration (and the replies one after it) back and forth, and retries both.
 async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
     let chat = ConversationId::direct(UserId(1), UserId(2));
     let longest = "x".repeat(64);
     let first = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
     let second = s.append(chat, text(&longest)).await.unwrap();
 
-    Migrator::down(s.connection(), Some(1)).await.unwrap();
+    Migrator::down(s.connection(), Some(2)).await.unwrap();
     Migrator::up(s.connection(), None).await.unwrap();
-    // Running the newest migration's rewrite twice must not change the keys again.
-    Migrator::down(s.connection(), Some(1)).await.unwrap();
+    // Running the key migration's rewrite twice must not change the keys again.
+    Migrator::down(s.connection(), Some(2)).await.unwrap();
     Migrator::up(s.connection(), None).await.unwrap();
 
     let retry = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
@@ -48,6 +50,22 @@ async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
     let fresh = s.append(chat, text("another")).await.unwrap();
     assert!(!fresh.duplicate);
     assert_eq!(fresh.message.seq.0, 3);
+    let reply = NewMessage {
+        reply_to: Some(Seq(1)),
+        ..text("a reply")
+    };
+    let reply = s.append(chat, reply).await.unwrap();
+    assert_eq!(reply.message.reply_to, Some(Seq(1)));
+    let range = MessageRange {
+        after: Seq(3),
+        before: None,
+        limit: 10,
+        newest: false,
+        viewer: None,
+    };
+    let stored = s.messages(chat, range).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].reply_to, Some(Seq(1)));
 }
 
 #[tokio::test]

@@ -86,6 +86,7 @@ fn text(client_id: String) -> NewMessage {
             text: "through the outage".into(),
         },
         sent_at: Timestamp::now(),
+        reply_to: None,
     }
 }
 

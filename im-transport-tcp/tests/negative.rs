@@ -724,6 +724,7 @@ async fn a_revoked_session_cannot_act_while_its_socket_drains() {
             body: Body::Text {
                 text: "sent after revoke".into(),
             },
+            reply_to: None,
         });
         thief.send(frame(100 + i, send)).await.unwrap();
     }

@@ -480,6 +480,7 @@ async fn store(
                                     text: "a benchmark message of ordinary length".into(),
                                 },
                                 sent_at: Timestamp::now(),
+                                reply_to: None,
                             },
                         )
                         .await?;

@@ -110,7 +110,8 @@ fn printable(line: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// `[d:1:2 #3] bob: hello`, or `[g:4 #1] * alice created the group "x" with alice, bob`.
+/// `[d:1:2 #3] bob: hello`, `[d:1:2 #4] alice (re #3): hi`, or
+/// `[g:4 #1] * alice created the group "x" with alice, bob`.
 pub(crate) fn message_line(message: &Message, names: &Names) -> String {
     let mut line = format!("[{} #{}] ", message.conversation, message.seq);
     match &message.body {
@@ -118,12 +119,11 @@ pub(crate) fn message_line(message: &Message, names: &Names) -> String {
             let _ = write!(line, "* {}", system_text(event, names));
         }
         body => {
-            let _ = write!(
-                line,
-                "{}: {}",
-                names.name(message.sender),
-                body_text(body, names)
-            );
+            let _ = write!(line, "{}", names.name(message.sender));
+            if let Some(quoted) = message.reply_to {
+                let _ = write!(line, " (re #{quoted})");
+            }
+            let _ = write!(line, ": {}", body_text(body, names));
         }
     }
     if message.edited_at.is_some() {
@@ -318,6 +318,7 @@ mod tests {
             },
             sent_at: Timestamp(1_700_000_000_000),
             edited_at: None,
+            reply_to: None,
         }
     }
 
@@ -342,6 +343,14 @@ mod tests {
         assert_eq!(
             message_line(&text_message("hi"), &names),
             "[d:1:2 #3] user:2: hi"
+        );
+        let reply = Message {
+            reply_to: Some(im_core::model::Seq(1)),
+            ..text_message("hi back")
+        };
+        assert_eq!(
+            message_line(&reply, &names),
+            "[d:1:2 #3] user:2 (re #1): hi back"
         );
         let kicked = Event::Kicked {
             code: KickCode::Replaced,

@@ -120,6 +120,7 @@
     blobs: new Map(), // attachment url -> Promise<blob: URL>
     drafts: new Map(), // conversation id -> text typed and not sent, while another is open
     blocked: new Set(), // users this user blocked
+    replyTo: null, // {conversation, seq}: the message the next text sent quotes
   };
 
   function resetState() {
@@ -177,6 +178,8 @@
         lastMessage: null,
         lastActivity: 0,
         messages: new Map(), // seq -> message
+        quoted: new Map(), // seq -> a quoted message read on its own (not in `messages`)
+        quoting: new Set(), // seqs of quoted messages being read
         marking: false,
       };
       state.convs.set(id, c);
@@ -1246,8 +1249,10 @@
     if (c) renderChat(c);
   }
 
-  function sendBody(conversation, body) {
-    changeOutbox((items) => items.push({ conversation, client_id: newClientId(), body, tries: 0, failed: null }));
+  function sendBody(conversation, body, replyTo) {
+    const item = { conversation, client_id: newClientId(), body, tries: 0, failed: null };
+    if (replyTo) item.reply_to = replyTo;
+    changeOutbox((items) => items.push(item));
     requestFlush();
   }
 
@@ -1271,7 +1276,9 @@
         const item = loadOutbox().find((i) => !i.failed);
         if (!item || !conn.session) break;
         try {
-          const r = await request({ type: 'send', conversation: item.conversation, client_id: item.client_id, body: item.body });
+          const frame = { type: 'send', conversation: item.conversation, client_id: item.client_id, body: item.body };
+          if (item.reply_to) frame.reply_to = item.reply_to;
+          const r = await request(frame);
           const message = {
             id: r.message_id,
             conversation: r.conversation || item.conversation,
@@ -1282,6 +1289,7 @@
             body: item.body,
             sent_at: r.sent_at,
           };
+          if (item.reply_to) message.reply_to = item.reply_to;
           changeOutbox((items) => {
             const at = items.findIndex((i) => i.client_id === item.client_id);
             if (at >= 0) items.splice(at, 1);
@@ -1370,6 +1378,7 @@
       const body = item.body || {};
       const text = body.type === 'text' ? body.text : body.type === 'image' ? 'Image' : body.name || 'File';
       const bubble = el('div', 'bubble');
+      if (item.reply_to) bubble.append(renderQuote(c, item.reply_to));
       bubble.append(el('span', null, text, 'pending-text'));
       li.append(bubble);
       if (item.failed) {
@@ -1793,8 +1802,9 @@
     for (const seq of seqs) {
       const m = c.messages.get(seq);
       let rec = msgEls.get(seq);
-      if (!rec || rec.v !== (m._v || 0) || rec.m !== m || rec.n !== namesVersion) {
-        const fresh = { el: renderMessage(c, m), v: m._v || 0, m, n: namesVersion };
+      const q = quoteKey(c, m);
+      if (!rec || rec.v !== (m._v || 0) || rec.m !== m || rec.n !== namesVersion || rec.q !== q) {
+        const fresh = { el: renderMessage(c, m), v: m._v || 0, m, n: namesVersion, q };
         if (rec) rec.el.replaceWith(fresh.el);
         rec = fresh;
         msgEls.set(seq, rec);
@@ -1825,6 +1835,7 @@
     if (own) li.classList.add('own');
     if (!own && c.kind === 'group') li.append(el('span', 'sender', name(m.sender), 'message-sender'));
     const bubble = el('div', 'bubble');
+    if (m.reply_to) bubble.append(renderQuote(c, m.reply_to));
     switch (body.type) {
       case 'text':
         bubble.append(linked(body.text));
@@ -1849,7 +1860,97 @@
   }
 
   /**
-   * The "⋯" after a message's time: Edit and Recall for one's own (the server decides
+   * The message a reply quotes, above the reply's own content: its sender and the start of
+   * what it says. Clicking it shows the quoted message when it is loaded. A quoted message
+   * that is not loaded (older than the page, or from before a reload) is read from history
+   * once and kept aside, so the loaded timeline keeps no gaps.
+   */
+  function renderQuote(c, seq) {
+    const quote = el('button', 'quote', null, 'message-quote');
+    quote.type = 'button';
+    quote.dataset.seq = String(seq);
+    const quoted = c.messages.get(seq) || c.quoted.get(seq);
+    if (quoted) {
+      const who = state.me && quoted.sender === state.me.id ? 'You' : name(quoted.sender);
+      quote.append(el('span', 'quote-who', who, 'quote-sender'));
+      quote.append(el('span', 'quote-text', quoteText(quoted), 'quote-text'));
+    } else {
+      quote.append(el('span', 'quote-text', 'Loading the quoted message…', 'quote-text'));
+      loadQuoted(c, seq);
+    }
+    quote.addEventListener('click', () => {
+      const target = $('messages').querySelector(`li.message[data-seq="${seq}"]`);
+      if (!target) return;
+      target.scrollIntoView({ block: 'center', behavior: 'smooth' });
+      target.classList.add('flash');
+      setTimeout(() => target.classList.remove('flash'), 1200);
+    });
+    return quote;
+  }
+
+  /** What a reply's quote shows depends on: the quoted message, once known, and its changes. */
+  function quoteKey(c, m) {
+    if (!m.reply_to) return '';
+    const q = c.messages.get(m.reply_to) || c.quoted.get(m.reply_to);
+    return q ? `${q._v || 0}:${q.body && q.body.type}:${q.edited_at || 0}` : '-';
+  }
+
+  function quoteText(m) {
+    const b = m.body || {};
+    switch (b.type) {
+      case 'text': return b.text;
+      case 'image': return 'Image';
+      case 'file': return 'File: ' + (b.name || 'attachment');
+      case 'recalled': return 'Recalled message';
+      case 'system': return systemText(m);
+      case 'missing': return 'Message not available';
+      default: return 'Message';
+    }
+  }
+
+  /** Reads one quoted message that is not loaded, then shows the chat again. */
+  async function loadQuoted(c, seq) {
+    if (c.quoting.has(seq)) return;
+    c.quoting.add(seq);
+    try {
+      const r = await request({ type: 'history', conversation: c.id, after: seq - 1, limit: 1 });
+      const m = (r.messages || []).find((x) => x.seq === seq);
+      c.quoted.set(seq, m || { seq, sender: 0, body: { type: 'missing' } });
+      renderIfOpen(c);
+    } catch (_) {
+      c.quoting.delete(seq); // tried again at the next render
+    }
+  }
+
+  /** Starts a reply to `m`: the bar above the composer shows what it quotes. */
+  function startReply(c, m) {
+    state.replyTo = { conversation: c.id, seq: m.seq };
+    renderReplyBar();
+    $('message-input').focus();
+  }
+
+  function cancelReply() {
+    state.replyTo = null;
+    renderReplyBar();
+  }
+
+  function renderReplyBar() {
+    const bar = $('reply-bar');
+    const r = state.replyTo;
+    const c = r && state.open === r.conversation && state.convs.get(r.conversation);
+    bar.replaceChildren();
+    bar.hidden = !c;
+    if (!c) return;
+    bar.append(el('span', 'reply-label', 'Replying to'), renderQuote(c, r.seq));
+    const cancel = el('button', 'link', '✕', 'reply-cancel');
+    cancel.type = 'button';
+    cancel.title = 'Cancel the reply';
+    cancel.addEventListener('click', cancelReply);
+    bar.append(cancel);
+  }
+
+  /**
+   * The "⋯" after a message's time: Reply for any, Edit and Recall for one's own (the server decides
    * whether it is still allowed: the edit window, the recall rules) and Delete for me for
    * any. Edit asks for the new text; Recall and Delete confirm first.
    */
@@ -1874,6 +1975,9 @@
       });
       actions.append(b);
     };
+    if (m.body && m.body.type !== 'recalled') {
+      action('Reply', 'message-reply', async () => startReply(c, m));
+    }
     if (own && m.body && m.body.type === 'text') {
       action('Edit', 'message-edit', async () => {
         const text = window.prompt('Edit the message', m.body.text);
@@ -2104,6 +2208,7 @@
       olderEl = null;
       $('messages').replaceChildren();
       hideChatError();
+      renderReplyBar();
     }
     $('app').classList.add('chat-open');
     renderChat(c, 'bottom');
@@ -2221,7 +2326,10 @@
     fitComposer();
     stopTyping();
     hideChatError();
-    sendBody(state.open, { type: 'text', text });
+    const r = state.replyTo;
+    const replyTo = r && r.conversation === state.open ? r.seq : null;
+    cancelReply();
+    sendBody(state.open, { type: 'text', text }, replyTo);
   }
 
   async function onRegister(ev) {

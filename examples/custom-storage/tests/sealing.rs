@@ -25,6 +25,7 @@ fn text(client_id: &str, text: &str) -> NewMessage {
             text: text.to_owned(),
         },
         sent_at: Timestamp::now(),
+        reply_to: None,
     }
 }
 

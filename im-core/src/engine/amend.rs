@@ -188,6 +188,7 @@ impl Shared {
                         client_id,
                         body: Body::System { event },
                         sent_at: Timestamp::now(),
+                        reply_to: None,
                     },
                 },
             )

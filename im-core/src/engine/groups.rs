@@ -25,6 +25,7 @@ impl Shared {
             client_id: String::new(),
             body: Body::System { event },
             sent_at: Timestamp::now(),
+            reply_to: None,
         }
     }
 

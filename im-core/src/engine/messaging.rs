@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::fanout::Recipients;
 use super::session::SessionHandle;
 use super::validate;
-use crate::model::{Body, ConversationId, Timestamp};
+use crate::model::{ConversationId, Seq, Timestamp};
 use crate::protocol::{ConversationSummary, reply, request};
 use crate::storage::{Appended, MessageRange, NewMessage};
 
@@ -24,12 +24,8 @@ impl Shared {
         me: &Arc<SessionHandle>,
         request: request::Send,
     ) -> ApiResult<reply::Sent> {
-        let request::Send {
-            conversation,
-            client_id,
-            body,
-        } = request;
-        let (access, message) = self.prepare_send(me, conversation, client_id, body).await?;
+        let conversation = request.conversation;
+        let (access, message) = self.prepare_send(me, request).await?;
         let appended = self.storage.append(conversation, message).await?;
         Ok(self.acknowledge(me, &access, appended).await)
     }
@@ -45,13 +41,9 @@ impl Shared {
         let mut answers: Vec<Option<ApiResult<reply::Sent>>> = Vec::with_capacity(sends.len());
         let mut allowed = Vec::new();
         let mut batch = Vec::new();
-        for request::Send {
-            conversation,
-            client_id,
-            body,
-        } in sends
-        {
-            match self.prepare_send(me, conversation, client_id, body).await {
+        for send in sends {
+            let conversation = send.conversation;
+            match self.prepare_send(me, send).await {
                 Ok((access, message)) => {
                     allowed.push((answers.len(), access));
                     batch.push((conversation, message));
@@ -73,15 +65,20 @@ impl Shared {
             .collect()
     }
 
-    /// Everything a send checks before it is stored: rate, client id, body, and that the
-    /// sender may write to the conversation.
+    /// Everything a send checks before it is stored: rate, client id, body, that the
+    /// sender may write to the conversation, and that a quoted message is one they can
+    /// read.
     async fn prepare_send(
         &self,
         me: &SessionHandle,
-        conversation: ConversationId,
-        client_id: String,
-        body: Body,
+        request: request::Send,
     ) -> ApiResult<(Access, NewMessage)> {
+        let request::Send {
+            conversation,
+            client_id,
+            body,
+            reply_to,
+        } = request;
         self.limits.send(me.user)?;
         validate::client_id(&client_id)?;
         validate::body(&body, self.config.max_body_bytes)?;
@@ -89,14 +86,38 @@ impl Shared {
         if let Access::Direct { peer } = access {
             self.may_message(me.user, peer).await?;
         }
+        if let Some(quoted) = reply_to {
+            self.check_quotable(conversation, &access, quoted).await?;
+        }
         let message = NewMessage {
             sender: me.user,
             sender_device: me.device.clone(),
             client_id,
             body,
             sent_at: Timestamp::now(),
+            reply_to,
         };
         Ok((access, message))
+    }
+
+    /// A message may quote one of its conversation that is stored and that its sender
+    /// can read (in a group, from their join on). Seqs only grow, so a seq stored now
+    /// stays stored: the check cannot be raced.
+    async fn check_quotable(
+        &self,
+        conversation: ConversationId,
+        access: &Access,
+        quoted: Seq,
+    ) -> ApiResult<()> {
+        if quoted == Seq::ZERO {
+            return Err(ApiError::invalid("reply_to: seqs start at 1"));
+        }
+        if quoted <= access.floor() || quoted > self.storage.last_seq(conversation).await? {
+            return Err(ApiError::not_found(format!(
+                "reply_to: no message {quoted} to reply to"
+            )));
+        }
+        Ok(())
     }
 
     /// The `sent` reply for an append (a send, or a recall or edit event), after pushing

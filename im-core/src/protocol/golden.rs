@@ -78,6 +78,7 @@ fn send_request_and_sent_reply() {
             conversation: ConversationId::direct(UserId(2), UserId(1)),
             client_id: "c-1".into(),
             body: Body::Text { text: "hi".into() },
+            reply_to: None,
         })
     );
     assert_eq!(json(&frame), raw);
@@ -135,6 +136,7 @@ fn message_event() {
                 },
                 sent_at: Timestamp(1_700_000_000_000),
                 edited_at: None,
+                reply_to: None,
             },
         },
     };

@@ -423,6 +423,10 @@ pub struct Send {
     pub client_id: String,
     /// What.
     pub body: Body,
+    /// The seq of a message of the same conversation this one replies to (quotes). It
+    /// must exist and be one the sender may read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Seq>,
 }
 
 /// This user's conversations with their last seq, read seq and unread count.

@@ -16,6 +16,9 @@ pub struct NewMessage {
     pub body: Body,
     /// Server time.
     pub sent_at: Timestamp,
+    /// The seq of the message in the same conversation it replies to, checked by the
+    /// engine (it exists and the sender may read it). Storage keeps it as given.
+    pub reply_to: Option<Seq>,
 }
 
 impl NewMessage {
@@ -31,6 +34,7 @@ impl NewMessage {
             client_id: self.client_id,
             body: self.body,
             sent_at: self.sent_at,
+            reply_to: self.reply_to,
             edited_at: None,
         }
     }

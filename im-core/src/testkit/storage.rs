@@ -52,6 +52,7 @@ fn text(sender: UserId, device: &str, client_id: &str, text: &str) -> NewMessage
             text: text.to_owned(),
         },
         sent_at: Timestamp::now(),
+        reply_to: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn system(sender: UserId, event: SystemEvent) -> NewMessage {
         client_id: String::new(),
         body: Body::System { event },
         sent_at: Timestamp::now(),
+        reply_to: None,
     }
 }
 
@@ -149,6 +151,7 @@ fn edit(
                 },
             },
             sent_at: Timestamp(at),
+            reply_to: None,
         },
     }
 }
@@ -1397,6 +1400,72 @@ pub async fn append_many_keeps_the_order_and_answers_each(s: Arc<dyn Storage>) {
     assert!(s.append_many(Vec::new()).await.is_empty());
 }
 
+/// A reply keeps the seq it quotes through `append`, `append_many`, a retry, pages,
+/// the conversation list's last message and an edit of the reply; other messages have
+/// none.
+pub async fn replies_keep_the_seq_they_quote(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    fill(&*s, ab, a, "m", 2).await;
+    let reply = |key: &str, quoted: u64| NewMessage {
+        reply_to: Some(Seq(quoted)),
+        ..text(b, "phone", key, key)
+    };
+    let one = s.append(ab, reply("r1", 1)).await.expect("append");
+    assert_eq!(
+        (one.message.seq, one.message.reply_to),
+        (Seq(3), Some(Seq(1)))
+    );
+    let results = s
+        .append_many(vec![
+            (ab, reply("r2", 3)),
+            (ac, text(a, "phone", "plain", "plain")),
+            (ab, reply("r1", 1)),
+        ])
+        .await;
+    let results: Vec<Appended> = results.into_iter().map(|r| r.expect("append")).collect();
+    assert_eq!(results[0].message.reply_to, Some(Seq(3)));
+    assert_eq!(results[1].message.reply_to, None);
+    assert!(results[2].duplicate);
+    assert_eq!(
+        results[2].message, one.message,
+        "a retry returns the reply as stored"
+    );
+
+    let quoted: Vec<(u64, Option<Seq>)> = timeline(&*s, ab)
+        .await
+        .iter()
+        .map(|m| (m.seq.0, m.reply_to))
+        .collect();
+    assert_eq!(
+        quoted,
+        [(1, None), (2, None), (3, Some(Seq(1))), (4, Some(Seq(3)))]
+    );
+    let listed = s.conversations(b).await.expect("conversations");
+    let last = listed
+        .iter()
+        .find(|c| c.conversation == ab)
+        .and_then(|c| c.last_message.clone())
+        .expect("the list shows the conversation's newest message");
+    assert_eq!(
+        last.reply_to,
+        Some(Seq(3)),
+        "the list shows the reply as stored"
+    );
+
+    s.amend(ab, edit(b, "phone", "e1", 4, "edited", 9_000))
+        .await
+        .expect("amend");
+    let page = s.messages(ab, all(3, 1)).await.expect("messages");
+    assert_eq!(page[0].body, plain("edited"));
+    assert_eq!(
+        page[0].reply_to,
+        Some(Seq(3)),
+        "an edit keeps what it replies to"
+    );
+}
+
 /// Concurrent retries of one message store it exactly once.
 pub async fn concurrent_retries_store_once(s: Arc<dyn Storage>) {
     let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
@@ -2078,6 +2147,7 @@ fn recall(sender: UserId, client_id: &str, target: u64) -> Amendment {
             client_id: client_id.to_owned(),
             body: Body::System { event },
             sent_at: Timestamp::now(),
+            reply_to: None,
         },
     }
 }

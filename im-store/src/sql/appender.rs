@@ -286,7 +286,7 @@ async fn write_or_split(db: &DatabaseConnection, batch: Vec<Job>, faults: &Fault
 /// Where a job's message comes from.
 enum Source {
     /// Stored before this batch (a retry).
-    Stored(Message),
+    Stored(Box<Message>),
     /// New in this batch, at this seq.
     New(Seq),
     /// The same key as an earlier job of this batch.
@@ -339,7 +339,7 @@ async fn write_batch(
     for (n, (key, id)) in keys.iter().zip(&idem).enumerate() {
         if let Some(id) = id {
             if let Some(found) = stored.get(id) {
-                sources.push(Source::Stored(found.clone()));
+                sources.push(Source::Stored(Box::new(found.clone())));
                 continue;
             }
             if let Some(&earlier) = first_of.get(id.as_str()) {
@@ -407,7 +407,7 @@ async fn write_batch(
     for ((job, key), source) in batch.iter().zip(&keys).zip(sources) {
         let appended = match source {
             Source::Stored(message) => Appended {
-                message,
+                message: *message,
                 duplicate: true,
             },
             Source::SameAs(earlier) => Appended {
@@ -551,6 +551,7 @@ async fn insert_messages<'a>(
             C::IdemKey,
             C::Body,
             C::SentAt,
+            C::ReplyTo,
         ]);
         let size = chunk.len();
         let order: Vec<(&'a str, i64)> = chunk.iter().map(|r| (r.conversation, r.seq)).collect();
@@ -567,6 +568,7 @@ async fn insert_messages<'a>(
                     Expr::val(row.idem_key),
                     Expr::val(row.body),
                     Expr::val(m.sent_at.0),
+                    Expr::val(m.reply_to.map(|seq| i(seq.0))),
                 ])
                 .map_err(|e| StorageError::Backend(e.to_string()))?;
         }
@@ -722,6 +724,7 @@ mod tests {
                 text: client_id.to_owned(),
             },
             sent_at: Timestamp::now(),
+            reply_to: None,
         }
     }
 

@@ -36,6 +36,7 @@ pub(crate) fn to_message(m: message::Model) -> StorageResult<Message> {
         body,
         sent_at: Timestamp(m.sent_at),
         edited_at: m.edited_at.map(Timestamp),
+        reply_to: m.reply_to.map(|seq| Seq(u(seq))),
     })
 }
 
@@ -229,6 +230,7 @@ pub(crate) async fn append_in(
         body: Set(body),
         sent_at: Set(m.sent_at.0),
         edited_at: Set(None),
+        reply_to: Set(m.reply_to.map(|seq| i(seq.0))),
     };
     let id = message::Entity::insert(row).exec(db).await?.last_insert_id;
     raise_cursor(db, &key, m.sender, Some(seq), seq).await?;

@@ -282,6 +282,34 @@ async function main() {
     if (own) throw new Error(`bob got ${own} notifications`);
   });
 
+  await run('alice replies to a question from the message menu; both see what it quotes', async () => {
+    const question = `Lunch at noon? ${suffix}`;
+    const answer = `Noon works ${suffix}`;
+    await sendText(bob, question);
+    const asked = tid(alice, 'message').filter({ hasText: question });
+    await asked.waitFor();
+    await asked.locator('[data-testid="message-menu"]').click();
+    await asked.locator('[data-testid="message-reply"]').click();
+    await tid(alice, 'reply-bar').filter({ hasText: question }).waitFor();
+    await tid(alice, 'message-input').fill(answer);
+    await alice.screenshot({ path: shotPath.replace(/\.png$/, '') + '-replying.png', timeout: STEP_TIMEOUT });
+    await sendText(alice, answer);
+    await tid(alice, 'reply-bar').waitFor({ state: 'hidden' });
+    for (const [page, who] of [[alice, `Bob ${suffix}`], [bob, 'You']]) {
+      const quote = tid(page, 'message').filter({ hasText: answer }).locator('[data-testid="message-quote"]');
+      await quote.filter({ hasText: question }).waitFor();
+      const sender = await quote.locator('[data-testid="quote-sender"]').textContent();
+      if (sender !== who) throw new Error(`the quote names ${JSON.stringify(sender)}, not ${who}`);
+    }
+    await alice.screenshot({ path: shotPath.replace(/\.png$/, '') + '-reply.png', timeout: STEP_TIMEOUT });
+    // The quote leads to the message it quotes.
+    await tid(bob, 'message').filter({ hasText: answer }).locator('[data-testid="message-quote"]').click();
+    await bob.waitForFunction((q) => {
+      const lit = document.querySelector('li.message.flash [data-testid="message-text"]');
+      return lit && lit.textContent === q;
+    }, question, { timeout: STEP_TIMEOUT });
+  });
+
   await run('bob types and alice sees the typing indicator', async () => {
     await tid(bob, 'message-input').click();
     await tid(bob, 'message-input').pressSequentially('I am typing', { delay: 40 });

@@ -20,6 +20,8 @@ pub struct Model {
     pub body: String,
     pub sent_at: i64,
     pub edited_at: Option<i64>,
+    /// The seq, in the same conversation, of the message this one replies to.
+    pub reply_to: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_tables;
 mod m20261123_000002_ordered_idempotency_keys;
+mod m20261201_000003_message_replies;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261123_000002_ordered_idempotency_keys::Migration),
+            Box::new(m20261201_000003_message_replies::Migration),
         ]
     }
 

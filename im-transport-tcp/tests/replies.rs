@@ -1,0 +1,118 @@
+//! Replies: a message may quote a message of its own conversation that its sender can
+//! read. The quoted seq travels with the push, the history and the conversation list;
+//! a seq that does not exist, or that the sender cannot see (before they joined a
+//! group), is refused before anything is stored.
+
+mod common;
+
+use common::*;
+use im_core::model::{ConversationId, Seq};
+use im_core::protocol::{ErrorCode, HistoryQuery};
+
+fn code<T: std::fmt::Debug>(r: Result<T, im_core::client::ClientError>) -> Option<ErrorCode> {
+    r.expect_err("refused").code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_reply_carries_the_quoted_seq_everywhere() {
+    let server = start(test_config()).await;
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    befriend(&mut alice, &mut bob).await;
+    let chat = alice.direct(&bob);
+    let hello = alice
+        .client
+        .send_text(chat, "lunch at noon?")
+        .await
+        .unwrap();
+    bob.message().await;
+
+    let answer = bob
+        .client
+        .reply_text(chat, hello.seq, "yes!")
+        .await
+        .unwrap();
+    let pushed = alice.message().await;
+    assert_eq!((pushed.seq, pushed.reply_to), (answer.seq, Some(hello.seq)));
+    assert_eq!(text(&pushed), "yes!");
+
+    let (page, _) = alice
+        .client
+        .history(chat, HistoryQuery::default())
+        .await
+        .unwrap();
+    let quoted: Vec<Option<Seq>> = page.iter().map(|m| m.reply_to).collect();
+    assert_eq!(quoted, [None, Some(hello.seq)]);
+    let listed = alice.client.conversations().await.unwrap();
+    let last = listed[0].last_message.as_ref().expect("a last message");
+    assert_eq!(last.reply_to, Some(hello.seq));
+
+    // Nothing to quote: seq 0 is malformed, a seq past the end does not exist. Neither
+    // is stored.
+    let nothing = bob.client.reply_text(chat, Seq::ZERO, "?").await;
+    assert_eq!(code(nothing), Some(ErrorCode::Invalid));
+    let ahead = bob
+        .client
+        .reply_text(chat, Seq(answer.seq.0 + 1), "?")
+        .await;
+    assert_eq!(code(ahead), Some(ErrorCode::NotFound));
+    let (page, _) = bob
+        .client
+        .history(chat, HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2, "a refused reply stores nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_quotes_only_what_they_can_read() {
+    let server = start(test_config()).await;
+    let mut owner = server.user("owner").await;
+    let mut early = server.user("early").await;
+    let mut late = server.user("late").await;
+    let stranger = server.user("stranger").await;
+    befriend(&mut owner, &mut early).await;
+    befriend(&mut owner, &mut late).await;
+    let group = owner
+        .client
+        .create_group("crew", &[early.id])
+        .await
+        .unwrap();
+    let g = ConversationId::Group(group.id);
+    let before = owner
+        .client
+        .send_text(g, "before late joined")
+        .await
+        .unwrap();
+    owner
+        .client
+        .add_members(group.id, &[late.id])
+        .await
+        .unwrap();
+    let after = owner
+        .client
+        .send_text(g, "after late joined")
+        .await
+        .unwrap();
+
+    // A member since the start quotes anything; the late member only from their join.
+    early
+        .client
+        .reply_text(g, before.seq, "old news")
+        .await
+        .unwrap();
+    let hidden = late
+        .client
+        .reply_text(g, before.seq, "what was that?")
+        .await;
+    assert_eq!(code(hidden), Some(ErrorCode::NotFound));
+    let seen = late
+        .client
+        .reply_text(g, after.seq, "hi all")
+        .await
+        .unwrap();
+    assert_eq!(seen.seq.0, after.seq.0 + 2);
+    // Someone outside the group learns nothing, not even whether the seq exists.
+    let outside = stranger.client.reply_text(g, after.seq, "let me in").await;
+    assert_eq!(code(outside), Some(ErrorCode::Forbidden));
+}
