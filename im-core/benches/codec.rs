@@ -115,6 +115,7 @@ fn codec(c: &mut Criterion) {
         reply: Reply::History(reply::History {
             messages: (1..=50).map(message).collect(),
             more: true,
+            reactions: Vec::new(),
         }),
     };
     frame(c, "history_reply_50", &history);

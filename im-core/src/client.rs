@@ -363,6 +363,24 @@ impl Client {
         self.send(conversation, &new_client_id(), body).await
     }
 
+    /// Reacts to message `seq` with `emoji` (replacing this user's reaction to it), or
+    /// takes the reaction back with `None`.
+    pub async fn react(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        emoji: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let emoji = emoji.map(str::to_owned);
+        self.call(request::React {
+            conversation,
+            seq,
+            emoji,
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Sends a text message that replies to (quotes) message `reply_to` of the same
     /// conversation, with a fresh random client id.
     pub async fn reply_text(

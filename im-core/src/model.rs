@@ -331,6 +331,18 @@ pub struct FriendRequest {
     pub created_at: Timestamp,
 }
 
+/// One user's reaction to one message: an emoji. A user has at most one per message;
+/// reacting again replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Reaction {
+    /// The message, by its seq in the conversation.
+    pub seq: Seq,
+    /// Who reacted.
+    pub user: UserId,
+    /// With what: one emoji (up to 32 bytes, no spaces).
+    pub emoji: String,
+}
+
 /// A friend of a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Friend {

@@ -80,6 +80,7 @@ fn every_server_example_decodes_and_round_trips() {
                     Event::Signal { .. } => "signal",
                     Event::CallHandled { .. } => "call_handled",
                     Event::MessageHidden { .. } => "message_hidden",
+                    Event::Reaction { .. } => "reaction",
                     _ => "new event: add it to this test",
                 });
             }
@@ -106,6 +107,7 @@ fn every_server_example_decodes_and_round_trips() {
         "signal",
         "call_handled",
         "message_hidden",
+        "reaction",
     ];
     let missing: Vec<_> = all_events.iter().filter(|n| !events.contains(*n)).collect();
     assert!(missing.is_empty(), "events without an example: {missing:?}");

@@ -1,7 +1,7 @@
-//! Migrations keep what is stored: rolling the newest two back (replies, idempotency
-//! keys) and running them again leaves every retry recognised and replies storable, on
-//! each database; and nodes starting at once on a fresh
-//! PostgreSQL or MySQL database migrate it once, in turn.
+//! Migrations keep what is stored: rolling the newest three back (reactions, replies,
+//! idempotency keys) and running them again leaves every retry recognised and replies
+//! storable, on each database; and nodes starting at once on a fresh PostgreSQL or MySQL
+//! database migrate it once, in turn.
 
 mod common;
 
@@ -28,17 +28,17 @@ fn text(client_id: &str) -> NewMessage {
 }
 
 /// Stores two messages (one with the longest client id), rolls the idempotency-key
-/// migration (and the replies one after it) back and forth, and retries both.
+/// migration (and those after it) back and forth, and retries both.
 async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
     let chat = ConversationId::direct(UserId(1), UserId(2));
     let longest = "x".repeat(64);
     let first = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
     let second = s.append(chat, text(&longest)).await.unwrap();
 
-    Migrator::down(s.connection(), Some(2)).await.unwrap();
+    Migrator::down(s.connection(), Some(3)).await.unwrap();
     Migrator::up(s.connection(), None).await.unwrap();
     // Running the key migration's rewrite twice must not change the keys again.
-    Migrator::down(s.connection(), Some(2)).await.unwrap();
+    Migrator::down(s.connection(), Some(3)).await.unwrap();
     Migrator::up(s.connection(), None).await.unwrap();
 
     let retry = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();

@@ -108,6 +108,7 @@ fn conversation_requests(conversation: &str, seq: u64) -> Vec<Value> {
         json!({"type": "recall", "conversation": c, "seq": seq, "client_id": "intruder-2"}),
         json!({"type": "edit", "conversation": c, "seq": seq, "client_id": "intruder-3", "body": text("rewritten")}),
         json!({"type": "delete_for_me", "conversation": c, "seq": seq}),
+        json!({"type": "react", "conversation": c, "seq": seq, "emoji": "👀"}),
     ]
 }
 
@@ -284,6 +285,11 @@ fn rows(w: &World) -> Vec<Row> {
     rows.push(refused(
         Bob,
         json!({"type": "recall", "conversation": w.direct, "seq": nobody}),
+        "not_found",
+    ));
+    rows.push(refused(
+        Bob,
+        json!({"type": "react", "conversation": w.direct, "seq": nobody, "emoji": "👍"}),
         "not_found",
     ));
 

@@ -354,6 +354,27 @@ async fn every_route_answers_with_its_documented_status() {
     )
     .await;
     t.ok(
+        M::POST,
+        "/v1/conversations/{conversation}/messages/{seq}/reaction",
+        &format!("/v1/conversations/{d}/messages/1/reaction"),
+        tb,
+        Some(json!({"emoji": "👍"})),
+        S::NO_CONTENT,
+    )
+    .await;
+    let page = t
+        .ok(
+            M::GET,
+            "/v1/conversations/{conversation}/messages",
+            &format!("/v1/conversations/{d}/messages"),
+            ta,
+            None,
+            S::OK,
+        )
+        .await;
+    assert_eq!(page["reactions"][0]["emoji"], "👍", "{page}");
+    assert_eq!(page["reactions"][0]["users"], json!([bob]));
+    t.ok(
         M::DELETE,
         "/v1/conversations/{conversation}/messages/{seq}",
         &format!("/v1/conversations/{d}/messages/1"),

@@ -282,6 +282,22 @@ fn event_line(event: &Event, names: &Names) -> String {
         Event::MessageHidden { conversation, seq } => {
             format!("* [{conversation} #{seq}] hidden")
         }
+        Event::Reaction {
+            conversation,
+            seq,
+            user,
+            emoji,
+            ..
+        } => match emoji {
+            Some(emoji) => format!(
+                "* [{conversation} #{seq}] {} reacted {emoji}",
+                names.name(*user)
+            ),
+            None => format!(
+                "* [{conversation} #{seq}] {} took their reaction back",
+                names.name(*user)
+            ),
+        },
         other => format!("* {}", wire_name(other)),
     }
 }

@@ -891,6 +891,9 @@
       case 'unblocked':
         refreshContacts();
         break;
+      case 'reaction':
+        onReaction(ev);
+        break;
       case 'message_hidden': {
         const c = state.convs.get(ev.conversation);
         if (c && c.messages.delete(ev.seq)) renderIfOpen(c);
@@ -1004,6 +1007,52 @@
     }
   }
 
+  /**
+   * The reactions a history page lists, onto its messages: every message of the page gets
+   * its list (empty when it has none), and the reader's own reaction.
+   */
+  function applyReactions(c, list, reactions) {
+    const seqs = new Set(list.map((m) => m.seq));
+    const by = new Map();
+    for (const r of reactions || []) {
+      if (!by.has(r.seq)) by.set(r.seq, []);
+      by.get(r.seq).push(r);
+    }
+    for (const seq of seqs) {
+      const rs = by.get(seq) || [];
+      const mine = rs.find((r) => r.mine);
+      setReactions(c, seq, rs, mine ? mine.emoji : null);
+    }
+  }
+
+  /** Replaces a message's reactions (and the reader's own, unless `mine` is undefined). */
+  function setReactions(c, seq, reactions, mine) {
+    const m = c.messages.get(seq);
+    if (!m) return;
+    const next = reactions.map(({ emoji, count, users }) => ({ emoji, count, users }));
+    const was = JSON.stringify([m.reactions || [], m.myReaction || null]);
+    m.reactions = next;
+    if (mine !== undefined) m.myReaction = mine;
+    if (JSON.stringify([m.reactions, m.myReaction || null]) !== was) m._v = (m._v || 0) + 1;
+  }
+
+  function onReaction(ev) {
+    const c = state.convs.get(ev.conversation);
+    if (!c) return;
+    const own = state.me && ev.user === state.me.id;
+    setReactions(c, ev.seq, ev.reactions || [], own ? (ev.emoji || null) : undefined);
+    renderIfOpen(c);
+  }
+
+  /** Sets (or with null takes back) this user's reaction to `m`. */
+  async function react(c, m, emoji) {
+    await request({ type: 'react', conversation: c.id, seq: m.seq, emoji });
+    // This session is not sent its own change: read the message's reactions back.
+    const r = await request({ type: 'history', conversation: c.id, after: m.seq - 1, limit: 1 });
+    applyReactions(c, (r.messages || []).filter((x) => x.seq === m.seq), r.reactions);
+    renderIfOpen(c);
+  }
+
   function insertMessages(c, list) {
     for (const m of list) {
       const had = c.messages.get(m.seq);
@@ -1077,6 +1126,7 @@
       const r = await request({ type: 'history', conversation: c.id, limit: PAGE });
       const msgs = r.messages || [];
       insertMessages(c, msgs);
+      applyReactions(c, msgs, r.reactions);
       c.loaded = true;
       c.hasOlder = !!r.more;
       for (const m of msgs) {
@@ -1103,6 +1153,7 @@
         const r = await request({ type: 'history', conversation: c.id, after: c.seenSeq, limit: CATCH_UP_PAGE });
         const msgs = r.messages || [];
         insertMessages(c, msgs);
+        applyReactions(c, msgs, r.reactions);
         for (const m of msgs) {
           c.seenSeq = Math.max(c.seenSeq, m.seq);
           c.lastSeq = Math.max(c.lastSeq, m.seq);
@@ -1133,6 +1184,7 @@
       const msgs = r.messages || [];
       c.hasOlder = !!r.more && msgs.length > 0;
       insertMessages(c, msgs);
+      applyReactions(c, msgs, r.reactions);
       ensureUsers(msgs.flatMap((m) => [m.sender, ...systemUsers(m.body)]));
     } catch (e) {
       if (!isConnectionError(e)) showChatError(`Could not load older messages: ${e.message}`);
@@ -1821,6 +1873,9 @@
     else if (scroll === 'keep') list.scrollTop = list.scrollHeight - oldHeight + oldTop;
   }
 
+  /** The reactions offered in a message's menu. */
+  const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
+
   function renderMessage(c, m) {
     const own = state.me && m.sender === state.me.id;
     const body = m.body || {};
@@ -1851,6 +1906,7 @@
         bubble.append(el('span', 'missing', 'A message this page cannot show', 'message-unsupported'));
     }
     li.append(bubble);
+    if (m.reactions && m.reactions.length) li.append(renderReactions(c, m));
     const meta = el('span', 'meta', formatTime(m.sent_at || Date.now(), true));
     meta.title = new Date(m.sent_at || Date.now()).toLocaleString();
     if (m.edited_at) meta.append(el('span', 'edited', ' · edited'));
@@ -1886,6 +1942,29 @@
       setTimeout(() => target.classList.remove('flash'), 1200);
     });
     return quote;
+  }
+
+  /**
+   * A message's reactions as chips: the emoji and its count, with who in the tooltip. The
+   * reader's own is marked; clicking it takes it back, clicking another reacts with that.
+   */
+  function renderReactions(c, m) {
+    const row = el('div', 'reactions', null, 'reactions');
+    for (const r of m.reactions) {
+      const chip = el('button', 'reaction', `${r.emoji} ${r.count}`, 'reaction-chip');
+      chip.type = 'button';
+      const mine = m.myReaction === r.emoji;
+      if (mine) chip.classList.add('mine');
+      chip.setAttribute('aria-pressed', String(mine));
+      const names = r.users.map((u) => (state.me && u === state.me.id ? 'You' : name(u)));
+      const more = r.count - r.users.length;
+      chip.title = names.join(', ') + (more > 0 ? ` and ${more} more` : '');
+      chip.addEventListener('click', () => {
+        react(c, m, mine ? null : r.emoji).catch((e) => showChatError(e.message));
+      });
+      row.append(chip);
+    }
+    return row;
   }
 
   /** What a reply's quote shows depends on: the quoted message, once known, and its changes. */
@@ -1950,7 +2029,7 @@
   }
 
   /**
-   * The "⋯" after a message's time: Reply for any, Edit and Recall for one's own (the server decides
+   * The "⋯" after a message's time: Reply and the quick reactions for any, Edit and Recall for one's own (the server decides
    * whether it is still allowed: the edit window, the recall rules) and Delete for me for
    * any. Edit asks for the new text; Recall and Delete confirm first.
    */
@@ -1977,6 +2056,9 @@
     };
     if (m.body && m.body.type !== 'recalled') {
       action('Reply', 'message-reply', async () => startReply(c, m));
+      for (const emoji of QUICK_REACTIONS) {
+        action(emoji, 'reaction-pick', async () => react(c, m, m.myReaction === emoji ? null : emoji));
+      }
     }
     if (own && m.body && m.body.type === 'text') {
       action('Edit', 'message-edit', async () => {

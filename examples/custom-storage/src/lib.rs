@@ -49,13 +49,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use im_core::model::{
-    Body, ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message, Role,
-    Seq, SystemEvent, Timestamp, User, UserId,
+    Body, ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message,
+    Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
 };
 use im_core::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
-    NewMessage, NewUser, RequestOutcome, Storage, StorageError, StorageResult, UserStore,
+    NewMessage, NewUser, ReactionStore, RequestOutcome, Storage, StorageError, StorageResult,
+    UserStore,
 };
 
 /// The field of a custom body that holds a sealed one.
@@ -304,6 +305,30 @@ impl<S: Storage> SealedStorage<S> {
             message: self.open_message(a.message)?,
             duplicate: a.duplicate,
         })
+    }
+}
+
+/// Reactions are stored as they are: an emoji says little, and the sealing is about
+/// what messages say.
+#[async_trait]
+impl<S: Storage> ReactionStore for SealedStorage<S> {
+    async fn react(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        user: UserId,
+        emoji: Option<&str>,
+    ) -> StorageResult<()> {
+        self.inner.react(conversation, seq, user, emoji).await
+    }
+
+    async fn reactions(
+        &self,
+        conversation: ConversationId,
+        after: Seq,
+        until: Seq,
+    ) -> StorageResult<Vec<Reaction>> {
+        self.inner.reactions(conversation, after, until).await
     }
 }
 

@@ -8,9 +8,8 @@
 //! messages of members below them at any time. Delete for me hides one message from one
 //! user's history, on all their devices, and changes nothing for anyone else.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Shared;
 use super::access::Access;
@@ -139,7 +138,7 @@ impl Shared {
     }
 
     /// The message at `seq`, if the caller may see it.
-    async fn target(
+    pub(super) async fn target(
         &self,
         access: &Access,
         conversation: ConversationId,

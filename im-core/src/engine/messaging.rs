@@ -216,9 +216,16 @@ impl Shared {
                 messages.truncate(limit as usize);
             }
         }
+        let mut reactions = self.reactions_to(conversation, &messages, me.user).await?;
         // A page of large messages could exceed the frame limit: keep what fits (the
-        // messages nearest the cursor) and let the client ask for the rest.
-        let keep = fitting(&messages, self.config.max_frame_bytes, range.newest);
+        // messages nearest the cursor, with their reactions) and let the client ask for
+        // the rest.
+        let keep = fitting(
+            &messages,
+            &reactions,
+            self.config.max_frame_bytes,
+            range.newest,
+        );
         if keep < messages.len() {
             more = true;
             if range.newest {
@@ -226,17 +233,34 @@ impl Shared {
             } else {
                 messages.truncate(keep);
             }
+            let (first, last) = (messages[0].seq, messages[messages.len() - 1].seq);
+            reactions.retain(|r| (first..=last).contains(&r.seq));
         }
-        Ok(reply::History { messages, more })
+        Ok(reply::History {
+            messages,
+            more,
+            reactions,
+        })
     }
 }
 
 /// How many messages of a page fit in one frame of `max_frame_bytes`, counting from the
 /// end when `from_end` (the newest, for scroll-back) and from the start otherwise. At
 /// least one, so a page always makes progress.
-fn fitting(messages: &[crate::model::Message], max_frame_bytes: usize, from_end: bool) -> usize {
+fn fitting(
+    messages: &[crate::model::Message],
+    reactions: &[crate::protocol::ReactionSummary],
+    max_frame_bytes: usize,
+    from_end: bool,
+) -> usize {
     // Room for the reply's own envelope: type, id, flags.
     let mut budget = max_frame_bytes.saturating_sub(256);
+    let mut extra: std::collections::HashMap<Seq, usize> = std::collections::HashMap::new();
+    for r in reactions {
+        let size = serde_json::to_vec(r).map_or(usize::MAX, |v| v.len() + 1);
+        let at = extra.entry(r.seq).or_default();
+        *at = at.saturating_add(size);
+    }
     let order: Box<dyn Iterator<Item = &crate::model::Message>> = if from_end {
         Box::new(messages.iter().rev())
     } else {
@@ -246,6 +270,7 @@ fn fitting(messages: &[crate::model::Message], max_frame_bytes: usize, from_end:
     for m in order {
         // Separator included; sizes are measured, not guessed (JSON escaping varies).
         let size = serde_json::to_vec(m).map_or(usize::MAX, |v| v.len() + 1);
+        let size = size.saturating_add(extra.get(&m.seq).copied().unwrap_or(0));
         if size > budget {
             break;
         }

@@ -32,6 +32,7 @@ mod membership;
 mod messaging;
 mod outbox;
 mod presence;
+mod reactions;
 mod receipts;
 mod registry;
 mod relay;

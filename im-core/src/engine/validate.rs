@@ -63,6 +63,18 @@ pub(crate) fn note(raw: &str) -> ApiResult<String> {
     Ok(note.to_owned())
 }
 
+/// A reaction: one emoji, or a short sequence (flags, skin tones, joined emoji), of 1 to
+/// 32 bytes with no spaces or control characters.
+pub(crate) fn emoji(raw: &str) -> ApiResult<()> {
+    if raw.is_empty() || raw.len() > 32 || raw.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::invalid(
+            "emoji: 1 to 32 bytes, no spaces or control characters",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn client_id(raw: &str) -> ApiResult<()> {
     if raw.is_empty() || raw.len() > 64 || !no_control(raw, false) {
         return Err(ApiError::invalid("client_id: 1 to 64 bytes"));

@@ -6,12 +6,13 @@ use async_trait::async_trait;
 
 use crate::model::{
     ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message, MessageId,
-    Role, Seq, Timestamp, User, UserId,
+    Reaction, Role, Seq, Timestamp, User, UserId,
 };
 use crate::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange, MessageStore,
-    NewGroup, NewMessage, NewUser, RequestOutcome, StorageError, StorageResult, UserStore,
+    NewGroup, NewMessage, NewUser, ReactionStore, RequestOutcome, StorageError, StorageResult,
+    UserStore,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -43,6 +44,8 @@ struct State {
     /// Receipt cursors by conversation, then user (ordered, for paged listing).
     cursors: HashMap<ConversationId, BTreeMap<UserId, Cursor>>,
     hidden: HashMap<(UserId, ConversationId), BTreeSet<Seq>>,
+    /// Reactions by conversation, then (seq, user).
+    reactions: HashMap<ConversationId, BTreeMap<(Seq, UserId), String>>,
     last_seen: HashMap<UserId, Timestamp>,
 }
 
@@ -551,6 +554,55 @@ impl GroupStore for MemoryStorage {
                     .collect()
             })
             .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+#[async_trait]
+impl ReactionStore for MemoryStorage {
+    async fn react(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+        user: UserId,
+        emoji: Option<&str>,
+    ) -> StorageResult<()> {
+        let mut s = self.lock();
+        let reactions = s.reactions.entry(conversation).or_default();
+        match emoji {
+            Some(emoji) => {
+                reactions.insert((seq, user), emoji.to_owned());
+            }
+            None => {
+                reactions.remove(&(seq, user));
+            }
+        }
+        Ok(())
+    }
+
+    async fn reactions(
+        &self,
+        conversation: ConversationId,
+        after: Seq,
+        until: Seq,
+    ) -> StorageResult<Vec<Reaction>> {
+        let s = self.lock();
+        let Some(reactions) = s.reactions.get(&conversation) else {
+            return Ok(Vec::new());
+        };
+        if until <= after {
+            return Ok(Vec::new());
+        }
+        let from = Bound::Excluded((after, UserId(u64::MAX)));
+        let to = Bound::Included((until, UserId(u64::MAX)));
+        Ok(reactions
+            .range((from, to))
+            .map(|(&(seq, user), emoji)| Reaction {
+                seq,
+                user,
+                emoji: emoji.clone(),
+            })
+            .collect())
     }
 }
 

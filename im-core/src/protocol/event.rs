@@ -134,6 +134,23 @@ pub enum Event {
         /// Which message.
         seq: Seq,
     },
+    /// `user` reacted to a message with `emoji`, replacing their reaction to it, or took
+    /// it back (`emoji` absent). `reactions` are the message's reactions after the change,
+    /// as a `history` page lists them.
+    Reaction {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+        /// Who.
+        user: UserId,
+        /// Their reaction now; absent when they took it back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        emoji: Option<String>,
+        /// All the message's reactions now.
+        #[serde(default)]
+        reactions: Vec<crate::protocol::ReactionSummary>,
+    },
 }
 
 /// Which receipt cursor moved.

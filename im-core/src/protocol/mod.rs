@@ -23,7 +23,7 @@ pub use codec::{Codec, CodecError};
 pub use command::{Command, CommandSchema};
 pub use error::{ErrorBody, ErrorCode};
 pub use event::{Event, FrameClass, KickCode, ReceiptKind};
-pub use reply::{ConversationSummary, PresenceStatus, Receipt, Reply};
+pub use reply::{ConversationSummary, PresenceStatus, ReactionSummary, Receipt, Reply};
 pub use request::{DeviceInfo, HistoryQuery, Request};
 
 use serde::{Deserialize, Serialize};

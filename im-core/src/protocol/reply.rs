@@ -9,6 +9,31 @@ use crate::model::{
     Timestamp, UserId,
 };
 
+/// The reactions to one message with one emoji: how many, and who (the first few by user
+/// id). Pages and pushes list at most [`ReactionSummary::MAX_EMOJI`] emoji per message,
+/// the most used first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReactionSummary {
+    /// The message, by its seq.
+    pub seq: Seq,
+    /// The emoji.
+    pub emoji: String,
+    /// How many users reacted with it.
+    pub count: u32,
+    /// The first of them, by user id (at most [`ReactionSummary::MAX_USERS`]).
+    pub users: Vec<UserId>,
+    /// In a `history` page: whether the reader is one of them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mine: bool,
+}
+
+impl ReactionSummary {
+    /// Most emoji listed per message.
+    pub const MAX_EMOJI: usize = 6;
+    /// Most users listed per emoji.
+    pub const MAX_USERS: usize = 5;
+}
+
 /// One conversation as listed by `conversations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConversationSummary {
@@ -261,6 +286,9 @@ pub struct History {
     pub messages: Vec<Message>,
     /// Whether more messages lie in the direction asked.
     pub more: bool,
+    /// The reactions to these messages, by seq, the most used emoji of each first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionSummary>,
 }
 
 /// To `mark_read`.

@@ -92,6 +92,7 @@ macro_rules! for_each_request {
                 recall Recall -> Sent [Forbidden, NotFound, Conflict, RateLimited];
                 edit Edit -> Sent [Forbidden, NotFound, Conflict, TooLarge, RateLimited];
                 delete_for_me DeleteForMe -> Done [Forbidden, NotFound];
+                react React -> Done [Forbidden, NotFound, RateLimited];
                 signal Signal -> Signaled [Forbidden, NotFound, RateLimited];
                 presence Presence -> Presence [TooLarge];
             }
@@ -531,6 +532,21 @@ pub struct DeleteForMe {
     pub conversation: ConversationId,
     /// Which message.
     pub seq: Seq,
+}
+
+/// React to a message with an emoji, replacing this user's reaction to it, or take the
+/// reaction back (`emoji` left out or `null`). Everyone in the conversation gets a
+/// `reaction` event; `history` pages carry the reactions to their messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct React {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+    /// One emoji, 1 to 32 bytes without spaces or control characters; none removes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
+    pub emoji: Option<String>,
 }
 
 /// Relay a call signal to a friend or a member of a shared group.

@@ -113,6 +113,8 @@ macro_rules! storage_conformance {
                 keys_compare_byte_for_byte,
                 concurrent_retries_store_once,
                 replies_keep_the_seq_they_quote,
+                reactions_are_one_per_user_per_message,
+                reactions_at_once_keep_one_per_user,
                 history_ranges_return_ascending_pages,
                 read_cursors_never_move_back_and_appends_move_the_sender_s,
                 conversations_list_direct_chats_for_both_and_groups_for_members,

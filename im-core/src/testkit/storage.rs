@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, FriendRequest, Group, GroupId, Message, Platform, Role,
-    Seq, SystemEvent, Timestamp, User, UserId,
+    Body, ConversationId, Device, DeviceId, FriendRequest, Group, GroupId, Message, Platform,
+    Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
     Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GROUP_FULL,
@@ -1464,6 +1464,102 @@ pub async fn replies_keep_the_seq_they_quote(s: Arc<dyn Storage>) {
         Some(Seq(3)),
         "an edit keeps what it replies to"
     );
+}
+
+fn reaction_rows(list: &[Reaction]) -> Vec<(u64, UserId, &str)> {
+    list.iter()
+        .map(|r| (r.seq.0, r.user, r.emoji.as_str()))
+        .collect()
+}
+
+/// A user has one reaction per message: reacting again replaces it, the same again
+/// changes nothing, none removes it. Reactions are listed by seq then user, for a range
+/// of seqs of one conversation, with their emoji byte for byte.
+pub async fn reactions_are_one_per_user_per_message(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    fill(&*s, ab, a, "m", 3).await;
+    fill(&*s, ac, a, "m", 3).await;
+    let react = |conversation, seq, user, emoji| {
+        let s = s.clone();
+        async move {
+            s.react(conversation, Seq(seq), user, emoji)
+                .await
+                .expect("react");
+        }
+    };
+    react(ab, 2, a, Some("🎉")).await;
+    react(ab, 1, b, Some("❤️")).await;
+    react(ab, 1, a, Some("👍")).await;
+    react(ab, 1, a, Some("👍")).await;
+    react(ac, 1, c, Some("👀")).await;
+    let all = s.reactions(ab, Seq(0), Seq(3)).await.expect("reactions");
+    assert_eq!(
+        reaction_rows(&all),
+        [(1, a, "👍"), (1, b, "❤️"), (2, a, "🎉")],
+        "ordered by seq, then user; one per user and message"
+    );
+
+    react(ab, 1, a, Some("😂")).await;
+    react(ab, 1, b, None).await;
+    react(ab, 1, b, None).await;
+    react(ab, 3, a, Some("A")).await;
+    react(ab, 3, b, Some("a")).await;
+    let all = s.reactions(ab, Seq(0), Seq(3)).await.expect("reactions");
+    assert_eq!(
+        reaction_rows(&all),
+        [(1, a, "😂"), (2, a, "🎉"), (3, a, "A"), (3, b, "a")]
+    );
+    let page = s.reactions(ab, Seq(1), Seq(2)).await.expect("reactions");
+    assert_eq!(reaction_rows(&page), [(2, a, "🎉")], "after < seq <= until");
+    assert!(
+        s.reactions(ab, Seq(2), Seq(2))
+            .await
+            .expect("reactions")
+            .is_empty()
+    );
+    let other = s.reactions(ac, Seq(0), Seq(3)).await.expect("reactions");
+    assert_eq!(reaction_rows(&other), [(1, c, "👀")]);
+}
+
+/// Reactions sent at once: one user's to one message leave exactly one of them; many
+/// users' are all kept.
+pub async fn reactions_at_once_keep_one_per_user(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let ab = ConversationId::direct(a, b);
+    fill(&*s, ab, a, "m", 1).await;
+    const EMOJI: [&str; 8] = ["👍", "❤️", "😂", "🎉", "👀", "🔥", "💯", "🙏"];
+    let tasks: Vec<_> = EMOJI
+        .into_iter()
+        .map(|e| {
+            let s = s.clone();
+            tokio::spawn(async move { s.react(ab, Seq(1), a, Some(e)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("react");
+    }
+    let after = s.reactions(ab, Seq(0), Seq(1)).await.expect("reactions");
+    assert_eq!(after.len(), 1, "one reaction per user: {after:?}");
+    assert!(EMOJI.contains(&after[0].emoji.as_str()));
+
+    let mut users = Vec::new();
+    for n in 0..12 {
+        users.push(user(&*s, &format!("fan{n}")).await.id);
+    }
+    let tasks: Vec<_> = users
+        .iter()
+        .map(|&u| {
+            let s = s.clone();
+            tokio::spawn(async move { s.react(ab, Seq(1), u, Some("🔥")).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("react");
+    }
+    let after = s.reactions(ab, Seq(0), Seq(1)).await.expect("reactions");
+    assert_eq!(after.len(), 13, "every user's reaction is kept");
 }
 
 /// Concurrent retries of one message store it exactly once.

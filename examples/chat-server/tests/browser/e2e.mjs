@@ -310,6 +310,28 @@ async function main() {
     }, question, { timeout: STEP_TIMEOUT });
   });
 
+  await run('reactions: alice and bob react, see counts and who, and take one back', async () => {
+    const answer = `Noon works ${suffix}`;
+    const onAlice = tid(alice, 'message').filter({ has: tid(alice, 'message-text').filter({ hasText: answer }) });
+    await onAlice.locator('[data-testid="message-menu"]').click();
+    await onAlice.locator('[data-testid="reaction-pick"]').filter({ hasText: '🎉' }).click();
+    const onBob = tid(bob, 'message').filter({ has: tid(bob, 'message-text').filter({ hasText: answer }) });
+    const chipOnBob = onBob.locator('[data-testid="reaction-chip"]');
+    await chipOnBob.filter({ hasText: '🎉 1' }).waitFor();
+    const who = await chipOnBob.getAttribute('title');
+    if (who !== `Alice ${suffix}`) throw new Error(`the reaction says it is from ${JSON.stringify(who)}`);
+    // Bob adds his by clicking the chip; both see two, and his is marked as his.
+    await chipOnBob.click();
+    await chipOnBob.filter({ hasText: '🎉 2' }).and(bob.locator('[aria-pressed="true"]')).waitFor();
+    const chipOnAlice = onAlice.locator('[data-testid="reaction-chip"]');
+    await chipOnAlice.filter({ hasText: '🎉 2' }).waitFor();
+    // Alice takes hers back: one left, Bob's.
+    await chipOnAlice.click();
+    await chipOnBob.filter({ hasText: '🎉 1' }).waitFor();
+    await chipOnAlice.filter({ hasText: '🎉 1' }).and(alice.locator('[aria-pressed="false"]')).waitFor();
+    await bob.screenshot({ path: shotPath.replace(/\.png$/, '') + '-reactions.png', timeout: STEP_TIMEOUT });
+  });
+
   await run('bob types and alice sees the typing indicator', async () => {
     await tid(bob, 'message-input').click();
     await tid(bob, 'message-input').pressSequentially('I am typing', { delay: 40 });

@@ -12,5 +12,6 @@ pub mod group;
 pub mod hidden;
 pub mod member;
 pub mod message;
+pub mod reaction;
 pub mod user;
 pub mod user_conversation;

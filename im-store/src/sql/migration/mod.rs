@@ -11,6 +11,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_tables;
 mod m20261123_000002_ordered_idempotency_keys;
 mod m20261201_000003_message_replies;
+mod m20261201_000004_reactions;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261123_000002_ordered_idempotency_keys::Migration),
             Box::new(m20261201_000003_message_replies::Migration),
+            Box::new(m20261201_000004_reactions::Migration),
         ]
     }
 
