@@ -46,6 +46,7 @@ fn message(seq: u64) -> Message {
         sent_at: Timestamp(1_764_000_000_000 + seq as i64),
         edited_at: None,
         reply_to: None,
+        forwarded: None,
     }
 }
 

@@ -544,6 +544,20 @@ pub struct Message {
     /// The seq of the message in the same conversation this one replies to (quotes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Seq>,
+    /// Where a forwarded message first came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<Forwarded>,
+}
+
+/// The origin of a forwarded message: who first wrote it, and when. A forward of a
+/// forward keeps the first origin. The conversation it came from is not told: its members
+/// may not be the readers of the forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Forwarded {
+    /// Who wrote it.
+    pub sender: UserId,
+    /// When it was first sent.
+    pub sent_at: Timestamp,
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ async fn hammer(name: &str, storage: Arc<SqlStorage>) {
                         },
                         sent_at: Timestamp::now(),
                         reply_to: None,
+                        forwarded: None,
                     };
                     let first = storage.append(chat, message.clone()).await.unwrap();
                     assert!(!first.duplicate);
@@ -167,6 +168,7 @@ async fn two_processes_on_one_sqlite_file_both_write() {
                             },
                             sent_at: Timestamp::now(),
                             reply_to: None,
+                            forwarded: None,
                         };
                         storage
                             .append(chat, message)

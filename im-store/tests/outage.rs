@@ -87,6 +87,7 @@ fn text(client_id: String) -> NewMessage {
         },
         sent_at: Timestamp::now(),
         reply_to: None,
+        forwarded: None,
     }
 }
 

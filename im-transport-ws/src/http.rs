@@ -242,10 +242,12 @@ impl Gateway {
             let conversation = ConversationId::direct(me, UserId(peer));
             fields.insert("conversation".into(), conversation.to_string().into());
         }
-        // A `send` without the caller's retry key gets one of ours, returned in the reply
-        // (a script with curl has nothing to make one from). `recall` and `edit` need none.
+        // A `send` or `forward` without the caller's retry key gets one of ours, returned
+        // in the reply (a script with curl has nothing to make one from). `recall` and
+        // `edit` need none.
         let mut client_id = None;
-        if kind == request::Send::NAME && !fields.contains_key("client_id") {
+        let sends = kind == request::Send::NAME || kind == request::Forward::NAME;
+        if sends && !fields.contains_key("client_id") {
             let made = match crate::blob::new_id() {
                 Ok(id) => id,
                 Err(e) => {

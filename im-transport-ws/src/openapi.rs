@@ -154,7 +154,7 @@ fn command_operation(
         if let Some(Value::Array(required)) = body.get_mut("required") {
             required.retain(|name| !name.as_str().is_some_and(taken));
         }
-        if command.name == request::Send::NAME {
+        if command.name == request::Send::NAME || command.name == request::Forward::NAME {
             http_made_client_id(&mut body);
         }
         if let Some(body) = body.as_object_mut() {

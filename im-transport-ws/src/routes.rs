@@ -135,6 +135,7 @@ pub static ROUTES: &[Route] = &[
     route(PUT, "/v1/conversations/{conversation}/messages/{seq}", Command(request::Edit::NAME), OK, &[("conversation", Text), ("seq", Int)], true, true),
     route(DELETE, "/v1/conversations/{conversation}/messages/{seq}", Command(request::DeleteForMe::NAME), NO_CONTENT, &[("conversation", Text), ("seq", Int)], true, false),
     route(POST, "/v1/conversations/{conversation}/messages/{seq}/recall", Command(request::Recall::NAME), OK, &[("conversation", Text), ("seq", Int)], true, true),
+    route(POST, "/v1/conversations/{conversation}/messages/{seq}/forward", Command(request::Forward::NAME), CREATED, &[("conversation", Text), ("seq", Int)], true, true),
     route(POST, "/v1/conversations/{conversation}/messages/{seq}/reaction", Command(request::React::NAME), NO_CONTENT, &[("conversation", Text), ("seq", Int)], true, true),
     route(POST, "/v1/conversations/{conversation}/read", Command(request::MarkRead::NAME), OK, &[("conversation", Text)], true, true),
     route(POST, "/v1/conversations/{conversation}/delivered", Command(request::Ack::NAME), OK, &[("conversation", Text)], true, true),

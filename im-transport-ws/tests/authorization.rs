@@ -109,6 +109,7 @@ fn conversation_requests(conversation: &str, seq: u64) -> Vec<Value> {
         json!({"type": "edit", "conversation": c, "seq": seq, "client_id": "intruder-3", "body": text("rewritten")}),
         json!({"type": "delete_for_me", "conversation": c, "seq": seq}),
         json!({"type": "react", "conversation": c, "seq": seq, "emoji": "👀"}),
+        json!({"type": "forward", "conversation": c, "seq": seq, "to": c, "client_id": "intruder-4"}),
     ]
 }
 

@@ -405,6 +405,21 @@ async fn every_route_answers_with_its_documented_status() {
         )
         .await;
     assert_eq!(read["read_seq"], 2);
+    let forwarded = t
+        .ok(
+            M::POST,
+            "/v1/conversations/{conversation}/messages/{seq}/forward",
+            &format!("/v1/conversations/{d}/messages/1/forward"),
+            ta,
+            Some(json!({ "to": d })),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(forwarded["type"], "sent");
+    assert!(
+        forwarded["client_id"].is_string(),
+        "made by the server: {forwarded}"
+    );
     let gc = format!("g:{g}");
     let receipts = t
         .ok(

@@ -481,6 +481,7 @@ async fn store(
                                 },
                                 sent_at: Timestamp::now(),
                                 reply_to: None,
+                                forwarded: None,
                             },
                         )
                         .await?;

@@ -123,6 +123,9 @@ pub(crate) fn message_line(message: &Message, names: &Names) -> String {
             if let Some(quoted) = message.reply_to {
                 let _ = write!(line, " (re #{quoted})");
             }
+            if let Some(origin) = message.forwarded {
+                let _ = write!(line, " (forwarded from {})", names.name(origin.sender));
+            }
             let _ = write!(line, ": {}", body_text(body, names));
         }
     }
@@ -335,6 +338,7 @@ mod tests {
             sent_at: Timestamp(1_700_000_000_000),
             edited_at: None,
             reply_to: None,
+            forwarded: None,
         }
     }
 

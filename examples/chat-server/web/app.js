@@ -1873,6 +1873,47 @@
     else if (scroll === 'keep') list.scrollTop = list.scrollHeight - oldHeight + oldTop;
   }
 
+  /** Whether a message can be forwarded: anything a client could send itself. */
+  function forwardable(m) {
+    return m.body && ['text', 'image', 'file', 'custom'].includes(m.body.type);
+  }
+
+  /**
+   * The chats a message can be forwarded to, as buttons under it. Choosing one forwards
+   * it there and opens that chat.
+   */
+  function forwardChooser(c, m) {
+    for (const open of document.querySelectorAll('.forward-chooser')) open.remove();
+    const box = el('div', 'forward-chooser', null, 'forward-chooser');
+    box.append(el('span', 'forward-label', 'Forward to:'));
+    const targets = [...state.convs.values()].filter((t) =>
+      t.kind === 'direct' ? t.peer !== null && state.friends.has(t.peer) : state.groups.has(t.group));
+    for (const f of state.friends.keys()) {
+      const id = directId(state.me.id, f);
+      if (!targets.some((t) => t.id === id)) targets.push(getConv(id));
+    }
+    for (const t of targets) {
+      const b = el('button', 'link', convTitle(t), 'forward-target');
+      b.type = 'button';
+      b.addEventListener('click', async () => {
+        box.remove();
+        try {
+          const r = await request({ type: 'forward', conversation: c.id, seq: m.seq, to: t.id, client_id: newClientId() });
+          t.lastSeq = Math.max(t.lastSeq, r.seq);
+          openConversation(t.id);
+        } catch (e) {
+          showChatError(e.message);
+        }
+      });
+      box.append(b);
+    }
+    const cancel = el('button', 'link', 'Cancel', 'forward-cancel');
+    cancel.type = 'button';
+    cancel.addEventListener('click', () => box.remove());
+    box.append(cancel);
+    return box;
+  }
+
   /** The reactions offered in a message's menu. */
   const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 
@@ -1890,6 +1931,10 @@
     if (own) li.classList.add('own');
     if (!own && c.kind === 'group') li.append(el('span', 'sender', name(m.sender), 'message-sender'));
     const bubble = el('div', 'bubble');
+    if (m.forwarded) {
+      if (!state.users.has(m.forwarded.sender)) ensureUsers([m.forwarded.sender]);
+      bubble.append(el('span', 'forwarded', `Forwarded from ${name(m.forwarded.sender)}`, 'message-forwarded'));
+    }
     if (m.reply_to) bubble.append(renderQuote(c, m.reply_to));
     switch (body.type) {
       case 'text':
@@ -2056,6 +2101,12 @@
     };
     if (m.body && m.body.type !== 'recalled') {
       action('Reply', 'message-reply', async () => startReply(c, m));
+      if (forwardable(m)) {
+        action('Forward', 'message-forward', async () => {
+          actions.hidden = true;
+          (wrap.closest('li') || wrap).append(forwardChooser(c, m));
+        });
+      }
       for (const emoji of QUICK_REACTIONS) {
         action(emoji, 'reaction-pick', async () => react(c, m, m.myReaction === emoji ? null : emoji));
       }

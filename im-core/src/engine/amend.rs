@@ -188,6 +188,7 @@ impl Shared {
                         body: Body::System { event },
                         sent_at: Timestamp::now(),
                         reply_to: None,
+                        forwarded: None,
                     },
                 },
             )

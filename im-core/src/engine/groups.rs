@@ -26,6 +26,7 @@ impl Shared {
             body: Body::System { event },
             sent_at: Timestamp::now(),
             reply_to: None,
+            forwarded: None,
         }
     }
 

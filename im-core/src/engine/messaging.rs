@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::fanout::Recipients;
 use super::session::SessionHandle;
 use super::validate;
-use crate::model::{ConversationId, Seq, Timestamp};
+use crate::model::{ConversationId, Forwarded, Seq, Timestamp};
 use crate::protocol::{ConversationSummary, reply, request};
 use crate::storage::{Appended, MessageRange, NewMessage};
 
@@ -96,8 +96,43 @@ impl Shared {
             body,
             sent_at: Timestamp::now(),
             reply_to,
+            forwarded: None,
         };
         Ok((access, message))
+    }
+
+    /// Forwards a message the sender can read: a new message in `to` with its body and
+    /// its first origin, checked like any send to `to`.
+    pub(super) async fn forward(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::Forward,
+    ) -> ApiResult<reply::Sent> {
+        let request::Forward {
+            conversation,
+            seq,
+            to,
+            client_id,
+        } = request;
+        let source = self.access(me.user, conversation).await?;
+        let original = self.target(&source, conversation, seq).await?;
+        let origin = original.forwarded.unwrap_or(Forwarded {
+            sender: original.sender,
+            sent_at: original.sent_at,
+        });
+        let send = request::Send {
+            conversation: to,
+            client_id,
+            body: original.body,
+            reply_to: None,
+        };
+        // A recalled message, or a group's record of a change, is a system body, which
+        // `prepare_send` refuses like any client-sent one.
+        let (access, mut message) = self.prepare_send(me, send).await?;
+        message.forwarded = Some(origin);
+        let appended = self.storage.append(to, message).await?;
+        Ok(self.acknowledge(me, &access, appended).await)
     }
 
     /// A message may quote one of its conversation that is stored and that its sender

@@ -137,6 +137,7 @@ fn message_event() {
                 sent_at: Timestamp(1_700_000_000_000),
                 edited_at: None,
                 reply_to: None,
+                forwarded: None,
             },
         },
     };

@@ -83,6 +83,7 @@ macro_rules! for_each_request {
                 group_members GroupMembers -> Members [Forbidden, NotFound];
                 my_groups MyGroups -> Groups [];
                 send Send -> Sent [Forbidden, NotFound, TooLarge, RateLimited];
+                forward Forward -> Sent [Forbidden, NotFound, TooLarge, RateLimited];
                 conversations Conversations -> Conversations [];
                 history History -> History [Forbidden, NotFound];
                 mark_read MarkRead -> Read [Forbidden, NotFound];
@@ -413,6 +414,22 @@ pub struct GroupMembers {
 /// The groups this user is in.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct MyGroups {}
+
+/// Forward a message this user can read to another conversation (or the same): a new
+/// message there with the same body and its origin in `forwarded`. Retrying with the same
+/// `client_id` returns the first result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Forward {
+    /// Where the message is.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+    /// Where to forward it.
+    pub to: ConversationId,
+    /// The sender's own unique id for the new message, as in `send`.
+    #[schemars(length(min = 1, max = 64))]
+    pub client_id: String,
+}
 
 /// Send a message. Retrying with the same `client_id` returns the first result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,7 +1,9 @@
 use async_trait::async_trait;
 
 use super::StorageResult;
-use crate::model::{Body, ConversationId, DeviceId, Message, MessageId, Seq, Timestamp, UserId};
+use crate::model::{
+    Body, ConversationId, DeviceId, Forwarded, Message, MessageId, Seq, Timestamp, UserId,
+};
 
 /// A message to append; storage assigns its id and seq.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +21,8 @@ pub struct NewMessage {
     /// The seq of the message in the same conversation it replies to, checked by the
     /// engine (it exists and the sender may read it). Storage keeps it as given.
     pub reply_to: Option<Seq>,
+    /// For a forward: where the message first came from. Storage keeps it as given.
+    pub forwarded: Option<Forwarded>,
 }
 
 impl NewMessage {
@@ -35,6 +39,7 @@ impl NewMessage {
             body: self.body,
             sent_at: self.sent_at,
             reply_to: self.reply_to,
+            forwarded: self.forwarded,
             edited_at: None,
         }
     }

@@ -113,6 +113,7 @@ macro_rules! storage_conformance {
                 keys_compare_byte_for_byte,
                 concurrent_retries_store_once,
                 replies_keep_the_seq_they_quote,
+                forwards_keep_their_origin,
                 reactions_are_one_per_user_per_message,
                 reactions_at_once_keep_one_per_user,
                 history_ranges_return_ascending_pages,

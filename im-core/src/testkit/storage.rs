@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, FriendRequest, Group, GroupId, Message, Platform,
-    Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
+    Body, ConversationId, Device, DeviceId, Forwarded, FriendRequest, Group, GroupId, Message,
+    Platform, Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
     Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GROUP_FULL,
@@ -53,6 +53,7 @@ fn text(sender: UserId, device: &str, client_id: &str, text: &str) -> NewMessage
         },
         sent_at: Timestamp::now(),
         reply_to: None,
+        forwarded: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn system(sender: UserId, event: SystemEvent) -> NewMessage {
         body: Body::System { event },
         sent_at: Timestamp::now(),
         reply_to: None,
+        forwarded: None,
     }
 }
 
@@ -152,6 +154,7 @@ fn edit(
             },
             sent_at: Timestamp(at),
             reply_to: None,
+            forwarded: None,
         },
     }
 }
@@ -1466,6 +1469,47 @@ pub async fn replies_keep_the_seq_they_quote(s: Arc<dyn Storage>) {
     );
 }
 
+/// A forward keeps its origin (first sender and time) through `append`, `append_many`,
+/// a retry and pages; other messages have none.
+pub async fn forwards_keep_their_origin(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    let bc = ConversationId::direct(b, c);
+    let origin = Forwarded {
+        sender: a,
+        sent_at: Timestamp(1_700_000_000_000),
+    };
+    let forward = |key: &str| NewMessage {
+        forwarded: Some(origin),
+        ..text(b, "phone", key, "passed on")
+    };
+    fill(&*s, ab, a, "m", 1).await;
+    let one = s.append(bc, forward("f1")).await.expect("append");
+    assert_eq!(one.message.forwarded, Some(origin));
+    let results = s
+        .append_many(vec![
+            (bc, forward("f2")),
+            (bc, text(b, "phone", "plain", "mine")),
+            (bc, forward("f1")),
+        ])
+        .await;
+    let results: Vec<Appended> = results.into_iter().map(|r| r.expect("append")).collect();
+    assert_eq!(results[0].message.forwarded, Some(origin));
+    assert_eq!(results[1].message.forwarded, None);
+    assert!(results[2].duplicate);
+    assert_eq!(
+        results[2].message, one.message,
+        "a retry returns the forward as stored"
+    );
+    let origins: Vec<Option<Forwarded>> = timeline(&*s, bc)
+        .await
+        .iter()
+        .map(|m| m.forwarded)
+        .collect();
+    assert_eq!(origins, [Some(origin), Some(origin), None]);
+    assert_eq!(timeline(&*s, ab).await[0].forwarded, None);
+}
+
 fn reaction_rows(list: &[Reaction]) -> Vec<(u64, UserId, &str)> {
     list.iter()
         .map(|r| (r.seq.0, r.user, r.emoji.as_str()))
@@ -2244,6 +2288,7 @@ fn recall(sender: UserId, client_id: &str, target: u64) -> Amendment {
             body: Body::System { event },
             sent_at: Timestamp::now(),
             reply_to: None,
+            forwarded: None,
         },
     }
 }

@@ -552,6 +552,8 @@ async fn insert_messages<'a>(
             C::Body,
             C::SentAt,
             C::ReplyTo,
+            C::ForwardedSender,
+            C::ForwardedAt,
         ]);
         let size = chunk.len();
         let order: Vec<(&'a str, i64)> = chunk.iter().map(|r| (r.conversation, r.seq)).collect();
@@ -569,6 +571,8 @@ async fn insert_messages<'a>(
                     Expr::val(row.body),
                     Expr::val(m.sent_at.0),
                     Expr::val(m.reply_to.map(|seq| i(seq.0))),
+                    Expr::val(m.forwarded.map(|f| i(f.sender.0))),
+                    Expr::val(m.forwarded.map(|f| f.sent_at.0)),
                 ])
                 .map_err(|e| StorageError::Backend(e.to_string()))?;
         }
@@ -725,6 +729,7 @@ mod tests {
             },
             sent_at: Timestamp::now(),
             reply_to: None,
+            forwarded: None,
         }
     }
 

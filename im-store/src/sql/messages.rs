@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use im_core::model::{Body, ConversationId, DeviceId, Message, MessageId, Seq, Timestamp, UserId};
+use im_core::model::{
+    Body, ConversationId, DeviceId, Forwarded, Message, MessageId, Seq, Timestamp, UserId,
+};
 use im_core::storage::{
     AMENDED_AWAY, Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange,
     MessageStore, NewMessage, StorageError, StorageResult,
@@ -37,6 +39,13 @@ pub(crate) fn to_message(m: message::Model) -> StorageResult<Message> {
         sent_at: Timestamp(m.sent_at),
         edited_at: m.edited_at.map(Timestamp),
         reply_to: m.reply_to.map(|seq| Seq(u(seq))),
+        forwarded: m
+            .forwarded_sender
+            .zip(m.forwarded_at)
+            .map(|(sender, at)| Forwarded {
+                sender: UserId(u(sender)),
+                sent_at: Timestamp(at),
+            }),
     })
 }
 
@@ -231,6 +240,8 @@ pub(crate) async fn append_in(
         sent_at: Set(m.sent_at.0),
         edited_at: Set(None),
         reply_to: Set(m.reply_to.map(|seq| i(seq.0))),
+        forwarded_sender: Set(m.forwarded.map(|f| i(f.sender.0))),
+        forwarded_at: Set(m.forwarded.map(|f| f.sent_at.0)),
     };
     let id = message::Entity::insert(row).exec(db).await?.last_insert_id;
     raise_cursor(db, &key, m.sender, Some(seq), seq).await?;

@@ -212,10 +212,16 @@ async function main() {
     await tid(bob, 'message-text').filter({ hasText: hello }).waitFor();
     // A day line above the first message, and the unread line above Alice's.
     await tid(bob, 'day-separator').filter({ hasText: 'Today' }).waitFor();
-    const newLine = tid(bob, 'new-messages');
-    await newLine.waitFor();
-    const before = await newLine.evaluate((e) => e.nextElementSibling && e.nextElementSibling.textContent);
-    if (!before || !before.includes(hello)) throw new Error(`the unread line is above ${JSON.stringify(before)}`);
+    // Polled: a render may replace the line between finding it and reading its neighbour.
+    const placed = await bob.waitForFunction((text) => {
+      const line = document.querySelector('[data-testid="new-messages"]');
+      const next = line && line.nextElementSibling;
+      return next && next.textContent.includes(text);
+    }, hello, { timeout: STEP_TIMEOUT }).then(() => true, () => false);
+    if (!placed) {
+      const before = await tid(bob, 'new-messages').evaluate((e) => e.nextElementSibling && e.nextElementSibling.textContent);
+      throw new Error(`the unread line is above ${JSON.stringify(before)}`);
+    }
   });
 
   await run('each chat and friend has an avatar with initials', async () => {
@@ -330,6 +336,21 @@ async function main() {
     await chipOnBob.filter({ hasText: '🎉 1' }).waitFor();
     await chipOnAlice.filter({ hasText: '🎉 1' }).and(alice.locator('[aria-pressed="false"]')).waitFor();
     await bob.screenshot({ path: shotPath.replace(/\.png$/, '') + '-reactions.png', timeout: STEP_TIMEOUT });
+  });
+
+  await run('bob forwards alice\'s answer back into their chat, marked as forwarded from her', async () => {
+    const answer = `Noon works ${suffix}`;
+    const onBob = tid(bob, 'message').filter({ has: tid(bob, 'message-text').filter({ hasText: answer }) }).first();
+    await onBob.locator('[data-testid="message-menu"]').click();
+    await onBob.locator('[data-testid="message-forward"]').click();
+    await tid(bob, 'forward-target').filter({ hasText: `Alice ${suffix}` }).click();
+    // The forward arrives on both sides with its origin.
+    for (const page of [alice, bob]) {
+      await tid(page, 'message-forwarded').filter({ hasText: `Forwarded from Alice ${suffix}` }).waitFor();
+    }
+    const copies = await tid(alice, 'message-text').filter({ hasText: answer }).count();
+    if (copies !== 2) throw new Error(`alice sees ${copies} copies of the answer, not 2`);
+    await alice.screenshot({ path: shotPath.replace(/\.png$/, '') + '-forwarded.png', timeout: STEP_TIMEOUT });
   });
 
   await run('bob types and alice sees the typing indicator', async () => {

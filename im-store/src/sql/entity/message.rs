@@ -22,6 +22,9 @@ pub struct Model {
     pub edited_at: Option<i64>,
     /// The seq, in the same conversation, of the message this one replies to.
     pub reply_to: Option<i64>,
+    /// For a forward: who first wrote it, and when (both set, or neither).
+    pub forwarded_sender: Option<i64>,
+    pub forwarded_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m20261123_000001_create_tables;
 mod m20261123_000002_ordered_idempotency_keys;
 mod m20261201_000003_message_replies;
 mod m20261201_000004_reactions;
+mod m20261201_000005_forwards;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_ordered_idempotency_keys::Migration),
             Box::new(m20261201_000003_message_replies::Migration),
             Box::new(m20261201_000004_reactions::Migration),
+            Box::new(m20261201_000005_forwards::Migration),
         ]
     }
 
