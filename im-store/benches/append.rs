@@ -45,6 +45,7 @@ fn new_message(sender: u64, device: &DeviceId) -> NewMessage {
         },
         sent_at: Timestamp::now(),
         reply_to: None,
+        forwarded: None,
     }
 }
 
