@@ -66,7 +66,10 @@ async fn fill(s: &SqlStorage, conversation: ConversationId, reactions: u64) {
 fn history(c: &mut Criterion) {
     let rt = Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("history.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("history.db").display()
+    );
     let s = Arc::new(rt.block_on(SqlStorage::connect(&url)).expect("connect"));
     let quiet = ConversationId::Group(GroupId(1));
     let liked = ConversationId::Group(GroupId(2));
@@ -84,7 +87,11 @@ fn history(c: &mut Criterion) {
     });
     for (name, conversation, per_page) in [
         ("messages + reactions (none)", quiet, 0),
-        ("messages + reactions (3 per message)", liked, 3 * (PAGE as usize + 1)),
+        (
+            "messages + reactions (3 per message)",
+            liked,
+            3 * (PAGE as usize + 1),
+        ),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
