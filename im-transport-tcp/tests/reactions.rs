@@ -98,40 +98,30 @@ async fn reactions_are_pushed_replaced_and_listed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_readers_react_and_only_with_an_emoji() {
     let server = start(test_config()).await;
-    let mut owner = server.user("owner").await;
-    let mut early = server.user("early").await;
-    let mut late = server.user("late").await;
-    let stranger = server.user("stranger").await;
-    befriend(&mut owner, &mut early).await;
-    befriend(&mut owner, &mut late).await;
-    let group = owner
-        .client
-        .create_group("crew", &[early.id])
-        .await
-        .unwrap();
-    let g = ConversationId::Group(group.id);
-    let before = owner.client.send_text(g, "before").await.unwrap();
-    owner
-        .client
-        .add_members(group.id, &[late.id])
-        .await
-        .unwrap();
-    let after = owner.client.send_text(g, "after").await.unwrap();
+    let LateJoin {
+        owner,
+        early,
+        late,
+        stranger,
+        group: g,
+        before,
+        after,
+    } = late_join(&server).await;
 
-    early.client.react(g, before.seq, Some("👍")).await.unwrap();
-    late.client.react(g, after.seq, Some("👍")).await.unwrap();
-    let hidden = late.client.react(g, before.seq, Some("👀")).await;
+    early.client.react(g, before, Some("👍")).await.unwrap();
+    late.client.react(g, after, Some("👍")).await.unwrap();
+    let hidden = late.client.react(g, before, Some("👀")).await;
     assert_eq!(
         code(hidden),
         Some(ErrorCode::NotFound),
         "before they joined"
     );
-    let ahead = late.client.react(g, Seq(after.seq.0 + 5), Some("👀")).await;
+    let ahead = late.client.react(g, Seq(after.0 + 5), Some("👀")).await;
     assert_eq!(code(ahead), Some(ErrorCode::NotFound));
-    let outside = stranger.client.react(g, after.seq, Some("👀")).await;
+    let outside = stranger.client.react(g, after, Some("👀")).await;
     assert_eq!(code(outside), Some(ErrorCode::Forbidden));
     for bad in ["", "two words", "tab\there", &"x".repeat(33)] {
-        let refused = early.client.react(g, after.seq, Some(bad)).await;
+        let refused = early.client.react(g, after, Some(bad)).await;
         assert_eq!(code(refused), Some(ErrorCode::Invalid), "{bad:?}");
     }
     let counts: Vec<(u64, u32)> = page_reactions(&owner, g)
@@ -141,7 +131,7 @@ async fn only_readers_react_and_only_with_an_emoji() {
         .collect();
     assert_eq!(
         counts,
-        [(before.seq.0, 1), (after.seq.0, 1)],
+        [(before.0, 1), (after.0, 1)],
         "refusals stored nothing"
     );
 

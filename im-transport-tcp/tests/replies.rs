@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use im_core::model::{ConversationId, Seq};
+use im_core::model::Seq;
 use im_core::protocol::{ErrorCode, HistoryQuery};
 
 fn code<T: std::fmt::Debug>(r: Result<T, im_core::client::ClientError>) -> Option<ErrorCode> {
@@ -67,52 +67,27 @@ async fn a_direct_reply_carries_the_quoted_seq_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_member_quotes_only_what_they_can_read() {
     let server = start(test_config()).await;
-    let mut owner = server.user("owner").await;
-    let mut early = server.user("early").await;
-    let mut late = server.user("late").await;
-    let stranger = server.user("stranger").await;
-    befriend(&mut owner, &mut early).await;
-    befriend(&mut owner, &mut late).await;
-    let group = owner
-        .client
-        .create_group("crew", &[early.id])
-        .await
-        .unwrap();
-    let g = ConversationId::Group(group.id);
-    let before = owner
-        .client
-        .send_text(g, "before late joined")
-        .await
-        .unwrap();
-    owner
-        .client
-        .add_members(group.id, &[late.id])
-        .await
-        .unwrap();
-    let after = owner
-        .client
-        .send_text(g, "after late joined")
-        .await
-        .unwrap();
+    let LateJoin {
+        early,
+        late,
+        stranger,
+        group: g,
+        before,
+        after,
+        ..
+    } = late_join(&server).await;
 
     // A member since the start quotes anything; the late member only from their join.
     early
         .client
-        .reply_text(g, before.seq, "old news")
+        .reply_text(g, before, "old news")
         .await
         .unwrap();
-    let hidden = late
-        .client
-        .reply_text(g, before.seq, "what was that?")
-        .await;
+    let hidden = late.client.reply_text(g, before, "what was that?").await;
     assert_eq!(code(hidden), Some(ErrorCode::NotFound));
-    let seen = late
-        .client
-        .reply_text(g, after.seq, "hi all")
-        .await
-        .unwrap();
-    assert_eq!(seen.seq.0, after.seq.0 + 2);
+    let seen = late.client.reply_text(g, after, "hi all").await.unwrap();
+    assert_eq!(seen.seq.0, after.0 + 2);
     // Someone outside the group learns nothing, not even whether the seq exists.
-    let outside = stranger.client.reply_text(g, after.seq, "let me in").await;
+    let outside = stranger.client.reply_text(g, after, "let me in").await;
     assert_eq!(code(outside), Some(ErrorCode::Forbidden));
 }

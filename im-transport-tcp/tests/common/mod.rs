@@ -7,7 +7,7 @@ use std::time::Duration;
 use im_core::auth::HashCost;
 use im_core::client::{Client, ClientConfig, Events, Session};
 use im_core::engine::RateLimits;
-use im_core::model::{ConversationId, DeviceId, Message, Platform, UserId};
+use im_core::model::{ConversationId, DeviceId, Message, Platform, Seq, UserId};
 use im_core::protocol::{DeviceInfo, Event};
 use im_core::{Engine, EngineConfig};
 use im_transport_tcp::{TcpConfig, TcpTransport, connect};
@@ -173,6 +173,50 @@ pub async fn befriend(a: &mut User, b: &mut User) {
     match a.event().await {
         Event::FriendAdded { user } => assert_eq!(user, b.id),
         other => panic!("expected friend_added, got {other:?}"),
+    }
+}
+
+/// A group where one member joined late: `owner` made it with `early`, sent `before`,
+/// added `late`, then sent `after`. `stranger` is in no group. For tests of what a late
+/// member may and may not see.
+pub struct LateJoin {
+    pub owner: User,
+    pub early: User,
+    pub late: User,
+    pub stranger: User,
+    pub group: ConversationId,
+    pub before: Seq,
+    pub after: Seq,
+}
+
+pub async fn late_join(server: &Server) -> LateJoin {
+    let mut owner = server.user("owner").await;
+    let mut early = server.user("early").await;
+    let mut late = server.user("late").await;
+    let stranger = server.user("stranger").await;
+    befriend(&mut owner, &mut early).await;
+    befriend(&mut owner, &mut late).await;
+    let group = owner
+        .client
+        .create_group("crew", &[early.id])
+        .await
+        .unwrap();
+    let g = ConversationId::Group(group.id);
+    let before = owner.client.send_text(g, "before").await.unwrap().seq;
+    owner
+        .client
+        .add_members(group.id, &[late.id])
+        .await
+        .unwrap();
+    let after = owner.client.send_text(g, "after").await.unwrap().seq;
+    LateJoin {
+        owner,
+        early,
+        late,
+        stranger,
+        group: g,
+        before,
+        after,
     }
 }
 
