@@ -343,6 +343,17 @@ pub struct Reaction {
     pub emoji: String,
 }
 
+/// A pinned message of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Pin {
+    /// The message, by its seq.
+    pub seq: Seq,
+    /// Who pinned it.
+    pub by: UserId,
+    /// When.
+    pub at: Timestamp,
+}
+
 /// A friend of a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Friend {

@@ -81,6 +81,7 @@ fn every_server_example_decodes_and_round_trips() {
                     Event::CallHandled { .. } => "call_handled",
                     Event::MessageHidden { .. } => "message_hidden",
                     Event::Reaction { .. } => "reaction",
+                    Event::Pinned { .. } => "pinned",
                     _ => "new event: add it to this test",
                 });
             }
@@ -108,6 +109,7 @@ fn every_server_example_decodes_and_round_trips() {
         "call_handled",
         "message_hidden",
         "reaction",
+        "pinned",
     ];
     let missing: Vec<_> = all_events.iter().filter(|n| !events.contains(*n)).collect();
     assert!(missing.is_empty(), "events without an example: {missing:?}");

@@ -110,6 +110,9 @@ fn conversation_requests(conversation: &str, seq: u64) -> Vec<Value> {
         json!({"type": "delete_for_me", "conversation": c, "seq": seq}),
         json!({"type": "react", "conversation": c, "seq": seq, "emoji": "👀"}),
         json!({"type": "forward", "conversation": c, "seq": seq, "to": c, "client_id": "intruder-4"}),
+        json!({"type": "pin", "conversation": c, "seq": seq}),
+        json!({"type": "unpin", "conversation": c, "seq": seq}),
+        json!({"type": "pins", "conversation": c}),
     ]
 }
 

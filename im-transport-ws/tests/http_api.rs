@@ -354,6 +354,36 @@ async fn every_route_answers_with_its_documented_status() {
     )
     .await;
     t.ok(
+        M::PUT,
+        "/v1/conversations/{conversation}/pins/{seq}",
+        &format!("/v1/conversations/{d}/pins/1"),
+        tb,
+        None,
+        S::NO_CONTENT,
+    )
+    .await;
+    let pins = t
+        .ok(
+            M::GET,
+            "/v1/conversations/{conversation}/pins",
+            &format!("/v1/conversations/{d}/pins"),
+            ta,
+            None,
+            S::OK,
+        )
+        .await;
+    assert_eq!(pins["pins"][0]["seq"], 1, "{pins}");
+    assert_eq!(pins["pins"][0]["by"], bob);
+    t.ok(
+        M::DELETE,
+        "/v1/conversations/{conversation}/pins/{seq}",
+        &format!("/v1/conversations/{d}/pins/1"),
+        ta,
+        None,
+        S::NO_CONTENT,
+    )
+    .await;
+    t.ok(
         M::POST,
         "/v1/conversations/{conversation}/messages/{seq}/reaction",
         &format!("/v1/conversations/{d}/messages/1/reaction"),

@@ -285,6 +285,15 @@ fn event_line(event: &Event, names: &Names) -> String {
         Event::MessageHidden { conversation, seq } => {
             format!("* [{conversation} #{seq}] hidden")
         }
+        Event::Pinned {
+            conversation,
+            seq,
+            by,
+            pinned,
+        } => {
+            let what = if *pinned { "pinned" } else { "unpinned" };
+            format!("* [{conversation} #{seq}] {what} by {}", names.name(*by))
+        }
         Event::Reaction {
             conversation,
             seq,

@@ -179,6 +179,7 @@
         lastActivity: 0,
         messages: new Map(), // seq -> message
         quoted: new Map(), // seq -> a quoted message read on its own (not in `messages`)
+        pins: [], // pinned messages, newest first: {seq, by, at}
         quoting: new Set(), // seqs of quoted messages being read
         marking: false,
       };
@@ -894,6 +895,11 @@
       case 'reaction':
         onReaction(ev);
         break;
+      case 'pinned': {
+        const c = state.convs.get(ev.conversation);
+        if (c && c.id === state.open) loadPins(c);
+        break;
+      }
       case 'message_hidden': {
         const c = state.convs.get(ev.conversation);
         if (c && c.messages.delete(ev.seq)) renderIfOpen(c);
@@ -1855,8 +1861,9 @@
       const m = c.messages.get(seq);
       let rec = msgEls.get(seq);
       const q = quoteKey(c, m);
-      if (!rec || rec.v !== (m._v || 0) || rec.m !== m || rec.n !== namesVersion || rec.q !== q) {
-        const fresh = { el: renderMessage(c, m), v: m._v || 0, m, n: namesVersion, q };
+      const p = c.pins.some((x) => x.seq === seq); // the menu offers Pin or Unpin
+      if (!rec || rec.v !== (m._v || 0) || rec.m !== m || rec.n !== namesVersion || rec.q !== q || rec.p !== p) {
+        const fresh = { el: renderMessage(c, m), v: m._v || 0, m, n: namesVersion, q, p };
         if (rec) rec.el.replaceWith(fresh.el);
         rec = fresh;
         msgEls.set(seq, rec);
@@ -2074,7 +2081,7 @@
   }
 
   /**
-   * The "⋯" after a message's time: Reply and the quick reactions for any, Edit and Recall for one's own (the server decides
+   * The "⋯" after a message's time: Reply, Forward, Pin and the quick reactions for any, Edit and Recall for one's own (the server decides
    * whether it is still allowed: the edit window, the recall rules) and Delete for me for
    * any. Edit asks for the new text; Recall and Delete confirm first.
    */
@@ -2107,6 +2114,8 @@
           (wrap.closest('li') || wrap).append(forwardChooser(c, m));
         });
       }
+      const isPinned = c.pins.some((p) => p.seq === m.seq);
+      action(isPinned ? 'Unpin' : 'Pin', isPinned ? 'message-unpin' : 'message-pin', async () => togglePin(c, m, !isPinned));
       for (const emoji of QUICK_REACTIONS) {
         action(emoji, 'reaction-pick', async () => react(c, m, m.myReaction === emoji ? null : emoji));
       }
@@ -2342,6 +2351,7 @@
       $('messages').replaceChildren();
       hideChatError();
       renderReplyBar();
+      renderPinned(c);
     }
     $('app').classList.add('chat-open');
     renderChat(c, 'bottom');
@@ -2352,7 +2362,37 @@
       markReadIfVisible(c);
       if (c.kind === 'group') loadGroupReceipts(c);
     }
+    loadPins(c);
     $('message-input').focus();
+  }
+
+  /** Reads the open chat's pinned messages and shows the newest above the messages. */
+  async function loadPins(c) {
+    try {
+      const r = await request({ type: 'pins', conversation: c.id });
+      c.pins = r.pins || [];
+    } catch (_) {
+      c.pins = [];
+    }
+    if (state.open === c.id) {
+      renderPinned(c);
+      renderChat(c);
+    }
+  }
+
+  function renderPinned(c) {
+    const bar = $('pinned-bar');
+    bar.replaceChildren();
+    bar.hidden = !c.pins.length;
+    if (!c.pins.length) return;
+    const label = c.pins.length > 1 ? `Pinned (${c.pins.length})` : 'Pinned';
+    bar.append(el('span', 'pinned-label', label, 'pinned-label'), renderQuote(c, c.pins[0].seq));
+  }
+
+  /** Pins `m`, or unpins it, then shows the list as the server has it. */
+  async function togglePin(c, m, pin) {
+    await request({ type: pin ? 'pin' : 'unpin', conversation: c.id, seq: m.seq });
+    await loadPins(c);
   }
 
   function closeConversation() {

@@ -49,14 +49,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use im_core::model::{
-    Body, ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message,
+    Body, ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message, Pin,
     Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
 };
 use im_core::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
-    NewMessage, NewUser, ReactionStore, RequestOutcome, Storage, StorageError, StorageResult,
-    UserStore,
+    NewMessage, NewUser, PinStore, ReactionStore, RequestOutcome, Storage, StorageError,
+    StorageResult, UserStore,
 };
 
 /// The field of a custom body that holds a sealed one.
@@ -305,6 +305,22 @@ impl<S: Storage> SealedStorage<S> {
             message: self.open_message(a.message)?,
             duplicate: a.duplicate,
         })
+    }
+}
+
+/// Pins are stored as they are: they name messages, and say nothing of them.
+#[async_trait]
+impl<S: Storage> PinStore for SealedStorage<S> {
+    async fn pin(&self, conversation: ConversationId, pin: Pin, max: usize) -> StorageResult<bool> {
+        self.inner.pin(conversation, pin, max).await
+    }
+
+    async fn unpin(&self, conversation: ConversationId, seq: Seq) -> StorageResult<bool> {
+        self.inner.unpin(conversation, seq).await
+    }
+
+    async fn pins(&self, conversation: ConversationId) -> StorageResult<Vec<Pin>> {
+        self.inner.pins(conversation).await
     }
 }
 

@@ -141,6 +141,8 @@ pub struct EngineConfig {
     pub max_group_members: usize,
     /// Most friends a user may have. Default 5000.
     pub max_friends: usize,
+    /// Most pinned messages in one conversation. Default 50.
+    pub max_pins: usize,
     /// Login, registration and send rates.
     pub rate_limits: RateLimits,
     /// Largest message body content in bytes, as JSON encodes it: a text's string
@@ -193,6 +195,7 @@ impl Default for EngineConfig {
             direct_policy: DirectPolicy::default(),
             max_group_members: 2000,
             max_friends: 5000,
+            max_pins: 50,
             rate_limits: RateLimits::default(),
             max_body_bytes: 16 * 1024,
             max_frame_bytes: 64 * 1024,

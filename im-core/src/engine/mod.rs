@@ -31,6 +31,7 @@ mod limits;
 mod membership;
 mod messaging;
 mod outbox;
+mod pins;
 mod presence;
 mod reactions;
 mod receipts;

@@ -6,13 +6,13 @@ use async_trait::async_trait;
 
 use crate::model::{
     ConversationId, DeviceId, Friend, FriendRequest, Group, GroupId, Member, Message, MessageId,
-    Reaction, Role, Seq, Timestamp, User, UserId,
+    Pin, Reaction, Role, Seq, Timestamp, User, UserId,
 };
 use crate::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange, MessageStore,
-    NewGroup, NewMessage, NewUser, ReactionStore, RequestOutcome, StorageError, StorageResult,
-    UserStore,
+    NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ReactionStore, RequestOutcome,
+    StorageError, StorageResult, UserStore,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -44,6 +44,8 @@ struct State {
     /// Receipt cursors by conversation, then user (ordered, for paged listing).
     cursors: HashMap<ConversationId, BTreeMap<UserId, Cursor>>,
     hidden: HashMap<(UserId, ConversationId), BTreeSet<Seq>>,
+    /// Pins by conversation, then seq.
+    pins: HashMap<ConversationId, BTreeMap<Seq, Pin>>,
     /// Reactions by conversation, then (seq, user).
     reactions: HashMap<ConversationId, BTreeMap<(Seq, UserId), String>>,
     last_seen: HashMap<UserId, Timestamp>,
@@ -558,6 +560,40 @@ impl GroupStore for MemoryStorage {
 }
 
 #[async_trait]
+#[async_trait]
+impl PinStore for MemoryStorage {
+    async fn pin(&self, conversation: ConversationId, pin: Pin, max: usize) -> StorageResult<bool> {
+        let mut s = self.lock();
+        let pins = s.pins.entry(conversation).or_default();
+        if pins.contains_key(&pin.seq) {
+            return Ok(false);
+        }
+        if pins.len() >= max {
+            return Err(StorageError::Conflict(PINS_FULL));
+        }
+        pins.insert(pin.seq, pin);
+        Ok(true)
+    }
+
+    async fn unpin(&self, conversation: ConversationId, seq: Seq) -> StorageResult<bool> {
+        let mut s = self.lock();
+        Ok(s.pins
+            .get_mut(&conversation)
+            .is_some_and(|pins| pins.remove(&seq).is_some()))
+    }
+
+    async fn pins(&self, conversation: ConversationId) -> StorageResult<Vec<Pin>> {
+        let s = self.lock();
+        let mut pins: Vec<Pin> = s
+            .pins
+            .get(&conversation)
+            .map(|p| p.values().copied().collect())
+            .unwrap_or_default();
+        pins.sort_by(|a, b| b.at.cmp(&a.at).then(b.seq.cmp(&a.seq)));
+        Ok(pins)
+    }
+}
+
 #[async_trait]
 impl ReactionStore for MemoryStorage {
     async fn react(

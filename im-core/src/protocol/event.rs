@@ -134,6 +134,17 @@ pub enum Event {
         /// Which message.
         seq: Seq,
     },
+    /// `by` pinned (or unpinned) message `seq`. Read the list with `pins`.
+    Pinned {
+        /// Where.
+        conversation: ConversationId,
+        /// Which message.
+        seq: Seq,
+        /// Who.
+        by: UserId,
+        /// `false`: unpinned.
+        pinned: bool,
+    },
     /// `user` reacted to a message with `emoji`, replacing their reaction to it, or took
     /// it back (`emoji` absent). `reactions` are the message's reactions after the change,
     /// as a `history` page lists them.

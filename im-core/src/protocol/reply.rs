@@ -34,6 +34,16 @@ impl ReactionSummary {
     pub const MAX_USERS: usize = 5;
 }
 
+/// To `pins`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "PinsReply")]
+pub struct Pins {
+    /// Which conversation.
+    pub conversation: ConversationId,
+    /// Its pinned messages, the most recently pinned first.
+    pub pins: Vec<model::Pin>,
+}
+
 /// One conversation as listed by `conversations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConversationSummary {
@@ -136,6 +146,7 @@ define_replies! {
     receipts Receipts,
     signaled Signaled,
     presence Presence,
+    pins Pins,
 }
 
 /// To `hello`.

@@ -94,6 +94,9 @@ macro_rules! for_each_request {
                 edit Edit -> Sent [Forbidden, NotFound, Conflict, TooLarge, RateLimited];
                 delete_for_me DeleteForMe -> Done [Forbidden, NotFound];
                 react React -> Done [Forbidden, NotFound, RateLimited];
+                pin Pin -> Done [Forbidden, NotFound, Conflict];
+                unpin Unpin -> Done [Forbidden, NotFound];
+                pins Pins -> Pins [Forbidden, NotFound];
                 signal Signal -> Signaled [Forbidden, NotFound, RateLimited];
                 presence Presence -> Presence [TooLarge];
             }
@@ -564,6 +567,32 @@ pub struct React {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 32))]
     pub emoji: Option<String>,
+}
+
+/// Pin a message of a conversation for everyone in it (in a group: owners and admins
+/// only). Pinning a pinned message changes nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Pin {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+}
+
+/// Unpin a message (who may pin may unpin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Unpin {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+}
+
+/// The pinned messages of a conversation, the most recently pinned first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Pins {
+    /// Which conversation.
+    pub conversation: ConversationId,
 }
 
 /// Relay a call signal to a friend or a member of a shared group.

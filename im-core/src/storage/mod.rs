@@ -1,6 +1,6 @@
 //! Where everything durable lives: users, devices, contacts, groups, messages, cursors.
 //!
-//! [`Storage`] is the sum of six small traits, one per concern, each in its own file.
+//! [`Storage`] is the sum of seven small traits, one per concern, each in its own file.
 //! The engine holds it as `Arc<dyn Storage>`. Implementations: [`MemoryStorage`]
 //! (tests, single-process apps), `im_store::SqlStorage` (SQLite, PostgreSQL, MySQL), and
 //! your own, which proves itself with `storage_conformance!` (feature `testkit`), the
@@ -12,6 +12,7 @@ mod contacts;
 mod devices;
 mod groups;
 mod messages;
+mod pins;
 mod reactions;
 mod users;
 
@@ -22,6 +23,7 @@ pub use messages::{
     AMENDED_AWAY, Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange,
     MessageStore, NewMessage,
 };
+pub use pins::{PINS_FULL, PinStore};
 pub use reactions::ReactionStore;
 pub use users::{NewUser, UserStore};
 
@@ -29,12 +31,19 @@ pub use users::{NewUser, UserStore};
 ///
 /// # Contract
 /// Each part's contract is on its own trait: [`UserStore`], [`DeviceStore`],
-/// [`ContactStore`], [`GroupStore`], [`MessageStore`], [`ReactionStore`]. Across all of them: every method
-/// is safe to call concurrently from many tasks, a method that returns `Ok` has made its
-/// change durable (as durable as the backend is), and a method that returns `Err` has
-/// made no change.
+/// [`ContactStore`], [`GroupStore`], [`MessageStore`], [`ReactionStore`], [`PinStore`].
+/// Across all of them: every method is safe to call concurrently from many tasks, a
+/// method that returns `Ok` has made its change durable (as durable as the backend is),
+/// and a method that returns `Err` has made no change.
 pub trait Storage:
-    UserStore + DeviceStore + ContactStore + GroupStore + MessageStore + ReactionStore + std::fmt::Debug
+    UserStore
+    + DeviceStore
+    + ContactStore
+    + GroupStore
+    + MessageStore
+    + ReactionStore
+    + PinStore
+    + std::fmt::Debug
 {
 }
 
@@ -45,6 +54,7 @@ impl<T> Storage for T where
         + GroupStore
         + MessageStore
         + ReactionStore
+        + PinStore
         + std::fmt::Debug
 {
 }

@@ -114,6 +114,8 @@ macro_rules! storage_conformance {
                 concurrent_retries_store_once,
                 replies_keep_the_seq_they_quote,
                 forwards_keep_their_origin,
+                pins_are_once_per_message_and_keep_their_limit,
+                pins_at_once_keep_the_limit,
                 reactions_are_one_per_user_per_message,
                 reactions_at_once_keep_one_per_user,
                 history_ranges_return_ascending_pages,

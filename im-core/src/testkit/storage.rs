@@ -4,12 +4,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, Forwarded, FriendRequest, Group, GroupId, Message,
+    Body, ConversationId, Device, DeviceId, Forwarded, FriendRequest, Group, GroupId, Message, Pin,
     Platform, Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
     Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GROUP_FULL,
-    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, RequestOutcome, Storage,
+    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, RequestOutcome, Storage,
     StorageError,
 };
 
@@ -1508,6 +1508,88 @@ pub async fn forwards_keep_their_origin(s: Arc<dyn Storage>) {
         .collect();
     assert_eq!(origins, [Some(origin), Some(origin), None]);
     assert_eq!(timeline(&*s, ab).await[0].forwarded, None);
+}
+
+/// A message is pinned once: pinning it again changes nothing; unpinning says whether
+/// it was pinned. Pins are listed newest first, per conversation, and a conversation at
+/// its limit refuses a new pin (not a repeated one) until one is unpinned.
+pub async fn pins_are_once_per_message_and_keep_their_limit(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    fill(&*s, ab, a, "m", 5).await;
+    fill(&*s, ac, a, "m", 1).await;
+    let pin = |seq, by, at| Pin {
+        seq: Seq(seq),
+        by,
+        at: Timestamp(at),
+    };
+    assert!(s.pin(ab, pin(2, a, 1_000), 3).await.expect("pin"));
+    assert!(s.pin(ab, pin(4, b, 2_000), 3).await.expect("pin"));
+    assert!(
+        !s.pin(ab, pin(2, b, 3_000), 3).await.expect("pin"),
+        "pinned already"
+    );
+    assert!(s.pin(ac, pin(1, c, 1_500), 3).await.expect("pin"));
+    assert_eq!(
+        s.pins(ab).await.expect("pins"),
+        [pin(4, b, 2_000), pin(2, a, 1_000)],
+        "newest first, the first pin kept"
+    );
+    assert!(s.pin(ab, pin(5, a, 4_000), 3).await.expect("pin"));
+    let full = s.pin(ab, pin(1, a, 5_000), 3).await;
+    assert!(
+        matches!(full, Err(StorageError::Conflict(PINS_FULL))),
+        "{full:?}"
+    );
+    assert!(
+        !s.pin(ab, pin(4, a, 5_000), 3)
+            .await
+            .expect("a repeat at the limit")
+    );
+    assert!(s.unpin(ab, Seq(4)).await.expect("unpin"));
+    assert!(
+        !s.unpin(ab, Seq(4)).await.expect("unpin"),
+        "not pinned any more"
+    );
+    assert!(s.pin(ab, pin(1, a, 6_000), 3).await.expect("room again"));
+    let seqs: Vec<u64> = s
+        .pins(ab)
+        .await
+        .expect("pins")
+        .iter()
+        .map(|p| p.seq.0)
+        .collect();
+    assert_eq!(seqs, [1, 5, 2]);
+    assert_eq!(s.pins(ac).await.expect("pins"), [pin(1, c, 1_500)]);
+}
+
+/// Pins made at once never take a conversation over its limit.
+pub async fn pins_at_once_keep_the_limit(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let ab = ConversationId::direct(a, b);
+    fill(&*s, ab, a, "m", 12).await;
+    let tasks: Vec<_> = (1..=12)
+        .map(|seq| {
+            let s = s.clone();
+            let pin = Pin {
+                seq: Seq(seq),
+                by: a,
+                at: Timestamp(seq as i64),
+            };
+            tokio::spawn(async move { s.pin(ab, pin, 5).await })
+        })
+        .collect();
+    let mut pinned = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(true) => pinned += 1,
+            Err(StorageError::Conflict(PINS_FULL)) => {}
+            other => panic!("pin: {other:?}"),
+        }
+    }
+    assert_eq!(pinned, 5);
+    assert_eq!(s.pins(ab).await.expect("pins").len(), 5);
 }
 
 fn reaction_rows(list: &[Reaction]) -> Vec<(u64, UserId, &str)> {

@@ -30,6 +30,7 @@ pub mod entity;
 mod groups;
 mod messages;
 pub mod migration;
+mod pins;
 mod reactions;
 mod users;
 

@@ -353,6 +353,22 @@ async function main() {
     await alice.screenshot({ path: shotPath.replace(/\.png$/, '') + '-forwarded.png', timeout: STEP_TIMEOUT });
   });
 
+  await run('alice pins the question; both see it above the chat, and she unpins it', async () => {
+    const question = `Lunch at noon? ${suffix}`;
+    const asked = tid(alice, 'message').filter({ has: tid(alice, 'message-text').filter({ hasText: question }) }).first();
+    await asked.locator('[data-testid="message-menu"]').click();
+    await asked.locator('[data-testid="message-pin"]').click();
+    for (const page of [alice, bob]) {
+      await tid(page, 'pinned-bar').filter({ hasText: question }).waitFor();
+    }
+    await alice.screenshot({ path: shotPath.replace(/\.png$/, '') + '-pinned.png', timeout: STEP_TIMEOUT });
+    await asked.locator('[data-testid="message-menu"]').click();
+    await asked.locator('[data-testid="message-unpin"]').click();
+    for (const page of [alice, bob]) {
+      await tid(page, 'pinned-bar').waitFor({ state: 'hidden' });
+    }
+  });
+
   await run('bob types and alice sees the typing indicator', async () => {
     await tid(bob, 'message-input').click();
     await tid(bob, 'message-input').pressSequentially('I am typing', { delay: 40 });

@@ -12,6 +12,7 @@ pub mod group;
 pub mod hidden;
 pub mod member;
 pub mod message;
+pub mod pin;
 pub mod reaction;
 pub mod user;
 pub mod user_conversation;

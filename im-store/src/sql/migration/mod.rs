@@ -13,6 +13,7 @@ mod m20261123_000002_ordered_idempotency_keys;
 mod m20261201_000003_message_replies;
 mod m20261201_000004_reactions;
 mod m20261201_000005_forwards;
+mod m20261201_000006_pins;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_message_replies::Migration),
             Box::new(m20261201_000004_reactions::Migration),
             Box::new(m20261201_000005_forwards::Migration),
+            Box::new(m20261201_000006_pins::Migration),
         ]
     }
 
