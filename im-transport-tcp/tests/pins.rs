@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use im_core::client::ClientError;
-use im_core::model::{ConversationId, Seq};
+use im_core::model::{ConversationId, Role, Seq};
 use im_core::protocol::{ErrorCode, Event, reply, request};
 
 fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Option<ErrorCode> {
@@ -107,6 +107,28 @@ async fn in_a_group_admins_pin_and_late_members_see_only_their_part() {
         [after.0],
         "nothing from before they joined"
     );
+    // Made an admin, the late member still cannot unpin what they cannot see.
+    let ConversationId::Group(id) = group else {
+        unreachable!("a group")
+    };
+    owner
+        .client
+        .call(request::SetRole {
+            group: id,
+            user: late.id,
+            role: Role::Admin,
+        })
+        .await
+        .unwrap();
+    let unseen = late
+        .client
+        .call(request::Unpin {
+            conversation: group,
+            seq: before,
+        })
+        .await;
+    assert_eq!(code(unseen), Some(ErrorCode::NotFound));
+    assert_eq!(pinned(&owner, group).await, [after.0, before.0]);
 }
 
 /// Two devices pinning at once at the limit: one pin is stored, the other refused.

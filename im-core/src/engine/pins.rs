@@ -58,6 +58,10 @@ impl Shared {
     ) -> ApiResult<reply::Done> {
         let request::Unpin { conversation, seq } = request;
         let access = self.may_pin(me, conversation).await?;
+        // An admin who joined later cannot see pins from before, nor unpin them.
+        if seq <= access.floor() {
+            return Err(ApiError::not_found("no such message"));
+        }
         if self.storage.unpin(conversation, seq).await? {
             self.push_pinned(me, &access, conversation, seq, false)
                 .await;
