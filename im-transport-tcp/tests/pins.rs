@@ -83,8 +83,8 @@ async fn in_a_group_admins_pin_and_late_members_see_only_their_part() {
     let server = start(test_config()).await;
     let LateJoin {
         owner,
-        early,
-        late,
+        mut early,
+        mut late,
         stranger,
         group,
         before,
@@ -101,6 +101,15 @@ async fn in_a_group_admins_pin_and_late_members_see_only_their_part() {
     assert_eq!(code(outside), Some(ErrorCode::Forbidden));
     pin(&owner, group, before).await.unwrap();
     pin(&owner, group, after).await.unwrap();
+    // Pushes too: the late member hears only of the pin of what they can read.
+    for (user, first) in [(&mut early, before), (&mut late, after)] {
+        loop {
+            if let Event::Pinned { seq, .. } = user.event().await {
+                assert_eq!(seq, first);
+                break;
+            }
+        }
+    }
     assert_eq!(pinned(&early, group).await, [after.0, before.0]);
     assert_eq!(
         pinned(&late, group).await,

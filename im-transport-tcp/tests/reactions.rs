@@ -99,9 +99,9 @@ async fn reactions_are_pushed_replaced_and_listed() {
 async fn only_readers_react_and_only_with_an_emoji() {
     let server = start(test_config()).await;
     let LateJoin {
-        owner,
+        mut owner,
         early,
-        late,
+        mut late,
         stranger,
         group: g,
         before,
@@ -109,6 +109,10 @@ async fn only_readers_react_and_only_with_an_emoji() {
     } = late_join(&server).await;
 
     early.client.react(g, before, Some("👍")).await.unwrap();
+    early.client.react(g, after, Some("🎉")).await.unwrap();
+    // The late member hears of the reaction to what they can read, not of the other.
+    assert_eq!(reaction(&mut owner).await.0, before);
+    assert_eq!(reaction(&mut late).await.0, after);
     late.client.react(g, after, Some("👍")).await.unwrap();
     let hidden = late.client.react(g, before, Some("👀")).await;
     assert_eq!(
@@ -131,7 +135,7 @@ async fn only_readers_react_and_only_with_an_emoji() {
         .collect();
     assert_eq!(
         counts,
-        [(before.0, 1), (after.0, 1)],
+        [(before.0, 1), (after.0, 1), (after.0, 1)],
         "refusals stored nothing"
     );
 

@@ -16,10 +16,11 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use super::Shared;
+use super::access::Access;
 use super::membership::GroupMembers;
 use super::session::SessionHandle;
 use crate::broker::Envelope;
-use crate::model::{DeviceId, GroupId, UserId};
+use crate::model::{DeviceId, GroupId, Seq, UserId};
 use crate::protocol::{Codec, Event, FrameClass, KickCode, ServerFrame};
 
 /// A frame on its way to many sessions, encoded lazily and once per codec.
@@ -141,6 +142,42 @@ impl Recipients<'_> {
 }
 
 impl Shared {
+    /// Pushes an event about message `seq` of a conversation (a reaction, a pin) to
+    /// everyone in it who can read that message, but the session that caused it: both
+    /// users of a direct chat; in a group, the members who joined at or before `seq` (a
+    /// later member learns nothing of messages from before their join).
+    pub(super) async fn push_about_message(
+        &self,
+        me: &SessionHandle,
+        access: &Access,
+        seq: Seq,
+        out: &Outgoing,
+    ) {
+        match access {
+            Access::Direct { peer } => {
+                let pair = [me.user, *peer];
+                self.fan_out(Recipients::Users(&pair), me.skip(), out, false)
+                    .await;
+            }
+            Access::Group { members, .. } => {
+                let later = |m: &&crate::model::Member| m.joined_seq > seq;
+                if members.members.values().any(|m| later(&m)) {
+                    let readers: Vec<UserId> = members
+                        .members
+                        .values()
+                        .filter(|m| !later(m))
+                        .map(|m| m.user)
+                        .collect();
+                    self.fan_out(Recipients::Users(&readers), me.skip(), out, false)
+                        .await;
+                } else {
+                    self.fan_out(Recipients::Group(members), me.skip(), out, false)
+                        .await;
+                }
+            }
+        };
+    }
+
     /// Pushes `frame` to `to`, except the session `skip` (the sender's, which gets a
     /// reply instead). Never waits on a session; waits only on presence and the broker
     /// when other nodes are up.

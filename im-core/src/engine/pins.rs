@@ -9,7 +9,7 @@ use super::Shared;
 use super::access::Access;
 use super::connection::Conn;
 use super::error::{ApiError, ApiResult};
-use super::fanout::{Outgoing, Recipients};
+use super::fanout::Outgoing;
 use super::session::SessionHandle;
 use crate::model::{ConversationId, Pin, Role, Seq, Timestamp};
 use crate::protocol::{Event, ServerFrame, reply, request};
@@ -120,14 +120,6 @@ impl Shared {
                 pinned,
             },
         });
-        let pair;
-        let to = match access {
-            Access::Direct { peer } => {
-                pair = [me.user, *peer];
-                Recipients::Users(&pair)
-            }
-            Access::Group { members, .. } => Recipients::Group(members),
-        };
-        self.fan_out(to, me.skip(), &out, false).await;
+        self.push_about_message(me, access, seq, &out).await;
     }
 }

@@ -11,7 +11,7 @@ use super::Shared;
 use super::access::Access;
 use super::connection::Conn;
 use super::error::ApiResult;
-use super::fanout::{Outgoing, Recipients};
+use super::fanout::Outgoing;
 use super::session::SessionHandle;
 use super::validate;
 use crate::model::{ConversationId, Message, Reaction, Seq, UserId};
@@ -57,15 +57,7 @@ impl Shared {
                 reactions: summarize(now, None),
             },
         });
-        let pair;
-        let to = match &access {
-            Access::Direct { peer } => {
-                pair = [me.user, *peer];
-                Recipients::Users(&pair)
-            }
-            Access::Group { members, .. } => Recipients::Group(members),
-        };
-        self.fan_out(to, me.skip(), &out, false).await;
+        self.push_about_message(me, &access, seq, &out).await;
         Ok(reply::Done {})
     }
 
