@@ -9,10 +9,6 @@ use im_core::client::ClientError;
 use im_core::model::{Body, ConversationId, Forwarded, Seq};
 use im_core::protocol::{ErrorCode, reply, request};
 
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Option<ErrorCode> {
-    r.expect_err("refused").code()
-}
-
 async fn forward(
     user: &User,
     conversation: ConversationId,
@@ -82,28 +78,28 @@ async fn only_what_one_can_read_is_forwarded_and_only_where_one_may_write() {
 
     // Carol is not in Alice and Bob's chat.
     let snooping = forward(&carol, ab, said.seq, bc, "x1").await;
-    assert_eq!(code(snooping), Some(ErrorCode::Forbidden));
+    assert_eq!(refused_with(snooping), Some(ErrorCode::Forbidden));
     // Bob may not write to a stranger.
     let to_stranger = bob.direct(&stranger);
     let refused = forward(&bob, ab, said.seq, to_stranger, "x2").await;
-    assert_eq!(code(refused), Some(ErrorCode::Forbidden));
+    assert_eq!(refused_with(refused), Some(ErrorCode::Forbidden));
     // No such message.
     let nothing = forward(&bob, ab, Seq(said.seq.0 + 7), bc, "x3").await;
-    assert_eq!(code(nothing), Some(ErrorCode::NotFound));
+    assert_eq!(refused_with(nothing), Some(ErrorCode::NotFound));
     // A recalled message is gone, and a group's records are the server's.
     let oops = alice.client.send_text(ab, "oops").await.unwrap();
     alice.client.recall(ab, oops.seq).await.unwrap();
     let recalled = forward(&bob, ab, oops.seq, bc, "x4").await;
-    assert_eq!(code(recalled), Some(ErrorCode::Invalid));
+    assert_eq!(refused_with(recalled), Some(ErrorCode::Invalid));
     let group = bob.client.create_group("crew", &[carol.id]).await.unwrap();
     let g = ConversationId::Group(group.id);
     let created = forward(&bob, g, Seq(1), bc, "x5").await;
-    assert_eq!(code(created), Some(ErrorCode::Invalid));
+    assert_eq!(refused_with(created), Some(ErrorCode::Invalid));
     // A late member cannot forward what came before they joined.
     let early = bob.client.send_text(g, "before alice").await.unwrap();
     bob.client.add_members(group.id, &[alice.id]).await.unwrap();
     let before = forward(&alice, g, early.seq, ab, "x6").await;
-    assert_eq!(code(before), Some(ErrorCode::NotFound));
+    assert_eq!(refused_with(before), Some(ErrorCode::NotFound));
 
     let (page, _) = carol.client.history(bc, Default::default()).await.unwrap();
     assert!(page.is_empty(), "nothing refused was stored: {page:?}");

@@ -9,10 +9,6 @@ use im_core::client::ClientError;
 use im_core::model::{ConversationId, Role, Seq};
 use im_core::protocol::{ErrorCode, Event, reply, request};
 
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Option<ErrorCode> {
-    r.expect_err("refused").code()
-}
-
 async fn pin(user: &User, conversation: ConversationId, seq: Seq) -> Result<(), ClientError> {
     user.client
         .call(request::Pin { conversation, seq })
@@ -63,7 +59,7 @@ async fn direct_pins_are_pushed_listed_and_capped() {
     pin(&alice, chat, seqs[1]).await.unwrap();
     assert_eq!(pinned(&bob, chat).await, [seqs[1].0, seqs[0].0]);
     let full = pin(&alice, chat, seqs[2]).await;
-    assert_eq!(code(full), Some(ErrorCode::Conflict));
+    assert_eq!(refused_with(full), Some(ErrorCode::Conflict));
     alice
         .client
         .call(request::Unpin {
@@ -75,7 +71,7 @@ async fn direct_pins_are_pushed_listed_and_capped() {
     pin(&alice, chat, seqs[2]).await.unwrap();
     assert_eq!(pinned(&alice, chat).await, [seqs[2].0, seqs[1].0]);
     let nothing = pin(&alice, chat, Seq(99)).await;
-    assert_eq!(code(nothing), Some(ErrorCode::NotFound));
+    assert_eq!(refused_with(nothing), Some(ErrorCode::NotFound));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,14 +87,18 @@ async fn in_a_group_admins_pin_and_late_members_see_only_their_part() {
         after,
     } = late_join(&server).await;
     let refused = pin(&early, group, after).await;
-    assert_eq!(code(refused), Some(ErrorCode::Forbidden), "a plain member");
+    assert_eq!(
+        refused_with(refused),
+        Some(ErrorCode::Forbidden),
+        "a plain member"
+    );
     let outside = stranger
         .client
         .call(request::Pins {
             conversation: group,
         })
         .await;
-    assert_eq!(code(outside), Some(ErrorCode::Forbidden));
+    assert_eq!(refused_with(outside), Some(ErrorCode::Forbidden));
     pin(&owner, group, before).await.unwrap();
     pin(&owner, group, after).await.unwrap();
     // Pushes too: the late member hears only of the pin of what they can read.
@@ -136,7 +136,7 @@ async fn in_a_group_admins_pin_and_late_members_see_only_their_part() {
             seq: before,
         })
         .await;
-    assert_eq!(code(unseen), Some(ErrorCode::NotFound));
+    assert_eq!(refused_with(unseen), Some(ErrorCode::NotFound));
     assert_eq!(pinned(&owner, group).await, [after.0, before.0]);
 }
 

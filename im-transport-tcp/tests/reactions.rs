@@ -5,13 +5,8 @@
 mod common;
 
 use common::*;
-use im_core::client::ClientError;
 use im_core::model::{ConversationId, Seq};
 use im_core::protocol::{ErrorCode, Event, HistoryQuery, ReactionSummary, reply, request};
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Option<ErrorCode> {
-    r.expect_err("refused").code()
-}
 
 /// The reactions a `history` page of `conversation` lists for `user`.
 async fn page_reactions(user: &User, conversation: ConversationId) -> Vec<ReactionSummary> {
@@ -116,17 +111,17 @@ async fn only_readers_react_and_only_with_an_emoji() {
     late.client.react(g, after, Some("👍")).await.unwrap();
     let hidden = late.client.react(g, before, Some("👀")).await;
     assert_eq!(
-        code(hidden),
+        refused_with(hidden),
         Some(ErrorCode::NotFound),
         "before they joined"
     );
     let ahead = late.client.react(g, Seq(after.0 + 5), Some("👀")).await;
-    assert_eq!(code(ahead), Some(ErrorCode::NotFound));
+    assert_eq!(refused_with(ahead), Some(ErrorCode::NotFound));
     let outside = stranger.client.react(g, after, Some("👀")).await;
-    assert_eq!(code(outside), Some(ErrorCode::Forbidden));
+    assert_eq!(refused_with(outside), Some(ErrorCode::Forbidden));
     for bad in ["", "two words", "tab\there", &"x".repeat(33)] {
         let refused = early.client.react(g, after, Some(bad)).await;
-        assert_eq!(code(refused), Some(ErrorCode::Invalid), "{bad:?}");
+        assert_eq!(refused_with(refused), Some(ErrorCode::Invalid), "{bad:?}");
     }
     let counts: Vec<(u64, u32)> = page_reactions(&owner, g)
         .await
@@ -148,7 +143,7 @@ async fn only_readers_react_and_only_with_an_emoji() {
         .await
         .unwrap();
     let blocked = owner.client.react(chat, said.seq, Some("👍")).await;
-    assert_eq!(code(blocked), Some(ErrorCode::Forbidden));
+    assert_eq!(refused_with(blocked), Some(ErrorCode::Forbidden));
 }
 
 /// Two devices of one user reacting to one message at once leave one reaction.

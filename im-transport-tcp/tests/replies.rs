@@ -9,10 +9,6 @@ use common::*;
 use im_core::model::Seq;
 use im_core::protocol::{ErrorCode, HistoryQuery};
 
-fn code<T: std::fmt::Debug>(r: Result<T, im_core::client::ClientError>) -> Option<ErrorCode> {
-    r.expect_err("refused").code()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_reply_carries_the_quoted_seq_everywhere() {
     let server = start(test_config()).await;
@@ -50,12 +46,12 @@ async fn a_direct_reply_carries_the_quoted_seq_everywhere() {
     // Nothing to quote: seq 0 is malformed, a seq past the end does not exist. Neither
     // is stored.
     let nothing = bob.client.reply_text(chat, Seq::ZERO, "?").await;
-    assert_eq!(code(nothing), Some(ErrorCode::Invalid));
+    assert_eq!(refused_with(nothing), Some(ErrorCode::Invalid));
     let ahead = bob
         .client
         .reply_text(chat, Seq(answer.seq.0 + 1), "?")
         .await;
-    assert_eq!(code(ahead), Some(ErrorCode::NotFound));
+    assert_eq!(refused_with(ahead), Some(ErrorCode::NotFound));
     let (page, _) = bob
         .client
         .history(chat, HistoryQuery::default())
@@ -84,10 +80,10 @@ async fn a_group_member_quotes_only_what_they_can_read() {
         .await
         .unwrap();
     let hidden = late.client.reply_text(g, before, "what was that?").await;
-    assert_eq!(code(hidden), Some(ErrorCode::NotFound));
+    assert_eq!(refused_with(hidden), Some(ErrorCode::NotFound));
     let seen = late.client.reply_text(g, after, "hi all").await.unwrap();
     assert_eq!(seen.seq.0, after.0 + 2);
     // Someone outside the group learns nothing, not even whether the seq exists.
     let outside = stranger.client.reply_text(g, after, "let me in").await;
-    assert_eq!(code(outside), Some(ErrorCode::Forbidden));
+    assert_eq!(refused_with(outside), Some(ErrorCode::Forbidden));
 }

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use im_core::auth::HashCost;
-use im_core::client::{Client, ClientConfig, Events, Session};
+use im_core::client::{Client, ClientConfig, ClientError, Events, Session};
 use im_core::engine::RateLimits;
 use im_core::model::{ConversationId, DeviceId, Message, Platform, Seq, UserId};
-use im_core::protocol::{DeviceInfo, Event};
+use im_core::protocol::{DeviceInfo, ErrorCode, Event};
 use im_core::{Engine, EngineConfig};
 use im_transport_tcp::{TcpConfig, TcpTransport, connect};
 
@@ -218,6 +218,11 @@ pub async fn late_join(server: &Server) -> LateJoin {
         before,
         after,
     }
+}
+
+/// The error code of a request that must be refused.
+pub fn refused_with<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Option<ErrorCode> {
+    r.expect_err("refused").code()
 }
 
 pub fn text(m: &Message) -> &str {
