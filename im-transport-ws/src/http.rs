@@ -246,8 +246,7 @@ impl Gateway {
         // in the reply (a script with curl has nothing to make one from). `recall` and
         // `edit` need none.
         let mut client_id = None;
-        let sends = kind == request::Send::NAME || kind == request::Forward::NAME;
-        if sends && !fields.contains_key("client_id") {
+        if makes_client_id(kind) && !fields.contains_key("client_id") {
             let made = match crate::blob::new_id() {
                 Ok(id) => id,
                 Err(e) => {
@@ -280,6 +279,12 @@ impl Gateway {
             Err(e) => error(&e),
         }
     }
+}
+
+/// Whether the gateway makes a `client_id` for a request of this type that has none:
+/// the requests that store a message (`send`, `forward`).
+pub(crate) fn makes_client_id(kind: &str) -> bool {
+    kind == request::Send::NAME || kind == request::Forward::NAME
 }
 
 /// The reply's JSON, with the `client_id` the gateway made, if it made one.

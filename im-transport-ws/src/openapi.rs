@@ -14,14 +14,13 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use im_core::protocol::{Command as _, reply};
-use im_core::protocol::{CommandSchema, ErrorBody, ErrorCode, Request, request};
+use im_core::protocol::{CommandSchema, ErrorBody, ErrorCode, Request, reply};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::attachments::Uploaded;
-use crate::http::status_of;
+use crate::http::{makes_client_id, status_of};
 use crate::routes::{Handler, Param, ROUTES, Route};
 
 /// The document, built once.
@@ -154,7 +153,7 @@ fn command_operation(
         if let Some(Value::Array(required)) = body.get_mut("required") {
             required.retain(|name| !name.as_str().is_some_and(taken));
         }
-        if command.name == request::Send::NAME || command.name == request::Forward::NAME {
+        if makes_client_id(command.name) {
             http_made_client_id(&mut body);
         }
         if let Some(body) = body.as_object_mut() {
@@ -172,7 +171,7 @@ fn command_operation(
         json!({"description": "Done"})
     } else {
         let reference = command.reply_schema(generator).to_value();
-        if command.name == request::Send::NAME {
+        if makes_client_id(command.name) {
             reply_client_id(generator, &reference);
         }
         json!({
