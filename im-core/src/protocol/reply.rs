@@ -76,7 +76,7 @@ macro_rules! define_replies {
     ($($name:ident $Reply:ident,)*) => {
         /// The successful answer to a request. Each request has one reply type, named by
         /// its [`Command::Output`](super::Command::Output).
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "type", rename_all = "snake_case")]
         #[non_exhaustive]
         pub enum Reply {

@@ -118,7 +118,7 @@ macro_rules! define_requests {
     ($($name:ident $Request:ident -> $Output:ident [$($error:ident),*] $session:literal;)*) => {
         /// A command from a client: `{"type": <name>, ...fields}`. Each variant holds
         /// the struct of the same name, whose [`Command`] impl names its reply.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "type", rename_all = "snake_case")]
         #[non_exhaustive]
         pub enum Request {
