@@ -314,3 +314,57 @@ fn fitting(
     }
     n.max(1).min(messages.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Body, DeviceId, Message, MessageId, UserId};
+    use crate::protocol::ReactionSummary;
+
+    fn message(seq: u64) -> Message {
+        Message {
+            id: MessageId(seq),
+            conversation: ConversationId::direct(UserId(1), UserId(2)),
+            seq: Seq(seq),
+            sender: UserId(1),
+            sender_device: DeviceId::new("d").unwrap(),
+            client_id: format!("c{seq}"),
+            body: Body::Text {
+                text: "x".repeat(1000),
+            },
+            sent_at: Timestamp(0),
+            edited_at: None,
+            reply_to: None,
+            forwarded: None,
+        }
+    }
+
+    /// A page's reactions count against the frame with their message: a page that fits
+    /// exactly without them loses its oldest message (read newest first) when that one
+    /// carries reactions.
+    #[test]
+    fn reactions_count_against_the_frame_with_their_message() {
+        let messages: Vec<Message> = (1..=3).map(message).collect();
+        let sizes: usize = messages
+            .iter()
+            .map(|m| serde_json::to_vec(m).unwrap().len() + 1)
+            .sum();
+        let frame = 256 + sizes;
+        assert_eq!(fitting(&messages, &[], frame, true), 3);
+        let reactions = vec![ReactionSummary {
+            seq: Seq(1),
+            emoji: "👍".into(),
+            count: 1,
+            users: vec![UserId(2)],
+            mine: false,
+        }];
+        assert_eq!(fitting(&messages, &reactions, frame, true), 2);
+        // Read oldest first, the same reactions cost the newest message its place.
+        assert_eq!(fitting(&messages, &reactions, frame, false), 2);
+        let on_newest = vec![ReactionSummary {
+            seq: Seq(3),
+            ..reactions[0].clone()
+        }];
+        assert_eq!(fitting(&messages, &on_newest, frame + 200, true), 3);
+    }
+}
