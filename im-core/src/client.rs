@@ -29,8 +29,8 @@ use crate::model::{
 };
 use crate::protocol::{
     ClientFrame, Codec, CodecError, Command, ConversationSummary, DeviceInfo, ErrorBody, ErrorCode,
-    Event, HistoryQuery, PROTOCOL_VERSION, PresenceStatus, Receipt, Reply, Request, ServerFrame,
-    Signal, request,
+    Event, HistoryQuery, PROTOCOL_VERSION, PresenceStatus, ReactionSummary, Receipt, Reply,
+    Request, ServerFrame, Signal, request,
 };
 
 /// Client settings.
@@ -364,21 +364,22 @@ impl Client {
     }
 
     /// Reacts to message `seq` with `emoji` (replacing this user's reaction to it), or
-    /// takes the reaction back with `None`.
+    /// takes the reaction back with `None`. Returns the message's reactions after it.
     pub async fn react(
         &self,
         conversation: ConversationId,
         seq: Seq,
         emoji: Option<&str>,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Vec<ReactionSummary>, ClientError> {
         let emoji = emoji.map(str::to_owned);
-        self.call(request::React {
-            conversation,
-            seq,
-            emoji,
-        })
-        .await?;
-        Ok(())
+        let now = self
+            .call(request::React {
+                conversation,
+                seq,
+                emoji,
+            })
+            .await?;
+        Ok(now.reactions)
     }
 
     /// Sends a text message that replies to (quotes) message `reply_to` of the same

@@ -48,11 +48,20 @@ async fn reactions_are_pushed_replaced_and_listed() {
     alice.message().await;
     alice_laptop.message().await;
 
-    alice
+    let replied = alice
         .client
         .react(chat, sent.seq, Some("🎉"))
         .await
         .unwrap();
+    let view: Vec<(&str, u32, bool)> = replied
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.count, r.mine))
+        .collect();
+    assert_eq!(
+        view,
+        [("🎉", 1, true)],
+        "the reply is the reactions after it"
+    );
     let (seq, emoji, now) = reaction(&mut bob).await;
     assert_eq!((seq, emoji.as_deref()), (sent.seq, Some("🎉")));
     assert_eq!(

@@ -1052,10 +1052,9 @@
 
   /** Sets (or with null takes back) this user's reaction to `m`. */
   async function react(c, m, emoji) {
-    await request({ type: 'react', conversation: c.id, seq: m.seq, emoji });
-    // This session is not sent its own change: read the message's reactions back.
-    const r = await request({ type: 'history', conversation: c.id, after: m.seq - 1, limit: 1 });
-    applyReactions(c, (r.messages || []).filter((x) => x.seq === m.seq), r.reactions);
+    // The reply is the message's reactions after the change (this session gets no push).
+    const r = await request({ type: 'react', conversation: c.id, seq: m.seq, emoji });
+    applyReactions(c, [m], r.reactions);
     renderIfOpen(c);
   }
 

@@ -23,7 +23,7 @@ impl Shared {
         _: &mut Conn,
         me: &Arc<SessionHandle>,
         request: request::React,
-    ) -> ApiResult<reply::Done> {
+    ) -> ApiResult<reply::Reactions> {
         let request::React {
             conversation,
             seq,
@@ -48,6 +48,7 @@ impl Shared {
             .storage
             .reactions(conversation, Seq(seq.0 - 1), seq)
             .await?;
+        let mine = summarize(now.clone(), Some(me.user));
         let out = Outgoing::new(ServerFrame::Event {
             event: Event::Reaction {
                 conversation,
@@ -58,7 +59,11 @@ impl Shared {
             },
         });
         self.push_about_message(me, &access, seq, &out).await;
-        Ok(reply::Done {})
+        Ok(reply::Reactions {
+            conversation,
+            seq,
+            reactions: mine,
+        })
     }
 
     /// The reactions to `messages` (a page of one conversation, ascending), as `reader`

@@ -34,6 +34,19 @@ impl ReactionSummary {
     pub const MAX_USERS: usize = 5;
 }
 
+/// To `react`: the message's reactions after the change, as a `history` page lists
+/// them (with `mine`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ReactionsReply")]
+pub struct Reactions {
+    /// Where.
+    pub conversation: ConversationId,
+    /// Which message.
+    pub seq: Seq,
+    /// Its reactions now.
+    pub reactions: Vec<ReactionSummary>,
+}
+
 /// To `pins`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "PinsReply")]
@@ -147,6 +160,7 @@ define_replies! {
     signaled Signaled,
     presence Presence,
     pins Pins,
+    reactions Reactions,
 }
 
 /// To `hello`.

@@ -93,7 +93,7 @@ macro_rules! for_each_request {
                 recall Recall -> Sent [Forbidden, NotFound, Conflict, RateLimited];
                 edit Edit -> Sent [Forbidden, NotFound, Conflict, TooLarge, RateLimited];
                 delete_for_me DeleteForMe -> Done [Forbidden, NotFound];
-                react React -> Done [Forbidden, NotFound, RateLimited];
+                react React -> Reactions [Forbidden, NotFound, RateLimited];
                 pin Pin -> Done [Forbidden, NotFound, Conflict];
                 unpin Unpin -> Done [Forbidden, NotFound];
                 pins Pins -> Pins [Forbidden, NotFound];
