@@ -1,6 +1,7 @@
 //! Migrations keep what is stored: rolling back every migration after the first (the
 //! idempotency keys' and all later ones) and running them again leaves every retry
-//! recognised and replies storable, on each database; and nodes starting at once on a fresh PostgreSQL or MySQL
+//! recognised, replies storable and earlier messages searchable, on each database; and
+//! nodes starting at once on a fresh PostgreSQL or MySQL
 //! database migrate it once, in turn.
 
 mod common;
@@ -9,7 +10,9 @@ use std::sync::Arc;
 
 use common::{Server, server_database, server_database_url, sqlite_file};
 use im_core::model::{Body, ConversationId, DeviceId, Seq, Timestamp, UserId};
-use im_core::storage::{MessageRange, MessageStore, NewMessage};
+use im_core::storage::{
+    MessageRange, MessageStore, NewMessage, SearchQuery, SearchStore, SearchTerms,
+};
 use im_store::SqlStorage;
 use im_store::sql::Migrator;
 use sea_orm_migration::MigratorTrait;
@@ -47,6 +50,17 @@ async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
         .await
         .unwrap();
     Migrator::up(s.connection(), None).await.unwrap();
+
+    // The search migration indexed what was stored before it.
+    let query = SearchQuery {
+        terms: SearchTerms::parse("kept migrations").unwrap(),
+        conversation: None,
+        before: None,
+        limit: 10,
+    };
+    let found: Vec<_> = s.search(UserId(1), &query).await.unwrap();
+    let found: Vec<_> = found.iter().map(|m| m.id).collect();
+    assert_eq!(found, [second.message.id, first.message.id]);
 
     let retry = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
     assert!(retry.duplicate);

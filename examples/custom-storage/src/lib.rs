@@ -55,8 +55,8 @@ use im_core::model::{
 use im_core::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
-    NewMessage, NewUser, PinStore, ReactionStore, RequestOutcome, Storage, StorageError,
-    StorageResult, UserStore,
+    NewMessage, NewUser, PinStore, ReactionStore, RequestOutcome, SearchQuery, SearchStore,
+    Storage, StorageError, StorageResult, UserStore, indexed_text,
 };
 
 /// The field of a custom body that holds a sealed one.
@@ -321,6 +321,68 @@ impl<S: Storage> PinStore for SealedStorage<S> {
 
     async fn pins(&self, conversation: ConversationId) -> StorageResult<Vec<Pin>> {
         self.inner.pins(conversation).await
+    }
+}
+
+/// Search cannot use the database's index: it never sees the words. So it opens the
+/// messages the user may read, a conversation at a time, newest first, and matches them
+/// here; each conversation is read only until it has given a page of matches. That
+/// costs a read of the user's history per search: fine for a small deployment, and the
+/// price of a database that holds no plaintext (a blind index of keyed word hashes is
+/// the next step for a large one).
+#[async_trait]
+impl<S: Storage> SearchStore for SealedStorage<S> {
+    async fn search(&self, user: UserId, query: &SearchQuery) -> StorageResult<Vec<Message>> {
+        const PAGE: u32 = 500;
+        let mut found: Vec<Message> = Vec::new();
+        for state in self.inner.conversations(user).await? {
+            let conversation = state.conversation;
+            if query.conversation.is_some_and(|c| c != conversation) {
+                continue;
+            }
+            // Group members read from the seq they joined at.
+            let after = match conversation.group() {
+                Some(group) => match self.inner.member(group, user).await? {
+                    Some(member) => Seq(member.joined_seq.0.saturating_sub(1)),
+                    None => continue,
+                },
+                None => Seq::ZERO,
+            };
+            let mut matches = 0;
+            let mut before = None;
+            'pages: loop {
+                let range = MessageRange {
+                    after,
+                    before,
+                    limit: PAGE,
+                    newest: true,
+                    viewer: Some(user),
+                };
+                let page = self.inner.messages(conversation, range).await?;
+                let Some(first) = page.first() else { break };
+                before = Some(first.seq);
+                let full = page.len() == PAGE as usize;
+                for message in page.into_iter().rev() {
+                    if query.before.is_some_and(|b| message.id >= b) {
+                        continue;
+                    }
+                    let message = self.open_message(message)?;
+                    if indexed_text(&message.body).is_some_and(|t| query.terms.matches(&t)) {
+                        found.push(message);
+                        matches += 1;
+                        if matches == query.limit {
+                            break 'pages;
+                        }
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        found.truncate(query.limit as usize);
+        Ok(found)
     }
 }
 

@@ -11,8 +11,8 @@ use crate::model::{
 use crate::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange, MessageStore,
-    NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ReactionStore, RequestOutcome,
-    StorageError, StorageResult, UserStore,
+    NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ReactionStore, RequestOutcome, SearchQuery,
+    SearchStore, StorageError, StorageResult, UserStore, indexed_text,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -591,6 +591,51 @@ impl PinStore for MemoryStorage {
             .unwrap_or_default();
         pins.sort_by(|a, b| b.at.cmp(&a.at).then(b.seq.cmp(&a.seq)));
         Ok(pins)
+    }
+}
+
+#[async_trait]
+impl SearchStore for MemoryStorage {
+    async fn search(&self, user: UserId, query: &SearchQuery) -> StorageResult<Vec<Message>> {
+        let s = self.lock();
+        // Each readable conversation with the first seq `user` may read there.
+        let direct = s
+            .user_direct
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .map(|c| (*c, Seq(1)));
+        let groups = s
+            .user_groups
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| {
+                let joined = s.groups.get(g)?.members.get(&user)?.joined_seq;
+                Some((ConversationId::Group(*g), joined))
+            });
+        let mut found: Vec<&Message> = Vec::new();
+        for (conversation, from) in direct.chain(groups) {
+            if query.conversation.is_some_and(|c| c != conversation) {
+                continue;
+            }
+            let Some(timeline) = s.timelines.get(&conversation) else {
+                continue;
+            };
+            let hidden = s.hidden.get(&(user, conversation));
+            found.extend(timeline.messages.iter().filter(|m| {
+                m.seq >= from
+                    && query.before.is_none_or(|before| m.id < before)
+                    && hidden.is_none_or(|h| !h.contains(&m.seq))
+                    && indexed_text(&m.body).is_some_and(|text| query.terms.matches(&text))
+            }));
+        }
+        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        Ok(found
+            .into_iter()
+            .take(query.limit as usize)
+            .cloned()
+            .collect())
     }
 }
 

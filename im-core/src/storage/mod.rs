@@ -1,6 +1,6 @@
 //! Where everything durable lives: users, devices, contacts, groups, messages, cursors.
 //!
-//! [`Storage`] is the sum of seven small traits, one per concern, each in its own file.
+//! [`Storage`] is the sum of eight small traits, one per concern, each in its own file.
 //! The engine holds it as `Arc<dyn Storage>`. Implementations: [`MemoryStorage`]
 //! (tests, single-process apps), `im_store::SqlStorage` (SQLite, PostgreSQL, MySQL), and
 //! your own, which proves itself with `storage_conformance!` (feature `testkit`), the
@@ -14,6 +14,7 @@ mod groups;
 mod messages;
 mod pins;
 mod reactions;
+mod search;
 mod users;
 
 pub use contacts::{ContactStore, RequestOutcome};
@@ -25,13 +26,17 @@ pub use messages::{
 };
 pub use pins::{PINS_FULL, PinStore};
 pub use reactions::ReactionStore;
+pub use search::{
+    MAX_QUERY_BYTES, MAX_TERMS, QueryError, SearchQuery, SearchStore, SearchTerms, Term,
+    indexed_text,
+};
 pub use users::{NewUser, UserStore};
 
 /// Everything the engine keeps durably.
 ///
 /// # Contract
 /// Each part's contract is on its own trait: [`UserStore`], [`DeviceStore`],
-/// [`ContactStore`], [`GroupStore`], [`MessageStore`], [`ReactionStore`], [`PinStore`].
+/// [`ContactStore`], [`GroupStore`], [`MessageStore`], [`ReactionStore`], [`PinStore`], [`SearchStore`].
 /// Across all of them: every method is safe to call concurrently from many tasks, a
 /// method that returns `Ok` has made its change durable (as durable as the backend is),
 /// and a method that returns `Err` has made no change.
@@ -43,6 +48,7 @@ pub trait Storage:
     + MessageStore
     + ReactionStore
     + PinStore
+    + SearchStore
     + std::fmt::Debug
 {
 }
@@ -55,6 +61,7 @@ impl<T> Storage for T where
         + MessageStore
         + ReactionStore
         + PinStore
+        + SearchStore
         + std::fmt::Debug
 {
 }

@@ -134,6 +134,8 @@ macro_rules! storage_conformance {
                 amends_are_seen_whole,
                 pages_leave_out_what_the_viewer_hid_and_stay_full,
                 hiding_is_per_user_and_per_conversation,
+                search_finds_every_term_newest_first_where_the_user_may_read,
+                search_leaves_out_hidden_recalled_and_left_behind,
             ]
         );
     };

@@ -4,13 +4,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::{
-    Body, ConversationId, Device, DeviceId, Forwarded, FriendRequest, Group, GroupId, Message, Pin,
-    Platform, Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
+    Body, ConversationId, Device, DeviceId, Forwarded, FriendRequest, Group, GroupId, Message,
+    MessageId, Pin, Platform, Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
     Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GROUP_FULL,
-    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, RequestOutcome, Storage,
-    StorageError,
+    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, RequestOutcome,
+    SearchQuery, SearchTerms, Storage, StorageError,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -2666,4 +2666,237 @@ pub async fn hiding_is_per_user_and_per_conversation(s: Arc<dyn Storage>) {
         stored,
         "hiding deletes nothing from the timeline"
     );
+}
+
+/// A page of `user`'s search for `text`: the found messages' texts (or file names),
+/// newest first.
+async fn found(
+    s: &dyn Storage,
+    user: UserId,
+    text: &str,
+    conversation: Option<ConversationId>,
+) -> Vec<String> {
+    search_page(s, user, text, conversation, None, 50)
+        .await
+        .iter()
+        .map(|m| match &m.body {
+            Body::Text { text } => text.clone(),
+            Body::File { name, .. } => name.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+async fn search_page(
+    s: &dyn Storage,
+    user: UserId,
+    text: &str,
+    conversation: Option<ConversationId>,
+    before: Option<MessageId>,
+    limit: u32,
+) -> Vec<Message> {
+    let query = SearchQuery {
+        terms: SearchTerms::parse(text).expect("a query with words"),
+        conversation,
+        before,
+        limit,
+    };
+    s.search(user, &query).await.expect("search")
+}
+
+/// Search finds the messages holding every term (words, or words a term of two or more
+/// characters starts; Chinese by characters and pairs), newest first, in pages, only in
+/// the conversations the user may read: their direct chats, and their groups from the
+/// seq they joined at. Images, custom bodies and system messages are not indexed.
+pub async fn search_finds_every_term_newest_first_where_the_user_may_read(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    let bc = ConversationId::direct(b, c);
+    let say = |sender, conversation: ConversationId, client_id: &str, words: &str| {
+        let s = s.clone();
+        let m = text(sender, "d", client_id, words);
+        async move { s.append(conversation, m).await.expect("append").message }
+    };
+    say(a, ab, "1", "Pineapple pizza tonight?").await;
+    say(b, ab, "2", "Banana bread recipe").await;
+    say(b, ab, "3", "pineapple smoothie, maybe").await;
+    let mut file = text(a, "d", "4", "");
+    file.body = Body::File {
+        url: "/f/1".into(),
+        mime: "application/pdf".into(),
+        size: 10,
+        name: "Quarterly-Report.pdf".into(),
+    };
+    s.append(ab, file).await.expect("append");
+    let mut custom = text(a, "d", "5", "");
+    custom.body = Body::Custom {
+        data: serde_json::json!({"text": "pineapple"}),
+    };
+    s.append(ab, custom).await.expect("append");
+    let mut image = text(a, "d", "6", "");
+    image.body = Body::Image {
+        url: "/f/pineapple.png".into(),
+        mime: "image/png".into(),
+        size: 10,
+        width: None,
+        height: None,
+    };
+    s.append(ab, image).await.expect("append");
+    say(a, ab, "7", "今天吃菠萝披萨").await;
+    say(c, bc, "8", "pineapple secret between bob and carol").await;
+    let g = ConversationId::Group(group(&*s, "Pineapple club", a, &[b]).await.id);
+    say(b, g, "9", "pineapple party before carol").await;
+    // carol joins: she reads the group from the seq of her joining on.
+    let Some(gid) = g.group() else { unreachable!() };
+    s.update_group(
+        gid,
+        GroupChange {
+            add: vec![(c, Role::Member)],
+            ..GroupChange::default()
+        },
+        system(
+            a,
+            SystemEvent::MembersAdded {
+                by: a,
+                users: vec![c],
+            },
+        ),
+    )
+    .await
+    .expect("add carol");
+    say(a, g, "10", "pineapple party with carol").await;
+
+    assert_eq!(
+        found(&*s, a, "pine", None).await,
+        [
+            "pineapple party with carol",
+            "pineapple party before carol",
+            "pineapple smoothie, maybe",
+            "Pineapple pizza tonight?",
+        ],
+        "alice: her chat with bob and her group, not bob's chat with carol, nor the \
+         group's name (a system message), the custom body or the image"
+    );
+    assert_eq!(
+        found(&*s, c, "PINEAPPLE", None).await,
+        [
+            "pineapple party with carol",
+            "pineapple secret between bob and carol"
+        ],
+        "carol: the group from her joining on, and her chat with bob"
+    );
+    assert_eq!(
+        found(&*s, a, "pizza pineapple", None).await,
+        ["Pineapple pizza tonight?"],
+        "every term"
+    );
+    assert_eq!(
+        found(&*s, a, "pizza banana", None).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(&*s, b, "quarterly", None).await,
+        ["Quarterly-Report.pdf"],
+        "file names are indexed"
+    );
+    assert_eq!(
+        found(&*s, b, "apple", None).await,
+        Vec::<String>::new(),
+        "terms start words"
+    );
+    assert_eq!(
+        found(&*s, b, "p", None).await,
+        Vec::<String>::new(),
+        "a one-letter term is a whole word"
+    );
+    for query in ["菠萝", "萝", "菠萝披萨"] {
+        assert_eq!(
+            found(&*s, b, query, None).await,
+            ["今天吃菠萝披萨"],
+            "{query}"
+        );
+    }
+    assert_eq!(found(&*s, b, "萝菠", None).await, Vec::<String>::new());
+    assert_eq!(
+        found(&*s, b, "pineapple", Some(g)).await,
+        ["pineapple party with carol", "pineapple party before carol"],
+        "one conversation"
+    );
+    assert_eq!(
+        found(&*s, a, "pineapple", Some(bc)).await,
+        Vec::<String>::new(),
+        "not another's conversation, even when named"
+    );
+
+    // Pages: newest first, each below the last one's id.
+    let first = search_page(&*s, a, "pineapple", None, None, 3).await;
+    assert_eq!(first.len(), 3);
+    let rest = search_page(&*s, a, "pineapple", None, Some(first[2].id), 3).await;
+    let ids: Vec<MessageId> = first.iter().chain(&rest).map(|m| m.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by(|x, y| y.cmp(x));
+    sorted.dedup();
+    assert_eq!(ids, sorted, "descending and without repeats");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].conversation, ab);
+    assert_eq!(rest[0].seq, Seq(1), "the message, whole");
+    assert_eq!(rest[0].sender, a);
+}
+
+/// Search leaves out what the user hid (only for them), finds an edited message by its
+/// new text only and a recalled one not at all, and stops finding a group's messages
+/// once the user left it.
+pub async fn search_leaves_out_hidden_recalled_and_left_behind(s: Arc<dyn Storage>) {
+    let (a, b, _) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    for (n, words) in ["mango lassi", "mango chutney", "papaya salad"]
+        .iter()
+        .enumerate()
+    {
+        s.append(ab, text(a, "d", &n.to_string(), words))
+            .await
+            .expect("append");
+    }
+    s.hide(a, ab, Seq(1)).await.expect("hide");
+    assert_eq!(found(&*s, a, "mango", None).await, ["mango chutney"]);
+    assert_eq!(
+        found(&*s, b, "mango", None).await,
+        ["mango chutney", "mango lassi"],
+        "hidden for alice only"
+    );
+
+    s.amend(ab, edit(a, "d", "e1", 3, "guava salad", 5_000))
+        .await
+        .expect("edit");
+    assert_eq!(found(&*s, b, "papaya", None).await, Vec::<String>::new());
+    assert_eq!(found(&*s, b, "guava", None).await, ["guava salad"]);
+    s.amend(ab, recall(a, "r1", 2)).await.expect("recall");
+    assert_eq!(
+        found(&*s, b, "mango", None).await,
+        ["mango lassi"],
+        "recalled: not found"
+    );
+
+    let gid = group(&*s, "fruit", a, &[b]).await.id;
+    let g = ConversationId::Group(gid);
+    s.append(g, text(a, "d", "g1", "durian season"))
+        .await
+        .expect("append");
+    assert_eq!(found(&*s, b, "durian", None).await, ["durian season"]);
+    s.update_group(
+        gid,
+        GroupChange {
+            remove: vec![b],
+            ..GroupChange::default()
+        },
+        system(b, SystemEvent::MemberLeft { user: b }),
+    )
+    .await
+    .expect("bob leaves");
+    assert_eq!(
+        found(&*s, b, "durian", None).await,
+        Vec::<String>::new(),
+        "not a member any more"
+    );
+    assert_eq!(found(&*s, a, "durian", None).await, ["durian season"]);
 }

@@ -47,6 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::entity::{conversation, cursor, message, user_conversation};
 use super::messages::{AppendError, append_once, body_json, find_keys, idem_key};
+use super::search::stored_text;
 use super::{conversation_key, i, pad_in_list, runs, u};
 
 /// Most appends written in one transaction.
@@ -377,6 +378,7 @@ async fn write_batch(
             message: m,
             idem_key: id.as_deref(),
             body: body_json(&m.body)?,
+            search_text: stored_text(backend, &m.body),
         });
         let cursor = cursors.entry((key.as_str(), m.sender)).or_default();
         *cursor = Ord::max(*cursor, i(seq.0));
@@ -451,6 +453,7 @@ struct NewRow<'a> {
     message: &'a NewMessage,
     idem_key: Option<&'a str>,
     body: String,
+    search_text: Option<String>,
 }
 
 /// What a database proposes in an upsert's update clause: the row's own value of `col`.
@@ -554,6 +557,7 @@ async fn insert_messages<'a>(
             C::ReplyTo,
             C::ForwardedSender,
             C::ForwardedAt,
+            C::SearchText,
         ]);
         let size = chunk.len();
         let order: Vec<(&'a str, i64)> = chunk.iter().map(|r| (r.conversation, r.seq)).collect();
@@ -573,6 +577,7 @@ async fn insert_messages<'a>(
                     Expr::val(m.reply_to.map(|seq| i(seq.0))),
                     Expr::val(m.forwarded.map(|f| i(f.sender.0))),
                     Expr::val(m.forwarded.map(|f| f.sent_at.0)),
+                    Expr::val(row.search_text),
                 ])
                 .map_err(|e| StorageError::Backend(e.to_string()))?;
         }

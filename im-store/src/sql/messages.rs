@@ -18,6 +18,7 @@ use sea_orm::{
 };
 
 use super::entity::{conversation, cursor, hidden, member, message, user_conversation};
+use super::search::stored_text;
 use super::{SqlStorage, conversation_key, db_error, i, pad_in_list, parse_conversation, u};
 
 /// How many rows one multi-row statement carries at most (the smallest bind-parameter
@@ -242,6 +243,7 @@ pub(crate) async fn append_in(
         reply_to: Set(m.reply_to.map(|seq| i(seq.0))),
         forwarded_sender: Set(m.forwarded.map(|f| i(f.sender.0))),
         forwarded_at: Set(m.forwarded.map(|f| f.sent_at.0)),
+        search_text: Set(stored_text(db.get_database_backend(), &m.body)),
     };
     let id = message::Entity::insert(row).exec(db).await?.last_insert_id;
     raise_cursor(db, &key, m.sender, Some(seq), seq).await?;
@@ -639,6 +641,10 @@ impl MessageStore for SqlStorage {
             }
             message::Entity::update_many()
                 .col_expr(message::Column::Body, Expr::value(body))
+                .col_expr(
+                    message::Column::SearchText,
+                    Expr::value(stored_text(txn.get_database_backend(), &amendment.body)),
+                )
                 .col_expr(
                     message::Column::EditedAt,
                     Expr::value(appended.message.sent_at.0),

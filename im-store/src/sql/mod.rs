@@ -32,6 +32,7 @@ mod messages;
 pub mod migration;
 mod pins;
 mod reactions;
+mod search;
 mod users;
 
 use std::time::Duration;

@@ -25,6 +25,9 @@ pub struct Model {
     /// For a forward: who first wrote it, and when (both set, or neither).
     pub forwarded_sender: Option<i64>,
     pub forwarded_at: Option<i64>,
+    /// The words the message is found by (`search::stored_text`), `NULL` for messages
+    /// without text; each database's full-text index covers it.
+    pub search_text: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261201_000003_message_replies;
 mod m20261201_000004_reactions;
 mod m20261201_000005_forwards;
 mod m20261201_000006_pins;
+mod m20261201_000007_search;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_reactions::Migration),
             Box::new(m20261201_000005_forwards::Migration),
             Box::new(m20261201_000006_pins::Migration),
+            Box::new(m20261201_000007_search::Migration),
         ]
     }
 
