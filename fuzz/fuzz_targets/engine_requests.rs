@@ -4,7 +4,7 @@
 //! - nothing panics (libFuzzer aborts on a panic in any task, the engine's included);
 //! - every request is answered exactly once, within 5 s, while its connection lives;
 //! - no frame reaches a user carrying a message of a conversation they were never part
-//!   of (each message text names its conversation: `⟦d:1:2⟧`);
+//!   of (each message text names its conversation: `⟦d:1:2⟧`), search results included;
 //!
 //! and at the end that every conversation's stored seqs run 1, 2, … with no gap.
 
@@ -83,6 +83,27 @@ enum Kind {
         active: bool,
     },
     Conversations,
+    React {
+        conv: u8,
+        seq: u8,
+        remove: bool,
+    },
+    Pin {
+        conv: u8,
+        seq: u8,
+    },
+    Unpin {
+        conv: u8,
+        seq: u8,
+    },
+    Pins {
+        conv: u8,
+    },
+    /// Looks for `d` (every direct message's text has it as a word), `g`, or a number.
+    Search {
+        conv: Option<u8>,
+        word: u8,
+    },
     RequestFriend {
         user: u8,
     },
@@ -353,6 +374,36 @@ impl World {
                 active,
             }),
             Kind::Conversations => Request::Conversations(request::Conversations {}),
+            Kind::React {
+                conv,
+                seq: s,
+                remove,
+            } => Request::React(request::React {
+                conversation: self.conversation(conv),
+                seq: seq(s),
+                emoji: (!remove).then(|| "👍".to_owned()),
+            }),
+            Kind::Pin { conv, seq: s } => Request::Pin(request::Pin {
+                conversation: self.conversation(conv),
+                seq: seq(s),
+            }),
+            Kind::Unpin { conv, seq: s } => Request::Unpin(request::Unpin {
+                conversation: self.conversation(conv),
+                seq: seq(s),
+            }),
+            Kind::Pins { conv } => Request::Pins(request::Pins {
+                conversation: self.conversation(conv),
+            }),
+            Kind::Search { conv, word } => Request::Search(request::Search {
+                query: match word % 4 {
+                    0 => "d".to_owned(),
+                    1 => "g".to_owned(),
+                    _ => (word / 4).to_string(),
+                },
+                conversation: conv.map(|c| self.conversation(c)),
+                before: None,
+                limit: None,
+            }),
             Kind::RequestFriend { user } => Request::RequestFriend(request::RequestFriend {
                 user: self.user(user),
                 note: "hi".into(),

@@ -211,6 +211,14 @@ fn parameter(
         if let Some(schema) = schema.as_object_mut() {
             schema.remove("description");
         }
+        // An optional field's `anyOf: [T, null]`: a parameter is optional by being left
+        // out (`required: false`), never by being null.
+        if let Some(any_of) = schema["anyOf"].as_array()
+            && any_of.len() == 2
+            && let Some(null) = any_of.iter().position(|s| s["type"] == "null")
+        {
+            schema = any_of[1 - null].clone();
+        }
     }
     if kind == Param::IntList {
         description = Some(format!(

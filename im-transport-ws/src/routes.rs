@@ -138,6 +138,7 @@ pub static ROUTES: &[Route] = &[
     route(GET, "/v1/conversations/{conversation}/pins", Command(request::Pins::NAME), OK, &[("conversation", Text)], true, false),
     route(PUT, "/v1/conversations/{conversation}/pins/{seq}", Command(request::Pin::NAME), NO_CONTENT, &[("conversation", Text), ("seq", Int)], true, false),
     route(DELETE, "/v1/conversations/{conversation}/pins/{seq}", Command(request::Unpin::NAME), NO_CONTENT, &[("conversation", Text), ("seq", Int)], true, false),
+    route(GET, "/v1/search", Command(request::Search::NAME), OK, &[("query", Text), ("conversation", Text), ("before", Int), ("limit", Int)], true, false),
     route(POST, "/v1/conversations/{conversation}/messages/{seq}/forward", Command(request::Forward::NAME), CREATED, &[("conversation", Text), ("seq", Int)], true, true),
     route(POST, "/v1/conversations/{conversation}/messages/{seq}/reaction", Command(request::React::NAME), OK, &[("conversation", Text), ("seq", Int)], true, true),
     route(POST, "/v1/conversations/{conversation}/read", Command(request::MarkRead::NAME), OK, &[("conversation", Text)], true, true),

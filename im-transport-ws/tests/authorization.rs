@@ -113,6 +113,7 @@ fn conversation_requests(conversation: &str, seq: u64) -> Vec<Value> {
         json!({"type": "pin", "conversation": c, "seq": seq}),
         json!({"type": "unpin", "conversation": c, "seq": seq}),
         json!({"type": "pins", "conversation": c}),
+        json!({"type": "search", "query": "intruding", "conversation": c}),
     ]
 }
 

@@ -383,6 +383,19 @@ async fn every_route_answers_with_its_documented_status() {
         S::NO_CONTENT,
     )
     .await;
+    let hits = t
+        .ok(
+            M::GET,
+            "/v1/search",
+            &format!("/v1/search?query=HELLO&conversation={d}&limit=5"),
+            tb,
+            None,
+            S::OK,
+        )
+        .await;
+    assert_eq!(hits["type"], "found", "{hits}");
+    assert_eq!(hits["messages"][0]["body"]["text"], "hello!", "{hits}");
+    assert_eq!(hits["more"], false);
     t.ok(
         M::POST,
         "/v1/conversations/{conversation}/messages/{seq}/reaction",

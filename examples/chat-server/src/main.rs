@@ -241,6 +241,7 @@ fn engine_config(settings: &Resolved) -> EngineConfig {
         auth_per_address_per_minute: settings
             .auth_per_address_per_minute
             .unwrap_or(limits.auth_per_address_per_minute),
+        ..limits
     };
     let hash_cost = HashCost {
         memory_kib: settings

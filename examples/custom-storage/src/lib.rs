@@ -380,7 +380,7 @@ impl<S: Storage> SearchStore for SealedStorage<S> {
                 }
             }
         }
-        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        found.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
         found.truncate(query.limit as usize);
         Ok(found)
     }

@@ -1,5 +1,5 @@
 //! Rate limits: login and registration attempts per username and per peer address, and
-//! sends per user. Each is a keyed GCRA limiter (`governor`): a steady rate with a
+//! sends and searches per user. Each is a keyed GCRA limiter (`governor`): a steady rate with a
 //! burst. Exceeding one gives `rate_limited` with the time after which a retry passes.
 
 use std::net::IpAddr;
@@ -27,6 +27,9 @@ pub struct RateLimits {
     pub sends_per_user_per_second: u32,
     /// Messages a user may send in a burst above the sustained rate. Default 100.
     pub send_burst: u32,
+    /// Searches per user per minute (a burst of as many, then one every 60/n seconds):
+    /// a search reads an index, and a flood of them would slow everyone's. Default 60.
+    pub searches_per_user_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -36,6 +39,7 @@ impl Default for RateLimits {
             auth_per_address_per_minute: 60,
             sends_per_user_per_second: 20,
             send_burst: 100,
+            searches_per_user_per_minute: 60,
         }
     }
 }
@@ -48,6 +52,7 @@ impl RateLimits {
             auth_per_address_per_minute: 0,
             sends_per_user_per_second: 0,
             send_burst: 0,
+            searches_per_user_per_minute: 0,
         }
     }
 }
@@ -57,6 +62,7 @@ pub(crate) struct Limiters {
     login_user: Option<DefaultKeyedRateLimiter<(String, Option<IpAddr>)>>,
     auth_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
     sends: Option<DefaultKeyedRateLimiter<UserId>>,
+    searches: Option<DefaultKeyedRateLimiter<UserId>>,
 }
 
 fn keyed<K: std::hash::Hash + Eq + Clone>(
@@ -76,6 +82,7 @@ impl Limiters {
             login_user: keyed(per_minute(limits.logins_per_username_per_minute)),
             auth_addr: keyed(per_minute(limits.auth_per_address_per_minute)),
             sends: keyed(sends),
+            searches: keyed(per_minute(limits.searches_per_user_per_minute)),
         }
     }
 
@@ -103,6 +110,11 @@ impl Limiters {
         check(&self.sends, &user, "sending too fast")
     }
 
+    /// One search by `user`.
+    pub(crate) fn search(&self, user: UserId) -> ApiResult<()> {
+        check(&self.searches, &user, "searching too often")
+    }
+
     /// Forgets keys whose limits have fully recovered, so memory tracks active keys only.
     pub(crate) fn housekeeping(&self) {
         if let Some(l) = &self.login_user {
@@ -113,7 +125,7 @@ impl Limiters {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        if let Some(l) = &self.sends {
+        for l in [&self.sends, &self.searches].into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
         }

@@ -282,7 +282,7 @@ impl Shared {
 /// How many messages of a page fit in one frame of `max_frame_bytes`, counting from the
 /// end when `from_end` (the newest, for scroll-back) and from the start otherwise. At
 /// least one, so a page always makes progress.
-fn fitting(
+pub(super) fn fitting(
     messages: &[crate::model::Message],
     reactions: &[crate::protocol::ReactionSummary],
     max_frame_bytes: usize,

@@ -37,6 +37,7 @@ mod reactions;
 mod receipts;
 mod registry;
 mod relay;
+mod search;
 mod session;
 mod typing;
 mod validate;

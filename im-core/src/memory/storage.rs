@@ -630,7 +630,7 @@ impl SearchStore for MemoryStorage {
                     && indexed_text(&m.body).is_some_and(|text| query.terms.matches(&text))
             }));
         }
-        found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        found.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
         Ok(found
             .into_iter()
             .take(query.limit as usize)

@@ -161,6 +161,7 @@ define_replies! {
     presence Presence,
     pins Pins,
     reactions Reactions,
+    found Found,
 }
 
 /// To `hello`.
@@ -314,6 +315,16 @@ pub struct History {
     /// The reactions to these messages, by seq, the most used emoji of each first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<ReactionSummary>,
+}
+
+/// To `search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "FoundReply")]
+pub struct Found {
+    /// The matching messages, newest first.
+    pub messages: Vec<Message>,
+    /// Whether older matches remain (ask again with `before` the last one's id).
+    pub more: bool,
 }
 
 /// To `mark_read`.

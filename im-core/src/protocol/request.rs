@@ -4,7 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Body, ConversationId, DeviceId, GroupId, Platform, Role, Seq, UserId};
+use crate::model::{
+    Body, ConversationId, DeviceId, GroupId, MessageId, Platform, Role, Seq, UserId,
+};
 use crate::protocol::{Command, CommandSchema, ErrorCode, reply};
 
 /// The device a client logs in from.
@@ -97,6 +99,7 @@ macro_rules! for_each_request {
                 pin Pin -> Done [Forbidden, NotFound, Conflict];
                 unpin Unpin -> Done [Forbidden, NotFound];
                 pins Pins -> Pins [Forbidden, NotFound];
+                search Search -> Found [Forbidden, NotFound, RateLimited];
                 signal Signal -> Signaled [Forbidden, NotFound, RateLimited];
                 presence Presence -> Presence [TooLarge];
             }
@@ -593,6 +596,24 @@ pub struct Unpin {
 pub struct Pins {
     /// Which conversation.
     pub conversation: ConversationId,
+}
+
+/// Full-text search over the messages this user may read: every conversation, or one.
+/// Results come newest first, a page at a time; words match as docs/protocol.md
+/// ("Search") describes, the same on every storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Search {
+    /// What to look for: words, each found at the start of a word of the message.
+    pub query: String,
+    /// Only this conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationId>,
+    /// Only messages older than this one (the last of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<MessageId>,
+    /// At most this many (the server caps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// Relay a call signal to a friend or a member of a shared group.

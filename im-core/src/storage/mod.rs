@@ -27,8 +27,8 @@ pub use messages::{
 pub use pins::{PINS_FULL, PinStore};
 pub use reactions::ReactionStore;
 pub use search::{
-    MAX_QUERY_BYTES, MAX_TERMS, QueryError, SearchQuery, SearchStore, SearchTerms, Term,
-    indexed_text,
+    MAX_QUERY_BYTES, MAX_TERMS, MAX_WORD_CHARS, QueryError, SearchQuery, SearchStore, SearchTerms,
+    Term, indexed_text,
 };
 pub use users::{NewUser, UserStore};
 

@@ -15,7 +15,8 @@
 //!   你好 好世 世界`). A query of one such character looks for that character, a longer
 //!   one for all its pairs, so `好世界` finds `你好世界`.
 //! - Every other term of two or more characters matches the words it starts
-//!   (`pine` finds `pineapple`); a one-character term matches only itself.
+//!   (`pine` finds `pineapple`); a one-character term matches only itself. Words are
+//!   indexed by their first [`MAX_WORD_CHARS`] characters.
 //! - A message matches when it holds every term. Only text bodies and file names are
 //!   indexed; images, custom payloads and system messages (recalled ones too) are not.
 
@@ -29,6 +30,11 @@ pub const MAX_TERMS: usize = 8;
 
 /// The longest query text, in bytes.
 pub const MAX_QUERY_BYTES: usize = 256;
+
+/// Words are indexed by their first this many characters (so a pasted key or link does
+/// not make an index entry of kilobytes; PostgreSQL refuses lexemes over 2 KiB), and a
+/// longer term looks for the words it starts.
+pub const MAX_WORD_CHARS: usize = 64;
 
 /// One word to look for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +75,9 @@ impl SearchTerms {
         let mut terms: Vec<Term> = Vec::new();
         for run in runs(query) {
             match run {
-                Run::Word(word) => {
+                Run::Word(mut word) => {
                     let prefix = word.chars().nth(1).is_some();
+                    truncate_word(&mut word);
                     terms.push(Term { word, prefix });
                 }
                 Run::Cjk(chars) if chars.len() == 1 => terms.push(Term {
@@ -123,7 +130,10 @@ pub fn indexed_text(body: &Body) -> Option<String> {
     let mut words: Vec<String> = Vec::new();
     for run in runs(text) {
         match run {
-            Run::Word(word) => words.push(word),
+            Run::Word(mut word) => {
+                truncate_word(&mut word);
+                words.push(word);
+            }
             Run::Cjk(chars) => {
                 words.extend(chars.iter().map(char::to_string));
                 words.extend(chars.windows(2).map(|pair| pair.iter().collect()));
@@ -131,6 +141,13 @@ pub fn indexed_text(body: &Body) -> Option<String> {
         }
     }
     (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// Cuts a word to its first [`MAX_WORD_CHARS`] characters.
+fn truncate_word(word: &mut String) {
+    if let Some((at, _)) = word.char_indices().nth(MAX_WORD_CHARS) {
+        word.truncate(at);
+    }
 }
 
 /// A maximal run of word characters.
@@ -283,6 +300,16 @@ mod tests {
         );
         // The same word twice is one term.
         assert_eq!(SearchTerms::parse("ok OK ok").unwrap().terms().len(), 1);
+    }
+
+    #[test]
+    fn long_words_are_indexed_and_looked_for_by_their_start() {
+        let long = "k".repeat(100);
+        let indexed = text(&format!("key {long}")).unwrap();
+        assert_eq!(indexed, format!("key {}", "k".repeat(MAX_WORD_CHARS)));
+        let terms = SearchTerms::parse(&"k".repeat(90)).unwrap();
+        assert_eq!(terms.terms()[0].word.len(), MAX_WORD_CHARS);
+        assert!(terms.matches(&indexed));
     }
 
     #[test]

@@ -2844,8 +2844,8 @@ pub async fn search_finds_every_term_newest_first_where_the_user_may_read(s: Arc
 }
 
 /// Search leaves out what the user hid (only for them), finds an edited message by its
-/// new text only and a recalled one not at all, and stops finding a group's messages
-/// once the user left it.
+/// new text only and a recalled one not at all, stops finding a group's messages once
+/// the user left it, and finds a word of any length by its start.
 pub async fn search_leaves_out_hidden_recalled_and_left_behind(s: Arc<dyn Storage>) {
     let (a, b, _) = alice_bob_carol(&*s).await;
     let ab = ConversationId::direct(a, b);
@@ -2899,4 +2899,11 @@ pub async fn search_leaves_out_hidden_recalled_and_left_behind(s: Arc<dyn Storag
         "not a member any more"
     );
     assert_eq!(found(&*s, a, "durian", None).await, ["durian season"]);
+
+    // A word of kilobytes (a pasted key) is stored, and found by its start.
+    let key = format!("key {}", "k".repeat(3_000));
+    s.append(ab, text(a, "d", "long", &key))
+        .await
+        .expect("a long word is stored");
+    assert_eq!(found(&*s, b, &"k".repeat(70), None).await, [key]);
 }
