@@ -15,7 +15,7 @@
 //!   case of an index walked newest first: every match is looked at and refused).
 //!
 //! Run with `cargo bench -p im-store --bench search` (`IM_BENCH_MESSAGES` to change the
-//! size, `IM_BENCH_QUERIES` the queries per kind).
+//! size, `IM_BENCH_QUERIES` the queries per kind, `IM_BENCH_DB` to keep the database).
 
 use std::time::{Duration, Instant};
 
@@ -96,10 +96,11 @@ async fn main() {
     let messages = env("IM_BENCH_MESSAGES", 1_000_000);
     let queries = env("IM_BENCH_QUERIES", 200);
     let dir = tempfile::tempdir().expect("temporary directory");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("search.db").display()
-    );
+    // IM_BENCH_DB keeps the database at that path, to look at its plans afterwards.
+    let path = std::env::var_os("IM_BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("search.db"));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
     let s = SqlStorage::connect(&url).await.expect("connect");
     let mut rng = Rng(0x5eed);
 
@@ -229,9 +230,7 @@ async fn main() {
         }
     }
     let fill = started.elapsed();
-    let size = std::fs::metadata(dir.path().join("search.db"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
         "stored {messages} messages in {:.1} s ({:.0}/s), database {} MB",
         fill.as_secs_f64(),

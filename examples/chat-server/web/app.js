@@ -147,6 +147,7 @@
     state.blobs.clear();
     msgEls.clear();
     $('messages').replaceChildren();
+    clearSearch();
   }
 
   function directId(a, b) {
@@ -2365,6 +2366,105 @@
     $('message-input').focus();
   }
 
+  // Search: what was typed, after a pause, as the server's `search`; newest first, a page
+  // at a time. `seq` counts the searches so an older answer never replaces a newer one.
+  const search = { seq: 0, timer: null, query: '', before: null, hits: [] };
+
+  function onSearchInput() {
+    clearTimeout(search.timer);
+    const query = $('search-input').value.trim();
+    if (!query) {
+      clearSearch();
+      return;
+    }
+    search.timer = setTimeout(() => runSearch(query, false), 300);
+  }
+
+  function clearSearch() {
+    clearTimeout(search.timer);
+    search.seq++;
+    search.query = '';
+    search.hits = [];
+    $('search-results').replaceChildren();
+    $('search-results').hidden = true;
+    $('search-status').hidden = true;
+    $('search-more').hidden = true;
+  }
+
+  /** One page of results: the first for a new query, or the next when `more`. */
+  async function runSearch(query, more) {
+    const seq = ++search.seq;
+    const frame = { type: 'search', query, limit: 20 };
+    if (more && search.before) frame.before = search.before;
+    setHint('search-status', 'Searching…');
+    $('search-status').hidden = false;
+    try {
+      const r = await request(frame);
+      if (seq !== search.seq) return;
+      const msgs = r.messages || [];
+      search.query = query;
+      search.hits = more ? search.hits.concat(msgs) : msgs;
+      search.before = msgs.length ? msgs[msgs.length - 1].id : null;
+      $('search-more').hidden = !r.more;
+      await ensureUsers(msgs.map((m) => m.sender));
+      if (seq !== search.seq) return;
+      renderSearch();
+    } catch (e) {
+      if (seq !== search.seq) return;
+      setHint('search-status', e.message, true);
+    }
+  }
+
+  function renderSearch() {
+    const n = search.hits.length;
+    setHint('search-status', n ? `${n}${$('search-more').hidden ? '' : '+'} found` : 'Nothing found');
+    const words = search.query.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+    $('search-results').hidden = !n;
+    $('search-results').replaceChildren(...search.hits.map((m) => {
+      const c = getConv(m.conversation);
+      const li = el('li', 'clickable search-hit', null, 'search-hit');
+      li.dataset.conversation = m.conversation;
+      li.dataset.seq = String(m.seq);
+      li.tabIndex = 0;
+      const text = el('div', 'name');
+      const head = `${convTitle(c)} · ${formatTime(m.sent_at, true)}`;
+      text.append(el('span', null, head, 'search-hit-where'));
+      const sub = el('span', 'sub', null, 'search-hit-text');
+      highlight(sub, preview(m), words);
+      text.append(sub);
+      li.append(text);
+      const go = () => jumpTo(m.conversation, m.seq);
+      li.addEventListener('click', go);
+      li.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
+      return li;
+    }));
+  }
+
+  /** `text` into `into`, with the words that start with a searched word marked. */
+  function highlight(into, text, words) {
+    for (const part of text.split(/([\p{L}\p{N}]+)/u)) {
+      const lower = part.toLowerCase();
+      const hit = part && words.some((w) => (w.length > 1 ? lower.startsWith(w) : lower === w) || /\p{Script=Han}/u.test(w) && part.includes(w));
+      into.append(hit ? el('mark', null, part) : document.createTextNode(part));
+    }
+  }
+
+  /** Opens a chat at one message: older pages are read until it is there. */
+  async function jumpTo(id, seq) {
+    openConversation(id);
+    const c = getConv(id);
+    for (let tries = 0; tries < 100 && state.open === id && !c.messages.has(seq); tries++) {
+      if (c.loaded && c.hasOlder && !c.loadingOlder) await loadOlder(c);
+      else await new Promise((r) => setTimeout(r, 50));
+      if (c.loaded && !c.hasOlder && !c.loadingOlder && !c.messages.has(seq)) break;
+    }
+    const target = $('messages').querySelector(`li.message[data-seq="${seq}"]`);
+    if (!target) return;
+    target.scrollIntoView({ block: 'center' });
+    target.classList.add('flash');
+    setTimeout(() => target.classList.remove('flash'), 1500);
+  }
+
   /** Reads the open chat's pinned messages and shows the newest above the messages. */
   async function loadPins(c) {
     try {
@@ -2774,6 +2874,14 @@
       }
     });
     $('friend-form').addEventListener('submit', onFriendSubmit);
+    $('search-input').addEventListener('input', onSearchInput);
+    $('search-input').addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        $('search-input').value = '';
+        clearSearch();
+      }
+    });
+    $('search-more').addEventListener('click', () => runSearch(search.query, true));
     $('group-form').addEventListener('submit', onGroupSubmit);
     $('composer').addEventListener('submit', onComposerSubmit);
     const input = $('message-input');

@@ -369,6 +369,28 @@ async function main() {
     }
   });
 
+  await run('bob searches for the question: the hit is marked and opens the chat at it', async () => {
+    const question = `Lunch at noon? ${suffix}`;
+    await tid(bob, 'search-input').fill('LUNCH');
+    const hit = tid(bob, 'search-hit').filter({ hasText: question });
+    await hit.waitFor();
+    const marked = await hit.locator('mark').first().textContent();
+    if (marked !== 'Lunch') throw new Error(`the hit marks ${JSON.stringify(marked)}`);
+    const hits = await tid(bob, 'search-hit').count();
+    if (hits !== 1) throw new Error(`${hits} hits for "lunch", not 1`);
+    await bob.screenshot({ path: shotPath.replace(/\.png$/, '') + '-search.png', timeout: STEP_TIMEOUT });
+    await hit.click();
+    await bob.waitForFunction((q) => {
+      const lit = document.querySelector('li.message.flash [data-testid="message-text"]');
+      return lit && lit.textContent === q;
+    }, question, { timeout: STEP_TIMEOUT });
+    await tid(bob, 'search-input').fill('nothingcalledthis');
+    await tid(bob, 'search-status').filter({ hasText: 'Nothing found' }).waitFor();
+    await tid(bob, 'search-input').press('Escape');
+    await tid(bob, 'search-results').waitFor({ state: 'hidden' });
+    await tid(bob, 'search-status').waitFor({ state: 'hidden' });
+  });
+
   await run('bob types and alice sees the typing indicator', async () => {
     await tid(bob, 'message-input').click();
     await tid(bob, 'message-input').pressSequentially('I am typing', { delay: 40 });

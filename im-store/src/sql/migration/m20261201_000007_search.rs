@@ -1,7 +1,9 @@
 //! Full-text search: `im_messages.search_text` holds the words a message is found by
 //! (`search::stored_text`, `NULL` for messages without text), indexed by each
 //! database's own full-text index:
-//! - SQLite: an FTS5 table over the column (external content, kept by triggers);
+//! - SQLite: an FTS5 table of each message's words and its conversation (as one word,
+//!   `d:1:2` as `dx1x2`, so a search names the user's conversations in its query and
+//!   the index never walks other people's matches), kept by triggers;
 //! - PostgreSQL: a generated `tsvector` column of those words, with a GIN index;
 //! - MySQL/MariaDB: a `FULLTEXT` index on the column.
 //!
@@ -15,26 +17,28 @@ use crate::sql::search::stored_text;
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
 
-/// The FTS5 table and the triggers that keep it in step with `im_messages`. The
-/// tokenizer splits at spaces only in practice: `search_text` holds words of letters,
-/// digits and marks (see `im_core::storage::indexed_text`), already lower-cased.
+/// The FTS5 table and the triggers that keep it in step with `im_messages`. It holds
+/// no copy of the text (`content=''`), only the index, and rows are deleted by rowid
+/// (`contentless_delete`). The tokenizer splits at spaces only in practice: the words
+/// hold letters, digits and marks (see `im_core::storage::indexed_text`), already
+/// lower-cased, and the conversation word letters and digits.
 const SQLITE_UP: &[&str] = &[
-    "CREATE VIRTUAL TABLE IF NOT EXISTS im_messages_fts USING fts5(search_text, \
-     content='im_messages', content_rowid='id', \
+    "CREATE VIRTUAL TABLE IF NOT EXISTS im_messages_fts USING fts5(conversation, words, \
+     content='', contentless_delete=1, prefix='2 3 4', \
      tokenize=\"unicode61 remove_diacritics 0 categories 'L* N* Co M* So'\")",
     "CREATE TRIGGER IF NOT EXISTS im_messages_fts_insert AFTER INSERT ON im_messages \
      WHEN new.search_text IS NOT NULL BEGIN \
-     INSERT INTO im_messages_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
+     INSERT INTO im_messages_fts(rowid, conversation, words) \
+     VALUES (new.id, replace(new.conversation, ':', 'x'), new.search_text); END",
     "CREATE TRIGGER IF NOT EXISTS im_messages_fts_delete AFTER DELETE ON im_messages \
      WHEN old.search_text IS NOT NULL BEGIN \
-     INSERT INTO im_messages_fts(im_messages_fts, rowid, search_text) \
-     VALUES ('delete', old.id, old.search_text); END",
+     DELETE FROM im_messages_fts WHERE rowid = old.id; END",
     "CREATE TRIGGER IF NOT EXISTS im_messages_fts_update AFTER UPDATE OF search_text \
      ON im_messages BEGIN \
-     INSERT INTO im_messages_fts(im_messages_fts, rowid, search_text) \
-     SELECT 'delete', old.id, old.search_text WHERE old.search_text IS NOT NULL; \
-     INSERT INTO im_messages_fts(rowid, search_text) \
-     SELECT new.id, new.search_text WHERE new.search_text IS NOT NULL; END",
+     DELETE FROM im_messages_fts WHERE rowid = old.id AND old.search_text IS NOT NULL; \
+     INSERT INTO im_messages_fts(rowid, conversation, words) \
+     SELECT new.id, replace(new.conversation, ':', 'x'), new.search_text \
+     WHERE new.search_text IS NOT NULL; END",
 ];
 
 const SQLITE_DOWN: &[&str] = &[
