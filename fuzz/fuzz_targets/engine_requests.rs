@@ -47,6 +47,7 @@ enum Kind {
     Send {
         conv: u8,
         retry: bool,
+        mention: Option<u8>,
     },
     Recall {
         conv: u8,
@@ -263,7 +264,11 @@ impl World {
                 .step(Op {
                     actor: 0,
                     wait: true,
-                    kind: Kind::Send { conv, retry: false },
+                    kind: Kind::Send {
+                        conv,
+                        retry: false,
+                        mention: None,
+                    },
                 })
                 .await;
         }
@@ -310,7 +315,11 @@ impl World {
     fn request(&mut self, kind: Kind) -> Option<Request> {
         let seq = |s: u8| Seq(u64::from(s));
         Some(match kind {
-            Kind::Send { conv, retry } => {
+            Kind::Send {
+                conv,
+                retry,
+                mention,
+            } => {
                 let conversation = self.conversation(conv);
                 let client_id = if retry {
                     "again".into()
@@ -322,6 +331,7 @@ impl World {
                     client_id,
                     body: self.text(conversation),
                     reply_to: None,
+                    mentions: mention.map(|u| self.user(u)).into_iter().collect(),
                 })
             }
             Kind::Recall { conv, seq: s } => Request::Recall(request::Recall {

@@ -43,6 +43,7 @@ fn new_message(device: &DeviceId) -> NewMessage {
         sent_at: Timestamp::now(),
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -47,6 +47,7 @@ fn message(seq: u64) -> Message {
         edited_at: None,
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -88,6 +89,7 @@ fn codec(c: &mut Criterion) {
             client_id: new_client_id(),
             body: text(),
             reply_to: None,
+            mentions: Vec::new(),
         }),
     };
     frame(c, "send_request", &send);

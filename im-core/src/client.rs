@@ -347,6 +347,7 @@ impl Client {
             client_id: client_id.to_owned(),
             body,
             reply_to: None,
+            mentions: Vec::new(),
         })
         .await
     }
@@ -397,6 +398,7 @@ impl Client {
                 text: text.to_owned(),
             },
             reply_to: Some(reply_to),
+            mentions: Vec::new(),
         })
         .await
     }

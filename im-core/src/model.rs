@@ -558,6 +558,10 @@ pub struct Message {
     /// Where a forwarded message first came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded: Option<Forwarded>,
+    /// The users it mentions (`@name`), each a member of the conversation when it was
+    /// sent; each of them sees the conversation marked until they read this far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
 }
 
 /// The origin of a forwarded message: who first wrote it, and when. A forward of a

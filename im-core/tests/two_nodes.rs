@@ -212,6 +212,7 @@ async fn a_detached_senders_device_sessions_get_the_push_on_any_node() {
             text: "sent over http".into(),
         },
         reply_to: None,
+        mentions: Vec::new(),
     });
     b.execute(&peer, Some(&token), send).await.unwrap();
     let pushed = next_message(&mut alice_on_a).await;

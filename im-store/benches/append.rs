@@ -46,6 +46,7 @@ fn new_message(sender: u64, device: &DeviceId) -> NewMessage {
         sent_at: Timestamp::now(),
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 

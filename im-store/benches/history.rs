@@ -45,6 +45,7 @@ async fn fill(s: &SqlStorage, conversation: ConversationId, reactions: u64) {
                 sent_at: Timestamp::now(),
                 reply_to: None,
                 forwarded: None,
+                mentions: Vec::new(),
             },
         ));
         if batch.len() == 500 {

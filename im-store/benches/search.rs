@@ -162,6 +162,7 @@ async fn main() {
             sent_at: Timestamp::now(),
             reply_to: None,
             forwarded: None,
+            mentions: Vec::new(),
         };
         let new = NewGroup {
             name: format!("group {g}"),
@@ -221,6 +222,7 @@ async fn main() {
                 sent_at: Timestamp::now(),
                 reply_to: None,
                 forwarded: None,
+                mentions: Vec::new(),
             },
         ));
         if batch.len() == 1000 || n + 1 == messages {

@@ -30,6 +30,7 @@ async fn round(storage: &Arc<dyn Storage>, users: &[UserId]) {
                     sent_at: Timestamp::now(),
                     reply_to: None,
                     forwarded: None,
+                    mentions: Vec::new(),
                 },
             )
         })

@@ -52,6 +52,7 @@ async fn hammer(name: &str, storage: Arc<SqlStorage>) {
                         sent_at: Timestamp::now(),
                         reply_to: None,
                         forwarded: None,
+                        mentions: Vec::new(),
                     };
                     let first = storage.append(chat, message.clone()).await.unwrap();
                     assert!(!first.duplicate);
@@ -169,6 +170,7 @@ async fn two_processes_on_one_sqlite_file_both_write() {
                             sent_at: Timestamp::now(),
                             reply_to: None,
                             forwarded: None,
+                            mentions: Vec::new(),
                         };
                         storage
                             .append(chat, message)

@@ -28,6 +28,7 @@ fn text(client_id: &str) -> NewMessage {
         sent_at: Timestamp::now(),
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 

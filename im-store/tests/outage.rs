@@ -88,6 +88,7 @@ fn text(client_id: String) -> NewMessage {
         sent_at: Timestamp::now(),
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 

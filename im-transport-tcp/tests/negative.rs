@@ -725,6 +725,7 @@ async fn a_revoked_session_cannot_act_while_its_socket_drains() {
                 text: "sent after revoke".into(),
             },
             reply_to: None,
+            mentions: Vec::new(),
         });
         thief.send(frame(100 + i, send)).await.unwrap();
     }

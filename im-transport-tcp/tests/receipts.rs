@@ -277,6 +277,7 @@ async fn who_read_it_in_a_group_of_ten_thousand() {
                 sent_at: Timestamp::now(),
                 reply_to: None,
                 forwarded: None,
+                mentions: Vec::new(),
             },
         )
         .await

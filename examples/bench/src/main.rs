@@ -482,6 +482,7 @@ async fn store(
                                 sent_at: Timestamp::now(),
                                 reply_to: None,
                                 forwarded: None,
+                                mentions: Vec::new(),
                             },
                         )
                         .await?;

@@ -348,6 +348,7 @@ mod tests {
             edited_at: None,
             reply_to: None,
             forwarded: None,
+            mentions: Vec::new(),
         }
     }
 

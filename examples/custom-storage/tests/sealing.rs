@@ -27,6 +27,7 @@ fn text(client_id: &str, text: &str) -> NewMessage {
         sent_at: Timestamp::now(),
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -189,6 +189,7 @@ impl Shared {
                         sent_at: Timestamp::now(),
                         reply_to: None,
                         forwarded: None,
+                        mentions: Vec::new(),
                     },
                 },
             )

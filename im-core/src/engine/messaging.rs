@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::fanout::Recipients;
 use super::session::SessionHandle;
 use super::validate;
-use crate::model::{ConversationId, Forwarded, Seq, Timestamp};
+use crate::model::{ConversationId, Forwarded, Seq, Timestamp, UserId};
 use crate::protocol::{ConversationSummary, reply, request};
 use crate::storage::{Appended, MessageRange, NewMessage};
 
@@ -78,6 +78,7 @@ impl Shared {
             client_id,
             body,
             reply_to,
+            mentions,
         } = request;
         self.limits.send(me.user)?;
         validate::client_id(&client_id)?;
@@ -89,6 +90,7 @@ impl Shared {
         if let Some(quoted) = reply_to {
             self.check_quotable(conversation, &access, quoted).await?;
         }
+        let mentions = mentioned(me.user, &access, mentions)?;
         let message = NewMessage {
             sender: me.user,
             sender_device: me.device.clone(),
@@ -97,6 +99,7 @@ impl Shared {
             sent_at: Timestamp::now(),
             reply_to,
             forwarded: None,
+            mentions,
         };
         Ok((access, message))
     }
@@ -126,6 +129,7 @@ impl Shared {
             client_id,
             body: original.body,
             reply_to: None,
+            mentions: Vec::new(),
         };
         // A recalled message, or a group's record of a change, is a system body, which
         // `prepare_send` refuses like any client-sent one.
@@ -208,6 +212,7 @@ impl Shared {
                 peer_read_seq: c.conversation.peer_of(me.user).map(|_| c.peer.read),
                 peer_delivered_seq: c.conversation.peer_of(me.user).map(|_| c.peer.delivered),
                 last_message: c.last_message,
+                mentioned: (c.mention_seq > c.read_seq).then_some(c.mention_seq),
             })
             .collect();
         conversations.sort_by(|a, b| {
@@ -279,6 +284,38 @@ impl Shared {
     }
 }
 
+/// The most users one message may mention.
+pub(crate) const MAX_MENTIONS: usize = 50;
+
+/// A send's mentions as stored: members of the conversation only (in a direct chat, its
+/// other user), without the sender and without repeats, in the order given. The member
+/// list is the one the send was checked against; a member who leaves meanwhile keeps a
+/// mark on a conversation they no longer see.
+fn mentioned(me: UserId, access: &Access, asked: Vec<UserId>) -> ApiResult<Vec<UserId>> {
+    if asked.len() > MAX_MENTIONS {
+        return Err(ApiError::invalid(format!(
+            "mentions: at most {MAX_MENTIONS} users"
+        )));
+    }
+    let mut mentions: Vec<UserId> = Vec::with_capacity(asked.len());
+    for user in asked {
+        if user == me || mentions.contains(&user) {
+            continue;
+        }
+        let member = match access {
+            Access::Direct { peer } => *peer == user,
+            Access::Group { members, .. } => members.get(user).is_some(),
+        };
+        if !member {
+            return Err(ApiError::invalid(format!(
+                "mentions: user {user} is not in this conversation"
+            )));
+        }
+        mentions.push(user);
+    }
+    Ok(mentions)
+}
+
 /// How many messages of a page fit in one frame of `max_frame_bytes`, counting from the
 /// end when `from_end` (the newest, for scroll-back) and from the start otherwise. At
 /// least one, so a page always makes progress.
@@ -336,6 +373,7 @@ mod tests {
             edited_at: None,
             reply_to: None,
             forwarded: None,
+            mentions: Vec::new(),
         }
     }
 

@@ -44,6 +44,8 @@ struct State {
     /// Receipt cursors by conversation, then user (ordered, for paged listing).
     cursors: HashMap<ConversationId, BTreeMap<UserId, Cursor>>,
     hidden: HashMap<(UserId, ConversationId), BTreeSet<Seq>>,
+    /// The newest seq that mentions each user, by conversation and user.
+    mentions: HashMap<(ConversationId, UserId), Seq>,
     /// Pins by conversation, then seq.
     pins: HashMap<ConversationId, BTreeMap<Seq, Pin>>,
     /// Reactions by conversation, then (seq, user).
@@ -98,6 +100,10 @@ impl State {
         }
         timeline.messages.push(message.clone());
         self.set_read(message.sender, conversation, message.seq);
+        for &user in &message.mentions {
+            let mark = self.mentions.entry((conversation, user)).or_default();
+            *mark = (*mark).max(message.seq);
+        }
         if let ConversationId::Direct(a, b) = conversation
             && message.seq == Seq(1)
         {
@@ -872,6 +878,11 @@ impl MessageStore for MemoryStorage {
                     delivered_seq: mine.delivered,
                     peer,
                     last_message: last.cloned(),
+                    mention_seq: s
+                        .mentions
+                        .get(&(conversation, user))
+                        .copied()
+                        .unwrap_or_default(),
                 }
             })
             .collect())

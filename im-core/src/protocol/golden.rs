@@ -79,6 +79,7 @@ fn send_request_and_sent_reply() {
             client_id: "c-1".into(),
             body: Body::Text { text: "hi".into() },
             reply_to: None,
+            mentions: Vec::new(),
         })
     );
     assert_eq!(json(&frame), raw);
@@ -138,6 +139,7 @@ fn message_event() {
                 edited_at: None,
                 reply_to: None,
                 forwarded: None,
+                mentions: Vec::new(),
             },
         },
     };

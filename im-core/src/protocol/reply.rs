@@ -80,6 +80,10 @@ pub struct ConversationSummary {
     /// The newest message, for a chat list preview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message: Option<Message>,
+    /// While a message that mentions this user is unread: the seq of the newest such
+    /// message (the chat list's `@` mark, and where to jump).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mentioned: Option<Seq>,
 }
 
 /// The successful answer to a request: `{"type": <name>, ...fields}`. Each variant holds

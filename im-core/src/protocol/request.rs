@@ -451,6 +451,12 @@ pub struct Send {
     /// must exist and be one the sender may read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<Seq>,
+    /// Users the message mentions (`@name`): members of the conversation, at most 50.
+    /// Each gets the conversation marked until they read it (`mention_seq` in
+    /// `conversations`); the sender's own id and repeats are dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub mentions: Vec<UserId>,
 }
 
 /// This user's conversations with their last seq, read seq and unread count.

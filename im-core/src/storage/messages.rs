@@ -23,6 +23,10 @@ pub struct NewMessage {
     pub reply_to: Option<Seq>,
     /// For a forward: where the message first came from. Storage keeps it as given.
     pub forwarded: Option<Forwarded>,
+    /// The users it mentions, checked by the engine (members of the conversation, not
+    /// the sender, each once). Storage keeps them, and raises each one's mention mark
+    /// (`ConversationState::mention_seq`) in the same atomic step as the append.
+    pub mentions: Vec<UserId>,
 }
 
 impl NewMessage {
@@ -40,6 +44,7 @@ impl NewMessage {
             sent_at: self.sent_at,
             reply_to: self.reply_to,
             forwarded: self.forwarded,
+            mentions: self.mentions,
             edited_at: None,
         }
     }
@@ -87,6 +92,9 @@ pub struct ConversationState {
     pub peer: Cursor,
     /// Its newest message.
     pub last_message: Option<Message>,
+    /// The newest seq of a message that mentions the user (0: none). The conversation
+    /// is marked for them while it is above `read_seq`.
+    pub mention_seq: Seq,
 }
 
 /// One user's receipt cursors in one conversation.

@@ -136,6 +136,8 @@ macro_rules! storage_conformance {
                 hiding_is_per_user_and_per_conversation,
                 search_finds_every_term_newest_first_where_the_user_may_read,
                 search_leaves_out_hidden_recalled_and_left_behind,
+                mentions_are_kept_and_mark_the_mentioned,
+                mentions_at_once_leave_the_newest_mark,
             ]
         );
     };

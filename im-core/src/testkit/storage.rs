@@ -54,6 +54,7 @@ fn text(sender: UserId, device: &str, client_id: &str, text: &str) -> NewMessage
         sent_at: Timestamp::now(),
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -66,6 +67,7 @@ fn system(sender: UserId, event: SystemEvent) -> NewMessage {
         sent_at: Timestamp::now(),
         reply_to: None,
         forwarded: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -155,6 +157,7 @@ fn edit(
             sent_at: Timestamp(at),
             reply_to: None,
             forwarded: None,
+            mentions: Vec::new(),
         },
     }
 }
@@ -1481,6 +1484,7 @@ pub async fn forwards_keep_their_origin(s: Arc<dyn Storage>) {
     };
     let forward = |key: &str| NewMessage {
         forwarded: Some(origin),
+        mentions: Vec::new(),
         ..text(b, "phone", key, "passed on")
     };
     fill(&*s, ab, a, "m", 1).await;
@@ -2371,6 +2375,7 @@ fn recall(sender: UserId, client_id: &str, target: u64) -> Amendment {
             sent_at: Timestamp::now(),
             reply_to: None,
             forwarded: None,
+            mentions: Vec::new(),
         },
     }
 }
@@ -2906,4 +2911,100 @@ pub async fn search_leaves_out_hidden_recalled_and_left_behind(s: Arc<dyn Storag
         .await
         .expect("a long word is stored");
     assert_eq!(found(&*s, b, &"k".repeat(70), None).await, [key]);
+}
+
+/// The mention mark of `user` in `conversation`, as `conversations` reports it.
+async fn mention_seq(s: &dyn Storage, user: UserId, conversation: ConversationId) -> Seq {
+    s.conversations(user)
+        .await
+        .expect("conversations")
+        .into_iter()
+        .find(|c| c.conversation == conversation)
+        .map(|c| c.mention_seq)
+        .expect("the conversation is listed")
+}
+
+/// A message keeps the users it mentions, and each of them gets the conversation's
+/// mention mark (the newest seq that mentions them), raised with the append, one batch
+/// or one message at a time, and never lowered; reading does not change it.
+pub async fn mentions_are_kept_and_mark_the_mentioned(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let g = ConversationId::Group(group(&*s, "team", a, &[b, c]).await.id);
+    let mention = |client_id: &str, words: &str, who: &[UserId]| {
+        let mut m = text(a, "d", client_id, words);
+        m.mentions = who.to_vec();
+        m
+    };
+    let first = s
+        .append(g, mention("1", "bob, look", &[b]))
+        .await
+        .expect("append")
+        .message;
+    assert_eq!(first.mentions, [b]);
+    assert_eq!(mention_seq(&*s, b, g).await, first.seq);
+    assert_eq!(mention_seq(&*s, c, g).await, Seq::ZERO);
+    assert_eq!(
+        mention_seq(&*s, a, g).await,
+        Seq::ZERO,
+        "the sender is not marked"
+    );
+
+    // A batch: the newest of its mentions counts, for each user.
+    let results = s
+        .append_many(vec![
+            (g, mention("2", "both of you", &[b, c])),
+            (g, text(a, "d", "3", "no one")),
+            (g, mention("4", "carol again", &[c])),
+        ])
+        .await;
+    let seqs: Vec<Seq> = results
+        .into_iter()
+        .map(|r| r.expect("append").message.seq)
+        .collect();
+    assert_eq!(mention_seq(&*s, b, g).await, seqs[0]);
+    assert_eq!(mention_seq(&*s, c, g).await, seqs[2]);
+    let stored = timeline(&*s, g).await;
+    let kept: Vec<Vec<UserId>> = stored.iter().map(|m| m.mentions.clone()).collect();
+    assert_eq!(kept[first.seq.0 as usize - 1], [b]);
+    assert_eq!(kept[seqs[0].0 as usize - 1], [b, c], "in the order given");
+    assert!(kept[seqs[1].0 as usize - 1].is_empty());
+
+    // Reading moves the cursor, not the mark; a retry changes nothing.
+    s.set_read(b, g, seqs[2]).await.expect("read");
+    assert_eq!(mention_seq(&*s, b, g).await, seqs[0]);
+    let again = s
+        .append(g, mention("1", "bob, look", &[b]))
+        .await
+        .expect("retry");
+    assert!(again.duplicate);
+    assert_eq!(mention_seq(&*s, b, g).await, seqs[0]);
+
+    // In a direct chat too.
+    let ab = ConversationId::direct(a, b);
+    let m = s
+        .append(ab, mention("5", "you there?", &[b]))
+        .await
+        .expect("append")
+        .message;
+    assert_eq!(mention_seq(&*s, b, ab).await, m.seq);
+}
+
+/// Messages mentioning one user, appended at once, leave the mark at the newest of them.
+pub async fn mentions_at_once_leave_the_newest_mark(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let g = ConversationId::Group(group(&*s, "team", a, &[b, c]).await.id);
+    let tasks: Vec<_> = (0..12)
+        .map(|n| {
+            let s = s.clone();
+            let sender = if n % 2 == 0 { a } else { c };
+            let mut m = text(sender, "d", &format!("m{n}"), "@bob");
+            m.mentions = vec![b];
+            tokio::spawn(async move { s.append(g, m).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("append");
+    }
+    let last = s.last_seq(g).await.expect("last seq");
+    assert_eq!(mention_seq(&*s, b, g).await, last);
 }

@@ -37,7 +37,7 @@ use std::panic::AssertUnwindSafe;
 use futures::FutureExt;
 use im_core::model::{ConversationId, Message, MessageId, Seq, UserId};
 use im_core::storage::{Appended, NewMessage, StorageError, StorageResult};
-use sea_orm::ActiveValue::Set;
+use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -46,7 +46,7 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::entity::{conversation, cursor, message, user_conversation};
-use super::messages::{AppendError, append_once, body_json, find_keys, idem_key};
+use super::messages::{AppendError, append_once, body_json, find_keys, idem_key, mentions_json};
 use super::search::stored_text;
 use super::{conversation_key, i, pad_in_list, runs, u};
 
@@ -368,6 +368,7 @@ async fn write_batch(
     // 2. The messages, and their ids.
     let mut rows = Vec::new();
     let mut cursors: BTreeMap<(&str, UserId), i64> = BTreeMap::new();
+    let mut mentions: BTreeMap<(&str, UserId), i64> = BTreeMap::new();
     let mut opened: Vec<(UserId, &str)> = Vec::new();
     for (((job, key), source), id) in batch.iter().zip(&keys).zip(&sources).zip(&idem) {
         let Source::New(seq) = source else { continue };
@@ -382,6 +383,10 @@ async fn write_batch(
         });
         let cursor = cursors.entry((key.as_str(), m.sender)).or_default();
         *cursor = Ord::max(*cursor, i(seq.0));
+        for &user in &m.mentions {
+            let mark = mentions.entry((key.as_str(), user)).or_default();
+            *mark = Ord::max(*mark, i(seq.0));
+        }
         if let ConversationId::Direct(a, b) = job.conversation
             && *seq == Seq(1)
         {
@@ -393,6 +398,7 @@ async fn write_batch(
 
     // 3. The senders' cursors, and the direct conversations that just began.
     raise_many(&txn, backend, &cursors).await?;
+    raise_mentions(&txn, backend, &mentions).await?;
     if !opened.is_empty() {
         let rows = opened
             .iter()
@@ -558,6 +564,7 @@ async fn insert_messages<'a>(
             C::ForwardedSender,
             C::ForwardedAt,
             C::SearchText,
+            C::Mentions,
         ]);
         let size = chunk.len();
         let order: Vec<(&'a str, i64)> = chunk.iter().map(|r| (r.conversation, r.seq)).collect();
@@ -578,6 +585,7 @@ async fn insert_messages<'a>(
                     Expr::val(m.forwarded.map(|f| i(f.sender.0))),
                     Expr::val(m.forwarded.map(|f| f.sent_at.0)),
                     Expr::val(row.search_text),
+                    Expr::val(mentions_json(&m.mentions)),
                 ])
                 .map_err(|e| StorageError::Backend(e.to_string()))?;
         }
@@ -703,9 +711,45 @@ async fn raise_many(
             user_id: Set(i(user.0)),
             delivered_seq: Set(*seq),
             read_seq: Set(*seq),
+            mention_seq: NotSet,
         });
     let mut rows = rows.into_iter();
     for run in runs(backend, cursors.len(), RUN) {
+        cursor::Entity::insert_many(rows.by_ref().take(run))
+            .on_conflict(on_conflict.clone())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Raises the mention marks of (conversation, user) pairs, each to its own seq, in
+/// multi-row upserts: `mention_seq = max(mention_seq, new)`. A user without a cursor row
+/// gets one, with both cursors at 0.
+pub(crate) async fn raise_mentions(
+    db: &impl ConnectionTrait,
+    backend: DbBackend,
+    marks: &BTreeMap<(&str, UserId), i64>,
+) -> Result<(), DbErr> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let current = Expr::col((cursor::Entity, cursor::Column::MentionSeq));
+    let new = proposed(backend, "mention_seq");
+    let mut on_conflict =
+        OnConflict::columns([cursor::Column::Conversation, cursor::Column::UserId]);
+    on_conflict.value(
+        cursor::Column::MentionSeq,
+        Expr::case(current.clone().lt(new.clone()), new).finally(current),
+    );
+    let mut rows = marks.iter().map(|((key, user), seq)| cursor::ActiveModel {
+        conversation: Set((*key).to_owned()),
+        user_id: Set(i(user.0)),
+        delivered_seq: Set(0),
+        read_seq: Set(0),
+        mention_seq: Set(*seq),
+    });
+    for run in runs(backend, marks.len(), RUN) {
         cursor::Entity::insert_many(rows.by_ref().take(run))
             .on_conflict(on_conflict.clone())
             .exec_without_returning(db)
@@ -735,6 +779,7 @@ mod tests {
             sent_at: Timestamp::now(),
             reply_to: None,
             forwarded: None,
+            mentions: Vec::new(),
         }
     }
 

@@ -47,6 +47,21 @@ pub(crate) fn to_message(m: message::Model) -> StorageResult<Message> {
                 sender: UserId(u(sender)),
                 sent_at: Timestamp(at),
             }),
+        mentions: m
+            .mentions
+            .as_deref()
+            .map(serde_json::from_str::<Vec<UserId>>)
+            .transpose()
+            .map_err(|e| StorageError::Backend(format!("bad mentions stored: {e}")))?
+            .unwrap_or_default(),
+    })
+}
+
+/// How `im_messages.mentions` holds a message's mentions: a JSON array, `NULL` for none.
+pub(crate) fn mentions_json(mentions: &[UserId]) -> Option<String> {
+    (!mentions.is_empty()).then(|| {
+        let ids: Vec<String> = mentions.iter().map(|u| u.0.to_string()).collect();
+        format!("[{}]", ids.join(","))
     })
 }
 
@@ -244,9 +259,16 @@ pub(crate) async fn append_in(
         forwarded_sender: Set(m.forwarded.map(|f| i(f.sender.0))),
         forwarded_at: Set(m.forwarded.map(|f| f.sent_at.0)),
         search_text: Set(stored_text(db.get_database_backend(), &m.body)),
+        mentions: Set(mentions_json(&m.mentions)),
     };
     let id = message::Entity::insert(row).exec(db).await?.last_insert_id;
     raise_cursor(db, &key, m.sender, Some(seq), seq).await?;
+    let marks = m
+        .mentions
+        .iter()
+        .map(|&user| ((key.as_str(), user), seq))
+        .collect();
+    super::appender::raise_mentions(db, db.get_database_backend(), &marks).await?;
     if let ConversationId::Direct(a, b) = conversation
         && seq == 1
     {
@@ -313,6 +335,7 @@ pub(crate) async fn raise_cursors(
             user_id: Set(i(user.0)),
             delivered_seq: Set(delivered),
             read_seq: Set(read.unwrap_or(0)),
+            mention_seq: NotSet,
         });
         cursor::Entity::insert_many(rows)
             .on_conflict(on_conflict.clone())
@@ -583,6 +606,7 @@ impl MessageStore for SqlStorage {
                     delivered_seq: own.map_or(Seq::ZERO, |c| c.delivered),
                     peer,
                     last_message: newest.remove(&key),
+                    mention_seq: Seq(mine.get(&key).map_or(0, |c| u(c.mention_seq))),
                 })
             })
             .collect()

@@ -224,6 +224,7 @@ mod tests {
             sent_at: Timestamp::now(),
             reply_to: None,
             forwarded: None,
+            mentions: Vec::new(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! `im_cursors`: per user and conversation, the delivered and read seqs.
+//! `im_cursors`: per user and conversation, the delivered and read seqs, and the newest
+//! seq that mentions the user.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -10,6 +11,8 @@ pub struct Model {
     pub user_id: i64,
     pub delivered_seq: i64,
     pub read_seq: i64,
+    /// The newest seq of a message that mentions the user (0: none).
+    pub mention_seq: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

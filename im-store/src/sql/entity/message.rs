@@ -28,6 +28,8 @@ pub struct Model {
     /// The words the message is found by (`search::stored_text`), `NULL` for messages
     /// without text; each database's full-text index covers it.
     pub search_text: Option<String>,
+    /// The users it mentions, as a JSON array of ids; `NULL` for none.
+    pub mentions: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

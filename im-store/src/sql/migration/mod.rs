@@ -15,6 +15,7 @@ mod m20261201_000004_reactions;
 mod m20261201_000005_forwards;
 mod m20261201_000006_pins;
 mod m20261201_000007_search;
+mod m20261201_000008_mentions;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_forwards::Migration),
             Box::new(m20261201_000006_pins::Migration),
             Box::new(m20261201_000007_search::Migration),
+            Box::new(m20261201_000008_mentions::Migration),
         ]
     }
 
