@@ -181,6 +181,8 @@
         messages: new Map(), // seq -> message
         quoted: new Map(), // seq -> a quoted message read on its own (not in `messages`)
         pins: [], // pinned messages, newest first: {seq, by, at}
+        mentionSeq: 0, // the newest seq that mentions this user
+        members: null, // a group's member ids, once read (for @mentions)
         quoting: new Set(), // seqs of quoted messages being read
         marking: false,
       };
@@ -776,6 +778,7 @@
     c.peerReadSeq = Math.max(c.peerReadSeq, s.peer_read_seq || 0);
     c.peerDeliveredSeq = Math.max(c.peerDeliveredSeq, s.peer_delivered_seq || 0, c.peerReadSeq);
     if (s.last_message) notePreview(c, s.last_message);
+    c.mentionSeq = Math.max(c.mentionSeq, s.mentioned || 0);
   }
 
   function notePreview(c, m) {
@@ -976,6 +979,7 @@
     if (c.loaded && m.seq === c.seenSeq + 1) c.seenSeq = m.seq;
     c.lastSeq = Math.max(c.lastSeq, m.seq);
     notePreview(c, m);
+    if (!own && state.me && (m.mentions || []).includes(state.me.id)) c.mentionSeq = Math.max(c.mentionSeq, m.seq);
     if (own || bringsMeIn(m)) {
       // Sending moves the sender's cursors (protocol.md, Receipts); the notice that
       // brings a member into a group starts theirs (it is not unread to them).
@@ -995,6 +999,7 @@
     if (c.peer !== null) ids.push(c.peer);
     ensureUsers(ids);
     if (c.kind === 'group' && (m.body && m.body.type === 'system' || !state.groups.has(c.group))) {
+      c.members = null; // read again when next needed
       refreshGroups();
     }
     if (gap) catchUp(c);
@@ -1307,9 +1312,10 @@
     if (c) renderChat(c);
   }
 
-  function sendBody(conversation, body, replyTo) {
+  function sendBody(conversation, body, replyTo, mentions) {
     const item = { conversation, client_id: newClientId(), body, tries: 0, failed: null };
     if (replyTo) item.reply_to = replyTo;
+    if (mentions && mentions.length) item.mentions = mentions;
     changeOutbox((items) => items.push(item));
     requestFlush();
   }
@@ -1336,6 +1342,7 @@
         try {
           const frame = { type: 'send', conversation: item.conversation, client_id: item.client_id, body: item.body };
           if (item.reply_to) frame.reply_to = item.reply_to;
+          if (item.mentions) frame.mentions = item.mentions;
           const r = await request(frame);
           const message = {
             id: r.message_id,
@@ -1348,6 +1355,7 @@
             sent_at: r.sent_at,
           };
           if (item.reply_to) message.reply_to = item.reply_to;
+          if (item.mentions) message.mentions = item.mentions;
           changeOutbox((items) => {
             const at = items.findIndex((i) => i.client_id === item.client_id);
             if (at >= 0) items.splice(at, 1);
@@ -1668,6 +1676,7 @@
       text.append(el('span', null, convTitle(c), 'conversation-name'));
       text.append(el('span', 'sub', c.lastMessage ? preview(c.lastMessage) : '', 'conversation-preview'));
       li.append(text);
+      if (c.mentionSeq > c.readSeq) li.append(el('span', 'badge mention-badge', '@', 'conversation-mention'));
       const n = unread(c);
       const badge = el('span', 'badge', n, 'conversation-unread');
       badge.hidden = n === 0 || c.id === state.open && chatVisible();
@@ -1936,6 +1945,7 @@
       return li;
     }
     if (own) li.classList.add('own');
+    if (!own && state.me && (m.mentions || []).includes(state.me.id)) li.classList.add('mentions-me');
     if (!own && c.kind === 'group') li.append(el('span', 'sender', name(m.sender), 'message-sender'));
     const bubble = el('div', 'bubble');
     if (m.forwarded) {
@@ -1945,7 +1955,7 @@
     if (m.reply_to) bubble.append(renderQuote(c, m.reply_to));
     switch (body.type) {
       case 'text':
-        bubble.append(linked(body.text));
+        bubble.append(linked(body.text, m.mentions));
         break;
       case 'image':
         bubble.classList.add('media');
@@ -2208,7 +2218,22 @@
    * telling the target where they came from. Text stays text: only an address that
    * parses as an http or https URL becomes an `a`, built with textContent and href.
    */
-  function linked(text) {
+  /** `text` into `into`, with `@name`s of mentioned users marked. */
+  function appendMentions(into, text, names) {
+    let at = 0;
+    if (names.size) {
+      for (const match of text.matchAll(MENTION)) {
+        if (!names.has(match[1].toLowerCase())) continue;
+        into.append(document.createTextNode(text.slice(at, match.index)));
+        into.append(el('span', 'mention', match[0], 'message-mention'));
+        at = match.index + match[0].length;
+      }
+    }
+    into.append(document.createTextNode(text.slice(at)));
+  }
+
+  function linked(text, mentions) {
+    const names = new Set((mentions || []).map((u) => ((state.users.get(u) || {}).username || '').toLowerCase()).filter(Boolean));
     const span = el('span', null, null, 'message-text');
     const urls = /\bhttps?:\/\/[^\s<>"']+/gi;
     let at = 0;
@@ -2223,7 +2248,7 @@
         href = null;
       }
       if (!href) continue;
-      span.append(document.createTextNode(text.slice(at, match.index)));
+      appendMentions(span, text.slice(at, match.index), names);
       const a = el('a', null, url, 'message-link');
       a.href = href;
       a.target = '_blank';
@@ -2231,7 +2256,7 @@
       span.append(a);
       at = match.index + url.length;
     }
-    span.append(document.createTextNode(text.slice(at)));
+    appendMentions(span, text.slice(at), names);
     return span;
   }
 
@@ -2363,6 +2388,7 @@
       if (c.kind === 'group') loadGroupReceipts(c);
     }
     loadPins(c);
+    if (c.kind === 'group' && !c.members) loadMembers(c);
     $('message-input').focus();
   }
 
@@ -2601,7 +2627,85 @@
     const r = state.replyTo;
     const replyTo = r && r.conversation === state.open ? r.seq : null;
     cancelReply();
-    sendBody(state.open, { type: 'text', text }, replyTo);
+    hideMentionList();
+    sendBody(state.open, { type: 'text', text }, replyTo, mentionsIn(getConv(state.open), text));
+  }
+
+  // Mentions: `@username` of someone in the chat. Typing `@` offers the members whose
+  // name starts with what follows; a sent text mentions each member it names.
+  const MENTION = /@([\p{L}\p{N}_]+)/gu;
+
+  /** Who may be mentioned in `c`: a group's members (read once), a direct chat's other user. */
+  function mentionable(c) {
+    if (c.kind === 'direct') return c.peer === null ? [] : [c.peer];
+    if (!c.members) loadMembers(c);
+    return (c.members || []).filter((u) => !state.me || u !== state.me.id);
+  }
+
+  async function loadMembers(c) {
+    if (c.loadingMembers) return;
+    c.loadingMembers = true;
+    try {
+      c.members = (await groupMembers(c.group)).map((m) => m.user);
+      await ensureUsers(c.members);
+      if (state.open === c.id) onMentionInput();
+    } catch (_) {
+      c.members = null; // asked again when next needed
+    } finally {
+      c.loadingMembers = false;
+    }
+  }
+
+  function mentionsIn(c, text) {
+    const byName = new Map(mentionable(c).map((u) => [((state.users.get(u) || {}).username || '').toLowerCase(), u]));
+    const ids = [];
+    for (const match of text.matchAll(MENTION)) {
+      const id = byName.get(match[1].toLowerCase());
+      if (id !== undefined && !ids.includes(id)) ids.push(id);
+    }
+    return ids;
+  }
+
+  /** The `@…` being typed before the caret, if any. */
+  function typedMention() {
+    const input = $('message-input');
+    const before = input.value.slice(0, input.selectionStart);
+    const match = /(^|\s)@([\p{L}\p{N}_]*)$/u.exec(before);
+    return match ? { start: before.length - match[2].length - 1, prefix: match[2].toLowerCase() } : null;
+  }
+
+  function onMentionInput() {
+    const typed = state.open ? typedMention() : null;
+    if (!typed) return hideMentionList();
+    const c = getConv(state.open);
+    const users = mentionable(c)
+      .map((u) => ({ u, user: state.users.get(u) }))
+      .filter(({ user }) => user && (user.username.toLowerCase().startsWith(typed.prefix)
+        || (user.display_name || '').toLowerCase().startsWith(typed.prefix)))
+      .slice(0, 6);
+    if (!users.length) return hideMentionList();
+    $('mention-list').replaceChildren(...users.map(({ u, user }) => {
+      const li = el('li', 'clickable', null, 'mention-option');
+      li.append(el('span', 'name', `${user.display_name} @${user.username}`));
+      li.addEventListener('mousedown', (e) => {
+        e.preventDefault(); // keeps the focus in the message box
+        const input = $('message-input');
+        const after = input.value.slice(input.selectionStart);
+        const head = input.value.slice(0, typed.start) + `@${user.username} `;
+        input.value = head + after;
+        input.setSelectionRange(head.length, head.length);
+        hideMentionList();
+        input.focus();
+      });
+      li.dataset.user = String(u);
+      return li;
+    }));
+    $('mention-list').hidden = false;
+  }
+
+  function hideMentionList() {
+    $('mention-list').hidden = true;
+    $('mention-list').replaceChildren();
   }
 
   async function onRegister(ev) {
@@ -2688,18 +2792,25 @@
     if (!panel.hidden) await renderGroupPanel();
   }
 
-  /** Reads the open group's members (up to 500, pages of the server's maximum) and draws them. */
+  /** A group's members: up to 500, in pages of the server's maximum. */
+  async function groupMembers(group) {
+    let members = [];
+    let after;
+    do {
+      const r = await request({ type: 'group_members', group, after, limit: 200 });
+      members = members.concat(r.members || []);
+      after = r.more && members.length ? members[members.length - 1].user : undefined;
+    } while (after !== undefined && members.length < 500);
+    return members;
+  }
+
+  /** Reads the open group's members and draws them. */
   async function renderGroupPanel() {
     const group = openGroup();
     if (group === null || $('group-panel').hidden) return;
-    let members = [];
-    let after;
+    let members;
     try {
-      do {
-        const r = await request({ type: 'group_members', group, after, limit: 200 });
-        members = members.concat(r.members || []);
-        after = r.more && members.length ? members[members.length - 1].user : undefined;
-      } while (after !== undefined && members.length < 500);
+      members = await groupMembers(group);
     } catch (e) {
       showChatError(e.message);
       return;
@@ -2886,6 +2997,8 @@
     $('composer').addEventListener('submit', onComposerSubmit);
     const input = $('message-input');
     input.addEventListener('input', onComposerInput);
+    input.addEventListener('input', onMentionInput);
+    input.addEventListener('blur', hideMentionList);
     input.addEventListener('input', fitComposer);
     // Enter sends; Shift+Enter (or Enter while an input method composes) is a new line.
     input.addEventListener('keydown', (e) => {

@@ -579,6 +579,36 @@ async function main() {
     await tid(alice, 'message-input').fill('');
   });
 
+  await run('alice mentions bob in the group: picked from suggestions, marked in his list, shown in the message', async () => {
+    const team = `Team ${suffix} renamed`;
+    await chat(bob, `Alice ${suffix}`).click();
+    await chat(alice, team).click();
+    const input = tid(alice, 'message-input');
+    await input.fill('Lunch? @BO');
+    await tid(alice, 'mention-option').filter({ hasText: `@${bobName}` }).click();
+    const typed = await input.inputValue();
+    if (typed !== `Lunch? @${bobName} `) throw new Error(`the suggestion made ${JSON.stringify(typed)}`);
+    await input.press('End');
+    await input.pressSequentially('can you book?');
+    await input.press('Enter');
+    const sent = `Lunch? @${bobName} can you book?`;
+    await tid(alice, 'message-text').filter({ hasText: sent }).last().waitFor();
+    // Bob, in another chat, sees the group marked with @ until he reads it.
+    const mark = chat(bob, team).locator('[data-testid="conversation-mention"]');
+    await mark.waitFor();
+    await bob.screenshot({ path: shotPath.replace(/\.png$/, '') + '-mentioned.png', timeout: STEP_TIMEOUT });
+    await chat(bob, team).click();
+    const onBob = tid(bob, 'message').filter({ hasText: sent }).last();
+    await onBob.locator('[data-testid="message-mention"]').filter({ hasText: `@${bobName}` }).waitFor();
+    if (!(await onBob.evaluate((li) => li.classList.contains('mentions-me')))) throw new Error('not marked as mentioning bob');
+    await mark.waitFor({ state: 'detached' });
+    // After a reload the mark stays gone: the server knows he read it.
+    await bob.reload();
+    await chat(bob, team).waitFor();
+    if (await chat(bob, team).locator('[data-testid="conversation-mention"]').count()) throw new Error('the @ came back');
+    await chat(alice, `Bob ${suffix}`).click();
+  });
+
   // Two tabs of one browser are one device: they share the first tab's connection, and
   // neither is kicked by the other (before, the second tab's login replaced the first's
   // session and what was typed in the first was lost).
