@@ -18,7 +18,7 @@ use super::error::{ApiError, ApiResult};
 use super::fanout::{Outgoing, Recipients};
 use super::session::SessionHandle;
 use super::validate;
-use crate::model::{Body, ConversationId, Message, Role, Seq, SystemEvent, Timestamp};
+use crate::model::{Body, ConversationId, Message, Role, Seq, SystemEvent, Timestamp, UserId};
 use crate::protocol::{Event, ServerFrame, reply, request};
 use crate::storage::{Amendment, MessageRange, NewMessage};
 
@@ -39,7 +39,9 @@ impl Shared {
             validate::client_id(&client_id)?;
         }
         let access = self.access(me.user, conversation).await?;
-        let target = self.target(&access, conversation, seq).await?;
+        let target = self
+            .target(&access, conversation, seq, Some(me.user))
+            .await?;
         if matches!(target.body, Body::System { .. }) {
             return Err(ApiError::conflict(
                 "system messages and recalled messages cannot be recalled",
@@ -97,7 +99,9 @@ impl Shared {
         if let Access::Direct { peer } = access {
             self.may_message(me.user, peer).await?;
         }
-        let target = self.target(&access, conversation, seq).await?;
+        let target = self
+            .target(&access, conversation, seq, Some(me.user))
+            .await?;
         if target.sender != me.user {
             return Err(ApiError::forbidden("only the sender may edit a message"));
         }
@@ -127,7 +131,8 @@ impl Shared {
     ) -> ApiResult<reply::Done> {
         let request::DeleteForMe { conversation, seq } = request;
         let access = self.access(me.user, conversation).await?;
-        self.target(&access, conversation, seq).await?;
+        // Hiding twice is not an error (a retry after a lost reply).
+        self.target(&access, conversation, seq, None).await?;
         self.storage.hide(me.user, conversation, seq).await?;
         let out = Outgoing::new(ServerFrame::Event {
             event: Event::MessageHidden { conversation, seq },
@@ -137,12 +142,16 @@ impl Shared {
         Ok(reply::Done {})
     }
 
-    /// The message at `seq`, if the caller may see it.
+    /// The message at `seq`, if the caller may see it: from their join on, and not one
+    /// `viewer` hid (a message deleted for oneself cannot be reacted to, pinned,
+    /// forwarded, edited or recalled by its hider; `None` only where acting on a hidden
+    /// message again is harmless: hiding it).
     pub(super) async fn target(
         &self,
         access: &Access,
         conversation: ConversationId,
         seq: Seq,
+        viewer: Option<UserId>,
     ) -> ApiResult<Message> {
         if seq <= access.floor() {
             return Err(ApiError::not_found("no such message"));
@@ -152,7 +161,7 @@ impl Shared {
             before: Some(seq.next()),
             limit: 1,
             newest: false,
-            viewer: None,
+            viewer,
         };
         self.storage
             .messages(conversation, range)

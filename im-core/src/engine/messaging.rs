@@ -119,7 +119,9 @@ impl Shared {
             client_id,
         } = request;
         let source = self.access(me.user, conversation).await?;
-        let original = self.target(&source, conversation, seq).await?;
+        let original = self
+            .target(&source, conversation, seq, Some(me.user))
+            .await?;
         let origin = original.forwarded.unwrap_or(Forwarded {
             sender: original.sender,
             sent_at: original.sent_at,

@@ -24,7 +24,8 @@ impl Shared {
     ) -> ApiResult<reply::Done> {
         let request::Pin { conversation, seq } = request;
         let access = self.may_pin(me, conversation).await?;
-        self.target(&access, conversation, seq).await?;
+        self.target(&access, conversation, seq, Some(me.user))
+            .await?;
         let pin = Pin {
             seq,
             by: me.user,

@@ -37,7 +37,8 @@ impl Shared {
         if let Access::Direct { peer } = access {
             self.may_message(me.user, peer).await?;
         }
-        self.target(&access, conversation, seq).await?;
+        self.target(&access, conversation, seq, Some(me.user))
+            .await?;
         self.storage
             .react(conversation, seq, me.user, emoji.as_deref())
             .await?;
