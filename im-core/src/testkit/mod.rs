@@ -116,6 +116,7 @@ macro_rules! storage_conformance {
                 forwards_keep_their_origin,
                 pins_are_once_per_message_and_keep_their_limit,
                 pins_at_once_keep_the_limit,
+                a_pin_and_an_unpin_at_once_agree_with_what_is_stored,
                 reactions_are_one_per_user_per_message,
                 reactions_at_once_keep_one_per_user,
                 history_ranges_return_ascending_pages,

@@ -3008,3 +3008,52 @@ pub async fn mentions_at_once_leave_the_newest_mark(s: Arc<dyn Storage>) {
     let last = s.last_seq(g).await.expect("last seq");
     assert_eq!(mention_seq(&*s, b, g).await, last);
 }
+
+/// A pin and an unpin of one message at once give answers that match what is stored,
+/// whichever ran first, with or without an earlier pin of it.
+pub async fn a_pin_and_an_unpin_at_once_agree_with_what_is_stored(s: Arc<dyn Storage>) {
+    let (a, b) = (user(&*s, "alice").await.id, user(&*s, "bob").await.id);
+    let ab = ConversationId::direct(a, b);
+    fill(&*s, ab, a, "m", 1).await;
+    for round in 0..20 {
+        let pinned_before = round % 2 == 1;
+        if pinned_before {
+            let pin = Pin {
+                seq: Seq(1),
+                by: b,
+                at: Timestamp(round),
+            };
+            s.pin(ab, pin, 10).await.expect("pin first");
+        }
+        let pin = {
+            let s = s.clone();
+            let pin = Pin {
+                seq: Seq(1),
+                by: a,
+                at: Timestamp(1_000 + round),
+            };
+            tokio::spawn(async move { s.pin(ab, pin, 10).await })
+        };
+        let unpin = {
+            let s = s.clone();
+            tokio::spawn(async move { s.unpin(ab, Seq(1)).await })
+        };
+        let pinned = pin.await.expect("task").expect("pin");
+        let unpinned = unpin.await.expect("task").expect("unpin");
+        let stored = !s.pins(ab).await.expect("pins").is_empty();
+        if pinned_before {
+            // The unpin removes a pin either way: the earlier one (then the pin, later,
+            // pins again) or the one just made over it (then the pin changed nothing).
+            assert!(unpinned, "round {round}: no pin was found to remove");
+            assert_eq!(stored, pinned, "round {round}: answers and state disagree");
+        } else {
+            assert!(pinned, "round {round}: the pin did not apply");
+            // The unpin ran either before the pin (found nothing) or after (removed it).
+            assert_eq!(
+                stored, !unpinned,
+                "round {round}: answers and state disagree"
+            );
+        }
+        s.unpin(ab, Seq(1)).await.expect("clean up");
+    }
+}
