@@ -82,6 +82,7 @@ fn every_server_example_decodes_and_round_trips() {
                     Event::MessageHidden { .. } => "message_hidden",
                     Event::Reaction { .. } => "reaction",
                     Event::Pinned { .. } => "pinned",
+                    Event::UserUpdated { .. } => "user_updated",
                     _ => "new event: add it to this test",
                 });
             }
@@ -110,6 +111,7 @@ fn every_server_example_decodes_and_round_trips() {
         "message_hidden",
         "reaction",
         "pinned",
+        "user_updated",
     ];
     let missing: Vec<_> = all_events.iter().filter(|n| !events.contains(*n)).collect();
     assert!(missing.is_empty(), "events without an example: {missing:?}");

@@ -89,6 +89,7 @@ const GET: Method = Method::GET;
 const POST: Method = Method::POST;
 const PUT: Method = Method::PUT;
 const DELETE: Method = Method::DELETE;
+const PATCH: Method = Method::PATCH;
 
 /// Every route, in the order of the protocol document.
 #[rustfmt::skip]
@@ -102,6 +103,7 @@ pub static ROUTES: &[Route] = &[
     route(GET, "/v1/devices", Command(request::Devices::NAME), OK, &[], true, false),
     route(DELETE, "/v1/devices/{device}", Command(request::RevokeDevice::NAME), NO_CONTENT, &[("device", Text)], true, false),
     route(POST, "/v1/password", Command(request::ChangePassword::NAME), NO_CONTENT, &[], true, true),
+    route(PATCH, "/v1/profile", Command(request::UpdateProfile::NAME), OK, &[], true, true),
     route(GET, "/v1/users", Command(request::Users::NAME), OK, &[("users", IntList)], true, false),
     route(GET, "/v1/users/by-name/{username}", Command(request::FindUser::NAME), OK, &[("username", Text)], true, false),
     // Contacts.

@@ -145,6 +145,7 @@ fn every_authenticated_request(w: &World) -> Vec<Value> {
         json!({"type": "devices"}),
         json!({"type": "revoke_device", "device": "alice-phone"}),
         json!({"type": "change_password", "old_password": PASSWORD, "new_password": "another password"}),
+        json!({"type": "update_profile", "display_name": "Renamed"}),
         json!({"type": "find_user", "username": "bob"}),
         json!({"type": "users", "users": [w.bob]}),
         json!({"type": "request_friend", "user": w.carol}),

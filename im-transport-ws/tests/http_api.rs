@@ -86,6 +86,17 @@ async fn every_route_answers_with_its_documented_status() {
         .ok(M::GET, "/v1/devices", "/v1/devices", ta, None, S::OK)
         .await;
     assert_eq!(devices["devices"][0]["id"], "web-1");
+    let profile = t
+        .ok(
+            M::PATCH,
+            "/v1/profile",
+            "/v1/profile",
+            ta,
+            Some(json!({"display_name": "Alice L."})),
+            S::OK,
+        )
+        .await;
+    assert_eq!(profile["user"]["display_name"], "Alice L.", "{profile}");
     let found = t
         .ok(
             M::GET,

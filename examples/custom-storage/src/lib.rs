@@ -55,8 +55,8 @@ use im_core::model::{
 use im_core::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
-    NewMessage, NewUser, PinStore, ReactionStore, RequestOutcome, SearchQuery, SearchStore,
-    Storage, StorageError, StorageResult, UserStore, indexed_text,
+    NewMessage, NewUser, PinStore, ProfileChange, ReactionStore, RequestOutcome, SearchQuery,
+    SearchStore, Storage, StorageError, StorageResult, UserStore, indexed_text,
 };
 
 /// The field of a custom body that holds a sealed one.
@@ -619,6 +619,9 @@ impl<S: Storage> UserStore for SealedStorage<S> {
     }
     async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()> {
         self.inner.set_password_hash(id, hash).await
+    }
+    async fn update_profile(&self, id: UserId, change: ProfileChange) -> StorageResult<User> {
+        self.inner.update_profile(id, change).await
     }
     async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()> {
         self.inner.set_last_seen(id, at).await

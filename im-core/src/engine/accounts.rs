@@ -6,12 +6,13 @@ use super::Shared;
 use super::connection::Conn;
 use super::device_policy::Admission;
 use super::error::{ApiError, ApiResult};
+use super::fanout::{Outgoing, Recipients};
 use super::session::SessionHandle;
 use super::validate;
 use crate::auth::{issue_token, parse_token, token_hash_matches};
 use crate::model::{Device, DeviceId, Platform, Timestamp, User, UserId};
-use crate::protocol::{DeviceInfo, KickCode, reply, request};
-use crate::storage::{DeviceRecord, NewUser, StorageError};
+use crate::protocol::{DeviceInfo, Event, KickCode, ServerFrame, reply, request};
+use crate::storage::{DeviceRecord, NewUser, ProfileChange, StorageError};
 use crate::transport::PeerInfo;
 
 const WRONG_CREDENTIALS: &str = "wrong username or password";
@@ -381,6 +382,48 @@ impl Shared {
         )
         .await;
         Ok(reply::Done {})
+    }
+
+    pub(super) async fn update_profile(
+        &self,
+        _: &mut Conn,
+        me: &Arc<SessionHandle>,
+        request: request::UpdateProfile,
+    ) -> ApiResult<reply::User> {
+        let request::UpdateProfile {
+            display_name,
+            avatar,
+        } = request;
+        let display_name = display_name
+            .map(|name| validate::name("display_name", &name))
+            .transpose()?;
+        let avatar = match avatar {
+            None => None,
+            Some(url) if url.is_empty() => Some(None),
+            Some(url) => {
+                validate::url("avatar", &url)?;
+                Some(Some(url))
+            }
+        };
+        let change = ProfileChange {
+            display_name,
+            avatar,
+        };
+        let user = self.storage.update_profile(me.user, change).await?;
+        let mut told: Vec<UserId> = self
+            .storage
+            .friends(me.user)
+            .await?
+            .iter()
+            .map(|f| f.user)
+            .collect();
+        told.push(me.user);
+        let out = Outgoing::new(ServerFrame::Event {
+            event: Event::UserUpdated { user: user.clone() },
+        });
+        self.fan_out(Recipients::Users(&told), me.skip(), &out, false)
+            .await;
+        Ok(reply::User { user })
     }
 
     pub(super) async fn find_user(

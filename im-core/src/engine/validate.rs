@@ -43,6 +43,9 @@ pub(crate) fn name(field: &'static str, raw: &str) -> ApiResult<String> {
     Ok(name.to_owned())
 }
 
+/// A URL a client may fetch and show: `http://` or `https://`, or a path on this server
+/// (`/…`, such as an upload's); 1 to 1024 bytes without spaces or control characters.
+/// Other schemes (`javascript:`, `data:`) are refused.
 pub(crate) fn url(field: &'static str, raw: &str) -> ApiResult<()> {
     if raw.is_empty()
         || raw.len() > 1024
@@ -50,6 +53,12 @@ pub(crate) fn url(field: &'static str, raw: &str) -> ApiResult<()> {
     {
         return Err(ApiError::invalid(format!(
             "{field}: 1 to 1024 characters without spaces"
+        )));
+    }
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://") || raw.starts_with('/')) {
+        return Err(ApiError::invalid(format!(
+            "{field}: an http(s) URL or a path on this server"
         )));
     }
     Ok(())
@@ -157,5 +166,29 @@ mod tests {
         assert!(body(&Body::Custom { data: fits }, LIMIT).is_ok());
         let over = serde_json::json!({ "k": "x".repeat(LIMIT - 7) });
         assert!(body(&Body::Custom { data: over }, LIMIT).is_err());
+    }
+
+    /// Avatars and other shown URLs: web addresses or this server's paths, nothing a
+    /// page could run.
+    #[test]
+    fn urls_are_web_addresses_or_own_paths() {
+        for good in [
+            "https://example.com/a.png",
+            "HTTP://example.com/a.png",
+            "/v1/attachments/abc",
+        ] {
+            assert!(url("avatar", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "ftp://example.com/a.png",
+            "example.com/a.png",
+            "https://example.com/a b.png",
+        ] {
+            assert!(url("avatar", bad).is_err(), "{bad}");
+        }
+        assert!(url("avatar", &format!("https://{}", "x".repeat(1100))).is_err());
     }
 }

@@ -11,8 +11,8 @@ use crate::model::{
 use crate::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
     DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange, MessageStore,
-    NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ReactionStore, RequestOutcome, SearchQuery,
-    SearchStore, StorageError, StorageResult, UserStore, indexed_text,
+    NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ProfileChange, ReactionStore,
+    RequestOutcome, SearchQuery, SearchStore, StorageError, StorageResult, UserStore, indexed_text,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -171,6 +171,18 @@ impl UserStore for MemoryStorage {
         s.users
             .insert(record.id, (record.clone(), user.password_hash));
         Ok(record)
+    }
+
+    async fn update_profile(&self, id: UserId, change: ProfileChange) -> StorageResult<User> {
+        let mut s = self.lock();
+        let (user, _) = s.users.get_mut(&id).ok_or(StorageError::NotFound("user"))?;
+        if let Some(name) = change.display_name {
+            user.display_name = name;
+        }
+        if let Some(avatar) = change.avatar {
+            user.avatar = avatar;
+        }
+        Ok(user.clone())
     }
 
     async fn user(&self, id: UserId) -> StorageResult<User> {

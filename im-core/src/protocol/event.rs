@@ -162,6 +162,11 @@ pub enum Event {
         #[serde(default)]
         reactions: Vec<crate::protocol::ReactionSummary>,
     },
+    /// A friend (or this user, on their other devices) changed their profile.
+    UserUpdated {
+        /// The user as they are now.
+        user: crate::model::User,
+    },
 }
 
 /// Which receipt cursor moved.

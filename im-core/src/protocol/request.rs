@@ -62,6 +62,7 @@ macro_rules! for_each_request {
                 devices Devices -> Devices [];
                 revoke_device RevokeDevice -> Done [NotFound];
                 change_password ChangePassword -> Done [Forbidden];
+                update_profile UpdateProfile -> User [];
                 find_user FindUser -> User [NotFound];
                 users Users -> Users [TooLarge];
                 request_friend RequestFriend -> Done [Forbidden, NotFound, Conflict];
@@ -247,6 +248,19 @@ pub struct ChangePassword {
     /// The new one.
     #[schemars(length(min = 8, max = 256))]
     pub new_password: String,
+}
+
+/// Change this user's display name or avatar (the fields given; the others stay).
+/// Their friends and their own other devices get `user_updated`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UpdateProfile {
+    /// A new display name (1 to 64 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// A new avatar URL (`http(s)://…`, or a path on this server such as an upload's);
+    /// an empty string removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// Look up a user by username (to send a friend request).

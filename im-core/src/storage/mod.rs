@@ -30,7 +30,7 @@ pub use search::{
     MAX_QUERY_BYTES, MAX_TERMS, MAX_WORD_CHARS, QueryError, SearchQuery, SearchStore, SearchTerms,
     Term, indexed_text,
 };
-pub use users::{NewUser, UserStore};
+pub use users::{NewUser, ProfileChange, UserStore};
 
 /// Everything the engine keeps durably.
 ///

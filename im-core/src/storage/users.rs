@@ -18,6 +18,15 @@ pub struct NewUser {
     pub created_at: Timestamp,
 }
 
+/// A change to a user's profile: the fields given are replaced, the others kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    /// A new display name.
+    pub display_name: Option<String>,
+    /// A new avatar URL (`Some(None)` removes it).
+    pub avatar: Option<Option<String>>,
+}
+
 /// Accounts and their credentials.
 ///
 /// # Contract
@@ -26,6 +35,9 @@ pub struct NewUser {
 /// - `user`, `user_by_name` and `password_hash` fail with `NotFound` for unknown users.
 /// - `users` returns the users that exist among `ids`, each once, in any order.
 /// - `set_password_hash` replaces the hash; `NotFound` for unknown users.
+/// - `update_profile` replaces the fields the change gives, and only those, in one
+///   atomic step, and returns the user after it; `NotFound` for unknown users. Two
+///   changes of different fields at once both apply.
 /// - `set_last_seen` records when the user was last online (it never moves back);
 ///   `last_seen` returns it for those of `ids` that have one, in any order.
 /// - `set_last_seen_many` does what `set_last_seen` does for each pair, skipping unknown
@@ -44,6 +56,8 @@ pub trait UserStore: Send + Sync {
     async fn password_hash(&self, id: UserId) -> StorageResult<String>;
     /// Replaces the password hash.
     async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()>;
+    /// Changes the display name or avatar.
+    async fn update_profile(&self, id: UserId, change: ProfileChange) -> StorageResult<User>;
     /// Records when the user's last device went offline.
     async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()>;
     /// Records the last seen time of several users, as [`set_last_seen`] does for each,

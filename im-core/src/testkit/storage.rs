@@ -9,8 +9,8 @@ use crate::model::{
 };
 use crate::storage::{
     Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GROUP_FULL,
-    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, RequestOutcome,
-    SearchQuery, SearchTerms, Storage, StorageError,
+    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, ProfileChange,
+    RequestOutcome, SearchQuery, SearchTerms, Storage, StorageError,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -3056,4 +3056,76 @@ pub async fn a_pin_and_an_unpin_at_once_agree_with_what_is_stored(s: Arc<dyn Sto
         }
         s.unpin(ab, Seq(1)).await.expect("clean up");
     }
+}
+
+/// `update_profile` replaces the fields given and keeps the others; a change of the
+/// name and one of the avatar made at once both apply; an unknown user is `NotFound`.
+pub async fn profile_changes_apply_the_fields_given_even_at_once(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await;
+    let renamed = s
+        .update_profile(
+            a.id,
+            ProfileChange {
+                display_name: Some("Alice A.".into()),
+                avatar: None,
+            },
+        )
+        .await
+        .expect("rename");
+    assert_eq!(renamed.display_name, "Alice A.");
+    assert_eq!(renamed.avatar, None);
+    assert_eq!(renamed.username, "alice");
+    assert_eq!(s.user(a.id).await.expect("user"), renamed);
+    let unchanged = s
+        .update_profile(a.id, ProfileChange::default())
+        .await
+        .expect("an empty change");
+    assert_eq!(unchanged, renamed);
+
+    for round in 0..10 {
+        let name = {
+            let s = s.clone();
+            let change = ProfileChange {
+                display_name: Some(format!("Alice {round}")),
+                avatar: None,
+            };
+            tokio::spawn(async move { s.update_profile(a.id, change).await })
+        };
+        let avatar = {
+            let s = s.clone();
+            let change = ProfileChange {
+                display_name: None,
+                avatar: Some(Some(format!("https://example.com/{round}.png"))),
+            };
+            tokio::spawn(async move { s.update_profile(a.id, change).await })
+        };
+        name.await.expect("task").expect("name");
+        avatar.await.expect("task").expect("avatar");
+        let now = s.user(a.id).await.expect("user");
+        assert_eq!(now.display_name, format!("Alice {round}"), "round {round}");
+        assert_eq!(
+            now.avatar.as_deref(),
+            Some(format!("https://example.com/{round}.png").as_str()),
+            "round {round}"
+        );
+    }
+    let cleared = s
+        .update_profile(
+            a.id,
+            ProfileChange {
+                display_name: None,
+                avatar: Some(None),
+            },
+        )
+        .await
+        .expect("clear the avatar");
+    assert_eq!(cleared.avatar, None);
+    assert_eq!(cleared.display_name, "Alice 9");
+    let missing = s
+        .update_profile(UserId(9_999), ProfileChange::default())
+        .await;
+    assert!(
+        matches!(missing, Err(StorageError::NotFound(_))),
+        "{missing:?}"
+    );
 }

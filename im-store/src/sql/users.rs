@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use im_core::model::{Timestamp, User, UserId};
-use im_core::storage::{NewUser, StorageError, StorageResult, UserStore};
+use im_core::storage::{NewUser, ProfileChange, StorageError, StorageResult, UserStore};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
@@ -108,6 +108,29 @@ impl UserStore for SqlStorage {
             return Err(StorageError::NotFound("user"));
         }
         Ok(())
+    }
+
+    async fn update_profile(&self, id: UserId, change: ProfileChange) -> StorageResult<User> {
+        // One statement sets the fields given (and only those, so changes of other
+        // fields at once are kept); the read after it, in the same transaction, returns
+        // the user as this change left them.
+        let txn = super::begin(&self.db).await.map_err(db_error)?;
+        if change != ProfileChange::default() {
+            let mut update = user::Entity::update_many().filter(user::Column::Id.eq(i(id.0)));
+            if let Some(name) = change.display_name {
+                update = update.col_expr(user::Column::DisplayName, Expr::value(name));
+            }
+            if let Some(avatar) = change.avatar {
+                update = update.col_expr(user::Column::Avatar, Expr::value(avatar));
+            }
+            update.exec(&txn).await.map_err(db_error)?;
+        }
+        let row = user::Entity::find_by_id(i(id.0))
+            .one(&txn)
+            .await
+            .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)?;
+        row.map(to_user).ok_or(StorageError::NotFound("user"))
     }
 
     async fn set_last_seen(&self, id: UserId, at: Timestamp) -> StorageResult<()> {
