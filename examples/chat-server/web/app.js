@@ -887,6 +887,13 @@
         state.outgoing.delete(ev.user);
         render();
         break;
+      case 'user_updated':
+        if (ev.user && typeof ev.user.id === 'number') {
+          state.users.set(ev.user.id, ev.user);
+          if (state.me && ev.user.id === state.me.id) state.me = ev.user;
+          render();
+        }
+        break;
       case 'friend_removed':
         state.friends.delete(ev.user);
         state.presence.delete(ev.user);
@@ -2878,7 +2885,25 @@
   async function toggleAccount() {
     const panel = $('account');
     panel.hidden = !panel.hidden;
-    if (!panel.hidden) await renderDevices();
+    if (!panel.hidden) {
+      $('profile-name').value = state.me ? state.me.display_name : '';
+      setHint('profile-status', '');
+      await renderDevices();
+    }
+  }
+
+  async function onProfileSubmit(ev) {
+    ev.preventDefault();
+    setHint('profile-status', 'Saving…');
+    try {
+      const r = await request({ type: 'update_profile', display_name: $('profile-name').value });
+      state.me = r.user;
+      state.users.set(r.user.id, r.user);
+      setHint('profile-status', 'Saved.');
+      render();
+    } catch (e) {
+      setHint('profile-status', e.message, true);
+    }
   }
 
   /** The user's devices, newest login first; each but this one can be signed out. */
@@ -2955,6 +2980,7 @@
     $('logout').addEventListener('click', onLogout);
     $('account-toggle').addEventListener('click', toggleAccount);
     $('password-form').addEventListener('submit', onPasswordSubmit);
+    $('profile-form').addEventListener('submit', onProfileSubmit);
     $('chat-unfriend').addEventListener('click', () => onPeerAction('remove_friend', 'End the friendship with {}?'));
     $('chat-block').addEventListener('click', () => onPeerAction('block', 'Block {}? Neither of you can write to the other until you unblock.'));
     $('chat-unblock').addEventListener('click', () => onPeerAction('unblock', null));

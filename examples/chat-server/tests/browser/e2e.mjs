@@ -609,6 +609,21 @@ async function main() {
     await chat(alice, `Bob ${suffix}`).click();
   });
 
+  await run('alice renames herself in her profile; bob, a friend, sees the new name at once', async () => {
+    const renamed = `Alice ${suffix} Liddell`;
+    await tid(alice, 'account-toggle').click();
+    const nameInput = tid(alice, 'profile-name');
+    const current = await nameInput.inputValue();
+    if (current !== `Alice ${suffix}`) throw new Error(`the profile form shows ${JSON.stringify(current)}`);
+    await nameInput.fill(renamed);
+    await tid(alice, 'profile-submit').click();
+    await tid(alice, 'profile-status').filter({ hasText: 'Saved.' }).waitFor();
+    await tid(alice, 'me').filter({ hasText: renamed }).waitFor();
+    await chat(bob, renamed).waitFor();
+    await tid(alice, 'account-toggle').click();
+    await tid(alice, 'account').waitFor({ state: 'hidden' });
+  });
+
   // Two tabs of one browser are one device: they share the first tab's connection, and
   // neither is kicked by the other (before, the second tab's login replaced the first's
   // session and what was typed in the first was lost).
