@@ -2005,7 +2005,10 @@
     }
     quote.addEventListener('click', () => {
       const target = $('messages').querySelector(`li.message[data-seq="${seq}"]`);
-      if (!target) return;
+      if (!target) {
+        jumpTo(c.id, seq); // older than the loaded pages: read back to it
+        return;
+      }
       target.scrollIntoView({ block: 'center', behavior: 'smooth' });
       target.classList.add('flash');
       setTimeout(() => target.classList.remove('flash'), 1200);
@@ -2484,7 +2487,7 @@
 
   /** Opens a chat at one message: older pages are read until it is there. */
   async function jumpTo(id, seq) {
-    openConversation(id);
+    if (state.open !== id) openConversation(id);
     const c = getConv(id);
     for (let tries = 0; tries < 100 && state.open === id && !c.messages.has(seq); tries++) {
       if (c.loaded && c.hasOlder && !c.loadingOlder) await loadOlder(c);
@@ -2512,13 +2515,28 @@
     }
   }
 
+  /**
+   * The pinned bar: one pin at a time, the newest first; with several, the label steps
+   * to the next (and round again), and the quote opens the chat at the pinned message.
+   */
   function renderPinned(c) {
     const bar = $('pinned-bar');
     bar.replaceChildren();
     bar.hidden = !c.pins.length;
     if (!c.pins.length) return;
-    const label = c.pins.length > 1 ? `Pinned (${c.pins.length})` : 'Pinned';
-    bar.append(el('span', 'pinned-label', label, 'pinned-label'), renderQuote(c, c.pins[0].seq));
+    c.pinAt = (c.pinAt || 0) % c.pins.length;
+    const several = c.pins.length > 1;
+    const label = el(several ? 'button' : 'span', several ? 'pinned-label link' : 'pinned-label',
+      several ? `Pinned ${c.pinAt + 1}/${c.pins.length}` : 'Pinned', 'pinned-label');
+    if (several) {
+      label.type = 'button';
+      label.title = 'Next pinned message';
+      label.addEventListener('click', () => {
+        c.pinAt = (c.pinAt + 1) % c.pins.length;
+        renderPinned(c);
+      });
+    }
+    bar.append(label, renderQuote(c, c.pins[c.pinAt].seq));
   }
 
   /** Pins `m`, or unpins it, then shows the list as the server has it. */

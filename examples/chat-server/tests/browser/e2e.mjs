@@ -361,9 +361,26 @@ async function main() {
     for (const page of [alice, bob]) {
       await tid(page, 'pinned-bar').filter({ hasText: question }).waitFor();
     }
+    // A second pin: the bar shows the newest, and its label steps to the other one,
+    // whose quote leads to the message.
+    const answer = `Noon works ${suffix}`;
+    const answered = tid(alice, 'message').filter({ has: tid(alice, 'message-text').filter({ hasText: answer }) }).first();
+    await answered.locator('[data-testid="message-menu"]').click();
+    await answered.locator('[data-testid="message-pin"]').click();
+    await tid(bob, 'pinned-label').filter({ hasText: 'Pinned 1/2' }).waitFor();
+    await tid(bob, 'pinned-bar').filter({ hasText: answer }).waitFor();
+    await tid(bob, 'pinned-label').click();
+    await tid(bob, 'pinned-label').filter({ hasText: 'Pinned 2/2' }).waitFor();
+    await tid(bob, 'pinned-bar').locator('[data-testid="message-quote"]').filter({ hasText: question }).click();
+    await bob.waitForFunction((q) => {
+      const lit = document.querySelector('li.message.flash [data-testid="message-text"]');
+      return lit && lit.textContent === q;
+    }, question, { timeout: STEP_TIMEOUT });
     await alice.screenshot({ path: shotPath.replace(/\.png$/, '') + '-pinned.png', timeout: STEP_TIMEOUT });
-    await asked.locator('[data-testid="message-menu"]').click();
-    await asked.locator('[data-testid="message-unpin"]').click();
+    for (const message of [asked, answered]) {
+      await message.locator('[data-testid="message-menu"]').click();
+      await message.locator('[data-testid="message-unpin"]').click();
+    }
     for (const page of [alice, bob]) {
       await tid(page, 'pinned-bar').waitFor({ state: 'hidden' });
     }
