@@ -104,13 +104,7 @@ impl Gateway {
             Ok(Err(refused)) => return refused,
             Ok(Ok(read)) => read,
         };
-        let Some(mime) = infer::get(&bytes).map(|t| t.mime_type()).filter(|m| {
-            self.inner
-                .config
-                .upload_types
-                .iter()
-                .any(|allowed| allowed == m)
-        }) else {
+        let Some(mime) = stored_type(&self.inner.config.upload_types, &bytes) else {
             return error_of(
                 ErrorCode::Invalid,
                 format!(
@@ -363,5 +357,23 @@ fn multipart_error(e: &multer::Error, limit: u64) -> Response {
             )
         }
         e => error_of(ErrorCode::Invalid, format!("malformed multipart body: {e}")),
+    }
+}
+
+/// The entry of [`WsConfig::upload_types`](crate::WsConfig::upload_types) that accepts
+/// any other file, as a download.
+pub const ANY_FILE: &str = "*/*";
+
+/// The type an upload is stored and served with, judged from its bytes: its sniffed
+/// type when `types` lists it; otherwise, when `types` holds [`ANY_FILE`],
+/// `application/octet-stream` (a file served only as a download, whatever it is: an
+/// unknown format, a script, an image type that is not listed); otherwise `None`, and
+/// the upload is refused.
+fn stored_type(types: &[String], bytes: &[u8]) -> Option<&'static str> {
+    let listed = |m: &str| types.iter().any(|allowed| allowed == m);
+    match infer::get(bytes).map(|t| t.mime_type()) {
+        Some(sniffed) if listed(sniffed) => Some(sniffed),
+        _ if listed(ANY_FILE) => Some("application/octet-stream"),
+        _ => None,
     }
 }

@@ -50,7 +50,10 @@ pub struct WsConfig {
     /// 0 for no limit. Default 30.
     pub uploads_per_user_per_minute: u32,
     /// MIME types an upload may have, judged from its content (never from the client's
-    /// claim). Default: PNG, JPEG, GIF, WebP images and PDF.
+    /// claim). With `*/*` ([`ANY_FILE`](crate::ANY_FILE)) any other file is
+    /// accepted too, stored and served as `application/octet-stream`, a download only.
+    /// Default: PNG, JPEG, GIF, WebP images and PDF, and `*/*`; leave `*/*` out to
+    /// refuse the rest.
     pub upload_types: Vec<String>,
 }
 
@@ -74,6 +77,7 @@ impl Default for WsConfig {
                 "image/gif",
                 "image/webp",
                 "application/pdf",
+                "*/*",
             ]
             .map(String::from)
             .to_vec(),

@@ -22,6 +22,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, Method, header};
 use warp::reply::Response;
 
+pub use attachments::ANY_FILE;
 pub use blob::{BlobBody, BlobError, BlobMeta, BlobStore, LocalDirBlobs};
 pub use client::{ConnectError, WsClientConnection, connect};
 pub use config::WsConfig;

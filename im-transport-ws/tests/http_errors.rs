@@ -216,13 +216,50 @@ async fn invalid_input_is_422_and_malformed_bodies_never_reach_the_engine() {
             .contains("not valid JSON")
     );
 
-    // An upload whose bytes are not an accepted type, whatever it claims to be.
-    let html = Part::bytes(b"<html><script>alert(1)</script></html>".to_vec())
-        .file_name("cat.png")
-        .mime_str("image/png")
-        .unwrap();
+    // An upload whose bytes are no listed type, whatever it claims to be, is kept as a
+    // download only (the default takes any file): never served as a page or an image.
+    let html = || {
+        Part::bytes(b"<html><script>alert(1)</script></html>".to_vec())
+            .file_name("cat.png")
+            .mime_str("image/png")
+            .unwrap()
+    };
     let g = api.group(&ta).await;
-    let refused = api.upload(&ta, &format!("g:{g}"), html).await;
+    let kept = api.upload(&ta, &format!("g:{g}"), html()).await;
+    assert_eq!(kept.status, StatusCode::CREATED, "{kept:?}");
+    assert_eq!(kept.body["mime"], "application/octet-stream");
+    let url = kept.body["url"].as_str().unwrap();
+    let served = api
+        .http
+        .get(format!("{}{url}", api.base))
+        .bearer_auth(&ta)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    let headers = served.headers();
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["content-disposition"], "attachment");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+
+    // Without `*/*` in the accepted types, it is refused.
+    let strict = WsConfig::default().with_upload_types(
+        WsConfig::default()
+            .upload_types
+            .into_iter()
+            .filter(|t| t != im_transport_ws::ANY_FILE),
+    );
+    let strict = start_with(test_config(), strict).await;
+    let strict_api = strict.api();
+    let (_, token) = strict_api.user("strict").await;
+    let g = strict_api.group(&token).await;
+    let refused = strict_api.upload(&token, &format!("g:{g}"), html()).await;
     assert_eq!(
         refused.status,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -480,7 +480,7 @@ async function main() {
     }, null, { timeout: STEP_TIMEOUT });
   });
 
-  await run('alice sends a PDF as a file; a type the server does not take is refused', async () => {
+  await run('alice sends a PDF and a script as files; the script arrives as a download', async () => {
     const pdf = join(tmp, 'notes.pdf');
     writeFileSync(pdf, '%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
     await tid(alice, 'file-input').setInputFiles(pdf);
@@ -489,7 +489,7 @@ async function main() {
     const script = join(tmp, 'run.sh');
     writeFileSync(script, '#!/bin/sh\necho hi\n');
     await tid(alice, 'file-input').setInputFiles(script);
-    await tid(alice, 'chat-error').filter({ hasText: 'Upload failed' }).waitFor();
+    await tid(bob, 'message-file').filter({ hasText: 'run.sh' }).waitFor();
   });
 
   const xss = '<img src=x onerror=window.__xss=1>';
