@@ -2749,26 +2749,21 @@ pub async fn search_finds_every_term_newest_first_where_the_user_may_read(s: Arc
     s.append(ab, image).await.expect("append");
     say(a, ab, "7", "今天吃菠萝披萨").await;
     say(c, bc, "8", "pineapple secret between bob and carol").await;
-    let g = ConversationId::Group(group(&*s, "Pineapple club", a, &[b]).await.id);
+    let gid = group(&*s, "Pineapple club", a, &[b]).await.id;
+    let g = ConversationId::Group(gid);
     say(b, g, "9", "pineapple party before carol").await;
     // carol joins: she reads the group from the seq of her joining on.
-    let Some(gid) = g.group() else { unreachable!() };
-    s.update_group(
-        gid,
-        GroupChange {
-            add: vec![(c, Role::Member)],
-            ..GroupChange::default()
-        },
-        system(
-            a,
-            SystemEvent::MembersAdded {
-                by: a,
-                users: vec![c],
-            },
-        ),
-    )
-    .await
-    .expect("add carol");
+    let add_carol = GroupChange {
+        add: vec![(c, Role::Member)],
+        ..GroupChange::default()
+    };
+    let record = SystemEvent::MembersAdded {
+        by: a,
+        users: vec![c],
+    };
+    s.update_group(gid, add_carol, system(a, record))
+        .await
+        .expect("add carol");
     say(a, g, "10", "pineapple party with carol").await;
 
     assert_eq!(
