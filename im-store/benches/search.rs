@@ -24,6 +24,7 @@ use im_core::storage::{
     GroupStore, MessageStore, NewGroup, NewMessage, NewUser, SearchQuery, SearchStore, SearchTerms,
     UserStore,
 };
+use im_core::auth::{HashCost, PasswordHasher};
 use im_store::SqlStorage;
 
 const USERS: u64 = 2_000;
@@ -36,6 +37,8 @@ const ZIPF_S: f64 = 1.07;
 const GROUP_SHARE: f64 = 0.3;
 /// The users who search; the `elsewhere` word is never in their conversations.
 const SEARCHERS: u64 = 20;
+/// The searchers' password.
+const PASSWORD: &str = "search-bench";
 /// The page the engine asks for by default, plus the one that tells whether there is more.
 const PAGE: u32 = 51;
 
@@ -104,13 +107,17 @@ async fn main() {
     let s = SqlStorage::connect(&url).await.expect("connect");
     let mut rng = Rng(0x5eed);
 
-    // Users, groups and chats.
+    // Users, groups and chats. The searchers can log in (password `search-bench`), so
+    // a server started on the kept database can be searched the same way.
+    let hash = PasswordHasher::new(HashCost::CHEAPEST)
+        .and_then(|h| h.hash(PASSWORD))
+        .expect("a password hash");
     for n in 0..USERS {
         s.create_user(NewUser {
             username: format!("user{n}"),
             display_name: format!("User {n}"),
             avatar: None,
-            password_hash: String::new(),
+            password_hash: if n < SEARCHERS { hash.clone() } else { String::new() },
             created_at: Timestamp::now(),
         })
         .await
@@ -264,14 +271,27 @@ async fn main() {
         "{:<10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8}",
         "query", "queries", "p50 ms", "p90 ms", "p99 ms", "max ms", "hits/q"
     );
+    // With IM_BENCH_DB, the queries are written beside it (`<db>.queries`: kind, user
+    // and query, tab-separated), for `examples/loadgen/search_server.py` to ask a
+    // server started on the database the same ones.
+    let mut log = std::env::var_os("IM_BENCH_DB").map(|_| {
+        let mut name = path.clone().into_os_string();
+        name.push(".queries");
+        std::io::BufWriter::new(std::fs::File::create(name).expect("the query log"))
+    });
     let mut all = Vec::new();
     for (kind, pick) in &kinds {
         let mut times = Vec::with_capacity(queries);
         let mut hits = 0;
         for q in 0..queries {
             let user = UserId(1 + (q as u64 % SEARCHERS));
+            let word = pick(&mut rng);
+            if let Some(log) = &mut log {
+                use std::io::Write;
+                writeln!(log, "{kind}\tuser{}\t{word}", user.0 - 1).expect("the query log");
+            }
             let query = SearchQuery {
-                terms: SearchTerms::parse(&pick(&mut rng)).expect("a word"),
+                terms: SearchTerms::parse(&word).expect("a word"),
                 conversation: None,
                 before: None,
                 limit: PAGE,
@@ -296,6 +316,10 @@ async fn main() {
             hits as f64 / queries as f64
         );
         all.extend(times);
+    }
+    if let Some(mut log) = log {
+        use std::io::Write;
+        log.flush().expect("the query log");
     }
     all.sort();
     println!(
