@@ -19,12 +19,12 @@
 
 use std::time::{Duration, Instant};
 
+use im_core::auth::{HashCost, PasswordHasher};
 use im_core::model::{Body, ConversationId, DeviceId, Role, SystemEvent, Timestamp, UserId};
 use im_core::storage::{
     GroupStore, MessageStore, NewGroup, NewMessage, NewUser, SearchQuery, SearchStore, SearchTerms,
     UserStore,
 };
-use im_core::auth::{HashCost, PasswordHasher};
 use im_store::SqlStorage;
 
 const USERS: u64 = 2_000;
@@ -117,7 +117,11 @@ async fn main() {
             username: format!("user{n}"),
             display_name: format!("User {n}"),
             avatar: None,
-            password_hash: if n < SEARCHERS { hash.clone() } else { String::new() },
+            password_hash: if n < SEARCHERS {
+                hash.clone()
+            } else {
+                String::new()
+            },
             created_at: Timestamp::now(),
         })
         .await
