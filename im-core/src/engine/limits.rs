@@ -1,6 +1,6 @@
 //! Rate limits: login and registration attempts per username and per peer address, and
-//! sends and searches per user. Each is a keyed GCRA limiter (`governor`): a steady rate with a
-//! burst. Exceeding one gives `rate_limited` with the time after which a retry passes.
+//! sends and searches per user. Each is a keyed GCRA limiter (`governor`): a steady rate
+//! with a burst. Exceeding one gives `rate_limited` with the time after which a retry passes.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

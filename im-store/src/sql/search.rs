@@ -75,8 +75,8 @@ fn match_expression(backend: DbBackend, terms: &SearchTerms) -> String {
 /// `readable` lists the user's conversations with the first seq they may read there:
 /// their direct chats from the start, their groups from the seq they joined at. The
 /// order by descending id lets each database walk its index from the newest match and
-/// stop at the limit.
-/// On SQLite, `expression` is the FTS5 query (see [`sqlite_expression`]).
+/// stop at the limit. On SQLite, `expression` is the FTS5 query (see
+/// [`sqlite_expression`]); elsewhere `None`, and the words alone are matched.
 fn statement(
     backend: DbBackend,
     user: UserId,
