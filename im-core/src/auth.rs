@@ -22,6 +22,7 @@ use crate::model::{DeviceId, UserId};
 
 /// Argon2 cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HashCost {
     /// Memory in KiB.
     pub memory_kib: u32,

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// TCP transport settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TcpConfig {
     /// Largest frame accepted or sent, in bytes. Default 64 KiB.
     pub max_frame_bytes: usize,

@@ -33,7 +33,7 @@ pub enum ExcessSessions {
 /// assert_eq!(policy.platform_limit(Platform::Web), None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DevicePolicy {
     /// Most sessions per user. Default 5.
     pub max_sessions: usize,
@@ -97,7 +97,7 @@ pub enum DirectPolicy {
 /// need with the `with_*` methods or deserialize it from your app's config file
 /// (durations are in milliseconds there).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Reported to clients in the `hello` reply.
     pub server_name: String,
@@ -325,19 +325,67 @@ impl EngineConfig {
 }
 
 /// Serde support for a [`Duration`] written as whole milliseconds, as every duration in
-/// the engine's config is: `#[serde(with = "im_core::engine::millis")]`.
+/// the engine's config is: `#[serde(with = "im_core::engine::millis")]`. Reading also
+/// takes a human string (`"90s"`, `"2m"`, `"1h 30m"`, `"30days"`, `"250ms"`), which is what
+/// an operator writes in a config file.
+///
+/// ```
+/// use im_core::EngineConfig;
+/// let config: EngineConfig =
+///     serde_json::from_str(r#"{"idle_timeout": "2m", "recall_window": 60000}"#).unwrap();
+/// assert_eq!(config.idle_timeout.as_secs(), 120);
+/// assert_eq!(config.recall_window.as_secs(), 60);
+/// ```
 pub mod millis {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
 
     /// Writes the duration as milliseconds (saturating).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    /// Reads milliseconds.
+    /// Reads milliseconds, or a human duration string.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
+        d.deserialize_any(MillisOrText)
+    }
+
+    /// Parses a duration as an operator writes it: a number with a unit (`"90s"`, `"2m"`,
+    /// `"1h 30m"`, `"250ms"`, `"30days"`), or `"0"`. A bare number is refused: seconds
+    /// or milliseconds, a reader could not tell.
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        if text == "0" {
+            return Ok(Duration::ZERO);
+        }
+        humantime::parse_duration(text)
+            .map_err(|e| format!("{e} in {text:?} (a duration needs a unit: 90s, 2m, 1h, 250ms)"))
+    }
+
+    struct MillisOrText;
+
+    impl Visitor<'_> for MillisOrText {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("milliseconds, or a duration such as \"90s\" or \"2m\"")
+        }
+
+        fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Duration, E> {
+            Ok(Duration::from_millis(ms))
+        }
+
+        fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Duration, E> {
+            u64::try_from(ms)
+                .map(Duration::from_millis)
+                .map_err(|_| E::custom(format!("a duration cannot be negative: {ms}")))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            parse(text).map_err(E::custom)
+        }
     }
 }

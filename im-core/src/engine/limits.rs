@@ -15,7 +15,7 @@ use crate::model::UserId;
 
 /// Rate limits; 0 turns one off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
     /// Login attempts per username and address per minute (all attempts, right or
     /// wrong). Keyed by both, so a stranger's flood cannot lock the owner out from
