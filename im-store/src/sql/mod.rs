@@ -87,6 +87,9 @@ pub struct SqlStorage {
 /// The most connections [`SqlStorage::connect`] opens to a PostgreSQL or MySQL server.
 pub const DEFAULT_SQL_POOL: u32 = 32;
 
+/// How long opening a connection may take, and waiting for one from the pool.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl SqlStorage {
     /// Connects to `url` and brings the schema up to date.
     pub async fn connect(url: &str) -> StorageResult<SqlStorage> {
@@ -116,13 +119,15 @@ impl SqlStorage {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10));
+            .connect_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(CONNECT_TIMEOUT);
         if url.starts_with("sqlite:") {
             sqlite_options(&mut options, url);
         } else {
             options.max_connections(pool.max(2)).min_connections(1);
             postgres_options(&mut options);
+            #[cfg(any(feature = "postgres", feature = "mysql"))]
+            first_contact(url).await?;
         }
         let db = Database::connect(options).await.map_err(db_error)?;
         let read = match sqlite_readers(url) {
@@ -292,6 +297,42 @@ fn sqlite_side_pool(
 #[cfg(not(feature = "sqlite"))]
 fn sqlite_checkpointer(_url: &str) -> Option<ConnectOptions> {
     None
+}
+
+/// Opens one connection to a PostgreSQL or MySQL server and closes it, to learn at once
+/// why the server cannot be used. A pool retries a refused connection until its acquire
+/// timeout and then says only "pool timed out"; this says "Connection refused" (or a
+/// wrong password, or an unknown database) in milliseconds.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn first_contact(url: &str) -> StorageResult<()> {
+    use sea_orm::sqlx::Connection as _;
+    let unavailable = |e: sea_orm::sqlx::Error| StorageError::Unavailable(e.to_string());
+    let attempt = async {
+        #[cfg(feature = "postgres")]
+        if url.starts_with("postgres") {
+            let connection = sea_orm::sqlx::PgConnection::connect(url)
+                .await
+                .map_err(unavailable)?;
+            let _ = connection.close().await;
+            return Ok(());
+        }
+        #[cfg(feature = "mysql")]
+        if url.starts_with("mysql") {
+            let connection = sea_orm::sqlx::MySqlConnection::connect(url)
+                .await
+                .map_err(unavailable)?;
+            let _ = connection.close().await;
+            return Ok(());
+        }
+        Ok(())
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| {
+            StorageError::Unavailable(format!(
+                "no answer from the database server within {CONNECT_TIMEOUT:?}"
+            ))
+        })?
 }
 
 /// Plans every statement for its parameters. Prepared statements are cached per
