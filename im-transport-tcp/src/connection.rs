@@ -9,12 +9,13 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec, LengthDelimitedCodecError};
 
 use crate::TcpConfig;
+use crate::socket::{Socket, plain};
 
 /// One TCP connection carrying length-delimited frames, usable by the engine (as a
 /// [`Connection`]) and by the client (as a `Stream` + `Sink` of frames).
 #[derive(Debug)]
 pub struct TcpConnection {
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    framed: Framed<Socket, LengthDelimitedCodec>,
     peer: PeerInfo,
     limit: usize,
 }
@@ -23,18 +24,36 @@ impl TcpConnection {
     pub(crate) fn new(stream: TcpStream, config: &TcpConfig) -> std::io::Result<Self> {
         stream.set_nodelay(config.nodelay)?;
         let addr: Option<SocketAddr> = stream.peer_addr().ok();
+        Ok(Self::over(plain(stream), addr, config))
+    }
+
+    /// A connection over TLS, after its handshake.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(
+        stream: tokio_rustls::TlsStream<TcpStream>,
+        addr: Option<SocketAddr>,
+        config: &TcpConfig,
+    ) -> Self {
+        Self::over(
+            tokio_util::either::Either::Right(Box::new(stream)),
+            addr,
+            config,
+        )
+    }
+
+    fn over(socket: Socket, addr: Option<SocketAddr>, config: &TcpConfig) -> Self {
         let codec = LengthDelimitedCodec::builder()
             .length_field_length(4)
             .max_frame_length(config.max_frame_bytes)
             .new_codec();
-        Ok(TcpConnection {
-            framed: Framed::new(stream, codec),
+        TcpConnection {
+            framed: Framed::new(socket, codec),
             peer: PeerInfo {
                 addr,
                 transport: "tcp",
             },
             limit: config.max_frame_bytes,
-        })
+        }
     }
 
     fn map_err(&self, e: std::io::Error) -> TransportError {

@@ -5,11 +5,20 @@ use bytes::Bytes;
 use futures::{Sink, Stream};
 use im_core::transport::{Connection, PeerInfo, TransportError};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::error::UrlError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::connection::{Outgoing, outgoing};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+/// The socket under a client WebSocket: TCP, or TLS over TCP for `wss://`.
+#[cfg(feature = "tls")]
+type Socket =
+    tokio_util::either::Either<TcpStream, Box<tokio_rustls::client::TlsStream<TcpStream>>>;
+#[cfg(not(feature = "tls"))]
+type Socket = TcpStream;
 
 /// Why a WebSocket connection could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +33,7 @@ pub struct ConnectError {
 /// [`im_core::client::Client`]: each frame is one message, JSON as text.
 #[derive(Debug)]
 pub struct WsClientConnection {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    socket: WebSocketStream<Socket>,
     peer: PeerInfo,
     limit: usize,
 }
@@ -43,19 +52,85 @@ pub async fn connect(
     url: &str,
     max_frame_bytes: usize,
 ) -> Result<WsClientConnection, ConnectError> {
+    open(url, max_frame_bytes, None).await
+}
+
+/// Opens a WebSocket over TLS (`wss://host:port/ws`, feature `tls`), checking the
+/// server's certificate against the roots in `tls`.
+///
+/// ```no_run
+/// # async fn demo(tls: std::sync::Arc<im_transport_ws::rustls::ClientConfig>) -> Result<(), Box<dyn std::error::Error>> {
+/// let socket = im_transport_ws::connect_tls("wss://chat.example.com/ws", 64 * 1024, tls).await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tls")]
+pub async fn connect_tls(
+    url: &str,
+    max_frame_bytes: usize,
+    tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+) -> Result<WsClientConnection, ConnectError> {
+    open(url, max_frame_bytes, Some(tls)).await
+}
+
+#[cfg(feature = "tls")]
+type ClientTls = Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>;
+#[cfg(not(feature = "tls"))]
+type ClientTls = Option<std::convert::Infallible>;
+
+async fn open(
+    url: &str,
+    max_frame_bytes: usize,
+    tls: ClientTls,
+) -> Result<WsClientConnection, ConnectError> {
+    let failed = |source: WsError| ConnectError {
+        url: url.to_owned(),
+        source,
+    };
+    let request = url.into_client_request().map_err(failed)?;
+    let uri = request.uri();
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => return Err(failed(WsError::Url(UrlError::UnsupportedUrlScheme))),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| failed(WsError::Url(UrlError::NoHostName)))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let stream = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| failed(WsError::Io(e)))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| failed(WsError::Io(e)))?;
+    let addr = stream.peer_addr().ok();
+    let socket: Socket = match (secure, tls) {
+        #[cfg(feature = "tls")]
+        (true, Some(tls)) => {
+            use tokio_rustls::rustls::pki_types::ServerName;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|_| failed(WsError::Url(UrlError::NoHostName)))?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, stream)
+                .await
+                .map_err(|e| failed(WsError::Io(e)))?;
+            tokio_util::either::Either::Right(Box::new(stream))
+        }
+        (true, _) => return Err(failed(WsError::Url(UrlError::TlsFeatureNotEnabled))),
+        #[cfg(feature = "tls")]
+        (false, _) => tokio_util::either::Either::Left(stream),
+        #[cfg(not(feature = "tls"))]
+        (false, _) => stream,
+    };
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(max_frame_bytes);
     config.max_frame_size = Some(max_frame_bytes);
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+    let (socket, _) = tokio_tungstenite::client_async_with_config(request, socket, Some(config))
         .await
-        .map_err(|source| ConnectError {
-            url: url.to_owned(),
-            source,
-        })?;
-    let addr = match socket.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp.peer_addr().ok(),
-        _ => None,
-    };
+        .map_err(failed)?;
     Ok(WsClientConnection {
         socket,
         peer: PeerInfo {

@@ -2,9 +2,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::proxy::{ForwardedHeader, TrustedProxy};
+
 /// Settings of the WebSocket endpoint, the HTTP API and uploads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct WsConfig {
     /// Largest WebSocket message accepted, in bytes. Default 64 KiB, like the engine's
     /// frame limit. The gateway raises it to the engine's limit if it is lower, so that
@@ -55,6 +57,13 @@ pub struct WsConfig {
     /// Default: PNG, JPEG, GIF, WebP images and PDF, and `*/*`; leave `*/*` out to
     /// refuse the rest.
     pub upload_types: Vec<String>,
+    /// Reverse proxies whose [`forwarded_header`](Self::forwarded_header) names the
+    /// client, for the per-address limits (registration and login). From any other peer
+    /// the header is ignored, so a client cannot choose its own address. Default: none.
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// The header the trusted proxies write: `x-forwarded-for` (default) or `forwarded`
+    /// (RFC 7239). The other is ignored, since a proxy passes it on as the client sent it.
+    pub forwarded_header: ForwardedHeader,
 }
 
 impl Default for WsConfig {
@@ -81,6 +90,8 @@ impl Default for WsConfig {
             ]
             .map(String::from)
             .to_vec(),
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
         }
     }
 }
@@ -137,6 +148,18 @@ impl WsConfig {
     /// Sets [`max_transfers`](Self::max_transfers).
     pub fn with_max_transfers(mut self, n: usize) -> Self {
         self.max_transfers = n;
+        self
+    }
+
+    /// Sets [`trusted_proxies`](Self::trusted_proxies).
+    pub fn with_trusted_proxies(mut self, proxies: impl IntoIterator<Item = TrustedProxy>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Sets [`forwarded_header`](Self::forwarded_header).
+    pub fn with_forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = header;
         self
     }
 

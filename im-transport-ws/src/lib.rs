@@ -7,6 +7,7 @@ mod config;
 mod connection;
 pub mod http;
 pub mod openapi;
+mod proxy;
 pub mod routes;
 mod server;
 mod service;
@@ -24,11 +25,20 @@ use warp::reply::Response;
 
 pub use attachments::ANY_FILE;
 pub use blob::{BlobBody, BlobError, BlobMeta, BlobStore, LocalDirBlobs};
+#[cfg(feature = "tls")]
+pub use client::connect_tls;
 pub use client::{ConnectError, WsClientConnection, connect};
 pub use config::WsConfig;
 pub use connection::{WsConnection, WsIo};
+pub use proxy::{ForwardedHeader, TrustedProxy};
+#[cfg(feature = "tls")]
+pub use server::serve_tls;
 pub use server::{PeerAddr, serve};
 pub use service::GatewayService;
+/// The rustls this crate's TLS is built on (feature `tls`), for building its
+/// `ServerConfig` and `ClientConfig`.
+#[cfg(feature = "tls")]
+pub use tokio_rustls::{self, rustls};
 
 /// The WebSocket and HTTP face of an engine: `/ws`, `/v1/...` and `/openapi.json`, as one
 /// warp filter to mount in an app's own server. Cheap to clone.
@@ -68,6 +78,22 @@ impl Gateway {
         }
     }
 
+    /// The address a request counts as coming from: the peer's, or the client's that a
+    /// trusted proxy names (see [`WsConfig::trusted_proxies`]).
+    fn client_addr(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Option<std::net::SocketAddr> {
+        let config = &self.inner.config;
+        proxy::client_addr(
+            peer,
+            headers,
+            &config.trusted_proxies,
+            config.forwarded_header,
+        )
+    }
+
     /// The engine served.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
@@ -86,6 +112,7 @@ impl Gateway {
                 .and(warp::ext::optional::<hyper::upgrade::OnUpgrade>())
                 .and(peer_addr())
                 .map(move |headers: HeaderMap, on_upgrade, addr| {
+                    let addr = gateway.client_addr(addr, &headers);
                     gateway.upgrade(&headers, on_upgrade, addr)
                 })
         };
@@ -124,6 +151,7 @@ impl Gateway {
                                 Buf::copy_to_bytes(&mut chunk, len)
                             },
                         ));
+                        let addr = gateway.client_addr(addr, &headers);
                         async move {
                             gateway
                                 .handle_api(method, path.as_str(), &query, &headers, addr, body)

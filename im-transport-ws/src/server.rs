@@ -48,6 +48,57 @@ pub async fn serve<F>(
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
+    serve_with(listener, Handshake::None, routes, shutdown, drain).await;
+}
+
+/// [`serve`] over TLS (feature `tls`): HTTPS, and `wss://` for the WebSocket. Each
+/// connection's handshake runs in its own task (one slow client holds up nobody) and is
+/// dropped after 10 s. Put `http/1.1` in the config's ALPN protocols.
+///
+/// ```no_run
+/// # async fn demo(gateway: im_transport_ws::Gateway, tls: std::sync::Arc<im_transport_ws::rustls::ServerConfig>) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:443").await?;
+/// let stop = async { let _ = tokio::signal::ctrl_c().await; };
+/// im_transport_ws::serve_tls(listener, tls, gateway.filter(), stop, std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tls")]
+pub async fn serve_tls<F>(
+    listener: TcpListener,
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    routes: F,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_with(listener, Handshake::Tls(acceptor), routes, shutdown, drain).await;
+}
+
+/// How long a client may take over its TLS handshake.
+#[cfg(feature = "tls")]
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What happens on a socket before HTTP.
+#[derive(Clone)]
+enum Handshake {
+    None,
+    #[cfg(feature = "tls")]
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+async fn serve_with<F>(
+    listener: TcpListener,
+    handshake: Handshake,
+    routes: F,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
     // Connections in progress, and the signal that asks them to finish what they are
     // doing and close.
     let tracker = TaskTracker::new();
@@ -75,22 +126,19 @@ pub async fn serve<F>(
             let mut service = service.clone();
             async move { tower_service::Service::call(&mut service, request).await }
         });
-        let connection = http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let mut stopping = stopping.clone();
+        let stopping = stopping.clone();
+        let handshake = handshake.clone();
         tracker.spawn(async move {
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
-                    // Finish the request in progress, then close.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            match handshake {
+                Handshake::None => http(TokioIo::new(stream), service, stopping).await,
+                #[cfg(feature = "tls")]
+                Handshake::Tls(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => http(TokioIo::new(tls), service, stopping).await,
+                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "http connection error");
             }
         });
     }
@@ -99,5 +147,31 @@ pub async fn serve<F>(
     tracker.close();
     if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
         tracing::debug!("http connections still open after the drain period");
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection until it closes or `stopping` asks
+/// it to finish the request in progress and close.
+async fn http<I, S>(io: I, service: S, mut stopping: tokio::sync::watch::Receiver<bool>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http1::Builder::new()
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+            // Finish the request in progress, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "http connection error");
     }
 }
