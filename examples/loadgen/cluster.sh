@@ -118,7 +118,7 @@ start_cluster() {
     : > "$WORK/node$i.out"
     taskset -c 0 "$BIN/chat-server" --http 127.0.0.1:0 --tcp 127.0.0.1:0 \
       --database "$IM_PG_URL" --database-pool "$(( 90 / n > 32 ? 32 : 90 / n ))" --redis "redis://127.0.0.1:$REDIS_PORT" --node-id "node-$i" \
-      --uploads "$WORK/uploads" --open-direct-messages --max-group-members 20000 \
+      --uploads "$WORK/uploads" --direct-policy anyone --max-group-members 20000 \
       --sends-per-second 0 --logins-per-minute 0 --auth-per-address-per-minute 0 \
       --hash-memory-kib 1024 --hash-iterations 1 --log warn \
       >"$WORK/node$i.out" 2>"$WORK/node$i.err" &

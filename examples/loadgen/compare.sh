@@ -162,7 +162,7 @@ start_server() {
         *) db="sqlite://$SERVER_DIR/bench.db?mode=rwc" ;;
       esac
       local args=(--http 127.0.0.1:0 --tcp 127.0.0.1:0 --database "$db"
-        --uploads "$SERVER_DIR/uploads" --open-direct-messages --max-group-members 20000
+        --uploads "$SERVER_DIR/uploads" --direct-policy anyone --max-group-members 20000
         --sends-per-second 0 --logins-per-minute 0 --auth-per-address-per-minute 0 --log warn)
       if [ "$variant" = cheap ]; then args+=(--hash-memory-kib 1024 --hash-iterations 1); fi
       taskset -c 0 "$BIN/chat-server" "${args[@]}" >"$WORK/server.out" 2>"$WORK/server.err" &

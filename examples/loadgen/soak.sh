@@ -58,7 +58,7 @@ trap 'exit 143' TERM
 
 "${SERVER_CORE[@]}" "$BIN/chat-server" --http 127.0.0.1:0 --tcp 127.0.0.1:0 \
   --database "sqlite://$WORK/soak.db?mode=rwc" --uploads "$WORK/uploads" \
-  --open-direct-messages --logins-per-minute 0 --auth-per-address-per-minute 0 \
+  --direct-policy anyone --logins-per-minute 0 --auth-per-address-per-minute 0 \
   --log warn "${EXTRA[@]}" >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 

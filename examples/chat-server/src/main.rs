@@ -18,25 +18,24 @@
 //! close, then stops.
 
 mod config;
+mod files;
 mod health;
+mod tls;
 mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use im_core::auth::HashCost;
-use im_core::engine::{DevicePolicy, DirectPolicy, ExcessSessions, RateLimits};
-use im_core::model::Platform;
+use im_core::Engine;
 use im_core::presence::NodeId;
-use im_core::{Engine, EngineConfig};
 use im_store::{RedisBroker, RedisPresence, SqlStorage};
 use im_transport_tcp::{TcpConfig, TcpTransport};
-use im_transport_ws::{Gateway, LocalDirBlobs, WsConfig};
+use im_transport_ws::{Gateway, LocalDirBlobs};
 use tracing_subscriber::EnvFilter;
 use warp::Filter;
 
-use config::{Resolved, Settings};
+use config::{Config, Invocation, LogFormat, redact};
 
 /// jemalloc returns freed memory to the system: after a flood of logins (19 MiB per
 /// Argon2 hash) the server's memory comes back to where it was, where glibc's malloc kept
@@ -45,83 +44,84 @@ use config::{Resolved, Settings};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
-    // Logs go to stderr (stdout carries the "listening on" lines), in colour only on a
-    // terminal.
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&settings.log).context("invalid --log filter")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("chat-server: cannot start the Tokio runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain on one line, without a backtrace: it is the operator's
+            // setting or service that failed, not the program.
+            eprintln!("chat-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    // Settings are read and checked before anything is opened or bound.
+    let Invocation { config, print } = Config::load()?;
+    if print {
+        print!("{}", config.to_toml()?);
+        return Ok(());
+    }
+    init_logs(&config)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let mut builder = Engine::builder().config(engine_config(&settings));
-    if let Some(id) = &settings.node_id {
-        anyhow::ensure!(
-            valid_node_id(id),
-            "--node-id must be 1 to 64 letters, digits, '.', '_' or '-': {id:?}"
-        );
-        builder = builder.node(NodeId::new(id));
-    }
-    let mut redis = None;
-    if let Some(url) = &settings.redis {
-        // Every node must see the same users and messages.
-        let shared =
-            settings.database.starts_with("postgres") || settings.database.starts_with("mysql");
-        anyhow::ensure!(
-            shared,
-            "cluster mode (--redis) needs a database every node shares: PostgreSQL or MySQL, \
-             not {}",
-            redact(&settings.database)
-        );
-        let client = im_store::redis::connect(url)
-            .await
-            .with_context(|| format!("connecting to Redis at {}", redact(url)))?;
-        let prefix = &settings.redis_prefix;
-        builder = builder
-            .presence(Arc::new(RedisPresence::new(client.clone(), prefix)?))
-            .broker(Arc::new(RedisBroker::new(client.clone(), prefix)?));
-        redis = Some(client);
-    }
-    let mut database = None;
-    let storage_name = if settings.database == "memory" {
-        "memory (not kept across restarts)".to_owned()
-    } else {
-        let storage = SqlStorage::connect_with_pool(&settings.database, settings.database_pool)
-            .await
-            .with_context(|| format!("opening the database {}", redact(&settings.database)))?;
-        builder = builder.storage(Arc::new(storage.clone()));
-        database = Some(storage);
-        redact(&settings.database)
-    };
-    let engine = builder.start().await.context("starting the engine")?;
 
-    let tcp = TcpConfig::default().with_max_frame_bytes(settings.max_frame_bytes);
-    let tcp = TcpTransport::bind(&settings.tcp, tcp)
+    // The certificate, if any, and the listeners next: a bad key or an address in use is
+    // found before any file is made.
+    let certificates = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Certificates::load(cert, key)?),
+        _ => None,
+    };
+    let http = tokio::net::TcpListener::bind(&config.http)
         .await
-        .with_context(|| format!("binding TCP {}", settings.tcp))?;
-    let blobs = LocalDirBlobs::open(&settings.uploads)
-        .await
-        .with_context(|| {
-            format!(
-                "opening the uploads directory {}",
-                settings.uploads.display()
-            )
-        })?;
-    let mut ws = WsConfig::default()
-        .with_max_frame_bytes(settings.max_frame_bytes)
-        .with_max_upload_bytes(settings.max_upload_bytes)
-        .with_uploads_per_user_per_minute(settings.uploads_per_minute);
-    if let Some(origins) = settings.allowed_origins.clone() {
-        ws = ws.with_allowed_origins(origins);
+        .with_context(|| format!("binding --http {}", config.http))?;
+    let admin = match &config.admin {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --admin {addr}"))?,
+        ),
+        None => None,
+    };
+    let tcp = TcpConfig::default().with_max_frame_bytes(config.engine.max_frame_bytes);
+    let tcp = match &certificates {
+        Some(certificates) => {
+            TcpTransport::bind_tls(&config.tcp, tcp, certificates.server_config(&[])?).await
+        }
+        None => TcpTransport::bind(&config.tcp, tcp).await,
     }
-    let gateway = Gateway::new(engine.clone(), ws, Some(Arc::new(blobs)));
-    let http = tokio::net::TcpListener::bind(&settings.http)
-        .await
-        .with_context(|| format!("binding HTTP {}", settings.http))?;
+    .with_context(|| format!("binding --tcp {}", config.tcp))?;
+
+    // Then what makes files: a start that fails after it takes them away again.
+    let made = files::Made::before(&config);
+    let opened = match open(&config).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            made.undo();
+            return Err(e);
+        }
+    };
+    let Opened {
+        engine,
+        blobs,
+        database,
+        redis,
+        storage_name,
+    } = opened;
+    let gateway = Gateway::new(
+        engine.clone(),
+        config.gateway.clone(),
+        Some(Arc::new(blobs)),
+    );
     let http_addr = http.local_addr()?;
 
     tracing::info!(
@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         tcp = %tcp.local_addr(),
         node = %engine.node(),
         storage = %storage_name,
-        uploads = %settings.uploads.display(),
+        uploads = %config.uploads.display(),
         "chat-server listening"
     );
     // For scripts and tests that read the addresses; a reader that went away is no
@@ -137,8 +137,16 @@ async fn main() -> anyhow::Result<()> {
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "chat-server listening on tcp://{}", tcp.local_addr());
-        let _ = writeln!(out, "chat-server listening on http://{http_addr}");
+        let (tcp_scheme, http_scheme) = match certificates {
+            Some(_) => ("tls", "https"),
+            None => ("tcp", "http"),
+        };
+        let _ = writeln!(
+            out,
+            "chat-server listening on {tcp_scheme}://{}",
+            tcp.local_addr()
+        );
+        let _ = writeln!(out, "chat-server listening on {http_scheme}://{http_addr}");
         let _ = out.flush();
     }
 
@@ -148,11 +156,8 @@ async fn main() -> anyhow::Result<()> {
         redis,
     };
     let admin_routes = web::admin(health, metrics);
-    let (public, admin) = match &settings.admin {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the admin address {addr}"))?;
+    let (public, admin) = match admin {
+        Some(listener) => {
             let public = gateway.filter().or(web::page()).unify().boxed();
             (public, Some((listener, admin_routes)))
         }
@@ -183,12 +188,24 @@ async fn main() -> anyhow::Result<()> {
     // The gateway's own server: TCP_NODELAY on every connection, and WebSockets over
     // the raw socket.
     let drain = Duration::from_secs(5);
-    let http_server = tokio::spawn(im_transport_ws::serve(
-        http,
-        routes,
-        stopped(http_stopped.clone()),
-        drain,
-    ));
+    let http_server = match &certificates {
+        Some(certificates) => tokio::spawn(im_transport_ws::serve_tls(
+            http,
+            certificates.server_config(&[b"http/1.1"])?,
+            routes,
+            stopped(http_stopped.clone()),
+            drain,
+        )),
+        None => tokio::spawn(im_transport_ws::serve(
+            http,
+            routes,
+            stopped(http_stopped.clone()),
+            drain,
+        )),
+    };
+    if let Some(certificates) = certificates {
+        certificates.watch();
+    }
     let admin_server = admin.map(|(listener, routes)| {
         if let Ok(addr) = listener.local_addr() {
             use std::io::Write as _;
@@ -226,49 +243,72 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine's settings: its own defaults, with what the operator set laid over them.
-fn engine_config(settings: &Resolved) -> EngineConfig {
-    let defaults = EngineConfig::default();
-    let limits = defaults.rate_limits;
-    let rate_limits = RateLimits {
-        sends_per_user_per_second: settings
-            .sends_per_second
-            .unwrap_or(limits.sends_per_user_per_second),
-        send_burst: settings.send_burst.unwrap_or(limits.send_burst),
-        logins_per_username_per_minute: settings
-            .logins_per_minute
-            .unwrap_or(limits.logins_per_username_per_minute),
-        auth_per_address_per_minute: settings
-            .auth_per_address_per_minute
-            .unwrap_or(limits.auth_per_address_per_minute),
-        ..limits
+/// Logs to stderr (stdout carries the "listening on" lines): text, in colour only on a
+/// terminal, or JSON lines.
+fn init_logs(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log).context("invalid --log filter")?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
+    Ok(())
+}
+
+/// What the server opened: the engine on its storage, the uploads, and what `/healthz`
+/// checks.
+struct Opened {
+    engine: Engine,
+    blobs: LocalDirBlobs,
+    database: Option<SqlStorage>,
+    redis: Option<im_store::redis::Client>,
+    storage_name: String,
+}
+
+/// Connects to Redis (cluster mode), opens the uploads directory and the database, and
+/// starts the engine.
+async fn open(config: &Config) -> anyhow::Result<Opened> {
+    let mut builder = Engine::builder().config(config.engine.clone());
+    if let Some(id) = &config.node_id {
+        builder = builder.node(NodeId::new(id));
+    }
+    let mut redis = None;
+    if let Some(url) = &config.redis {
+        let client = im_store::redis::connect(url)
+            .await
+            .with_context(|| format!("connecting to Redis at {}", redact(url)))?;
+        let prefix = &config.redis_prefix;
+        builder = builder
+            .presence(Arc::new(RedisPresence::new(client.clone(), prefix)?))
+            .broker(Arc::new(RedisBroker::new(client.clone(), prefix)?));
+        redis = Some(client);
+    }
+    let blobs = LocalDirBlobs::open(&config.uploads)
+        .await
+        .with_context(|| format!("opening the uploads directory {}", config.uploads.display()))?;
+    let mut database = None;
+    let storage_name = if config.database == "memory" {
+        "memory (not kept across restarts)".to_owned()
+    } else {
+        let storage = SqlStorage::connect_with_pool(&config.database, config.database_pool)
+            .await
+            .with_context(|| format!("opening the database {}", redact(&config.database)))?;
+        builder = builder.storage(Arc::new(storage.clone()));
+        database = Some(storage);
+        redact(&config.database)
     };
-    let hash_cost = HashCost {
-        memory_kib: settings
-            .hash_memory_kib
-            .unwrap_or(defaults.hash_cost.memory_kib),
-        iterations: settings
-            .hash_iterations
-            .unwrap_or(defaults.hash_cost.iterations),
-        ..defaults.hash_cost
-    };
-    let session_queue = settings.session_queue.unwrap_or(defaults.session_queue);
-    defaults
-        .with_rate_limits(rate_limits)
-        .with_hash_cost(hash_cost)
-        .with_session_queue(session_queue)
-        .with_direct_policy(if settings.open_direct_messages {
-            DirectPolicy::Anyone
-        } else {
-            DirectPolicy::FriendsOnly
-        })
-        .with_max_group_members(settings.max_group_members)
-        .with_max_frame_bytes(settings.max_frame_bytes)
-        .with_device_policy(device_policy(settings))
-        .with_presence_grace(Duration::from_secs(settings.presence_grace_secs))
-        .with_presence_ttl(Duration::from_secs(settings.presence_ttl_secs))
-        .with_recall_window(Duration::from_secs(settings.recall_window_secs))
-        .with_edit_window(Duration::from_secs(settings.edit_window_secs))
+    let engine = builder.start().await.context("starting the engine")?;
+    Ok(Opened {
+        engine,
+        blobs,
+        database,
+        redis,
+        storage_name,
+    })
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -290,56 +330,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
-    }
-}
-
-fn device_policy(settings: &Resolved) -> DevicePolicy {
-    let mut policy = DevicePolicy::default()
-        .with_max_sessions(settings.max_sessions)
-        .with_on_excess(if settings.refuse_new_sessions {
-            ExcessSessions::RefuseNew
-        } else {
-            ExcessSessions::KickOldest
-        });
-    if let Some(max) = settings.max_mobile_sessions {
-        policy = policy.with_platform_limit(Platform::Mobile, max);
-    }
-    policy
-}
-
-/// A database URL fit for logs: any password is replaced by `***`.
-/// Whether `id` is a node id `--node-id` accepts.
-fn valid_node_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_node_id;
-
-    #[test]
-    fn node_ids_are_short_plain_names() {
-        for ok in ["node-1", "a", "pod_7.eu-west", &"x".repeat(64)] {
-            assert!(valid_node_id(ok), "{ok:?} refused");
-        }
-        for bad in ["", "node 1", "node{1}", "nöde", "a/b", &"x".repeat(65)] {
-            assert!(!valid_node_id(bad), "{bad:?} accepted");
-        }
     }
 }

@@ -348,7 +348,7 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
     const MESSAGES: usize = 150;
     let database = fresh_database(&postgres, "kill").await;
     let dir = tempfile::tempdir().unwrap();
-    let flags = ["--presence-ttl-secs", "2", "--presence-grace-secs", "1"];
+    let flags = ["--presence-ttl", "2s", "--presence-grace", "1s"];
     let (mut node_a, a) = start("kill", &database, &redis, &dir.path().join("a"), &flags);
     let (node_b, b) = start("kill", &database, &redis, &dir.path().join("b"), &flags);
     let (node_c, c) = start("kill", &database, &redis, &dir.path().join("c"), &flags);
@@ -686,8 +686,8 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
             "1024",
             "--hash-iterations",
             "1",
-            "--presence-ttl-secs",
-            "2",
+            "--presence-ttl",
+            "2s",
             "--sends-per-second",
             "1000",
             "--uploads",

@@ -202,3 +202,345 @@ async fn health_and_metrics_can_have_an_address_of_their_own() {
         .unwrap();
     assert_eq!(page.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_goes_out_gzipped_and_is_not_sent_again_while_current() {
+    let server = start();
+    let http = reqwest::Client::new();
+    for (path, file) in [
+        ("/", include_str!("../web/index.html")),
+        ("/app.js", include_str!("../web/app.js")),
+        ("/style.css", include_str!("../web/style.css")),
+    ] {
+        let url = format!("http://{}{path}", server.http);
+        let plain = http.get(&url).send().await.unwrap();
+        assert_eq!(plain.status(), 200);
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(plain.text().await.unwrap(), file, "{path}");
+
+        let zipped = http
+            .get(&url)
+            .header("accept-encoding", "br;q=1.0, gzip;q=0.8")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(zipped.headers()["etag"], etag.as_str());
+        assert_eq!(zipped.headers()["vary"], "Accept-Encoding");
+        let bytes = zipped.bytes().await.unwrap();
+        assert!(
+            bytes.len() * 2 < file.len(),
+            "{path}: {} bytes gzipped of {}",
+            bytes.len(),
+            file.len()
+        );
+        let mut unzipped = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, file, "{path}");
+
+        let refused = http
+            .get(&url)
+            .header("accept-encoding", "gzip;q=0")
+            .send()
+            .await
+            .unwrap();
+        assert!(refused.headers().get("content-encoding").is_none());
+
+        let current = http
+            .get(&url)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(current.status(), 304, "{path}");
+        assert!(current.bytes().await.unwrap().is_empty());
+        let stale = http
+            .get(&url)
+            .header("if-none-match", "W/\"0123456789abcdef\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), 200, "{path}");
+    }
+}
+
+/// Runs the binary to its end with `args`, in `dir`, and returns its exit status and
+/// what it wrote to stdout and stderr.
+fn run_to_end(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("RUST_BACKTRACE");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("the server binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The names in `dir`.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_failed_start_leaves_no_files_and_says_why() {
+    // An address in use: found before the database or the uploads directory is made.
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let (ok, _, stderr) = run_to_end(dir.path(), &["--http", &taken, "--tcp", "127.0.0.1:0"], &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--http") && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert_eq!(listing(dir.path()), Vec::<String>::new());
+
+    // A database that cannot open, after the uploads directory was made: it goes again.
+    let (ok, _, stderr) = run_to_end(
+        dir.path(),
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--database",
+            "sqlite://missing/chat.db?mode=rwc",
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("opening the database"), "{stderr}");
+    assert_eq!(listing(dir.path()), Vec::<String>::new());
+
+    // A setting that cannot work: refused before anything is bound or made.
+    let (ok, _, stderr) = run_to_end(dir.path(), &["--max-sessions", "0"], &[]);
+    assert!(!ok);
+    assert!(stderr.contains("--max-sessions"), "{stderr}");
+    assert_eq!(listing(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn an_unreachable_database_server_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let started = std::time::Instant::now();
+    let (ok, _, stderr) = run_to_end(
+        dir.path(),
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--database",
+            &format!("postgres://postgres@127.0.0.1:{port}/im"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    // A pool would have retried for its whole acquire timeout (10 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(listing(dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn print_config_shows_flags_over_variables_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("chat.toml"),
+        "log = \"warn\"\n[engine]\nmax_pins = 7\nmax_friends = 70\n[engine.rate_limits]\nsearches_per_user_per_minute = 5\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run_to_end(
+        dir.path(),
+        &[
+            "--config",
+            "chat.toml",
+            "--print-config",
+            "--max-pins",
+            "9",
+            "--recall-window",
+            "30s",
+        ],
+        &[("IM_MAX_FRIENDS", "80"), ("IM_MAX_PINS", "8")],
+    );
+    assert!(ok, "{stderr}");
+    let printed: toml::Table = toml::from_str(&stdout).unwrap();
+    let engine = &printed["engine"];
+    assert_eq!(engine["max_pins"].as_integer(), Some(9), "the flag wins");
+    assert_eq!(
+        engine["max_friends"].as_integer(),
+        Some(80),
+        "the variable wins over the file"
+    );
+    assert_eq!(
+        engine["rate_limits"]["searches_per_user_per_minute"].as_integer(),
+        Some(5)
+    );
+    assert_eq!(engine["recall_window"].as_str(), Some("30s"));
+    assert_eq!(
+        engine["max_group_members"].as_integer(),
+        Some(2000),
+        "the library's default"
+    );
+    assert_eq!(printed["log"].as_str(), Some("warn"));
+    // Printing opens nothing.
+    assert_eq!(listing(dir.path()), vec!["chat.toml".to_owned()]);
+    // What was printed, read back as a file, is the same settings.
+    std::fs::write(dir.path().join("printed.toml"), &stdout).unwrap();
+    let (ok, again, _) = run_to_end(
+        dir.path(),
+        &["--config", "printed.toml", "--print-config"],
+        &[],
+    );
+    assert!(ok);
+    assert_eq!(again, stdout);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .current_dir(dir.path())
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--database",
+            "memory",
+        ])
+        .args(["--log-format", "json", "--log", "info"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    out.next().unwrap().unwrap();
+    out.next().unwrap().unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    for line in &lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            event["timestamp"].is_string() && event["level"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        stderr.contains("\"message\":\"chat-server listening\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_with_no_sessions_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .current_dir(dir.path())
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    out.next().unwrap().unwrap();
+    out.next().unwrap().unwrap();
+    let started = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    // Measured at about 5 ms; nothing waits on a timer when nobody is connected.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
+    // Two registrations per address per minute: the third from one address is refused.
+    let register = |http: reqwest::Client, base: String, name: String, forwarded: &'static str| async move {
+        http.post(format!("{base}/v1/register"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", forwarded)
+            .body(format!(
+                r#"{{"username":"{name}","password":"correct horse","display_name":"{name}"}}"#
+            ))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let limits = "[engine]\nhash_cost = { memory_kib = 1024, iterations = 1 }\n[engine.rate_limits]\nauth_per_address_per_minute = 2\n";
+
+    let behind_proxy = start_with(
+        &format!("{limits}[gateway]\ntrusted_proxies = [\"127.0.0.0/8\"]\n"),
+        2,
+    );
+    let base = format!("http://{}", behind_proxy.http);
+    let http = reqwest::Client::new();
+    for (i, client) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .iter()
+        .enumerate()
+    {
+        for j in 0..2 {
+            let status = register(http.clone(), base.clone(), format!("p{i}x{j}"), client).await;
+            assert_eq!(status, 201, "client {client}, registration {j}");
+        }
+    }
+    let third = register(http.clone(), base.clone(), "p0x2".into(), "203.0.113.1").await;
+    assert_eq!(third, 429, "a third from one client behind the proxy");
+
+    // Without trusted proxies the header is the client's word and counts for nothing:
+    // every request is the peer's, 127.0.0.1.
+    let direct = start_with(limits, 2);
+    let base = format!("http://{}", direct.http);
+    let statuses = [
+        register(http.clone(), base.clone(), "direct1".into(), "203.0.113.1").await,
+        register(http.clone(), base.clone(), "direct2".into(), "203.0.113.2").await,
+        register(http.clone(), base.clone(), "direct3".into(), "203.0.113.3").await,
+    ];
+    assert_eq!(statuses, [201, 201, 429]);
+}
