@@ -226,6 +226,8 @@ impl World {
                 password: PASSWORD.into(),
                 display_name: name,
                 avatar: None,
+                proof: None,
+                contact: None,
             });
             let reply = world.call(n, register).await.expect("register");
             world.peers[n].user = UserId(reply["user"]["id"].as_u64().expect("user id"));
@@ -719,6 +721,7 @@ fn login(n: usize) -> Request {
             name: String::new(),
             platform: Platform::Desktop,
         },
+        proof: None,
     })
 }
 

@@ -116,6 +116,7 @@ async fn receiver(engine: &Engine, username: &str) -> DuplexConnection {
             name: "bench".to_owned(),
             platform: Platform::Other,
         },
+        proof: None,
     });
     let reply = request(&mut conn, 1, login).await;
     assert!(

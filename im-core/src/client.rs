@@ -287,8 +287,21 @@ impl Client {
             password: password.to_owned(),
             display_name: display_name.to_owned(),
             avatar: None,
+            proof: None,
+            contact: None,
         };
         Ok(self.call(register).await?.user)
+    }
+
+    /// Asks the server to send a verification code to an e-mail address or phone
+    /// number, for a registration that needs one (`call` a [`request::Register`] with
+    /// `proof` and `contact` then).
+    pub async fn send_code(&self, contact: &str) -> Result<(), ClientError> {
+        self.call(request::SendCode {
+            contact: contact.to_owned(),
+        })
+        .await?;
+        Ok(())
     }
 
     /// Logs in from a device with the given id (platform `other`, named after the id).
@@ -323,6 +336,7 @@ impl Client {
             username: username.to_owned(),
             password: password.to_owned(),
             device,
+            proof: None,
         })
         .await
     }

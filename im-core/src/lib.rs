@@ -5,6 +5,7 @@ pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod engine;
+pub mod gate;
 pub mod hooks;
 pub mod memory;
 pub mod model;

@@ -694,6 +694,7 @@ async fn a_revoked_session_cannot_act_while_its_socket_drains() {
             name: String::new(),
             platform: Platform::Other,
         },
+        proof: None,
     });
     thief.send(frame(1, login)).await.unwrap();
     thief.next().await.unwrap().unwrap();

@@ -33,7 +33,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::UnsupportedVersion => StatusCode::BAD_REQUEST,
-        ErrorCode::DeviceLimit => StatusCode::FORBIDDEN,
+        ErrorCode::DeviceLimit | ErrorCode::ProofRequired => StatusCode::FORBIDDEN,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

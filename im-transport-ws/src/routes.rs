@@ -98,6 +98,7 @@ pub static ROUTES: &[Route] = &[
     route(GET, "/openapi.json", Handler::OpenApi, OK, &[], false, false),
     // Accounts and devices.
     route(POST, "/v1/register", Command(request::Register::NAME), CREATED, &[], false, true),
+    route(POST, "/v1/codes", Command(request::SendCode::NAME), NO_CONTENT, &[], false, true),
     route(POST, "/v1/login", Command(request::Login::NAME), OK, &[], false, true),
     route(POST, "/v1/logout", Command(request::Logout::NAME), NO_CONTENT, &[], true, false),
     route(GET, "/v1/devices", Command(request::Devices::NAME), OK, &[], true, false),

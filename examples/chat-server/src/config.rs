@@ -20,6 +20,8 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use im_core::EngineConfig;
 use im_transport_ws::{TrustedProxy, WsConfig};
+
+use crate::registration::RegistrationMode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -49,6 +51,10 @@ pub(crate) struct Config {
     pub(crate) log: String,
     /// How log lines are written.
     pub(crate) log_format: LogFormat,
+    /// Who may register.
+    pub(crate) registration: RegistrationMode,
+    /// The program that delivers verification codes; without it, the log.
+    pub(crate) code_command: Option<PathBuf>,
     /// PEM certificate chain for TLS on the HTTP and TCP listeners.
     pub(crate) tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -73,6 +79,8 @@ impl Default for Config {
             node_id: None,
             log: "info".into(),
             log_format: LogFormat::Text,
+            registration: RegistrationMode::Open,
+            code_command: None,
             tls_cert: None,
             tls_key: None,
             engine: EngineConfig::default(),
@@ -174,6 +182,10 @@ const SETTINGS: &[Setting] = &[
     setting("tls_key", "tls-key", "IM_TLS_KEY", Text,
         "PEM private key of --tls-cert"),
     // Who may do what.
+    setting("registration", "registration", "IM_REGISTRATION", Choice(&["open", "code", "closed"]),
+        "Who may register: anyone; whoever shows a code sent to their e-mail address or phone; or nobody"),
+    setting("code_command", "code-command", "IM_CODE_COMMAND", Text,
+        "The program that sends verification codes (--registration code), run with the address in IM_CODE_CONTACT and the code in IM_CODE; it exits 0 once the code is on its way. Without it, codes are written to the log (development only)"),
     setting("engine.direct_policy", "direct-policy", "IM_DIRECT_POLICY", Choice(&["friends_only", "anyone"]),
         "Who may message whom directly: friends only, or anyone who has not blocked the sender"),
     setting("engine.max_group_members", "max-group-members", "IM_MAX_GROUP_MEMBERS", Number,

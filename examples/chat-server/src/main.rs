@@ -20,6 +20,7 @@
 mod config;
 mod files;
 mod health;
+mod registration;
 mod tls;
 mod web;
 
@@ -272,7 +273,12 @@ struct Opened {
 /// Connects to Redis (cluster mode), opens the uploads directory and the database, and
 /// starts the engine.
 async fn open(config: &Config) -> anyhow::Result<Opened> {
-    let mut builder = Engine::builder().config(config.engine.clone());
+    let mut builder = Engine::builder()
+        .config(config.engine.clone())
+        .gate(Arc::new(registration::CodeGate::new(
+            config.registration,
+            config.code_command.clone(),
+        )));
     if let Some(id) = &config.node_id {
         builder = builder.node(NodeId::new(id));
     }

@@ -1,5 +1,6 @@
 //! The web page end to end: the server binary on a free port, and `tests/browser/e2e.mjs`
-//! driving two users in headless Chromium through it (register, befriend, chat, typing,
+//! driving two users in headless Chromium through it (register with a verification code
+//! the server writes to its log, befriend, chat, typing,
 //! read receipts, an image, an XSS attempt, a group with its previews and "seen by", two
 //! tabs of one user on one connection, a message typed offline and kept across a reload,
 //! a refused send with retry and discard).
@@ -52,7 +53,10 @@ fn drain(pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
 
 /// Starts the server on free ports, as it runs by default (SQLite on a file, uploads in
 /// a directory), both in `dir`, and returns it with its `http://` base URL.
-fn start_server(dir: &Path) -> (Guard, String) {
+/// Starts the server with registration by verification code, its log (where the codes
+/// go) in `log`.
+fn start_server(dir: &Path, log: &Path) -> (Guard, String) {
+    let log = std::fs::File::create(log).expect("the server log is created");
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args([
             "--http",
@@ -61,6 +65,8 @@ fn start_server(dir: &Path) -> (Guard, String) {
             "127.0.0.1:0",
             "--log",
             "warn",
+            "--registration",
+            "code",
         ])
         .arg("--database")
         .arg(format!(
@@ -70,7 +76,7 @@ fn start_server(dir: &Path) -> (Guard, String) {
         .arg("--uploads")
         .arg(dir.join("uploads"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("the server binary starts");
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -136,7 +142,8 @@ fn web_page_end_to_end() {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("the test directory is created");
-    let (_server, base) = start_server(&dir);
+    let log = dir.join("server.log");
+    let (_server, base) = start_server(&dir, &log);
 
     let screenshot = workspace.join("target/browser-e2e.png");
     let started = Instant::now();
@@ -144,6 +151,7 @@ fn web_page_end_to_end() {
         .arg(script_dir.join("e2e.mjs"))
         .arg(&base)
         .arg(&screenshot)
+        .arg(&log)
         .current_dir(&script_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -169,6 +177,12 @@ fn web_page_end_to_end() {
     );
     println!("{out}");
     eprintln!("{err}");
+    if !matches!(status, Some(s) if s.success()) {
+        eprintln!(
+            "server log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     match status {
         None => panic!("the browser test ran over {RUN_TIMEOUT:?} and was killed"),

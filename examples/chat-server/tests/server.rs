@@ -544,3 +544,182 @@ async fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
     ];
     assert_eq!(statuses, [201, 201, 429]);
 }
+
+/// POSTs JSON to the server and returns the status and the body.
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_by_a_code_the_operators_program_sends() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let scripts = tempfile::tempdir().unwrap();
+    let sent = scripts.path().join("sent.txt");
+    let script = scripts.path().join("send-code");
+    // The operator's sender: here it appends what it was given to a file.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$IM_CODE_CONTACT $IM_CODE $#\" >> '{}'\n",
+            sent.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = start_with(
+        &format!(
+            "registration = \"code\"\ncode_command = \"{}\"\n[engine.hash_cost]\nmemory_kib = 1024\niterations = 1\n",
+            script.display()
+        ),
+        2,
+    );
+    let base = format!("http://{}/v1", server.http);
+    let http = reqwest::Client::new();
+    let account = |proof: Option<&str>| {
+        let mut body = serde_json::json!({
+            "username": "coded", "password": "correct horse", "display_name": "Coded",
+            "contact": "Coded@Example.com",
+        });
+        if let Some(proof) = proof {
+            body["proof"] = proof.into();
+        }
+        body
+    };
+
+    let (status, body) = post(&http, format!("{base}/register"), account(None)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("proof_required")),
+        "{body}"
+    );
+    let (status, body) = post(
+        &http,
+        format!("{base}/codes"),
+        serde_json::json!({"contact": "not an address"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid")),
+        "{body}"
+    );
+    let (status, _) = post(
+        &http,
+        format!("{base}/codes"),
+        serde_json::json!({"contact": "Coded@Example.com"}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let line = std::fs::read_to_string(&sent).unwrap();
+    let mut words = line.split_whitespace();
+    assert_eq!(
+        words.next(),
+        Some("coded@example.com"),
+        "the address, normalised: {line}"
+    );
+    let code = words.next().unwrap().to_owned();
+    assert_eq!(
+        words.next(),
+        Some("0"),
+        "nothing on the command line: {line}"
+    );
+    // Asking again at once is refused, with when to retry.
+    let (status, body) = post(
+        &http,
+        format!("{base}/codes"),
+        serde_json::json!({"contact": "coded@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["retry_after_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0 && ms <= 30_000)
+    );
+
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, body) = post(&http, format!("{base}/register"), account(Some(wrong))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("proof_required")),
+        "{body}"
+    );
+    let (status, body) = post(&http, format!("{base}/register"), account(Some(&code))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["user"]["username"], "coded");
+    // One code, one account.
+    let mut again = account(Some(&code));
+    again["username"] = "coded2".into();
+    let (status, _) = post(&http, format!("{base}/register"), again).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_registration_refuses_everyone_and_a_failing_sender_says_so() {
+    let closed = start_with("registration = \"closed\"\n", 2);
+    let http = reqwest::Client::new();
+    let (status, body) = post(
+        &http,
+        format!("http://{}/v1/register", closed.http),
+        serde_json::json!({"username": "nobody", "password": "correct horse", "display_name": "N"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+
+    let failing = start_with(
+        "registration = \"code\"\ncode_command = \"/bin/false\"\n",
+        2,
+    );
+    let (status, body) = post(
+        &http,
+        format!("http://{}/v1/codes", failing.http),
+        serde_json::json!({"contact": "someone@example.com"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    // Nothing was sent, so asking again is not held back.
+    let (status, _) = post(
+        &http,
+        format!("http://{}/v1/codes", failing.http),
+        serde_json::json!({"contact": "someone@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 503);
+
+    let open = start();
+    let (status, body) = post(
+        &http,
+        format!("http://{}/v1/codes", open.http),
+        serde_json::json!({"contact": "someone@example.com"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+}

@@ -2740,22 +2740,59 @@
     button.disabled = true;
     try {
       await whenReady();
+      const asked = !$('register-proof').hidden;
       const r = await request({
         type: 'register',
         username: f.username.value.trim(),
         password: f.password.value,
         display_name: f.display_name.value.trim(),
+        ...(asked && f.contact.value.trim() ? { contact: f.contact.value.trim() } : {}),
+        ...(asked && f.proof.value.trim() ? { proof: f.proof.value.trim() } : {}),
       });
       showAuth(`Account “${r.user.username}” created. Log in below.`);
       const login = $('login-form');
       login.username.value = r.user.username;
       f.reset();
+      $('register-proof').hidden = true;
       login.password.focus();
     } catch (e) {
+      if (e.code === 'proof_required') {
+        // The server wants a code: ask for the address, then the code it sends.
+        $('register-proof').hidden = false;
+        $('register-proof-hint').textContent = e.message;
+        showAuth('');
+        (f.contact.value.trim() ? f.proof : f.contact).focus();
+        return;
+      }
       const text = e.code === 'conflict' ? 'That username is taken.'
         : e.code === 'rate_limited' ? `Too many attempts; try again in ${Math.ceil((e.retryAfterMs || 1000) / 1000)} s.`
           : e.message;
       showAuth(text, true);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onSendCode() {
+    const f = $('register-form');
+    const contact = f.contact.value.trim();
+    const hint = $('register-proof-hint');
+    if (!contact) {
+      f.contact.focus();
+      return;
+    }
+    const button = $('send-code');
+    button.disabled = true;
+    try {
+      await whenReady();
+      await request({ type: 'send_code', contact });
+      hint.textContent = `A code is on its way to ${contact}. Enter it below.`;
+      hint.classList.remove('error');
+      f.proof.focus();
+    } catch (e) {
+      hint.textContent = e.code === 'rate_limited'
+        ? `Wait ${Math.ceil((e.retryAfterMs || 1000) / 1000)} s before asking again.` : e.message;
+      hint.classList.add('error');
     } finally {
       button.disabled = false;
     }
@@ -2773,12 +2810,22 @@
         username: f.username.value.trim(),
         password: f.password.value,
         device: { id: state.device, name: deviceName(), platform: 'web' },
+        ...(f.proof.value.trim() ? { proof: f.proof.value.trim() } : {}),
       });
       setToken(r.token);
+      f.proof.value = '';
+      $('login-proof').hidden = true;
       askForNotifications();
       f.password.value = '';
       await enterApp(r);
     } catch (e) {
+      if (e.code === 'proof_required') {
+        // A second factor: the password was right.
+        $('login-proof').hidden = false;
+        showAuth(e.message);
+        f.proof.focus();
+        return;
+      }
       const text = e.code === 'unauthorized' ? 'Wrong username or password.'
         : e.code === 'rate_limited' ? `Too many attempts; try again in ${Math.ceil((e.retryAfterMs || 1000) / 1000)} s.`
           : e.message;
@@ -2994,6 +3041,7 @@
 
   function init() {
     $('register-form').addEventListener('submit', onRegister);
+    $('send-code').addEventListener('click', onSendCode);
     $('login-form').addEventListener('submit', onLogin);
     $('logout').addEventListener('click', onLogout);
     $('account-toggle').addEventListener('click', toggleAccount);

@@ -10,6 +10,7 @@ use super::fanout::{Outgoing, Recipients};
 use super::session::SessionHandle;
 use super::validate;
 use crate::auth::{issue_token, parse_token, token_hash_matches};
+use crate::gate::{LoginAttempt, Registration};
 use crate::model::{Device, DeviceId, Platform, Timestamp, User, UserId};
 use crate::protocol::{DeviceInfo, Event, KickCode, ServerFrame, reply, request};
 use crate::storage::{DeviceRecord, NewUser, ProfileChange, StorageError};
@@ -65,6 +66,8 @@ impl Shared {
             password,
             display_name,
             avatar,
+            proof,
+            contact,
         } = request;
         self.limits.address(conn_ip(peer))?;
         let username = validate::username(&username)?;
@@ -73,6 +76,54 @@ impl Shared {
         if let Some(avatar) = &avatar {
             validate::url("avatar", avatar)?;
         }
+        validate::proof(proof.as_deref())?;
+        if let Some(contact) = &contact {
+            validate::contact(contact)?;
+        }
+        let registration = Registration {
+            username: &username,
+            display_name: &display_name,
+            proof: proof.as_deref(),
+            contact: contact.as_deref(),
+            peer,
+        };
+        self.gate
+            .admit(&registration)
+            .await
+            .map_err(ApiError::from_gate)?;
+        let created = self
+            .create_account(&username, &display_name, avatar.clone(), password)
+            .await;
+        match &created {
+            Ok(user) => self.gate.registered(user, &registration).await,
+            Err(_) => self.gate.abandoned(&registration).await,
+        }
+        Ok(reply::User { user: created? })
+    }
+
+    /// Sends a verification code through the gate, after the per-address limit.
+    pub(super) async fn send_code(
+        &self,
+        peer: &PeerInfo,
+        request: request::SendCode,
+    ) -> ApiResult<reply::Done> {
+        self.limits.address(conn_ip(peer))?;
+        validate::contact(&request.contact)?;
+        self.gate
+            .send_code(request.contact.trim(), peer)
+            .await
+            .map_err(ApiError::from_gate)?;
+        Ok(reply::Done {})
+    }
+
+    /// Hashes the password and stores the new user.
+    async fn create_account(
+        &self,
+        username: &str,
+        display_name: &str,
+        avatar: Option<String>,
+        password: String,
+    ) -> ApiResult<User> {
         let hash = self
             .blocking(move |h| h.hash(&password))
             .await?
@@ -83,8 +134,8 @@ impl Shared {
         let user = self
             .storage
             .create_user(NewUser {
-                username,
-                display_name,
+                username: username.to_owned(),
+                display_name: display_name.to_owned(),
                 avatar,
                 password_hash: hash,
                 created_at: Timestamp::now(),
@@ -94,7 +145,7 @@ impl Shared {
                 StorageError::Conflict(_) => ApiError::conflict("username is taken"),
                 e => e.into(),
             })?;
-        Ok(reply::User { user })
+        Ok(user)
     }
 
     pub(super) async fn login(
@@ -109,9 +160,10 @@ impl Shared {
             username,
             password,
             device,
+            proof,
         } = request;
         let login = self
-            .check_login(&conn.peer, &username, &password, &device)
+            .check_login(&conn.peer, &username, &password, &device, proof.as_deref())
             .await?;
         let user = login.user.id;
         let admission = self.admit(user, &device.id, device.platform).await?;
@@ -159,8 +211,10 @@ impl Shared {
         username: &str,
         password: &str,
         device: &DeviceInfo,
+        proof: Option<&str>,
     ) -> ApiResult<CheckedLogin> {
         self.limits.login(username, conn_ip(peer))?;
+        validate::proof(proof)?;
         let device_name = if device.name.trim().is_empty() {
             platform_name(device.platform).to_owned()
         } else {
@@ -186,6 +240,17 @@ impl Shared {
             (Some(user), true) => user,
             _ => return Err(ApiError::unauthorized(WRONG_CREDENTIALS)),
         };
+        // Only now, so that a second factor is never asked of who lacks the password.
+        self.gate
+            .check_login(&LoginAttempt {
+                user: &user,
+                device: &device.id,
+                platform: device.platform,
+                proof,
+                peer,
+            })
+            .await
+            .map_err(ApiError::from_gate)?;
 
         let issued = issue_token(user.id, &device.id).map_err(|e| {
             tracing::error!(error = %e, "token generation failed");

@@ -53,6 +53,15 @@ impl ApiError {
         Self::new(ErrorCode::Internal, "internal error")
     }
 
+    /// A gate's refusal, as it said it.
+    pub(crate) fn from_gate(refusal: ErrorBody) -> Self {
+        ApiError {
+            code: refusal.code,
+            message: refusal.message.into(),
+            retry_after: refusal.retry_after_ms.map(std::time::Duration::from_millis),
+        }
+    }
+
     pub(crate) fn into_body(self) -> ErrorBody {
         ErrorBody {
             retry_after_ms: self

@@ -121,14 +121,16 @@ impl Shared {
             )),
             Request::Ping(_) => Ok(reply::Pong {}.into()),
             Request::Register(request) => self.register(peer, request).await.map(Into::into),
+            Request::SendCode(request) => self.send_code(peer, request).await.map(Into::into),
             Request::Login(request) => {
                 let request::Login {
                     username,
                     password,
                     device,
+                    proof,
                 } = request;
                 let login = self
-                    .check_login(peer, &username, &password, &device)
+                    .check_login(peer, &username, &password, &device, proof.as_deref())
                     .await?;
                 self.storage.put_device(login.record.clone()).await?;
                 self.password_unchanged(&login).await?;

@@ -55,6 +55,7 @@ impl Shared {
             Request::Hello(_) => Err(ApiError::conflict("hello was already exchanged")),
             Request::Ping(_) => Ok(reply::Pong {}.into()),
             Request::Register(request) => self.register(&conn.peer, request).await.map(Into::into),
+            Request::SendCode(request) => self.send_code(&conn.peer, request).await.map(Into::into),
             Request::Login(request) => self.login(conn, request).await.map(Into::into),
             Request::Resume(request) => self.resume(conn, &request.token).await.map(Into::into),
             request => {

@@ -55,6 +55,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::auth::{AuthError, PasswordHasher};
 use crate::broker::{Broker, BrokerError, Envelope};
+use crate::gate::{Gate, OpenGate};
 use crate::hooks::{Hooks, NoHooks};
 use crate::memory::{LocalBroker, MemoryPresence, MemoryStorage};
 use crate::presence::{NodeId, Presence, PresenceEntry};
@@ -119,6 +120,8 @@ pub(crate) struct Shared {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) hooks: Arc<dyn Hooks>,
+    /// Who may register and log in beyond a password.
+    pub(crate) gate: Arc<dyn Gate>,
     pub(crate) node: NodeId,
     pub(crate) hasher: PasswordHasher,
     /// Permits for password hashes running at once.
@@ -153,6 +156,7 @@ pub struct EngineBuilder {
     presence: Option<Arc<dyn Presence>>,
     broker: Option<Arc<dyn Broker>>,
     hooks: Option<Arc<dyn Hooks>>,
+    gate: Option<Arc<dyn Gate>>,
     node: Option<NodeId>,
     config: EngineConfig,
 }
@@ -173,6 +177,13 @@ impl EngineBuilder {
     /// The broker (default: a fresh [`LocalBroker`]).
     pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
         self.broker = Some(broker);
+        self
+    }
+
+    /// The gate for registrations and logins (default: [`OpenGate`], everyone in): a
+    /// captcha, verification codes, invites, second factors. See [`crate::gate`].
+    pub fn gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -224,6 +235,7 @@ impl EngineBuilder {
             storage,
             presence,
             hooks: self.hooks.unwrap_or_else(|| Arc::new(NoHooks)),
+            gate: self.gate.unwrap_or_else(|| Arc::new(OpenGate)),
             node,
             hasher,
             hashing: Arc::new(tokio::sync::Semaphore::new(

@@ -43,6 +43,31 @@ pub(crate) fn name(field: &'static str, raw: &str) -> ApiResult<String> {
     Ok(name.to_owned())
 }
 
+/// A proof for the gate (a code, a captcha token, an invite): at most 1024 characters,
+/// no control characters.
+pub(crate) fn proof(raw: Option<&str>) -> ApiResult<()> {
+    match raw {
+        Some(proof) if proof.chars().count() > 1024 || !no_control(proof, false) => Err(
+            ApiError::invalid("proof: at most 1024 characters, no control characters"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Where a code may be sent (an e-mail address, a phone number): 3 to 254 characters
+/// once trimmed, no control characters. What makes an address deliverable is the gate's
+/// to judge.
+pub(crate) fn contact(raw: &str) -> ApiResult<()> {
+    let contact = raw.trim();
+    let n = contact.chars().count();
+    if !(3..=254).contains(&n) || !no_control(contact, false) {
+        return Err(ApiError::invalid(
+            "contact: 3 to 254 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// A URL a client may fetch and show: `http://` or `https://`, or a path on this server
 /// (`/…`, such as an upload's); 1 to 1024 bytes without spaces or control characters.
 /// Other schemes (`javascript:`, `data:`) are refused.

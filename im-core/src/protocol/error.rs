@@ -33,6 +33,10 @@ pub enum ErrorCode {
     DeviceLimit,
     /// A bug on the server. Details are in the server's log, never on the wire.
     Internal,
+    /// The server wants a proof with this registration or login (a code sent by e-mail
+    /// or SMS, a captcha, an invite, a second factor); `message` says which. Send the
+    /// request again with `proof` (and, for a code, `contact`).
+    ProofRequired,
 }
 
 impl ErrorCode {
@@ -50,6 +54,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::DeviceLimit => "device_limit",
             ErrorCode::Internal => "internal",
+            ErrorCode::ProofRequired => "proof_required",
         }
     }
 }

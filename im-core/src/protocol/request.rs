@@ -52,8 +52,9 @@ macro_rules! for_each_request {
             open {
                 hello Hello -> Hello [UnsupportedVersion, Conflict];
                 ping Ping -> Pong [];
-                register Register -> User [Conflict, RateLimited];
-                login Login -> Session [Unauthorized, Conflict, RateLimited, DeviceLimit];
+                register Register -> User [Conflict, RateLimited, ProofRequired, Forbidden];
+                send_code SendCode -> Done [Forbidden, RateLimited, Unavailable];
+                login Login -> Session [Unauthorized, Conflict, RateLimited, DeviceLimit, ProofRequired, Forbidden];
                 resume Resume -> Session [Unauthorized, Conflict, DeviceLimit];
             }
             // Answered for a logged-in session only.
@@ -205,6 +206,25 @@ pub struct Register {
     /// Avatar URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
+    /// What the server's gate asked for, when it answered `proof_required`: a code sent
+    /// by `send_code`, a captcha token, an invite. At most 1024 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub proof: Option<String>,
+    /// The e-mail address or phone number a code was sent to (`send_code.contact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
+    pub contact: Option<String>,
+}
+
+/// Ask the server to send a verification code to an e-mail address or phone number, for
+/// a `register` to show as its `proof`. How the code travels is the server's (its gate's)
+/// business; a server that sends none answers `forbidden`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SendCode {
+    /// Where the code goes: an e-mail address or a phone number, 3 to 254 characters.
+    #[schemars(length(min = 3, max = 254))]
+    pub contact: String,
 }
 
 /// Log in with a password from a device; returns a device token for `resume`.
@@ -216,6 +236,11 @@ pub struct Login {
     pub password: String,
     /// The device logging in.
     pub device: DeviceInfo,
+    /// A second factor, when the server's gate answered `proof_required`. At most 1024
+    /// characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub proof: Option<String>,
 }
 
 /// Log in with a device token from an earlier `login`.

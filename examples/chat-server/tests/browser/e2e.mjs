@@ -3,21 +3,24 @@
 // attempt stays text; then a group, a second tab of one user sharing its connection, a
 // message typed offline, and a refused send.
 //
-//   node e2e.mjs http://127.0.0.1:PORT /path/to/screenshot.png
+//   node e2e.mjs http://127.0.0.1:PORT /path/to/screenshot.png /path/to/server.log
+//
+// The server runs with `--registration code`: registering asks for a code, which the
+// server writes to its log (the log sender), where this script reads it.
 //
 // Exit code 0 on success. On failure it prints the step that failed and saves a
 // screenshot of each page next to the screenshot path, with a `-failure` suffix.
 // Run by `cargo test -p chat-server --test browser`, which starts the server.
 
 import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 
-const [base, shotPath] = process.argv.slice(2);
-if (!base || !shotPath) {
-  console.error('usage: node e2e.mjs BASE_URL SCREENSHOT_PATH');
+const [base, shotPath, serverLog] = process.argv.slice(2);
+if (!base || !shotPath || !serverLog) {
+  console.error('usage: node e2e.mjs BASE_URL SCREENSHOT_PATH SERVER_LOG');
   process.exit(2);
 }
 
@@ -118,11 +121,37 @@ const countIn = (page, text) => tid(page, 'message-text').filter({ hasText: text
 const chat = (page, title) => tid(page, 'conversation-item')
   .filter({ has: page.locator('[data-testid="conversation-name"]', { hasText: title }) });
 
+// The code the server's log sender wrote for `contact`, once it is there.
+async function codeSentTo(contact) {
+  const deadline = Date.now() + STEP_TIMEOUT;
+  const pattern = new RegExp(`contact=${contact.replace(/[.+]/g, '\\$&')} code=(\\d{6})`);
+  for (;;) {
+    const found = readFileSync(serverLog, 'utf8').match(pattern);
+    if (found) return found[1];
+    if (Date.now() > deadline) throw new Error(`no code for ${contact} in the server log`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function register(page, username, display) {
   await page.goto(base, { timeout: STEP_TIMEOUT });
   await tid(page, 'register-username').fill(username);
   await tid(page, 'register-display-name').fill(display);
   await tid(page, 'register-password').fill(PASSWORD);
+  await tid(page, 'register-submit').click();
+  // The server asks for a code: the address, Send a code, then the code from the mail.
+  await tid(page, 'register-proof').waitFor({ state: 'visible' });
+  const contact = `${username}@example.com`;
+  await tid(page, 'register-contact').fill(contact);
+  await tid(page, 'send-code').click();
+  await tid(page, 'register-proof-hint').filter({ hasText: 'on its way' }).waitFor();
+  const code = await codeSentTo(contact);
+  // A mistyped code first: refused, and the form stays.
+  const mistyped = code.slice(0, 5) + String((Number(code[5]) + 1) % 10);
+  await tid(page, 'register-code').fill(mistyped);
+  await tid(page, 'register-submit').click();
+  await tid(page, 'register-proof-hint').filter({ hasText: 'wrong' }).waitFor();
+  await tid(page, 'register-code').fill(code);
   await tid(page, 'register-submit').click();
   await tid(page, 'auth-status').filter({ hasText: 'created' }).waitFor();
   // The login form is filled in with the new username.
