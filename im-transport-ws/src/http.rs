@@ -40,7 +40,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 /// A JSON response.
-pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response {
+pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -55,7 +55,7 @@ pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// An error response: the [`ErrorBody`] as JSON, with `Retry-After` when the error says
 /// when to retry and `WWW-Authenticate` on 401.
-pub(crate) fn error(body: &ErrorBody) -> Response {
+pub fn error(body: &ErrorBody) -> Response {
     let status = status_of(body.code);
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = json(status, bytes);

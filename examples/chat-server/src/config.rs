@@ -33,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) http: String,
     /// Address of `/healthz` and `/metrics` alone, if they should not be on `http`.
     pub(crate) admin: Option<String>,
+    /// Bearer token of the admin API on `admin`; without it the API is off.
+    pub(crate) admin_token: Option<String>,
     /// Address of the TCP transport.
     pub(crate) tcp: String,
     /// Where data is kept: a SQLite, PostgreSQL or MySQL URL, or `memory`.
@@ -70,6 +72,7 @@ impl Default for Config {
         Config {
             http: "127.0.0.1:8080".into(),
             admin: None,
+            admin_token: None,
             tcp: "127.0.0.1:7100".into(),
             database: "sqlite://im-chat.db?mode=rwc".into(),
             database_pool: im_store::DEFAULT_SQL_POOL,
@@ -159,6 +162,8 @@ const SETTINGS: &[Setting] = &[
         "Address for the web page, WebSocket (/ws) and HTTP API (/v1)"),
     setting("admin", "admin", "IM_ADMIN_LISTEN", Text,
         "Address for /healthz and /metrics alone (a private one, say); without it they are served on the --http address"),
+    setting("admin_token", "admin-token", "IM_ADMIN_TOKEN", Text,
+        "Bearer token of the admin API (/admin/v1/…) on the --admin address, at least 16 characters; without it the API is off. Prefer the variable or the file to the flag, which other users of the machine can see"),
     setting("tcp", "tcp", "IM_TCP_LISTEN", Text,
         "Address for the TCP transport (4-byte length-prefixed frames)"),
     setting("database", "database", "IM_DATABASE_URL", Text,
@@ -342,6 +347,16 @@ impl Config {
                 "--node-id must be 1 to 64 letters, digits, '.', '_' or '-': {id:?}"
             );
         }
+        if let Some(token) = &self.admin_token {
+            anyhow::ensure!(
+                self.admin.is_some(),
+                "--admin-token needs --admin: the admin API is served on the admin address only"
+            );
+            anyhow::ensure!(
+                token.chars().count() >= 16 && !token.chars().any(char::is_whitespace),
+                "--admin-token must be at least 16 characters, without spaces"
+            );
+        }
         anyhow::ensure!(
             self.tls_cert.is_some() == self.tls_key.is_some(),
             "--tls-cert and --tls-key go together"
@@ -384,6 +399,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database = redact(&shown.database);
         shown.redis = shown.redis.as_deref().map(redact);
+        if shown.admin_token.is_some() {
+            shown.admin_token = Some("***".into());
+        }
         let mut value = serde_json::to_value(&shown)?;
         let mut durations = Vec::new();
         duration_keys(&value, &mut String::new(), &mut durations);
@@ -800,6 +818,12 @@ mod tests {
                 &["--trusted-proxies", "10.0.0.0/99"][..],
                 "--trusted-proxies",
             ),
+            (&["--admin-token", "a-long-enough-token"][..], "--admin"),
+            (
+                &["--admin", "127.0.0.1:0", "--admin-token", "short"][..],
+                "--admin-token",
+            ),
+            (&["--tls-cert", "cert.pem"][..], "--tls-key"),
         ] {
             let error = format!("{:#}", load(args).unwrap_err());
             assert!(error.contains(needle), "{args:?}: {error}");
@@ -819,7 +843,15 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("sqlite://im.db?mode=rwc"), "sqlite://im.db?mode=rwc");
-        let config = load(&["--database", "postgres://u:secret@127.0.0.1/db"]).unwrap();
+        let config = load(&[
+            "--database",
+            "postgres://u:secret@127.0.0.1/db",
+            "--admin",
+            "127.0.0.1:0",
+            "--admin-token",
+            "a-very-secret-admin-token",
+        ])
+        .unwrap();
         assert!(!config.to_toml().unwrap().contains("secret"));
     }
 }

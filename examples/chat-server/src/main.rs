@@ -17,6 +17,7 @@
 //! SIGINT or SIGTERM tells every session the server is going away, waits for them to
 //! close, then stops.
 
+mod admin;
 mod config;
 mod files;
 mod health;
@@ -160,7 +161,15 @@ async fn run() -> anyhow::Result<()> {
     let (public, admin) = match admin {
         Some(listener) => {
             let public = gateway.filter().or(web::page()).unify().boxed();
-            (public, Some((listener, admin_routes)))
+            // The admin API beside /healthz and /metrics, when it has a token.
+            let private = match config.admin_token.clone() {
+                Some(token) => admin_routes
+                    .or(admin::routes(engine.clone(), token))
+                    .unify()
+                    .boxed(),
+                None => admin_routes,
+            };
+            (public, Some((listener, private)))
         }
         None => {
             let public = gateway
@@ -211,10 +220,7 @@ async fn run() -> anyhow::Result<()> {
         if let Ok(addr) = listener.local_addr() {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "chat-server admin (/healthz, /metrics) on http://{addr}"
-            );
+            let _ = writeln!(out, "chat-server admin address on http://{addr}");
             let _ = out.flush();
         }
         tokio::spawn(im_transport_ws::serve(

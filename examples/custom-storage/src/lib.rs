@@ -620,6 +620,12 @@ impl<S: Storage> UserStore for SealedStorage<S> {
     async fn set_password_hash(&self, id: UserId, hash: String) -> StorageResult<()> {
         self.inner.set_password_hash(id, hash).await
     }
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StorageResult<bool> {
+        self.inner.set_disabled(id, disabled).await
+    }
+    async fn is_disabled(&self, id: UserId) -> StorageResult<bool> {
+        self.inner.is_disabled(id).await
+    }
     async fn update_profile(&self, id: UserId, change: ProfileChange) -> StorageResult<User> {
         self.inner.update_profile(id, change).await
     }

@@ -18,6 +18,7 @@ use crate::transport::PeerInfo;
 
 const WRONG_CREDENTIALS: &str = "wrong username or password";
 const BAD_TOKEN: &str = "the token is invalid, revoked or expired";
+const DISABLED: &str = "this account is disabled";
 
 impl Shared {
     /// Runs a password hash or check on the blocking pool: Argon2 takes tens of
@@ -101,6 +102,16 @@ impl Shared {
         Ok(reply::User { user: created? })
     }
 
+    /// Hashes a new password on the blocking pool.
+    pub(super) async fn hash_password(&self, password: String) -> ApiResult<String> {
+        self.blocking(move |h| h.hash(&password))
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                ApiError::internal()
+            })
+    }
+
     /// Sends a verification code through the gate, after the per-address limit.
     pub(super) async fn send_code(
         &self,
@@ -124,13 +135,7 @@ impl Shared {
         avatar: Option<String>,
         password: String,
     ) -> ApiResult<User> {
-        let hash = self
-            .blocking(move |h| h.hash(&password))
-            .await?
-            .map_err(|e| {
-                tracing::error!(error = %e, "password hashing failed");
-                ApiError::internal()
-            })?;
+        let hash = self.hash_password(password).await?;
         let user = self
             .storage
             .create_user(NewUser {
@@ -186,7 +191,8 @@ impl Shared {
     /// and a change that runs after this look will find it.
     pub(super) async fn password_unchanged(&self, login: &CheckedLogin) -> ApiResult<()> {
         let user = login.user.id;
-        if self.storage.password_hash(user).await? == login.checked_hash {
+        let disabled = self.storage.is_disabled(user).await?;
+        if !disabled && self.storage.password_hash(user).await? == login.checked_hash {
             return Ok(());
         }
         let device = &login.record.device.id;
@@ -197,6 +203,9 @@ impl Shared {
             }
             Ok(_) | Err(StorageError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
+        }
+        if disabled {
+            return Err(ApiError::forbidden(DISABLED));
         }
         Err(ApiError::unauthorized(
             "the password was changed while logging in; log in again",
@@ -240,7 +249,11 @@ impl Shared {
             (Some(user), true) => user,
             _ => return Err(ApiError::unauthorized(WRONG_CREDENTIALS)),
         };
-        // Only now, so that a second factor is never asked of who lacks the password.
+        // Only now, so that neither a disabled account nor a second factor is revealed to
+        // who lacks the password.
+        if self.storage.is_disabled(user.id).await? {
+            return Err(ApiError::forbidden(DISABLED));
+        }
         self.gate
             .check_login(&LoginAttempt {
                 user: &user,
@@ -333,6 +346,10 @@ impl Shared {
             Err(StorageError::NotFound(_)) => return Err(ApiError::unauthorized(BAD_TOKEN)),
             Err(e) => return Err(e.into()),
         };
+        // The app vouches for the token, not for the account.
+        if self.storage.is_disabled(user.id).await? {
+            return Err(ApiError::forbidden(DISABLED));
+        }
         let now = Timestamp::now();
         let device = Device {
             id: identity.device,

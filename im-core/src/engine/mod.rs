@@ -14,6 +14,7 @@
 
 mod access;
 mod accounts;
+mod admin;
 mod amend;
 mod calls;
 mod config;
@@ -42,6 +43,7 @@ mod session;
 mod typing;
 mod validate;
 
+pub use admin::SessionInfo;
 pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions, millis};
 pub use execute::Identity;
 pub use limits::RateLimits;

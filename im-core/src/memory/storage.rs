@@ -31,6 +31,7 @@ struct State {
     next_user: u64,
     users: HashMap<UserId, (User, String)>,
     by_name: HashMap<String, UserId>,
+    disabled: HashSet<UserId>,
     devices: HashMap<UserId, BTreeMap<DeviceId, DeviceRecord>>,
     requests: BTreeMap<(UserId, UserId), FriendRequest>,
     friends: HashMap<UserId, BTreeMap<UserId, Timestamp>>,
@@ -171,6 +172,26 @@ impl UserStore for MemoryStorage {
         s.users
             .insert(record.id, (record.clone(), user.password_hash));
         Ok(record)
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StorageResult<bool> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&id) {
+            return Err(StorageError::NotFound("user"));
+        }
+        Ok(if disabled {
+            s.disabled.insert(id)
+        } else {
+            s.disabled.remove(&id)
+        })
+    }
+
+    async fn is_disabled(&self, id: UserId) -> StorageResult<bool> {
+        let s = self.lock();
+        if !s.users.contains_key(&id) {
+            return Err(StorageError::NotFound("user"));
+        }
+        Ok(s.disabled.contains(&id))
     }
 
     async fn update_profile(&self, id: UserId, change: ProfileChange) -> StorageResult<User> {

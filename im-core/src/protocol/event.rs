@@ -194,6 +194,8 @@ pub enum KickCode {
     DeviceLimit,
     /// The server is shutting down; reconnect (with backoff).
     Shutdown,
+    /// An operator disabled the account; logging in is refused until it is enabled.
+    Disabled,
     /// Anything else.
     #[default]
     Other,
@@ -208,6 +210,7 @@ impl KickCode {
             KickCode::PasswordChanged => "the password was changed",
             KickCode::DeviceLimit => "too many devices: a newer one took this one's place",
             KickCode::Shutdown => "the server is shutting down",
+            KickCode::Disabled => "this account was disabled",
             KickCode::Other => "closed by the server",
         }
     }

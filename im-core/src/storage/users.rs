@@ -42,6 +42,9 @@ pub struct ProfileChange {
 ///   `last_seen` returns it for those of `ids` that have one, in any order.
 /// - `set_last_seen_many` does what `set_last_seen` does for each pair, skipping unknown
 ///   users instead of failing; two batches naming one user at once leave the later time.
+/// - `set_disabled` marks an account disabled or enabled in one atomic step and says
+///   whether that changed it; `is_disabled` reads the mark. Both fail with `NotFound`
+///   for unknown users. A new account is enabled.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Creates a user.
@@ -78,4 +81,20 @@ pub trait UserStore: Send + Sync {
     }
     /// When each of these users was last seen.
     async fn last_seen(&self, ids: &[UserId]) -> StorageResult<Vec<(UserId, Timestamp)>>;
+    /// Disables (`true`) or enables an account; `Ok(true)` if that changed it. A disabled
+    /// account cannot log in or use a token (the engine checks [`is_disabled`]). The
+    /// default refuses: an adapter without it cannot disable accounts, and
+    /// `is_disabled` says no account is.
+    ///
+    /// [`is_disabled`]: UserStore::is_disabled
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StorageResult<bool> {
+        let _ = (id, disabled);
+        Err(StorageError::Unsupported("disabling accounts"))
+    }
+    /// Whether the account is disabled. The default says no (see [`set_disabled`]).
+    ///
+    /// [`set_disabled`]: UserStore::set_disabled
+    async fn is_disabled(&self, id: UserId) -> StorageResult<bool> {
+        self.user(id).await.map(|_| false)
+    }
 }

@@ -3053,6 +3053,61 @@ pub async fn a_pin_and_an_unpin_at_once_agree_with_what_is_stored(s: Arc<dyn Sto
     }
 }
 
+/// `set_disabled` marks and clears a disabled account and says whether it changed
+/// anything; of two disables (or enables) at once exactly one changes it; a new account
+/// is enabled; an unknown user is `NotFound`. Other accounts are not touched.
+pub async fn accounts_are_disabled_and_enabled_once_even_at_once(s: Arc<dyn Storage>) {
+    let a = user(&*s, "alice").await;
+    let b = user(&*s, "bob").await;
+    assert!(
+        !s.is_disabled(a.id).await.expect("read"),
+        "new accounts are enabled"
+    );
+    assert!(s.set_disabled(a.id, true).await.expect("disable"));
+    assert!(s.is_disabled(a.id).await.expect("read"));
+    assert!(!s.is_disabled(b.id).await.expect("read"), "only alice");
+    assert!(
+        !s.set_disabled(a.id, true).await.expect("again"),
+        "already disabled"
+    );
+    assert!(s.set_disabled(a.id, false).await.expect("enable"));
+    assert!(!s.is_disabled(a.id).await.expect("read"));
+    assert!(
+        !s.set_disabled(a.id, false).await.expect("again"),
+        "already enabled"
+    );
+    // The account itself is untouched.
+    assert_eq!(s.user(a.id).await.expect("user"), a);
+
+    for round in 0..10 {
+        let disabled = round % 2 == 0;
+        let (one, two) = {
+            let (s1, s2) = (s.clone(), s.clone());
+            let one = tokio::spawn(async move { s1.set_disabled(b.id, disabled).await });
+            let two = tokio::spawn(async move { s2.set_disabled(b.id, disabled).await });
+            (
+                one.await.expect("task").expect("set"),
+                two.await.expect("task").expect("set"),
+            )
+        };
+        assert!(
+            one ^ two,
+            "round {round}: exactly one changes it ({one}, {two})"
+        );
+        assert_eq!(s.is_disabled(b.id).await.expect("read"), disabled);
+    }
+
+    for missing in [
+        s.set_disabled(UserId(9_999), true).await,
+        s.is_disabled(UserId(9_999)).await,
+    ] {
+        assert!(
+            matches!(missing, Err(StorageError::NotFound(_))),
+            "{missing:?}"
+        );
+    }
+}
+
 /// `update_profile` replaces the fields given and keeps the others; a change of the
 /// name and one of the avatar made at once both apply; an unknown user is `NotFound`.
 pub async fn profile_changes_apply_the_fields_given_even_at_once(s: Arc<dyn Storage>) {

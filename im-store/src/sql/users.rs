@@ -38,6 +38,7 @@ impl UserStore for SqlStorage {
             password_hash: Set(new.password_hash),
             created_at: Set(new.created_at.0),
             last_seen: Set(None),
+            disabled_at: Set(None),
         };
         let id = match user::Entity::insert(row).exec(&self.db).await {
             Ok(done) => done.last_insert_id,
@@ -108,6 +109,39 @@ impl UserStore for SqlStorage {
             return Err(StorageError::NotFound("user"));
         }
         Ok(())
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> StorageResult<bool> {
+        // One conditional update: of two changes at once, the second finds nothing to
+        // change, and says so.
+        let update = user::Entity::update_many().filter(user::Column::Id.eq(i(id.0)));
+        let update = if disabled {
+            update
+                .col_expr(user::Column::DisabledAt, Expr::value(Timestamp::now().0))
+                .filter(user::Column::DisabledAt.is_null())
+        } else {
+            update
+                .col_expr(user::Column::DisabledAt, Expr::value(Option::<i64>::None))
+                .filter(user::Column::DisabledAt.is_not_null())
+        };
+        let done = update.exec(&self.db).await.map_err(db_error)?;
+        if done.rows_affected > 0 {
+            return Ok(true);
+        }
+        // Nothing changed: already so, or no such user.
+        self.is_disabled(id).await.map(|_| false)
+    }
+
+    async fn is_disabled(&self, id: UserId) -> StorageResult<bool> {
+        user::Entity::find_by_id(i(id.0))
+            .select_only()
+            .column(user::Column::DisabledAt)
+            .into_tuple::<Option<i64>>()
+            .one(&self.read)
+            .await
+            .map_err(db_error)?
+            .map(|at| at.is_some())
+            .ok_or(StorageError::NotFound("user"))
     }
 
     async fn update_profile(&self, id: UserId, change: ProfileChange) -> StorageResult<User> {

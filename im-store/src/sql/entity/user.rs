@@ -13,6 +13,8 @@ pub struct Model {
     pub password_hash: String,
     pub created_at: i64,
     pub last_seen: Option<i64>,
+    /// When the account was disabled; `NULL` while it is enabled (migration 9).
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261201_000005_forwards;
 mod m20261201_000006_pins;
 mod m20261201_000007_search;
 mod m20261201_000008_mentions;
+mod m20261201_000009_disabled_users;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_pins::Migration),
             Box::new(m20261201_000007_search::Migration),
             Box::new(m20261201_000008_mentions::Migration),
+            Box::new(m20261201_000009_disabled_users::Migration),
         ]
     }
 
