@@ -141,12 +141,24 @@ impl Gateway {
             width,
             height,
         };
-        if let Err(e) = blobs.put(&meta, bytes).await {
-            tracing::error!(error = %e, "storing an upload failed");
-            return error_of(
-                ErrorCode::Unavailable,
-                "the file could not be stored, retry later",
-            );
+        let quota = self.inner.config.upload_quota_bytes;
+        let stored = if quota == 0 {
+            blobs.put(&meta, bytes).await
+        } else {
+            blobs.put_within(&meta, bytes, quota).await
+        };
+        match stored {
+            Ok(()) => {}
+            Err(e @ blob::BlobError::QuotaExceeded { .. }) => {
+                return error_of(ErrorCode::TooLarge, e.to_string());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing an upload failed");
+                return error_of(
+                    ErrorCode::Unavailable,
+                    "the file could not be stored, retry later",
+                );
+            }
         }
         metrics_upload(meta.size);
         let reply = Uploaded {

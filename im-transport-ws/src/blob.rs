@@ -1,9 +1,11 @@
 //! Where uploaded files live: the [`BlobStore`] trait and [`LocalDirBlobs`], a directory
 //! on the server's disk.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -47,6 +49,17 @@ pub enum BlobError {
     /// Stored metadata could not be read back.
     #[error("blob metadata is corrupt: {0}")]
     Corrupt(String),
+    /// The file would take its owner past their quota ([`BlobStore::put_within`]).
+    #[error("upload quota reached: {used} of {limit} bytes in use")]
+    QuotaExceeded {
+        /// Bytes the owner's files take now.
+        used: u64,
+        /// The quota.
+        limit: u64,
+    },
+    /// The store cannot do this (an adapter that predates the method).
+    #[error("the blob store cannot {0}")]
+    Unsupported(&'static str),
 }
 
 /// Stores uploaded files.
@@ -59,6 +72,14 @@ pub enum BlobError {
 ///   they must not reach outside the store (ids come from URLs).
 /// - A `put` that fails leaves nothing `meta` returns.
 /// - `meta` is cheap: the gateway checks access with it before the bytes are read.
+/// - `delete` removes a file (`true`), after which it is absent; `false` if there was
+///   none (or the id is malformed).
+/// - `usage` is the bytes an owner's stored files take; `put_within` stores a file only
+///   if its owner's usage stays within the limit, checked and counted in one step, so
+///   that two uploads at once cannot pass it together (`QuotaExceeded` otherwise).
+/// - `older_than` lists ids of files created before a time, oldest first.
+///
+/// The suite `blob_conformance!` (feature `testkit`) checks each clause.
 #[async_trait]
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Stores a file.
@@ -67,27 +88,129 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     async fn meta(&self, id: &str) -> Result<Option<BlobMeta>, BlobError>;
     /// A file's bytes, streamed (a download never holds a whole file in memory).
     async fn read(&self, id: &str) -> Result<Option<BlobBody>, BlobError>;
+    /// Removes a file. The default cannot.
+    async fn delete(&self, id: &str) -> Result<bool, BlobError> {
+        let _ = id;
+        Err(BlobError::Unsupported("delete files"))
+    }
+    /// The bytes an owner's files take. The default cannot tell.
+    async fn usage(&self, owner: UserId) -> Result<u64, BlobError> {
+        let _ = owner;
+        Err(BlobError::Unsupported("count usage"))
+    }
+    /// Stores a file if its owner's files, with it, take at most `limit` bytes. The
+    /// default checks [`usage`](Self::usage) then calls [`put`](Self::put), which two
+    /// uploads at once can both pass: a store should do both in one step. A store that
+    /// cannot count usage stores the file.
+    async fn put_within(&self, meta: &BlobMeta, bytes: Bytes, limit: u64) -> Result<(), BlobError> {
+        match self.usage(meta.owner).await {
+            Ok(used) if used.saturating_add(meta.size) > limit => {
+                return Err(BlobError::QuotaExceeded { used, limit });
+            }
+            Ok(_) | Err(BlobError::Unsupported(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.put(meta, bytes).await
+    }
+    /// Ids of files created before `before`, oldest first, at most `limit`. The default
+    /// cannot list.
+    async fn older_than(&self, before: Timestamp, limit: usize) -> Result<Vec<String>, BlobError> {
+        let _ = (before, limit);
+        Err(BlobError::Unsupported("list files"))
+    }
 }
 
 /// A [`BlobStore`] in a local directory: `<id>` holds the bytes, `<id>.json` the
 /// metadata. Each is written to a temporary name, synced, then renamed, so a crash never
 /// leaves a half file under a real id.
+///
+/// Usage per owner and the files' ages are kept in memory, read from the metadata files
+/// when the store opens: the directory must belong to this process (several processes
+/// sharing one directory would each count only their own uploads).
 #[derive(Debug, Clone)]
 pub struct LocalDirBlobs {
     dir: PathBuf,
+    index: Arc<Mutex<Index>>,
+}
+
+/// What the store keeps in memory of its files.
+#[derive(Debug, Default)]
+struct Index {
+    /// Bytes per owner, including uploads being written under [`BlobStore::put_within`].
+    usage: HashMap<UserId, u64>,
+    /// Each stored file's owner, size and creation time.
+    files: HashMap<String, (UserId, u64, Timestamp)>,
+}
+
+impl Index {
+    fn add(&mut self, meta: &BlobMeta) {
+        self.files
+            .insert(meta.id.clone(), (meta.owner, meta.size, meta.created_at));
+    }
+
+    fn release(&mut self, owner: UserId, size: u64) {
+        if let Some(used) = self.usage.get_mut(&owner) {
+            *used = used.saturating_sub(size);
+            if *used == 0 {
+                self.usage.remove(&owner);
+            }
+        }
+    }
 }
 
 impl LocalDirBlobs {
-    /// Uses `dir`, creating it if needed.
+    /// Uses `dir`, creating it if needed, and reads what its files take.
     pub async fn open(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
         let dir = dir.into();
         tokio::fs::create_dir_all(&dir).await?;
-        Ok(LocalDirBlobs { dir })
+        let mut index = Index::default();
+        let mut entries = tokio::fs::read_dir(&dir).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if !valid_id(id) {
+                continue;
+            }
+            let json = tokio::fs::read(entry.path()).await?;
+            match serde_json::from_slice::<BlobMeta>(&json) {
+                Ok(meta) => {
+                    *index.usage.entry(meta.owner).or_default() += meta.size;
+                    index.add(&meta);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "unreadable upload metadata skipped")
+                }
+            }
+        }
+        Ok(LocalDirBlobs {
+            dir,
+            index: Arc::new(Mutex::new(index)),
+        })
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the bytes, then the metadata that makes them visible.
+    async fn write(&self, meta: &BlobMeta, bytes: &[u8]) -> Result<(), BlobError> {
+        if !valid_id(&meta.id) {
+            return Err(BlobError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "malformed blob id",
+            )));
+        }
+        let json = serde_json::to_vec(meta).map_err(|e| BlobError::Corrupt(e.to_string()))?;
+        write_atomically(&self.dir, &meta.id, bytes).await?;
+        write_atomically(&self.dir, &format!("{}.json", meta.id), &json).await?;
+        Ok(())
     }
 }
 
@@ -116,17 +239,76 @@ async fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Resu
 #[async_trait]
 impl BlobStore for LocalDirBlobs {
     async fn put(&self, meta: &BlobMeta, bytes: Bytes) -> Result<(), BlobError> {
-        if !valid_id(&meta.id) {
-            return Err(BlobError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "malformed blob id",
-            )));
-        }
-        let json = serde_json::to_vec(meta).map_err(|e| BlobError::Corrupt(e.to_string()))?;
-        // The bytes first: the metadata is what makes the file visible to `get`.
-        write_atomically(&self.dir, &meta.id, &bytes).await?;
-        write_atomically(&self.dir, &format!("{}.json", meta.id), &json).await?;
+        self.write(meta, &bytes).await?;
+        let mut index = self.index();
+        *index.usage.entry(meta.owner).or_default() += meta.size;
+        index.add(meta);
         Ok(())
+    }
+
+    async fn put_within(&self, meta: &BlobMeta, bytes: Bytes, limit: u64) -> Result<(), BlobError> {
+        // Checked and counted under one lock, before the (slow) write: a second upload
+        // at once sees this one's bytes already.
+        {
+            let mut index = self.index();
+            let used = index.usage.get(&meta.owner).copied().unwrap_or(0);
+            if used.saturating_add(meta.size) > limit {
+                return Err(BlobError::QuotaExceeded { used, limit });
+            }
+            *index.usage.entry(meta.owner).or_default() += meta.size;
+        }
+        match self.write(meta, &bytes).await {
+            Ok(()) => {
+                self.index().add(meta);
+                Ok(())
+            }
+            Err(e) => {
+                self.index().release(meta.owner, meta.size);
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool, BlobError> {
+        if !valid_id(id) {
+            return Ok(false);
+        }
+        // The metadata first: without it the file is absent, whatever remains.
+        match tokio::fs::remove_file(self.dir.join(format!("{id}.json"))).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        match tokio::fs::remove_file(self.dir.join(id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut index = self.index();
+        if let Some((owner, size, _)) = index.files.remove(id) {
+            index.release(owner, size);
+        }
+        Ok(true)
+    }
+
+    async fn usage(&self, owner: UserId) -> Result<u64, BlobError> {
+        Ok(self.index().usage.get(&owner).copied().unwrap_or(0))
+    }
+
+    async fn older_than(&self, before: Timestamp, limit: usize) -> Result<Vec<String>, BlobError> {
+        let index = self.index();
+        let mut old: Vec<(Timestamp, &String)> = index
+            .files
+            .iter()
+            .filter(|(_, (_, _, at))| *at < before)
+            .map(|(id, (_, _, at))| (*at, id))
+            .collect();
+        old.sort();
+        Ok(old
+            .into_iter()
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect())
     }
 
     async fn meta(&self, id: &str) -> Result<Option<BlobMeta>, BlobError> {

@@ -51,6 +51,11 @@ pub struct WsConfig {
     /// Uploads one user may make per minute (a burst of as many, refilling steadily);
     /// 0 for no limit. Default 30.
     pub uploads_per_user_per_minute: u32,
+    /// Bytes one user's uploads may take in all; an upload past it gets `too_large`
+    /// (413) saying how much is in use. 0 for no quota. Default 1 GiB. Checked by the
+    /// blob store in the same step as it counts the upload
+    /// ([`BlobStore::put_within`](crate::BlobStore::put_within)).
+    pub upload_quota_bytes: u64,
     /// MIME types an upload may have, judged from its content (never from the client's
     /// claim). With `*/*` ([`ANY_FILE`](crate::ANY_FILE)) any other file is
     /// accepted too, stored and served as `application/octet-stream`, a download only.
@@ -80,6 +85,7 @@ impl Default for WsConfig {
             max_transfers: 64,
             max_upload_bytes: 5 * 1024 * 1024,
             uploads_per_user_per_minute: 30,
+            upload_quota_bytes: 1 << 30,
             upload_types: [
                 "image/png",
                 "image/jpeg",
@@ -172,6 +178,12 @@ impl WsConfig {
     /// Sets [`uploads_per_user_per_minute`](Self::uploads_per_user_per_minute).
     pub fn with_uploads_per_user_per_minute(mut self, n: u32) -> Self {
         self.uploads_per_user_per_minute = n;
+        self
+    }
+
+    /// Sets [`upload_quota_bytes`](Self::upload_quota_bytes).
+    pub fn with_upload_quota_bytes(mut self, bytes: u64) -> Self {
+        self.upload_quota_bytes = bytes;
         self
     }
 

@@ -11,6 +11,8 @@ mod proxy;
 pub mod routes;
 mod server;
 mod service;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod websocket;
 
 use std::sync::Arc;

@@ -71,6 +71,21 @@ async fn every_route_answers_with_its_documented_status() {
             .await;
         assert_eq!(registered.status, S::CREATED, "{registered:?}");
         assert_eq!(registered.body["type"], "user");
+        // This server's gate sends no codes (the engine's default): 403, as documented.
+        let code = t
+            .call(
+                M::POST,
+                "/v1/codes",
+                "/v1/codes",
+                None,
+                Some(json!({"contact": format!("{name}@example.com")})),
+            )
+            .await;
+        assert_eq!(
+            (code.status, code.body["code"].as_str()),
+            (S::FORBIDDEN, Some("forbidden")),
+            "{code:?}"
+        );
         let login = t
             .call(M::POST, "/v1/login", "/v1/login", None, Some(json!({"username": name, "password": PASSWORD, "device": {"id": "web-1", "platform": "web"}})))
             .await;

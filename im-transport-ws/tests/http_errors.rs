@@ -415,6 +415,45 @@ async fn too_many_uploads_is_429() {
     assert!(limited.headers.contains_key("retry-after"));
 }
 
+/// Past the byte quota an upload is 413 `too_large` saying what is in use; each user's
+/// quota is their own; uploads at once cannot pass it together.
+#[tokio::test]
+async fn uploads_past_the_quota_are_413() {
+    let one = png(1, 1).len() as u64;
+    let ws = WsConfig::default()
+        .with_upload_quota_bytes(2 * one + one / 2)
+        .with_uploads_per_user_per_minute(0);
+    let server = start_with(test_config(), ws).await;
+    let api = server.api();
+    let (_, ta) = api.user("alice").await;
+    let (_, tb) = api.user("bob").await;
+    let ga = api.group(&ta).await;
+    let gb = api.group(&tb).await;
+    let upload = |token: String, g: u64| {
+        let api = api.clone();
+        async move {
+            api.upload(&token, &format!("g:{g}"), Part::bytes(png(1, 1)))
+                .await
+        }
+    };
+    let (first, second) = tokio::join!(upload(ta.clone(), ga), upload(ta.clone(), ga));
+    assert_eq!((first.status.as_u16(), second.status.as_u16()), (201, 201));
+    let third = upload(ta.clone(), ga).await;
+    assert_eq!(third.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(third.code(), "too_large");
+    let message = third.body["message"].as_str().unwrap();
+    assert!(message.contains(&format!("{} of", 2 * one)), "{message}");
+    // Bob's quota is his own; three of his at once where two fit: two are stored.
+    let (a, b, c) = tokio::join!(
+        upload(tb.clone(), gb),
+        upload(tb.clone(), gb),
+        upload(tb.clone(), gb)
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16(), c.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 201, 413]);
+}
+
 /// A JSON body must be declared as JSON (a cross-site form or `text/plain` post is not),
 /// and a body that does not arrive in time gets 408.
 #[tokio::test]

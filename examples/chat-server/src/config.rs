@@ -262,6 +262,8 @@ const SETTINGS: &[Setting] = &[
         "How long a request body (JSON or upload) may take to arrive"),
     setting("gateway.max_upload_bytes", "max-upload-bytes", "IM_MAX_UPLOAD_BYTES", Number,
         "Largest upload in bytes"),
+    setting("gateway.upload_quota_bytes", "upload-quota-bytes", "IM_UPLOAD_QUOTA_BYTES", Number,
+        "Bytes one user's uploads may take in all; 0 for no quota"),
     setting("gateway.uploads_per_user_per_minute", "uploads-per-minute", "IM_UPLOADS_PER_MINUTE", Number,
         "Uploads one user may make per minute; 0 for no limit"),
     setting("gateway.upload_types", "upload-types", "IM_UPLOAD_TYPES", List,

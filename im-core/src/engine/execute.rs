@@ -47,6 +47,8 @@ impl super::Engine {
     ///     password: "correct horse".into(),
     ///     display_name: "Alice".into(),
     ///     avatar: None,
+    ///     proof: None,
+    ///     contact: None,
     /// };
     /// engine.execute(&peer, None, register.into()).await.unwrap();
     /// let login = request::Login {
@@ -57,6 +59,7 @@ impl super::Engine {
     ///         name: "a script".into(),
     ///         platform: Platform::Other,
     ///     },
+    ///     proof: None,
     /// };
     /// let Reply::Session(reply::Session { token: Some(token), .. }) =
     ///     engine.execute(&peer, None, login.into()).await.unwrap()
