@@ -1,5 +1,5 @@
-//! The [`BlobStore`](crate::BlobStore) conformance suite (feature `testkit`), one
-//! `pub async fn` per clause of the trait's contract, run by [`blob_conformance!`]:
+//! The [`BlobStore`] conformance suite (feature `testkit`), one `pub async fn` per
+//! clause of the trait's contract, run by [`blob_conformance!`](crate::blob_conformance):
 //! [`LocalDirBlobs`](crate::LocalDirBlobs) runs it, and so can a store of yours (S3, a
 //! database), in a test file of its crate:
 //!
