@@ -77,12 +77,17 @@ async fn run() -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
 
+    // Ctrl-C and SIGTERM stop the server gracefully from here on.
+    let stop = shutdown_signal();
     // The certificate, if any, and the listeners next: a bad key or an address in use is
     // found before any file is made.
     let certificates = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::Certificates::load(cert, key)?),
         _ => None,
     };
+    if let Some(certificates) = &certificates {
+        certificates.clone().watch();
+    }
     let http = tokio::net::TcpListener::bind(&config.http)
         .await
         .with_context(|| format!("binding --http {}", config.http))?;
@@ -213,9 +218,6 @@ async fn run() -> anyhow::Result<()> {
             drain,
         )),
     };
-    if let Some(certificates) = certificates {
-        certificates.watch();
-    }
     let admin_server = admin.map(|(listener, routes)| {
         if let Ok(addr) = listener.local_addr() {
             use std::io::Write as _;
@@ -235,7 +237,7 @@ async fn run() -> anyhow::Result<()> {
         async move { engine.serve(&tcp).await }
     });
 
-    shutdown_signal().await;
+    stop.await;
     tracing::info!(sessions = engine.session_count(), "shutting down");
     // Sessions first (each gets a `kicked: shutdown` notice after what was queued for
     // it), then the listeners.
@@ -323,24 +325,32 @@ async fn open(config: &Config) -> anyhow::Result<Opened> {
     })
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are in place when this returns
+/// (a signal before that would end the process at once, not gracefully): call it before
+/// the server says it is listening.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -77,12 +77,14 @@ impl Certificates {
     }
 
     /// Reloads on SIGHUP, and when a file's modification time changes (checked every
-    /// five seconds), until the process ends.
+    /// five seconds), until the process ends. The SIGHUP handler is in place when this
+    /// returns (until then, SIGHUP would end the process): call it before the server
+    /// says it is listening.
     pub(crate) fn watch(self: Arc<Self>) {
+        #[cfg(unix)]
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut hangups =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             loop {
                 #[cfg(unix)]
                 let hangup = async {
