@@ -1,7 +1,7 @@
-//! `register`, `login`, `whoami`, `logout`.
+//! `register`, `send-code`, `login`, `whoami`, `logout`.
 
-use im_core::model::DeviceId;
-use im_core::protocol::ErrorCode;
+use im_core::model::{DeviceId, Platform};
+use im_core::protocol::{DeviceInfo, ErrorCode, request};
 use serde_json::json;
 
 use crate::connect;
@@ -9,27 +9,54 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::state::{self, State};
 
-/// `register <username> <password> [--name <display name>]`.
+/// What a gated registration shows: the address a code went to, and the code.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Proof<'a> {
+    pub(crate) contact: Option<&'a str>,
+    pub(crate) code: Option<&'a str>,
+}
+
+/// `register <username> <password> [--name <display name>] [--contact <address> --code <code>]`.
 pub(crate) async fn register(
     cx: &Context,
     username: &str,
     password: &str,
     name: Option<&str>,
+    proof: Proof<'_>,
 ) -> Result<(), CliError> {
     // A damaged state file must not stop anyone from registering: it only picks the
     // default server here.
     let saved = cx.load().ok().flatten();
     let (client, _events) = connect::open(&cx.server(saved.as_ref())).await?;
     let user = client
-        .register(username, password, name.unwrap_or(username))
-        .await?;
+        .call(request::Register {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            display_name: name.unwrap_or(username).to_owned(),
+            avatar: None,
+            proof: proof.code.map(str::to_owned),
+            contact: proof.contact.map(str::to_owned),
+        })
+        .await?
+        .user;
     cx.out.emit(
         || format!("registered {} (id {})", user.username, user.id),
         || json!({ "user": user }),
     )
 }
 
-/// `login <username> <password> [--device <id>]`: logs in two devices, `<id>` for the
+/// `send-code <contact>`: asks the server to send a verification code there.
+pub(crate) async fn send_code(cx: &Context, contact: &str) -> Result<(), CliError> {
+    let saved = cx.load().ok().flatten();
+    let (client, _events) = connect::open(&cx.server(saved.as_ref())).await?;
+    client.send_code(contact).await?;
+    cx.out.emit(
+        || format!("a code is on its way to {contact}"),
+        || json!({ "sent_to": contact }),
+    )
+}
+
+/// `login <username> <password> [--device <id>] [--code <second factor>]`: logs in two devices, `<id>` for the
 /// one-shot commands and `<id>-listen` for `listen` (see [`State::listen_token`]),
 /// saves both tokens and prints the first.
 pub(crate) async fn login(
@@ -37,6 +64,7 @@ pub(crate) async fn login(
     username: &str,
     password: &str,
     device: &str,
+    code: Option<&str>,
 ) -> Result<(), CliError> {
     let listen_device = format!("{device}-listen");
     DeviceId::new(device)
@@ -52,12 +80,20 @@ pub(crate) async fn login(
     let server = cx.server(saved.as_ref());
 
     // A connection carries one session, so each device logs in on its own.
+    let login = |id: &str| request::Login {
+        username: username.to_owned(),
+        password: password.to_owned(),
+        device: DeviceInfo {
+            id: DeviceId::new(id).expect("checked above"),
+            name: id.to_owned(),
+            platform: Platform::Other,
+        },
+        proof: code.map(str::to_owned),
+    };
     let (client, _events) = connect::open(&server).await?;
-    let session = client.login(username, password, device).await?;
+    let session = client.call(login(device)).await?;
     let (listen_client, _listen_events) = connect::open(&server).await?;
-    let listen = listen_client
-        .login(username, password, &listen_device)
-        .await?;
+    let listen = listen_client.call(login(&listen_device)).await?;
     let (Some(token), Some(listen_token)) = (session.token, listen.token) else {
         return Err(CliError::new("internal", "the server sent no device token"));
     };

@@ -34,7 +34,8 @@ pub(crate) struct Args {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create an account (does not log in).
+    /// Create an account (does not log in). On a server that asks for a code
+    /// (`proof_required`), run `send-code` first and give the code here.
     Register {
         /// 3 to 32 of a-z 0-9 _ .
         username: String,
@@ -43,6 +44,18 @@ pub(crate) enum Command {
         /// The name others see (default: the username).
         #[arg(long)]
         name: Option<String>,
+        /// The e-mail address or phone number the code was sent to.
+        #[arg(long)]
+        contact: Option<String>,
+        /// The code it received (or whatever proof the server asks for: an invite).
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Ask the server to send a verification code to an e-mail address or phone number,
+    /// for `register --contact … --code …`.
+    SendCode {
+        /// Where the code goes.
+        contact: String,
     },
     /// Log in, print the device token and save the session to the state file.
     Login {
@@ -54,6 +67,9 @@ pub(crate) enum Command {
         /// `listen` uses a second device, `<id>-listen`.
         #[arg(long, default_value = "chat-cli")]
         device: String,
+        /// A second factor, when the server asks for one (`proof_required`).
+        #[arg(long)]
+        code: Option<String>,
     },
     /// Show the saved session (checked with the server).
     Whoami,

@@ -80,12 +80,22 @@ async fn run(args: Args) -> Result<(), CliError> {
             username,
             password,
             name,
-        } => account::register(&cx, &username, &password, name.as_deref()).await,
+            contact,
+            code,
+        } => {
+            let proof = account::Proof {
+                contact: contact.as_deref(),
+                code: code.as_deref(),
+            };
+            account::register(&cx, &username, &password, name.as_deref(), proof).await
+        }
+        Command::SendCode { contact } => account::send_code(&cx, &contact).await,
         Command::Login {
             username,
             password,
             device,
-        } => account::login(&cx, &username, &password, &device).await,
+            code,
+        } => account::login(&cx, &username, &password, &device, code.as_deref()).await,
         Command::Whoami => account::whoami(&cx).await,
         Command::Logout => account::logout(&cx).await,
         Command::Friends => contacts::friends(&cx).await,

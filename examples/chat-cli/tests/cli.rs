@@ -573,3 +573,196 @@ async fn listen_reconnects_after_a_server_restart() {
     unread_becomes(&restarted, "bob", 3).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A gate that sends the code 424242 to any address, keeps one per address, and admits
+/// the registration that shows it.
+#[derive(Debug, Default)]
+struct FixedCode {
+    sent: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl im_core::gate::Gate for FixedCode {
+    async fn admit(
+        &self,
+        r: &im_core::gate::Registration<'_>,
+    ) -> Result<(), im_core::protocol::ErrorBody> {
+        let mut sent = self.sent.lock().unwrap();
+        let shown = r.contact.zip(r.proof);
+        match shown.and_then(|(contact, code)| {
+            (code == "424242").then_some(())?;
+            sent.iter().position(|c| c == contact)
+        }) {
+            Some(at) => {
+                sent.remove(at);
+                Ok(())
+            }
+            None => Err(im_core::protocol::ErrorBody::new(
+                im_core::protocol::ErrorCode::ProofRequired,
+                "send-code first, then --contact and --code",
+            )),
+        }
+    }
+
+    async fn send_code(
+        &self,
+        contact: &str,
+        _: &im_core::transport::PeerInfo,
+    ) -> Result<(), im_core::protocol::ErrorBody> {
+        self.sent.lock().unwrap().push(contact.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_a_code_on_a_gated_server() {
+    let gate = std::sync::Arc::new(FixedCode::default());
+    let server = start_on(
+        Engine::builder().config(config()).gate(gate.clone()),
+        "127.0.0.1:0",
+    )
+    .await;
+    let dir = scratch("gated");
+    let dora = User::new(&dir, "dora", &server.tcp);
+
+    let asked = dora.run(&["register", "dora", PASSWORD]).await;
+    assert!(!asked.status.success());
+    assert!(asked.stderr.contains("proof_required"), "{asked:#?}");
+    let sent = dora.run(&["send-code", "dora@example.com"]).await.ok();
+    assert!(sent.stdout.contains("dora@example.com"), "{sent:#?}");
+    assert_eq!(*gate.sent.lock().unwrap(), ["dora@example.com"]);
+    let wrong = dora
+        .run(&[
+            "register",
+            "dora",
+            PASSWORD,
+            "--contact",
+            "dora@example.com",
+            "--code",
+            "000000",
+        ])
+        .await;
+    assert!(wrong.stderr.contains("proof_required"), "{wrong:#?}");
+    let registered = dora
+        .run(&[
+            "--json",
+            "register",
+            "dora",
+            PASSWORD,
+            "--contact",
+            "dora@example.com",
+            "--code",
+            "424242",
+        ])
+        .await
+        .ok();
+    assert_eq!(registered.json_lines()[0]["user"]["username"], "dora");
+    dora.run(&["login", "dora", PASSWORD]).await.ok();
+    server.serving.abort();
+}
+
+/// A certificate for localhost signed by an authority of the test's own: the server's
+/// TLS config and the authority's PEM.
+fn localhost_tls() -> (
+    std::sync::Arc<im_transport_tcp::rustls::ServerConfig>,
+    String,
+) {
+    use im_transport_tcp::rustls;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let chain = vec![rustls::pki_types::CertificateDer::from(cert.der().to_vec())];
+    let private = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    (std::sync::Arc::new(config), ca.as_ref().pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaks_tls_over_tcp_and_websocket_trusting_the_named_authority() {
+    let (tls, ca_pem) = localhost_tls();
+    let engine = Engine::builder().config(config()).start().await.unwrap();
+    let transport = TcpTransport::bind_tls("127.0.0.1:0", TcpConfig::default(), tls.clone())
+        .await
+        .unwrap();
+    let tcp_port = transport.local_addr().port();
+    let serving = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.serve(&transport).await })
+    };
+    let gateway =
+        im_transport_ws::Gateway::new(engine.clone(), im_transport_ws::WsConfig::default(), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_port = listener.local_addr().unwrap().port();
+    let web = tokio::spawn(im_transport_ws::serve_tls(
+        listener,
+        tls,
+        gateway.filter(),
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+
+    let dir = scratch("tls");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let run = |server: String, args: &'static [&'static str], trusted: bool| {
+        let state = dir.join("erin.json");
+        let ca = ca.clone();
+        async move {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_chat-cli"));
+            command
+                .env_remove("IM_SERVER")
+                .env_remove("IM_CLI_STATE")
+                .env_remove("IM_CA_CERT")
+                .env("RUST_LOG", "warn")
+                .args(["--server", &server, "--state"])
+                .arg(&state)
+                .args(args)
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            if trusted {
+                command.env("IM_CA_CERT", &ca);
+            }
+            let output = tokio::time::timeout(WAIT, command.output())
+                .await
+                .expect("chat-cli finishes")
+                .expect("chat-cli runs");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let tls_server = format!("tls://localhost:{tcp_port}");
+    let wss_server = format!("wss://localhost:{ws_port}/ws");
+    let (ok, stderr) = run(tls_server.clone(), &["register", "erin", PASSWORD], false).await;
+    assert!(
+        !ok && stderr.contains("unavailable"),
+        "an unknown authority: {stderr}"
+    );
+    let (ok, stderr) = run(tls_server.clone(), &["register", "erin", PASSWORD], true).await;
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = run(wss_server.clone(), &["login", "erin", PASSWORD], true).await;
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = run(wss_server, &["whoami"], true).await;
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = run(tls_server, &["whoami"], true).await;
+    assert!(
+        ok,
+        "a session saved over wss:// works over tls://: {stderr}"
+    );
+    serving.abort();
+    web.abort();
+}
