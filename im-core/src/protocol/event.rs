@@ -196,8 +196,9 @@ pub enum KickCode {
     Shutdown,
     /// An operator disabled the account; logging in is refused until it is enabled.
     Disabled,
-    /// Anything else.
+    /// Anything else, including a code this version does not know (a newer server's).
     #[default]
+    #[serde(other)]
     Other,
 }
 

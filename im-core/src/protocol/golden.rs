@@ -196,6 +196,24 @@ fn resync_and_kicked_events() {
         json(&kicked),
         r#"{"type":"event","event":{"type":"kicked","code":"revoked","reason":"this device was logged out"}}"#
     );
+    // A code this version does not know (a newer server's) reads as `other`, so the
+    // client still learns it was kicked.
+    let newer: ServerFrame = serde_json::from_str(
+        r#"{"type":"event","event":{"type":"kicked","code":"some_future_reason","reason":"later"}}"#,
+    )
+    .expect("an unknown kick code decodes");
+    assert!(
+        matches!(
+            newer,
+            ServerFrame::Event {
+                event: Event::Kicked {
+                    code: KickCode::Other,
+                    ..
+                }
+            }
+        ),
+        "{newer:?}"
+    );
     // Droppable events are marked so; the rest are durable.
     let typing = Event::Typing {
         conversation: ConversationId::Group(GroupId(3)),
