@@ -93,7 +93,7 @@ impl Shared {
             .await
             .map_err(ApiError::from_gate)?;
         let created = self
-            .create_account(&username, &display_name, avatar.clone(), password)
+            .create_account(&username, &display_name, avatar, password)
             .await;
         match &created {
             Ok(user) => self.gate.registered(user, &registration).await,
@@ -184,11 +184,12 @@ impl Shared {
         Ok(login.into_reply())
     }
 
-    /// Fails when the password a login checked is no longer the user's, after deleting
-    /// the device the login stored. Called once the device is stored (and, on a
-    /// connection, its session attached): a password change that ran between the check
-    /// and now signed out every other device before this one was there to be signed out,
-    /// and a change that runs after this look will find it.
+    /// Fails when the password a login checked is no longer the user's, or the account
+    /// was disabled meanwhile, after deleting the device the login stored. Called once
+    /// the device is stored (and, on a connection, its session attached): a password
+    /// change or a disable that ran between the check and now signed out every device
+    /// before this one was there to be signed out, and one that runs after this look
+    /// will find it.
     pub(super) async fn password_unchanged(&self, login: &CheckedLogin) -> ApiResult<()> {
         let user = login.user.id;
         let disabled = self.storage.is_disabled(user).await?;
