@@ -324,11 +324,13 @@ impl Config {
                 listen_address(addr).with_context(|| format!("--{name} {addr:?}"))?;
             }
         }
-        let scheme = self.database.split("://").next().unwrap_or_default();
+        // sqlx also takes `sqlite:path` and `sqlite::memory:`.
+        let scheme = self.database.split(':').next().unwrap_or_default();
         anyhow::ensure!(
             self.database == "memory"
+                || (scheme == "sqlite" && self.database.len() > "sqlite:".len())
                 || (self.database.contains("://")
-                    && matches!(scheme, "sqlite" | "postgres" | "postgresql" | "mysql")),
+                    && matches!(scheme, "postgres" | "postgresql" | "mysql")),
             "--database {:?}: expected sqlite://…, postgres://…, mysql://… or memory",
             redact(&self.database)
         );
@@ -807,6 +809,7 @@ mod tests {
             (&["--http", "8080"][..], "--http"),
             (&["--tcp", "127.0.0.1:http"][..], "--tcp"),
             (&["--database", "sqlite.db"][..], "--database"),
+            (&["--database", "postgres:db"][..], "--database"),
             (
                 &["--redis", "redis://r", "--database", "sqlite://x.db"][..],
                 "cluster mode",
@@ -829,6 +832,21 @@ mod tests {
         ] {
             let error = format!("{:#}", load(args).unwrap_err());
             assert!(error.contains(needle), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_database_url_sqlx_takes_is_accepted() {
+        for url in [
+            "memory",
+            "sqlite://im-chat.db?mode=rwc",
+            "sqlite:im-chat.db",
+            "sqlite::memory:",
+            "postgres://u@h/db",
+            "postgresql://u@h/db",
+            "mysql://root@h/db",
+        ] {
+            assert!(load(&["--database", url]).is_ok(), "{url}");
         }
     }
 
