@@ -73,7 +73,8 @@ pub fn error(body: &ErrorBody) -> Response {
     response
 }
 
-pub(crate) fn error_of(code: ErrorCode, message: impl Into<String>) -> Response {
+/// An error response for a code and a message (see [`error`]).
+pub fn error_of(code: ErrorCode, message: impl Into<String>) -> Response {
     error(&ErrorBody::new(code, message))
 }
 
@@ -102,8 +103,9 @@ pub(crate) fn body_timeout() -> Response {
     )
 }
 
-/// The bearer token of a request, if it has one.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The bearer token of a request (`Authorization: Bearer <token>`, the scheme in any
+/// case), if it has a non-empty one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

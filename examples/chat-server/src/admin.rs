@@ -21,7 +21,7 @@ use bytes::Bytes;
 use im_core::Engine;
 use im_core::model::{DeviceId, User, UserId};
 use im_core::protocol::{ErrorBody, ErrorCode};
-use im_transport_ws::http::{error, json};
+use im_transport_ws::http::{bearer, error, error_of, json};
 use serde_json::json;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -43,7 +43,7 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
     let authorized = warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
         let token = token.clone();
         async move {
-            let right = presented(&headers).is_some_and(|given| {
+            let right = bearer(&headers).is_some_and(|given| {
                 // In time that does not depend on where the first difference is.
                 bool::from(subtle::ConstantTimeEq::ct_eq(
                     given.as_bytes(),
@@ -87,7 +87,7 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
             |query: std::collections::HashMap<String, String>, a: Arc<Admin>| async move {
                 match query.get("username") {
                     Some(name) => a.user_by_name(name).await,
-                    None => refused(ErrorCode::Invalid, "give ?username=NAME"),
+                    None => error_of(ErrorCode::Invalid, "give ?username=NAME"),
                 }
             },
         );
@@ -120,7 +120,7 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
             }
             match serde_json::from_slice::<NewPassword>(&body) {
                 Ok(new) => done(a.engine.reset_password(UserId(id), &new.password).await),
-                Err(e) => refused(
+                Err(e) => error_of(
                     ErrorCode::Invalid,
                     format!("expected {{\"password\": …}}: {e}"),
                 ),
@@ -133,7 +133,7 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
             let device = percent_decode(&device);
             match DeviceId::new(&device) {
                 Ok(device) => done(a.engine.sign_out_device(UserId(id), &device).await),
-                Err(e) => refused(ErrorCode::Invalid, e.to_string()),
+                Err(e) => error_of(ErrorCode::Invalid, e.to_string()),
             }
         });
 
@@ -223,7 +223,7 @@ impl Admin {
         match self.engine.storage().user(id).await {
             Ok(user) => self.describe(user).await,
             Err(im_core::storage::StorageError::NotFound(_)) => {
-                refused(ErrorCode::NotFound, "no such user")
+                error_of(ErrorCode::NotFound, "no such user")
             }
             Err(e) => unavailable(e),
         }
@@ -238,7 +238,7 @@ impl Admin {
         {
             Ok(user) => self.describe(user).await,
             Err(im_core::storage::StorageError::NotFound(_)) => {
-                refused(ErrorCode::NotFound, "no such user")
+                error_of(ErrorCode::NotFound, "no such user")
             }
             Err(e) => unavailable(e),
         }
@@ -261,13 +261,9 @@ fn ok(body: &serde_json::Value) -> Response {
     json(StatusCode::OK, serde_json::to_vec(body).unwrap_or_default())
 }
 
-fn refused(code: ErrorCode, message: impl Into<String>) -> Response {
-    error(&ErrorBody::new(code, message))
-}
-
 fn unavailable(e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "admin API: storage failed");
-    refused(ErrorCode::Unavailable, "the database did not answer")
+    error_of(ErrorCode::Unavailable, "the database did not answer")
 }
 
 fn changed(result: Result<bool, ErrorBody>) -> Response {
@@ -286,16 +282,6 @@ fn done(result: Result<(), ErrorBody>) -> Response {
         }
         Err(body) => error(&body),
     }
-}
-
-/// The bearer token of a request.
-fn presented(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
 }
 
 /// A path segment as sent (`%20` and the like decoded).
