@@ -331,6 +331,89 @@ mod tests {
         }
     }
 
+    const PEER: PeerInfo = PeerInfo {
+        addr: None,
+        transport: "test",
+    };
+
+    fn registration<'a>(username: &'a str, code: &'a str) -> Registration<'a> {
+        Registration {
+            username,
+            display_name: username,
+            proof: Some(code),
+            contact: Some("Pat@Example.com"),
+            peer: &PEER,
+        }
+    }
+
+    /// The code the log sender stored for the address.
+    fn code_for(gate: &CodeGate, contact: &str) -> String {
+        gate.pending()[contact].code.clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_requests_for_a_code_at_once_send_one() {
+        let gate = std::sync::Arc::new(CodeGate::new(RegistrationMode::Code, None));
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let gate = gate.clone();
+                async move { gate.send_code("pat@example.com", &PEER).await }
+            }),
+            tokio::spawn({
+                let gate = gate.clone();
+                async move { gate.send_code("PAT@example.com", &PEER).await }
+            }),
+        );
+        let results = [a.unwrap(), b.unwrap()];
+        let sent = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(sent, 1, "{results:?}");
+        let refused = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert!(refused.retry_after_ms.is_some_and(|ms| ms > 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_code_admits_one_of_two_registrations_at_once() {
+        let gate = std::sync::Arc::new(CodeGate::new(RegistrationMode::Code, None));
+        gate.send_code("pat@example.com", &PEER).await.unwrap();
+        let code = code_for(&gate, "pat@example.com");
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let (gate, code) = (gate.clone(), code.clone());
+                async move { gate.admit(&registration("pat", &code)).await }
+            }),
+            tokio::spawn({
+                let (gate, code) = (gate.clone(), code.clone());
+                async move { gate.admit(&registration("pat2", &code)).await }
+            }),
+        );
+        let results = [a.unwrap(), b.unwrap()];
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        // Given back (the account was not made): the same code admits once more.
+        gate.abandoned(&registration("pat", &code)).await;
+        gate.admit(&registration("pat3", &code)).await.unwrap();
+        let again = gate.admit(&registration("pat4", &code)).await.unwrap_err();
+        assert_eq!(again.code, ErrorCode::ProofRequired);
+    }
+
+    #[tokio::test]
+    async fn five_wrong_guesses_throw_the_code_away() {
+        let gate = CodeGate::new(RegistrationMode::Code, None);
+        gate.send_code("pat@example.com", &PEER).await.unwrap();
+        let code = code_for(&gate, "pat@example.com");
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        for _ in 0..MAX_TRIES {
+            let refused = gate.admit(&registration("pat", wrong)).await.unwrap_err();
+            assert_eq!(refused.code, ErrorCode::ProofRequired);
+        }
+        let gone = gate.admit(&registration("pat", &code)).await.unwrap_err();
+        assert!(gone.message.contains("ask for a new one"), "{gone:?}");
+    }
+
     #[test]
     fn codes_are_six_digits() {
         for _ in 0..100 {
