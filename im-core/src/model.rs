@@ -451,6 +451,18 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The URL of the stored file an image or file body names, `None` for other bodies.
+    /// Storage indexes it, so that a server can tell whether a live message still names
+    /// an upload ([`MessageStore::attachment_use`](crate::storage::MessageStore::attachment_use)).
+    pub fn attachment(&self) -> Option<&str> {
+        match self {
+            Body::Image { url, .. } | Body::File { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+}
+
 /// A change recorded in a group's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]

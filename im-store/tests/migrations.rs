@@ -1,6 +1,7 @@
 //! Migrations keep what is stored: rolling back every migration after the first (the
 //! idempotency keys' and all later ones) and running them again leaves every retry
-//! recognised, replies storable and earlier messages searchable, on each database; and
+//! recognised, replies storable, earlier messages searchable and their attachments
+//! found, on each database; and
 //! nodes starting at once on a fresh PostgreSQL or MySQL
 //! database migrate it once, in turn.
 
@@ -39,6 +40,17 @@ async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
     let longest = "x".repeat(64);
     let first = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
     let second = s.append(chat, text(&longest)).await.unwrap();
+    let photo = NewMessage {
+        body: Body::Image {
+            url: "/v1/attachments/0123456789abcdef0123456789abcdef".into(),
+            mime: "image/png".into(),
+            size: 68,
+            width: None,
+            height: None,
+        },
+        ..text("a photo")
+    };
+    let photo = s.append(chat, photo).await.unwrap();
 
     // Every migration after the first, the idempotency keys' included.
     let after_first = u32::try_from(Migrator::migrations().len() - 1).unwrap();
@@ -62,6 +74,13 @@ async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
     let found: Vec<_> = s.search(UserId(1), &query).await.unwrap();
     let found: Vec<_> = found.iter().map(|m| m.id).collect();
     assert_eq!(found, [second.message.id, first.message.id]);
+    // The attachments migration found the photo stored before it.
+    assert_eq!(
+        s.attachment_use("/v1/attachments/0123456789abcdef0123456789abcdef", None)
+            .await
+            .unwrap(),
+        Some((chat, photo.message.seq))
+    );
 
     let retry = s.append(chat, text("0192a3b4c5d6-first")).await.unwrap();
     assert!(retry.duplicate);
@@ -71,7 +90,7 @@ async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
     assert_eq!(retry.message.id, second.message.id);
     let fresh = s.append(chat, text("another")).await.unwrap();
     assert!(!fresh.duplicate);
-    assert_eq!(fresh.message.seq.0, 3);
+    assert_eq!(fresh.message.seq.0, 4);
     let reply = NewMessage {
         reply_to: Some(Seq(1)),
         ..text("a reply")
@@ -79,7 +98,7 @@ async fn keys_survive_the_key_migration(s: Arc<SqlStorage>) {
     let reply = s.append(chat, reply).await.unwrap();
     assert_eq!(reply.message.reply_to, Some(Seq(1)));
     let range = MessageRange {
-        after: Seq(3),
+        after: Seq(4),
         before: None,
         limit: 10,
         newest: false,

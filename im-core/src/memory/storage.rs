@@ -52,6 +52,8 @@ struct State {
     /// Reactions by conversation, then (seq, user).
     reactions: HashMap<ConversationId, BTreeMap<(Seq, UserId), String>>,
     last_seen: HashMap<UserId, Timestamp>,
+    /// Where live messages name each attachment url (`Body::attachment`).
+    attachments: HashMap<String, BTreeSet<(ConversationId, Seq)>>,
 }
 
 #[derive(Debug)]
@@ -100,6 +102,12 @@ impl State {
             timeline.keys.insert(key, timeline.messages.len());
         }
         timeline.messages.push(message.clone());
+        if let Some(url) = message.body.attachment() {
+            self.attachments
+                .entry(url.to_owned())
+                .or_default()
+                .insert((conversation, message.seq));
+        }
         self.set_read(message.sender, conversation, message.seq);
         for &user in &message.mentions {
             let mark = self.mentions.entry((conversation, user)).or_default();
@@ -863,10 +871,41 @@ impl MessageStore for MemoryStorage {
                 .get_mut(&conversation)
                 .and_then(|t| t.messages.get_mut(index))
         {
-            target.body = amendment.body;
+            let before = std::mem::replace(&mut target.body, amendment.body);
             target.edited_at = Some(appended.message.sent_at);
+            let now = target.body.attachment().map(str::to_owned);
+            let at = (conversation, amendment.target);
+            if let Some(url) = before.attachment()
+                && let Some(uses) = s.attachments.get_mut(url)
+            {
+                uses.remove(&at);
+                if uses.is_empty() {
+                    s.attachments.remove(url);
+                }
+            }
+            if let Some(url) = now {
+                s.attachments.entry(url).or_default().insert(at);
+            }
         }
         Ok(appended)
+    }
+
+    async fn attachment_use(
+        &self,
+        url: &str,
+        conversation: Option<ConversationId>,
+    ) -> StorageResult<Option<(ConversationId, Seq)>> {
+        let s = self.lock();
+        let Some(uses) = s.attachments.get(url) else {
+            return Ok(None);
+        };
+        Ok(match conversation {
+            Some(c) => uses
+                .range((c, Seq::ZERO)..=(c, Seq(u64::MAX)))
+                .next_back()
+                .copied(),
+            None => uses.iter().next().copied(),
+        })
     }
 
     async fn hide(

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use super::StorageResult;
+use super::{StorageError, StorageResult};
 use crate::model::{
     Body, ConversationId, DeviceId, Forwarded, Message, MessageId, Seq, Timestamp, UserId,
 };
@@ -172,6 +172,11 @@ pub const AMENDED_AWAY: &str = "system messages and recalled messages cannot be 
 ///   `Conflict`, and an edit racing a recall never rewrites the recalled text.
 /// - `hide` hides one message from one user (delete for me): `messages` with that user as
 ///   `viewer` leaves it out. Hiding twice is not an error.
+/// - `attachment_use` finds a live message naming an attachment: one whose body is an
+///   image or a file with that url ([`Body::attachment`]) now — a message recalled, or
+///   edited to another body, no longer names it — in the given conversation (the newest
+///   such message there), or in any conversation. Once a recall has returned, the
+///   recalled message is not found.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Appends a message, assigning the next seq.
@@ -231,4 +236,18 @@ pub trait MessageStore: Send + Sync {
     /// Hides a message from one user.
     async fn hide(&self, user: UserId, conversation: ConversationId, seq: Seq)
     -> StorageResult<()>;
+    /// A live message whose body names the attachment `url`, in `conversation` when
+    /// given (the newest there), in any conversation otherwise: where it is. The default
+    /// cannot tell (`Unsupported`); a server then lets the members of the conversation a
+    /// file was uploaded for fetch it, recalled or not, and never removes files.
+    async fn attachment_use(
+        &self,
+        url: &str,
+        conversation: Option<ConversationId>,
+    ) -> StorageResult<Option<(ConversationId, Seq)>> {
+        let _ = (url, conversation);
+        Err(StorageError::Unsupported(
+            "find the messages naming an attachment",
+        ))
+    }
 }

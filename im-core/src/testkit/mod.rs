@@ -135,6 +135,7 @@ macro_rules! storage_conformance {
                 concurrent_amend_retries_apply_once,
                 a_recalled_message_cannot_be_amended_even_at_once,
                 amends_are_seen_whole,
+                attachments_are_found_while_a_live_message_names_them,
                 pages_leave_out_what_the_viewer_hid_and_stay_full,
                 hiding_is_per_user_and_per_conversation,
                 search_finds_every_term_newest_first_where_the_user_may_read,

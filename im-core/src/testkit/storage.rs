@@ -2487,6 +2487,146 @@ pub async fn a_recalled_message_cannot_be_amended_even_at_once(s: Arc<dyn Storag
     assert_eq!(recalls, 8, "one recall event per message");
 }
 
+/// A message from `sender` (keyed `client_id`) showing the upload at `url`: an image, or
+/// a file when `file`.
+fn attachment(sender: UserId, client_id: &str, url: &str, file: bool) -> NewMessage {
+    let body = if file {
+        Body::File {
+            url: url.to_owned(),
+            mime: "application/pdf".to_owned(),
+            size: 1_000,
+            name: "notes.pdf".to_owned(),
+        }
+    } else {
+        Body::Image {
+            url: url.to_owned(),
+            mime: "image/png".to_owned(),
+            size: 68,
+            width: Some(1),
+            height: Some(1),
+        }
+    };
+    NewMessage {
+        body,
+        ..text(sender, "d", client_id, "")
+    }
+}
+
+/// `attachment_use` finds a live message naming an url (the newest in a conversation, or
+/// any), through `append` and `append_many`; once recalled or edited away a message no
+/// longer names it. Recalls and edits of messages naming one url, in several
+/// conversations at once, leave it named nowhere. A store that cannot tell
+/// (`Unsupported`, the default) skips this scenario, loudly.
+pub async fn attachments_are_found_while_a_live_message_names_them(s: Arc<dyn Storage>) {
+    const PHOTO: &str = "/v1/attachments/00000000000000000000000000000001";
+    const PDF: &str = "/v1/attachments/00000000000000000000000000000002";
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let ab = ConversationId::direct(a, b);
+    let ac = ConversationId::direct(a, c);
+    match s.attachment_use(PHOTO, None).await {
+        Err(StorageError::Unsupported(what)) => {
+            eprintln!("SKIPPED: this store cannot {what} (MessageStore::attachment_use)");
+            return;
+        }
+        other => assert_eq!(other.expect("attachment_use"), None, "nothing names it yet"),
+    }
+    s.append(ab, attachment(a, "p1", PHOTO, false))
+        .await
+        .expect("append");
+    fill(&*s, ab, a, "t", 1).await;
+    let batch = s
+        .append_many(vec![
+            (ab, attachment(a, "p2", PDF, true)),
+            (ac, attachment(a, "p3", PHOTO, false)),
+        ])
+        .await;
+    assert!(batch.iter().all(Result::is_ok), "{batch:?}");
+    let found = |url: &'static str, conversation: Option<ConversationId>| {
+        let s = s.clone();
+        async move {
+            s.attachment_use(url, conversation)
+                .await
+                .expect("attachment_use")
+        }
+    };
+    assert_eq!(found(PHOTO, Some(ab)).await, Some((ab, Seq(1))));
+    assert_eq!(found(PHOTO, Some(ac)).await, Some((ac, Seq(1))));
+    assert_eq!(found(PDF, Some(ab)).await, Some((ab, Seq(3))));
+    assert_eq!(
+        found(PDF, Some(ac)).await,
+        None,
+        "not shown in that conversation"
+    );
+    let anywhere = found(PHOTO, None).await;
+    assert!(
+        anywhere == Some((ab, Seq(1))) || anywhere == Some((ac, Seq(1))),
+        "{anywhere:?}"
+    );
+    assert_eq!(found("/v1/attachments/nothing", None).await, None);
+    assert_eq!(found("1", None).await, None, "a text is not an attachment");
+
+    // The newest in a conversation; a recall takes one message away, not the others.
+    s.append(ab, attachment(b, "p4", PHOTO, false))
+        .await
+        .expect("append");
+    assert_eq!(found(PHOTO, Some(ab)).await, Some((ab, Seq(4))));
+    s.amend(ab, recall(b, "r4", 4)).await.expect("recall");
+    assert_eq!(found(PHOTO, Some(ab)).await, Some((ab, Seq(1))));
+    s.amend(ab, recall(a, "r1", 1)).await.expect("recall");
+    assert_eq!(found(PHOTO, Some(ab)).await, None, "every one recalled");
+    assert_eq!(
+        found(PHOTO, None).await,
+        Some((ac, Seq(1))),
+        "shown elsewhere still"
+    );
+    // An edit to another body stops naming it, too.
+    s.amend(ac, edit(a, "d", "e1", 1, "words instead", 1))
+        .await
+        .expect("edit");
+    assert_eq!(found(PHOTO, None).await, None);
+    assert_eq!(found(PDF, None).await, Some((ab, Seq(3))));
+
+    // Eight conversations show one file; each message is recalled and edited at once.
+    const SHARED: &str = "/v1/attachments/00000000000000000000000000000003";
+    let mut conversations = Vec::new();
+    for n in 0..8 {
+        let other = user(&*s, &format!("friend{n}")).await.id;
+        let conversation = ConversationId::direct(a, other);
+        s.append(conversation, attachment(a, "shared", SHARED, n % 2 == 0))
+            .await
+            .expect("append");
+        conversations.push(conversation);
+    }
+    assert!(found(SHARED, None).await.is_some());
+    let tasks: Vec<_> = conversations
+        .iter()
+        .flat_map(|&conversation| {
+            let (s1, s2) = (s.clone(), s.clone());
+            [
+                tokio::spawn(async move { s1.amend(conversation, recall(a, "r", 1)).await }),
+                tokio::spawn(async move {
+                    s2.amend(conversation, edit(a, "d", "e", 1, "gone", 2))
+                        .await
+                }),
+            ]
+        })
+        .collect();
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) | Err(StorageError::Conflict(_)) => {}
+            Err(e) => panic!("an amend failed: {e}"),
+        }
+    }
+    assert_eq!(
+        found(SHARED, None).await,
+        None,
+        "named nowhere after the amends"
+    );
+    for conversation in conversations {
+        assert_eq!(found(SHARED, Some(conversation)).await, None);
+    }
+}
+
 /// While amends run, a reader never sees an amend half done: an edit event without the
 /// new body on its target, or a new body without its event.
 pub async fn amends_are_seen_whole(s: Arc<dyn Storage>) {

@@ -46,7 +46,9 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::entity::{conversation, cursor, message, user_conversation};
-use super::messages::{AppendError, append_once, body_json, find_keys, idem_key, mentions_json};
+use super::messages::{
+    AppendError, append_once, attachment_key, body_json, find_keys, idem_key, mentions_json,
+};
 use super::search::stored_text;
 use super::{conversation_key, i, pad_in_list, runs, u};
 
@@ -380,6 +382,7 @@ async fn write_batch(
             idem_key: id.as_deref(),
             body: body_json(&m.body)?,
             search_text: stored_text(backend, &m.body),
+            attachment: attachment_key(&m.body),
         });
         let cursor = cursors.entry((key.as_str(), m.sender)).or_default();
         *cursor = Ord::max(*cursor, i(seq.0));
@@ -460,6 +463,7 @@ struct NewRow<'a> {
     idem_key: Option<&'a str>,
     body: String,
     search_text: Option<String>,
+    attachment: Option<String>,
 }
 
 /// What a database proposes in an upsert's update clause: the row's own value of `col`.
@@ -565,6 +569,7 @@ async fn insert_messages<'a>(
             C::ForwardedAt,
             C::SearchText,
             C::Mentions,
+            C::Attachment,
         ]);
         let size = chunk.len();
         let order: Vec<(&'a str, i64)> = chunk.iter().map(|r| (r.conversation, r.seq)).collect();
@@ -586,6 +591,7 @@ async fn insert_messages<'a>(
                     Expr::val(m.forwarded.map(|f| f.sent_at.0)),
                     Expr::val(row.search_text),
                     Expr::val(mentions_json(&m.mentions)),
+                    Expr::val(row.attachment),
                 ])
                 .map_err(|e| StorageError::Backend(e.to_string()))?;
         }

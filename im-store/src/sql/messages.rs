@@ -108,6 +108,30 @@ pub(crate) const KEY_PREFIX: usize = 16;
 /// index pages instead of one random page each. Measured on SQLite, where every page a
 /// commit touches is written to the WAL: 12,700 appends/s with hash-only keys against
 /// 40,400 with ordered ones (batches of 31, synchronous = FULL).
+/// What `im_messages.attachment` holds for a body naming an attachment: the SHA-256
+/// (hex) of its url, fixed in length whatever the url's (up to 1024 bytes), so that
+/// every database can index it.
+pub(crate) fn attachment_key(body: &Body) -> Option<String> {
+    body.attachment().map(url_key)
+}
+
+/// The SHA-256 (hex) of an attachment url.
+fn url_key(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(url.as_bytes()))
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
+}
+
 pub(crate) fn idem_key(conversation: &str, m: &NewMessage) -> Option<String> {
     use sha2::{Digest, Sha256};
     (!m.client_id.is_empty()).then(|| {
@@ -122,13 +146,9 @@ pub(crate) fn idem_key(conversation: &str, m: &NewMessage) -> Option<String> {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part);
         }
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut key = String::with_capacity(KEY_PREFIX + 64);
         key.extend(m.client_id.chars().take(KEY_PREFIX));
-        for b in hash.finalize() {
-            key.push(char::from(HEX[usize::from(b >> 4)]));
-            key.push(char::from(HEX[usize::from(b & 15)]));
-        }
+        key.push_str(&hex(&hash.finalize()));
         key
     })
 }
@@ -260,6 +280,7 @@ pub(crate) async fn append_in(
         forwarded_at: Set(m.forwarded.map(|f| f.sent_at.0)),
         search_text: Set(stored_text(db.get_database_backend(), &m.body)),
         mentions: Set(mentions_json(&m.mentions)),
+        attachment: Set(attachment_key(&m.body)),
     };
     let id = message::Entity::insert(row).exec(db).await?.last_insert_id;
     raise_cursor(db, &key, m.sender, Some(seq), seq).await?;
@@ -670,6 +691,10 @@ impl MessageStore for SqlStorage {
                     Expr::value(stored_text(txn.get_database_backend(), &amendment.body)),
                 )
                 .col_expr(
+                    message::Column::Attachment,
+                    Expr::value(attachment_key(&amendment.body)),
+                )
+                .col_expr(
                     message::Column::EditedAt,
                     Expr::value(appended.message.sent_at.0),
                 )
@@ -681,6 +706,29 @@ impl MessageStore for SqlStorage {
         }
         txn.commit().await.map_err(db_error)?;
         Ok(appended)
+    }
+
+    async fn attachment_use(
+        &self,
+        url: &str,
+        conversation: Option<ConversationId>,
+    ) -> StorageResult<Option<(ConversationId, Seq)>> {
+        // One probe of the `(attachment, conversation, seq)` index.
+        let mut query = message::Entity::find()
+            .select_only()
+            .column(message::Column::Conversation)
+            .column(message::Column::Seq)
+            .filter(message::Column::Attachment.eq(url_key(url)));
+        if let Some(conversation) = conversation {
+            query = query
+                .filter(message::Column::Conversation.eq(conversation_key(conversation)))
+                .order_by_desc(message::Column::Seq);
+        }
+        let found: Option<(String, i64)> =
+            query.into_tuple().one(&self.db).await.map_err(db_error)?;
+        found
+            .map(|(key, seq)| Ok((parse_conversation(&key)?, Seq(u(seq)))))
+            .transpose()
     }
 
     async fn hide(

@@ -30,6 +30,11 @@ pub struct Model {
     pub search_text: Option<String>,
     /// The users it mentions, as a JSON array of ids; `NULL` for none.
     pub mentions: Option<String>,
+    /// For an image or a file: the SHA-256 (hex) of the url it names
+    /// (`messages::attachment_key`), indexed with the conversation and seq, so that the
+    /// messages naming an upload are found without reading bodies. `NULL` otherwise,
+    /// and once the message is recalled.
+    pub attachment: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

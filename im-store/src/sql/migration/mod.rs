@@ -17,6 +17,7 @@ mod m20261201_000006_pins;
 mod m20261201_000007_search;
 mod m20261201_000008_mentions;
 mod m20261201_000009_disabled_users;
+mod m20261201_000010_attachments;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_search::Migration),
             Box::new(m20261201_000008_mentions::Migration),
             Box::new(m20261201_000009_disabled_users::Migration),
+            Box::new(m20261201_000010_attachments::Migration),
         ]
     }
 
