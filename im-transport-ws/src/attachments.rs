@@ -1,8 +1,11 @@
 //! Uploads and downloads: `POST /v1/attachments` (multipart: a `conversation` field and
-//! a `file`) and `GET /v1/attachments/{id}`. A file belongs to the conversation it was
-//! uploaded for, and only that conversation's members may fetch it. Its type is sniffed
-//! from its bytes, never taken from the client, and it is served with `nosniff` and a
-//! sandboxing CSP so that no upload can run as a page of this origin.
+//! a `file`) and `GET /v1/attachments/{id}[?conversation=…]`. A file is uploaded for a
+//! conversation; its uploader may fetch it, and so may whoever may read a live message
+//! showing it, in that conversation or (named by `conversation`) one it was forwarded
+//! to ([`Engine::check_download`](im_core::Engine::check_download)): once recalled, it
+//! is served to nobody else. Its type is sniffed from its bytes, never taken from the
+//! client, and it is served with `nosniff` and a sandboxing CSP so that no upload can
+//! run as a page of this origin.
 
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
@@ -17,7 +20,29 @@ use warp::reply::Response;
 use crate::Gateway;
 use crate::blob::{self, BlobMeta};
 use crate::http::{self, Body, error, error_of};
-use im_core::engine::Identity;
+use im_core::engine::{Identity, Upload};
+
+/// The url messages name an upload by.
+pub(crate) fn url_of(id: &str) -> String {
+    format!("/v1/attachments/{id}")
+}
+
+/// The download's `conversation` parameter: where the client saw the file (the upload's
+/// own conversation when absent). Any other parameter is refused.
+fn seen_in(query: &str) -> Result<Option<ConversationId>, &'static str> {
+    let mut seen_in = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if crate::routes::decode_query(name) != "conversation" {
+            return Err("a download takes one query parameter, `conversation`");
+        }
+        let Ok(id) = crate::routes::decode_query(value).parse::<ConversationId>() else {
+            return Err("`conversation` is not a conversation id");
+        };
+        seen_in = Some(id);
+    }
+    Ok(seen_in)
+}
 
 /// The reply to an upload: what a message's body names the file by.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -163,7 +188,7 @@ impl Gateway {
         metrics_upload(meta.size);
         let reply = Uploaded {
             id: &meta.id,
-            url: format!("/v1/attachments/{}", meta.id),
+            url: url_of(&meta.id),
             mime: &meta.mime,
             size: meta.size,
             width,
@@ -257,7 +282,11 @@ impl Gateway {
             })
     }
 
-    pub(crate) async fn download(&self, token: &str, id: &str) -> Response {
+    pub(crate) async fn download(&self, token: &str, id: &str, query: &str) -> Response {
+        let seen_in = match seen_in(query) {
+            Ok(seen_in) => seen_in,
+            Err(wrong) => return error_of(ErrorCode::Invalid, wrong),
+        };
         let (blobs, identity) = match self.blobs_for(token).await {
             Ok(found) => found,
             Err(refused) => return refused,
@@ -267,10 +296,16 @@ impl Gateway {
             Ok(None) => return error_of(ErrorCode::NotFound, "no such attachment"),
             Err(e) => return read_failed(&e),
         };
+        let url = url_of(&meta.id);
+        let upload = Upload {
+            url: &url,
+            owner: meta.owner,
+            conversation: meta.conversation,
+        };
         if let Err(e) = self
             .inner
             .engine
-            .check_access(&identity, meta.conversation)
+            .check_download(identity.user.id, &upload, seen_in)
             .await
         {
             return error(&e);

@@ -1,7 +1,7 @@
 //! Where uploaded files live: the [`BlobStore`] trait and [`LocalDirBlobs`], a directory
 //! on the server's disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -34,6 +34,16 @@ pub struct BlobMeta {
     /// Height in pixels, for images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+}
+
+/// A stored file's place in the order [`BlobStore::older_than`] lists files in: by
+/// creation time, then by id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlobAge {
+    /// When it was uploaded.
+    pub created_at: Timestamp,
+    /// The file's id.
+    pub id: String,
 }
 
 /// A file's bytes as they are read, chunk by chunk.
@@ -77,7 +87,8 @@ pub enum BlobError {
 /// - `usage` is the bytes an owner's stored files take; `put_within` stores a file only
 ///   if its owner's usage stays within the limit, checked and counted in one step, so
 ///   that two uploads at once cannot pass it together (`QuotaExceeded` otherwise).
-/// - `older_than` lists ids of files created before a time, oldest first.
+/// - `older_than` lists the files created before a time, in [`BlobAge`] order (oldest
+///   first, then by id), starting after a given file: page after page, each file once.
 ///
 /// The suite `blob_conformance!` (feature `testkit`) checks each clause.
 #[async_trait]
@@ -112,10 +123,15 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         }
         self.put(meta, bytes).await
     }
-    /// Ids of files created before `before`, oldest first, at most `limit`. The default
-    /// cannot list.
-    async fn older_than(&self, before: Timestamp, limit: usize) -> Result<Vec<String>, BlobError> {
-        let _ = (before, limit);
+    /// Files created before `before`, in [`BlobAge`] order, after `after` (the last of
+    /// the previous page), at most `limit`. The default cannot list.
+    async fn older_than(
+        &self,
+        before: Timestamp,
+        after: Option<&BlobAge>,
+        limit: usize,
+    ) -> Result<Vec<BlobAge>, BlobError> {
+        let _ = (before, after, limit);
         Err(BlobError::Unsupported("list files"))
     }
 }
@@ -140,12 +156,18 @@ struct Index {
     usage: HashMap<UserId, u64>,
     /// Each stored file's owner, size and creation time.
     files: HashMap<String, (UserId, u64, Timestamp)>,
+    /// The stored files in [`BlobAge`] order.
+    by_age: BTreeSet<BlobAge>,
 }
 
 impl Index {
     fn add(&mut self, meta: &BlobMeta) {
         self.files
             .insert(meta.id.clone(), (meta.owner, meta.size, meta.created_at));
+        self.by_age.insert(BlobAge {
+            created_at: meta.created_at,
+            id: meta.id.clone(),
+        });
     }
 
     fn release(&mut self, owner: UserId, size: u64) {
@@ -285,8 +307,12 @@ impl BlobStore for LocalDirBlobs {
             Err(e) => return Err(e.into()),
         }
         let mut index = self.index();
-        if let Some((owner, size, _)) = index.files.remove(id) {
+        if let Some((owner, size, created_at)) = index.files.remove(id) {
             index.release(owner, size);
+            index.by_age.remove(&BlobAge {
+                created_at,
+                id: id.to_owned(),
+            });
         }
         Ok(true)
     }
@@ -295,19 +321,21 @@ impl BlobStore for LocalDirBlobs {
         Ok(self.index().usage.get(&owner).copied().unwrap_or(0))
     }
 
-    async fn older_than(&self, before: Timestamp, limit: usize) -> Result<Vec<String>, BlobError> {
+    async fn older_than(
+        &self,
+        before: Timestamp,
+        after: Option<&BlobAge>,
+        limit: usize,
+    ) -> Result<Vec<BlobAge>, BlobError> {
+        use std::ops::Bound;
         let index = self.index();
-        let mut old: Vec<(Timestamp, &String)> = index
-            .files
-            .iter()
-            .filter(|(_, (_, _, at))| *at < before)
-            .map(|(id, (_, _, at))| (*at, id))
-            .collect();
-        old.sort();
-        Ok(old
-            .into_iter()
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(index
+            .by_age
+            .range((from, Bound::Unbounded))
+            .take_while(|age| age.created_at < before)
             .take(limit)
-            .map(|(_, id)| id.clone())
+            .cloned()
             .collect())
     }
 

@@ -56,6 +56,17 @@ pub struct WsConfig {
     /// blob store in the same step as it counts the upload
     /// ([`BlobStore::put_within`](crate::BlobStore::put_within)).
     pub upload_quota_bytes: u64,
+    /// How long an upload is kept while no message shows it: files older than this that
+    /// no live message names (never sent, or every message showing them recalled or
+    /// edited away) are removed, in a pass every hour (or every `upload_grace`, if
+    /// shorter). Zero keeps every file. Default 24 h, so that a file uploaded for a
+    /// message still being written is not taken away. Needs a storage that finds the
+    /// messages naming a file
+    /// ([`MessageStore::attachment_use`](im_core::storage::MessageStore::attachment_use))
+    /// and a blob store that lists and deletes; otherwise files are kept. See
+    /// [`Gateway::collect_uploads`](crate::Gateway::collect_uploads).
+    #[serde(with = "im_core::engine::millis")]
+    pub upload_grace: Duration,
     /// MIME types an upload may have, judged from its content (never from the client's
     /// claim). With `*/*` ([`ANY_FILE`](crate::ANY_FILE)) any other file is
     /// accepted too, stored and served as `application/octet-stream`, a download only.
@@ -86,6 +97,7 @@ impl Default for WsConfig {
             max_upload_bytes: 5 * 1024 * 1024,
             uploads_per_user_per_minute: 30,
             upload_quota_bytes: 1 << 30,
+            upload_grace: Duration::from_secs(24 * 60 * 60),
             upload_types: [
                 "image/png",
                 "image/jpeg",
@@ -178,6 +190,12 @@ impl WsConfig {
     /// Sets [`uploads_per_user_per_minute`](Self::uploads_per_user_per_minute).
     pub fn with_uploads_per_user_per_minute(mut self, n: u32) -> Self {
         self.uploads_per_user_per_minute = n;
+        self
+    }
+
+    /// Sets [`upload_grace`](Self::upload_grace).
+    pub fn with_upload_grace(mut self, grace: Duration) -> Self {
+        self.upload_grace = grace;
         self
     }
 

@@ -190,7 +190,7 @@ impl Gateway {
                     .first()
                     .map(|(_, id)| id.as_str())
                     .unwrap_or_default();
-                self.download(token.unwrap_or_default(), id).await
+                self.download(token.unwrap_or_default(), id, query).await
             }
             Handler::OpenApi | Handler::WebSocket => {
                 error_of(ErrorCode::NotFound, format!("no route {method} {path}"))

@@ -3,6 +3,7 @@
 mod attachments;
 pub mod blob;
 mod client;
+mod collector;
 mod config;
 mod connection;
 pub mod http;
@@ -26,10 +27,11 @@ use warp::http::{HeaderMap, HeaderValue, Method, header};
 use warp::reply::Response;
 
 pub use attachments::ANY_FILE;
-pub use blob::{BlobBody, BlobError, BlobMeta, BlobStore, LocalDirBlobs};
+pub use blob::{BlobAge, BlobBody, BlobError, BlobMeta, BlobStore, LocalDirBlobs};
 #[cfg(feature = "tls")]
 pub use client::connect_tls;
 pub use client::{ConnectError, WsClientConnection, connect};
+pub use collector::{CollectError, Collected};
 pub use config::WsConfig;
 pub use connection::{WsConnection, WsIo};
 pub use proxy::{ForwardedHeader, TrustedProxy};
@@ -63,21 +65,26 @@ struct Inner {
 
 impl Gateway {
     /// Serves `engine` with these settings. Without a blob store, uploads answer 404.
+    /// With one, call it within a Tokio runtime: unused uploads are removed by a task on
+    /// it ([`WsConfig::upload_grace`]).
     pub fn new(engine: Engine, mut config: WsConfig, blobs: Option<Arc<dyn BlobStore>>) -> Self {
         config.max_frame_bytes = config.max_frame_bytes.max(engine.config().max_frame_bytes);
         let transfers = Arc::new(tokio::sync::Semaphore::new(config.max_transfers.max(1)));
         let uploads = std::num::NonZeroU32::new(config.uploads_per_user_per_minute)
             .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)));
-        Gateway {
-            inner: Arc::new(Inner {
-                engine,
-                config,
-                blobs,
-                uploads,
-                uploads_seen: std::sync::atomic::AtomicU64::new(0),
-                transfers,
-            }),
+        let grace = config.upload_grace;
+        let inner = Arc::new(Inner {
+            engine,
+            config,
+            blobs,
+            uploads,
+            uploads_seen: std::sync::atomic::AtomicU64::new(0),
+            transfers,
+        });
+        if inner.blobs.is_some() && !grace.is_zero() {
+            collector::spawn(Arc::downgrade(&inner), grace);
         }
+        Gateway { inner }
     }
 
     /// The address a request counts as coming from: the peer's, or the client's that a

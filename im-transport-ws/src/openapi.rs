@@ -432,12 +432,19 @@ fn upload_operation(generator: &mut SchemaGenerator) -> Map<String, Value> {
 fn download_operation() -> Map<String, Value> {
     object(json!({
         "operationId": "download",
-        "summary": "Fetch a file (members of its conversation only)",
+        "summary": "Fetch a file: its uploader, or whoever may read a live message showing it",
         "parameters": [{
             "name": "id",
             "in": "path",
             "required": true,
             "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        }, {
+            "name": "conversation",
+            "in": "query",
+            "required": false,
+            "description": "Where the message showing it is (a forward's conversation); \
+                the conversation it was uploaded for when absent",
+            "schema": {"type": "string"},
         }],
         "responses": {"200": {
             "description": "The file, with its sniffed Content-Type",

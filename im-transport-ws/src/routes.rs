@@ -153,7 +153,7 @@ pub static ROUTES: &[Route] = &[
     route(POST, "/v1/signals", Command(request::Signal::NAME), OK, &[], true, true),
     // Attachments.
     route(POST, "/v1/attachments", Handler::Upload, CREATED, &[], true, false),
-    route(GET, "/v1/attachments/{id}", Handler::Download, OK, &[("id", Text)], true, false),
+    route(GET, "/v1/attachments/{id}", Handler::Download, OK, &[("id", Text), ("conversation", Text)], true, false),
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].
@@ -287,7 +287,7 @@ fn typed(name: &str, value: &str, kind: Param) -> Result<Value, BadRequest> {
     }
 }
 
-fn decode_query(s: &str) -> String {
+pub(crate) fn decode_query(s: &str) -> String {
     let spaced = s.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8_lossy()

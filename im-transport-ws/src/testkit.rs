@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt as _;
 use im_core::model::{ConversationId, Timestamp, UserId};
 
-use crate::blob::{BlobError, BlobMeta, BlobStore};
+use crate::blob::{BlobAge, BlobError, BlobMeta, BlobStore};
 
 /// Expands to one test per clause of the [`BlobStore`](crate::BlobStore) contract.
 #[macro_export]
@@ -200,30 +200,55 @@ pub async fn a_quota_holds_even_for_uploads_at_once(store: Arc<dyn BlobStore>) {
     }
 }
 
-/// `older_than` lists the ids of files created before a time, oldest first, at most
-/// `limit` of them.
+/// `older_than` lists the files created before a time, oldest first (then by id), at
+/// most `limit` of them, after the file given: pages that list each file once, also
+/// while files are deleted between pages.
 pub async fn old_files_are_listed_oldest_first(store: Arc<dyn BlobStore>) {
-    let files: Vec<BlobMeta> = [3_000, 1_000, 2_000, 5_000]
+    // Two files share a creation time: the id orders them.
+    let files: Vec<BlobMeta> = [3_000, 1_000, 2_000, 5_000, 2_000]
         .iter()
         .map(|&at| meta(1, 1, at))
         .collect();
     for m in &files {
         store.put(m, bytes(1, b'o')).await.expect("put");
     }
+    let age = |m: &BlobMeta| BlobAge {
+        created_at: m.created_at,
+        id: m.id.clone(),
+    };
+    let mut expected: Vec<BlobAge> = files
+        .iter()
+        .filter(|m| m.created_at < Timestamp(4_000))
+        .map(age)
+        .collect();
+    expected.sort();
     let old = store
-        .older_than(Timestamp(4_000), 10)
+        .older_than(Timestamp(4_000), None, 10)
         .await
         .expect("older_than");
-    let expected: Vec<String> = [1, 2, 0].iter().map(|&i| files[i].id.clone()).collect();
     assert_eq!(old, expected);
-    let two = store
-        .older_than(Timestamp(4_000), 2)
+    // Page by page, two at a time; the first page's files are deleted before the next.
+    let first = store
+        .older_than(Timestamp(4_000), None, 2)
         .await
         .expect("older_than");
-    assert_eq!(two, expected[..2]);
+    assert_eq!(first, expected[..2]);
+    for gone in &first {
+        assert!(store.delete(&gone.id).await.expect("delete"));
+    }
+    let second = store
+        .older_than(Timestamp(4_000), first.last(), 2)
+        .await
+        .expect("older_than");
+    assert_eq!(second, expected[2..4]);
+    let last = store
+        .older_than(Timestamp(4_000), second.last(), 2)
+        .await
+        .expect("older_than");
+    assert!(last.is_empty(), "{last:?}");
     assert!(
         store
-            .older_than(Timestamp(1_000), 10)
+            .older_than(Timestamp(1_000), None, 10)
             .await
             .expect("older_than")
             .is_empty()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use im_core::model::{ConversationId, Timestamp, UserId};
-use im_transport_ws::{BlobMeta, BlobStore, LocalDirBlobs};
+use im_transport_ws::{BlobAge, BlobMeta, BlobStore, LocalDirBlobs};
 
 im_transport_ws::blob_conformance!(async {
     // Under target/, where `cargo clean` takes it.
@@ -40,8 +40,11 @@ async fn a_reopened_store_counts_the_files_already_there() {
     let again = LocalDirBlobs::open(dir.path()).await.unwrap();
     assert_eq!(again.usage(UserId(3)).await.unwrap(), 11);
     assert_eq!(
-        again.older_than(Timestamp(2_000), 10).await.unwrap(),
-        std::slice::from_ref(&meta.id)
+        again.older_than(Timestamp(2_000), None, 10).await.unwrap(),
+        [BlobAge {
+            created_at: meta.created_at,
+            id: meta.id.clone()
+        }]
     );
     assert!(again.delete(&meta.id).await.unwrap());
     assert_eq!(again.usage(UserId(3)).await.unwrap(), 0);

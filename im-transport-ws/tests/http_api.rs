@@ -568,6 +568,17 @@ async fn every_route_answers_with_its_documented_status() {
         (Some(3), Some(2))
     );
     let url = uploaded.body["url"].as_str().unwrap().to_owned();
+    // Bob may fetch it once a message shows it (tests/attachments.rs has the rules).
+    let shown = t
+        .api
+        .call(
+            M::POST,
+            &format!("/v1/conversations/{d}/messages"),
+            Some(ta),
+            Some(json!({"client_id": "dot", "body": {"type": "image", "url": url, "mime": "image/png", "size": 1}})),
+        )
+        .await;
+    assert_eq!(shown.status, S::CREATED, "{shown:?}");
     t.seen.insert(("GET".into(), "/v1/attachments/{id}"));
     let fetched = t
         .api

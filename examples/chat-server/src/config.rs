@@ -264,6 +264,8 @@ const SETTINGS: &[Setting] = &[
         "Largest upload in bytes"),
     setting("gateway.upload_quota_bytes", "upload-quota-bytes", "IM_UPLOAD_QUOTA_BYTES", Number,
         "Bytes one user's uploads may take in all; 0 for no quota"),
+    setting("gateway.upload_grace", "upload-grace", "IM_UPLOAD_GRACE", Duration,
+        "How long an upload no message shows is kept (never sent, or recalled) before it is removed; 0 keeps every file"),
     setting("gateway.uploads_per_user_per_minute", "uploads-per-minute", "IM_UPLOADS_PER_MINUTE", Number,
         "Uploads one user may make per minute; 0 for no limit"),
     setting("gateway.upload_types", "upload-types", "IM_UPLOAD_TYPES", List,

@@ -117,7 +117,7 @@
     typingStoppedAt: 0,
     typingTimer: null,
     typingConv: null,
-    blobs: new Map(), // attachment url -> Promise<blob: URL>
+    blobs: new Map(), // attachment url?conversation=… -> Promise<blob: URL>
     drafts: new Map(), // conversation id -> text typed and not sent, while another is open
     blocked: new Set(), // users this user blocked
     replyTo: null, // {conversation, seq}: the message the next text sent quotes
@@ -1588,21 +1588,26 @@
   }
 
 
-  /** A same-origin attachment as a blob: URL (fetched once per page). */
-  function attachmentUrl(url) {
+  /**
+   * A same-origin attachment as a blob: URL (fetched once per page and conversation).
+   * The server serves it to whoever may read a message showing it in `conversation`
+   * (a forward shows it in another conversation than the one it was uploaded for).
+   */
+  function attachmentUrl(url, conversation) {
     if (typeof url !== 'string' || !ATTACHMENT_URL.test(url)) {
       return Promise.reject(new Error('not an attachment of this server'));
     }
-    let p = state.blobs.get(url);
+    const where = url + '?conversation=' + encodeURIComponent(conversation);
+    let p = state.blobs.get(where);
     if (!p) {
-      p = fetch(url, { headers: { Authorization: 'Bearer ' + state.token }, credentials: 'omit' })
+      p = fetch(where, { headers: { Authorization: 'Bearer ' + state.token }, credentials: 'omit' })
         .then((r) => {
           if (!r.ok) throw new Error(`HTTP ${r.status}`);
           return r.blob();
         })
         .then((b) => URL.createObjectURL(b));
-      p.catch(() => state.blobs.delete(url));
-      state.blobs.set(url, p);
+      p.catch(() => state.blobs.delete(where));
+      state.blobs.set(where, p);
     }
     return p;
   }
@@ -1966,10 +1971,10 @@
         break;
       case 'image':
         bubble.classList.add('media');
-        bubble.append(renderImage(body));
+        bubble.append(renderImage(body, c.id));
         break;
       case 'file':
-        bubble.append(renderFile(body));
+        bubble.append(renderFile(body, c.id));
         break;
       default:
         bubble.append(el('span', 'missing', 'A message this page cannot show', 'message-unsupported'));
@@ -2164,7 +2169,7 @@
     return wrap;
   }
 
-  function renderImage(body) {
+  function renderImage(body, conversation) {
     const img = el('img', null, null, 'message-image');
     img.alt = 'Image';
     const w = Number(body.width);
@@ -2174,7 +2179,7 @@
       img.height = Math.round(h * (Math.min(w, 320) / w));
     }
     img.addEventListener('click', () => { if (img.src) openViewer(img.src); });
-    attachmentUrl(body.url).then(
+    attachmentUrl(body.url, conversation).then(
       (src) => { img.src = src; },
       () => { img.replaceWith(el('span', 'missing', 'Image unavailable', 'message-image-missing')); });
     return img;
@@ -2192,7 +2197,7 @@
     $('viewer-image').removeAttribute('src');
   }
 
-  function renderFile(body) {
+  function renderFile(body, conversation) {
     const wrap = el('span');
     const label = `${body.name || 'File'} (${formatSize(body.size)})`;
     if (typeof body.url === 'string' && ATTACHMENT_URL.test(body.url)) {
@@ -2200,7 +2205,7 @@
       b.type = 'button';
       b.addEventListener('click', async () => {
         try {
-          const href = await attachmentUrl(body.url);
+          const href = await attachmentUrl(body.url, conversation);
           const a = el('a');
           a.href = href;
           a.download = String(body.name || 'file');

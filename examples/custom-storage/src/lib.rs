@@ -29,6 +29,11 @@
 //! notices) stay readable: the store keeps the same facts in its own tables anyway.
 //! Bodies stored before sealing was turned on are read as they are.
 //!
+//! Since the inner store never sees an image's or a file's url, it cannot say which
+//! messages name an upload (`MessageStore::attachment_use` is left to its default,
+//! `Unsupported`): a server then lets the members of the conversation a file was
+//! uploaded for fetch it, recalled or not, and keeps every file.
+//!
 //! # Format
 //! A sealed body is stored as `{"type":"custom","data":{"im_sealed":"…"}}`, where `…` is
 //! base64url of `version (1) ‖ key id ‖ 24-byte random nonce ‖ ciphertext ‖ tag`. The

@@ -16,6 +16,7 @@ mod access;
 mod accounts;
 mod admin;
 mod amend;
+mod attachments;
 mod calls;
 mod config;
 mod connection;
@@ -44,6 +45,7 @@ mod typing;
 mod validate;
 
 pub use admin::SessionInfo;
+pub use attachments::Upload;
 pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions, millis};
 pub use execute::Identity;
 pub use limits::RateLimits;

@@ -27,6 +27,7 @@ pub fn test_config() -> EngineConfig {
 
 pub struct Server {
     pub engine: Engine,
+    pub gateway: Gateway,
     pub http: SocketAddr,
     pub tcp: SocketAddr,
     pub uploads: tempfile::TempDir,
@@ -79,6 +80,7 @@ pub async fn start_with(config: EngineConfig, ws: WsConfig) -> Server {
     });
     Server {
         engine,
+        gateway,
         http,
         tcp,
         uploads,

@@ -1,0 +1,227 @@
+//! Who may fetch an upload, and when it is removed: its uploader always; anyone else
+//! while a live message showing it is theirs to read (in the conversation it was
+//! uploaded for, or one it was forwarded to, named by `?conversation=`); nobody else
+//! once every such message is recalled. Files no message names are removed after the
+//! grace period, by the gateway's own pass and by `collect_uploads`, also when two
+//! passes run at once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Api, WAIT, png, start_with, test_config};
+use im_core::model::Timestamp;
+use im_transport_ws::{Collected, WsConfig};
+use reqwest::multipart::Part;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+fn direct(a: u64, b: u64) -> String {
+    format!("d:{}:{}", a.min(b), a.max(b))
+}
+
+/// Uploads a PNG for `conversation`; its url.
+async fn upload(api: &Api, token: &str, conversation: &str) -> String {
+    let uploaded = api
+        .upload(token, conversation, Part::bytes(png(2, 2)))
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{uploaded:?}");
+    uploaded.body["url"].as_str().unwrap().to_owned()
+}
+
+/// Sends an image message showing `url`; its seq.
+async fn show(api: &Api, token: &str, conversation: &str, url: &str, key: &str) -> u64 {
+    let sent = api
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(token),
+            Some(json!({"client_id": key, "body": {"type": "image", "url": url, "mime": "image/png", "size": 1}})),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{sent:?}");
+    sent.body["seq"].as_u64().unwrap()
+}
+
+async fn recall(api: &Api, token: &str, conversation: &str, seq: u64) {
+    let recalled = api
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{conversation}/messages/{seq}/recall"),
+            Some(token),
+            Some(json!({"client_id": format!("recall-{conversation}-{seq}")})),
+        )
+        .await;
+    assert_eq!(recalled.status, StatusCode::OK, "{recalled:?}");
+}
+
+/// The status of `token`'s download of `url`, seen in `seen_in` when given.
+async fn fetch(api: &Api, token: &str, url: &str, seen_in: Option<&str>) -> StatusCode {
+    let query = seen_in.map_or(String::new(), |c| format!("?conversation={c}"));
+    let response = tokio::time::timeout(
+        WAIT,
+        api.http
+            .get(format!("{}{url}{query}", api.base))
+            .bearer_auth(token)
+            .send(),
+    )
+    .await
+    .expect("the server answers in time")
+    .unwrap();
+    response.status()
+}
+
+fn later() -> Timestamp {
+    Timestamp(Timestamp::now().0 + 60_000)
+}
+
+#[tokio::test]
+async fn files_are_served_while_a_message_shows_them_and_removed_after() {
+    let server = start_with(test_config(), WsConfig::default()).await;
+    let api = server.api();
+    let (alice, ta) = api.user("alice").await;
+    let (bob, tb) = api.user("bob").await;
+    let (carol, tc) = api.user("carol").await;
+    api.befriend((alice, &ta), (bob, &tb)).await;
+    api.befriend((bob, &tb), (carol, &tc)).await;
+    let (ab, bc) = (direct(alice, bob), direct(bob, carol));
+
+    // Uploaded, not sent: only its uploader may fetch it.
+    let photo = upload(&api, &ta, &ab).await;
+    assert_eq!(fetch(&api, &ta, &photo, None).await, StatusCode::OK);
+    assert_eq!(fetch(&api, &tb, &photo, None).await, StatusCode::NOT_FOUND);
+    // Sent: the conversation's other member may, a stranger may not.
+    let seq = show(&api, &ta, &ab, &photo, "photo").await;
+    assert_eq!(fetch(&api, &tb, &photo, None).await, StatusCode::OK);
+    assert_eq!(fetch(&api, &tb, &photo, Some(&ab)).await, StatusCode::OK);
+    assert_eq!(fetch(&api, &tc, &photo, None).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        fetch(&api, &tc, &photo, Some(&ab)).await,
+        StatusCode::FORBIDDEN
+    );
+    // Naming a conversation that is hers but does not show it gets her nothing.
+    assert_eq!(
+        fetch(&api, &tc, &photo, Some(&bc)).await,
+        StatusCode::NOT_FOUND
+    );
+
+    // Bob forwards it to Carol: she fetches it where she saw it.
+    let forwarded = api
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{ab}/messages/{seq}/forward"),
+            Some(&tb),
+            Some(json!({"to": bc, "client_id": "fwd"})),
+        )
+        .await;
+    assert_eq!(forwarded.status, StatusCode::CREATED, "{forwarded:?}");
+    let forward_seq = forwarded.body["seq"].as_u64().unwrap();
+    assert_eq!(fetch(&api, &tc, &photo, Some(&bc)).await, StatusCode::OK);
+
+    // Alice recalls hers: Bob no longer gets it there, but still where he forwarded it.
+    recall(&api, &ta, &ab, seq).await;
+    assert_eq!(fetch(&api, &tb, &photo, None).await, StatusCode::NOT_FOUND);
+    assert_eq!(fetch(&api, &tb, &photo, Some(&bc)).await, StatusCode::OK);
+    assert_eq!(
+        fetch(&api, &ta, &photo, None).await,
+        StatusCode::OK,
+        "the uploader"
+    );
+
+    // A draft never sent, and the photo still shown in the forward: the draft goes.
+    let draft = upload(&api, &ta, &ab).await;
+    let gateway_pass = server.gateway.collect_uploads(later()).await.unwrap();
+    assert_eq!(
+        gateway_pass,
+        Collected {
+            checked: 2,
+            removed: 1
+        }
+    );
+    assert_eq!(fetch(&api, &ta, &draft, None).await, StatusCode::NOT_FOUND);
+    assert_eq!(fetch(&api, &tc, &photo, Some(&bc)).await, StatusCode::OK);
+    // Files younger than the time given are not looked at.
+    let young = upload(&api, &ta, &ab).await;
+    let before_it = Timestamp(Timestamp::now().0 - 60_000);
+    assert_eq!(
+        server.gateway.collect_uploads(before_it).await.unwrap(),
+        Collected::default()
+    );
+    assert_eq!(fetch(&api, &ta, &young, None).await, StatusCode::OK);
+
+    // Bob recalls the forward: nothing shows the photo, and it goes too.
+    recall(&api, &tb, &bc, forward_seq).await;
+    assert_eq!(
+        fetch(&api, &tc, &photo, Some(&bc)).await,
+        StatusCode::NOT_FOUND
+    );
+    let pass = server.gateway.collect_uploads(later()).await.unwrap();
+    assert_eq!(pass.removed, 2, "the photo and the young draft: {pass:?}");
+    assert_eq!(fetch(&api, &ta, &photo, None).await, StatusCode::NOT_FOUND);
+    let left = std::fs::read_dir(server.uploads.path()).unwrap().count();
+    assert_eq!(left, 0, "no file left in the uploads directory");
+}
+
+/// A download names at most one `conversation`, a conversation id.
+#[tokio::test]
+async fn a_download_s_query_is_checked() {
+    let server = start_with(test_config(), WsConfig::default()).await;
+    let api = server.api();
+    let (alice, ta) = api.user("alice").await;
+    let photo = upload(&api, &ta, &direct(alice, alice + 1)).await;
+    for query in ["?conversation=nope", "?size=big", "?conversation=d:1:2&x=1"] {
+        let answer = api
+            .call(Method::GET, &format!("{photo}{query}"), Some(&ta), None)
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {answer:?}"
+        );
+    }
+}
+
+/// Two passes at once remove each unused file once, between them, and fail nothing.
+#[tokio::test]
+async fn passes_at_once_remove_each_file_once() {
+    let ws = WsConfig::default().with_uploads_per_user_per_minute(0);
+    let server = start_with(test_config(), ws).await;
+    let api = server.api();
+    let (alice, ta) = api.user("alice").await;
+    let conversation = direct(alice, alice + 1);
+    for _ in 0..20 {
+        upload(&api, &ta, &conversation).await;
+    }
+    let (one, two) = tokio::join!(
+        server.gateway.collect_uploads(later()),
+        server.gateway.collect_uploads(later())
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.removed + two.removed, 20, "{one:?} {two:?}");
+    assert_eq!(std::fs::read_dir(server.uploads.path()).unwrap().count(), 0);
+}
+
+/// The gateway runs its passes by itself: with a short grace period, a file never sent
+/// is gone within a few seconds, and one a message shows stays.
+#[tokio::test]
+async fn the_gateway_removes_unused_files_by_itself() {
+    let ws = WsConfig::default().with_upload_grace(Duration::from_millis(300));
+    let server = start_with(test_config(), ws).await;
+    let api = server.api();
+    let (alice, ta) = api.user("alice").await;
+    let (bob, tb) = api.user("bob").await;
+    api.befriend((alice, &ta), (bob, &tb)).await;
+    let ab = direct(alice, bob);
+    let kept = upload(&api, &ta, &ab).await;
+    show(&api, &ta, &ab, &kept, "kept").await;
+    let draft = upload(&api, &ta, &ab).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fetch(&api, &ta, &draft, None).await == StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unused upload is still there after {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fetch(&api, &tb, &kept, None).await, StatusCode::OK);
+}
