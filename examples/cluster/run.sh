@@ -20,8 +20,10 @@ REDIS=${IM_REDIS_URL:-redis://127.0.0.1:6379}
 BIN=${CHAT_SERVER:-target/release/chat-server}
 DATA=${IM_CLUSTER_DIR:-target/cluster}
 
-if [ ! -x "$BIN" ]; then
-  cargo build --release -p chat-server
+# Built with PostgreSQL and Redis in it (the default build has SQLite only); quick when
+# nothing changed.
+if [ -z "${CHAT_SERVER:-}" ]; then
+  cargo build --release -p chat-server --features cluster
 fi
 mkdir -p "$DATA/uploads"
 

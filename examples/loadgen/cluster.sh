@@ -62,7 +62,7 @@ for tool in jq taskset psql redis-server redis-cli; do
 done
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 if [ "$BUILD" = 1 ]; then
-  (cd "$ROOT" && cargo build --release -p chat-server -p loadgen)
+  (cd "$ROOT" && cargo build --release -p chat-server -p loadgen --features chat-server/cluster)
 fi
 
 WORK="$(mktemp -d -t loadgen-cluster.XXXXXX)"

@@ -336,11 +336,17 @@ impl Config {
             "--database {:?}: expected sqlite://…, postgres://…, mysql://… or memory",
             redact(&self.database)
         );
+        if let Some(missing) = crate::cluster::missing_driver(scheme) {
+            anyhow::bail!("--database {}: {missing}", redact(&self.database));
+        }
         anyhow::ensure!(
             self.database_pool >= 1,
             "--database-pool must be at least 1"
         );
         if self.redis.is_some() {
+            #[cfg(not(feature = "redis"))]
+            anyhow::bail!("--redis: {}", crate::cluster::NO_REDIS);
+            #[cfg(feature = "redis")]
             anyhow::ensure!(
                 matches!(scheme, "postgres" | "postgresql" | "mysql"),
                 "cluster mode (--redis) needs a database every node shares: PostgreSQL or MySQL, not {}",
@@ -844,12 +850,20 @@ mod tests {
             "sqlite://im-chat.db?mode=rwc",
             "sqlite:im-chat.db",
             "sqlite::memory:",
-            "postgres://u@h/db",
-            "postgresql://u@h/db",
-            "mysql://root@h/db",
         ] {
             assert!(load(&["--database", url]).is_ok(), "{url}");
         }
+        for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
+            let loaded = load(&["--database", url]);
+            if cfg!(feature = "postgres") {
+                assert!(loaded.is_ok(), "{url}");
+            } else {
+                let error = format!("{:#}", loaded.unwrap_err());
+                assert!(error.contains("--features postgres"), "{error}");
+            }
+        }
+        let loaded = load(&["--database", "mysql://root@h/db"]);
+        assert_eq!(loaded.is_ok(), cfg!(feature = "mysql"));
     }
 
     #[test]
@@ -865,15 +879,21 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("sqlite://im.db?mode=rwc"), "sqlite://im.db?mode=rwc");
-        let config = load(&[
-            "--database",
-            "postgres://u:secret@127.0.0.1/db",
+        let mut config = load(&[
             "--admin",
             "127.0.0.1:0",
             "--admin-token",
             "a-very-secret-admin-token",
         ])
         .unwrap();
-        assert!(!config.to_toml().unwrap().contains("secret"));
+        // Set here, past the check: a build without PostgreSQL refuses the URL.
+        config.database = "postgres://u:secret@127.0.0.1/db".into();
+        config.redis = Some("redis://:secret@127.0.0.1".into());
+        let printed = config.to_toml().unwrap();
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(
+            printed.contains("postgres://u:***@127.0.0.1/db"),
+            "{printed}"
+        );
     }
 }

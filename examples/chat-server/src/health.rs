@@ -23,7 +23,7 @@ pub(crate) struct Health {
     /// The database, unless the server runs on memory.
     pub(crate) database: Option<SqlStorage>,
     /// Redis, in cluster mode.
-    pub(crate) redis: Option<im_store::redis::Client>,
+    pub(crate) redis: Option<crate::cluster::Client>,
 }
 
 /// `{"ok": true}`, or `{"ok": false, "error": …}` after a failure or a timeout.
@@ -46,7 +46,7 @@ impl Health {
         };
         let redis = async {
             match &self.redis {
-                Some(client) => Some(check(im_store::redis::ping(client)).await),
+                Some(client) => Some(check(crate::cluster::ping(client)).await),
                 None => None,
             }
         };

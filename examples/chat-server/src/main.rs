@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p chat-server                       # http://127.0.0.1:8080, ./im-chat.db
 //! cargo run --release -p chat-server -- --http 0.0.0.0:8080 --tcp 0.0.0.0:7100
-//! cargo run --release -p chat-server -- --database postgres://user@host/im
+//! cargo run --release -p chat-server --features postgres -- --database postgres://user@host/im
 //! cargo run --release -p chat-server -- --database memory  # nothing kept
 //! cargo run --release -p chat-server -- --config chat.toml # settings from a file
 //! ```
@@ -18,6 +18,7 @@
 //! close, then stops.
 
 mod admin;
+mod cluster;
 mod config;
 mod files;
 mod health;
@@ -31,7 +32,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use im_core::Engine;
 use im_core::presence::NodeId;
-use im_store::{RedisBroker, RedisPresence, SqlStorage};
+use im_store::SqlStorage;
 use im_transport_tcp::{TcpConfig, TcpTransport};
 use im_transport_ws::{Gateway, LocalDirBlobs};
 use tracing_subscriber::EnvFilter;
@@ -274,7 +275,7 @@ struct Opened {
     engine: Engine,
     blobs: LocalDirBlobs,
     database: Option<SqlStorage>,
-    redis: Option<im_store::redis::Client>,
+    redis: Option<cluster::Client>,
     storage_name: String,
 }
 
@@ -292,13 +293,10 @@ async fn open(config: &Config) -> anyhow::Result<Opened> {
     }
     let mut redis = None;
     if let Some(url) = &config.redis {
-        let client = im_store::redis::connect(url)
+        let (client, presence, broker) = cluster::connect(url, &config.redis_prefix)
             .await
             .with_context(|| format!("connecting to Redis at {}", redact(url)))?;
-        let prefix = &config.redis_prefix;
-        builder = builder
-            .presence(Arc::new(RedisPresence::new(client.clone(), prefix)?))
-            .broker(Arc::new(RedisBroker::new(client.clone(), prefix)?));
+        builder = builder.presence(presence).broker(broker);
         redis = Some(client);
     }
     let blobs = LocalDirBlobs::open(&config.uploads)

@@ -3,6 +3,8 @@
 //! other's typing, a group message reaches members on both nodes, and a device revoked
 //! on one node is kicked from the other. Needs `IM_TEST_POSTGRES_URL` and
 //! `IM_TEST_REDIS_URL` (`.ci/run` sets both); without them it says so and passes.
+//! Built with the features `postgres` and `redis` (`--all-features`, as CI runs it).
+#![cfg(all(feature = "postgres", feature = "redis"))]
 
 mod common;
 

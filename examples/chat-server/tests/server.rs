@@ -338,6 +338,33 @@ fn a_failed_start_leaves_no_files_and_says_why() {
     assert_eq!(listing(dir.path()), Vec::<String>::new());
 }
 
+/// A build without the cluster's features says so, with the command that builds them,
+/// before anything is made; and tests/cluster.rs is skipped, loudly.
+#[cfg(not(all(feature = "postgres", feature = "redis")))]
+#[test]
+fn a_build_without_the_cluster_features_refuses_cluster_mode_at_once() {
+    eprintln!("SKIPPED: tests/cluster.rs needs `--features cluster` (CI runs --all-features)");
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run_to_end(
+        dir.path(),
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--tcp",
+            "127.0.0.1:0",
+            "--database",
+            "postgres://postgres@127.0.0.1/im",
+            "--redis",
+            "redis://127.0.0.1:6379",
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("--features"), "{stderr}");
+    assert_eq!(listing(dir.path()), Vec::<String>::new());
+}
+
+#[cfg(feature = "postgres")]
 #[test]
 fn an_unreachable_database_server_is_named_at_once() {
     let dir = tempfile::tempdir().unwrap();
