@@ -15,7 +15,9 @@ use super::session::SessionHandle;
 use super::validate;
 use crate::model::{Body, Group, GroupId, Member, Message, Role, SystemEvent, Timestamp, UserId};
 use crate::protocol::{Event, ServerFrame, reply, request};
-use crate::storage::{GROUP_FULL, GroupChange, NewGroup, NewMessage, StorageError};
+use crate::storage::{
+    ACCOUNT_DISABLED, GROUP_FULL, GroupChange, NewGroup, NewMessage, StorageError,
+};
 
 impl Shared {
     fn system(me: &SessionHandle, event: SystemEvent) -> NewMessage {
@@ -58,6 +60,9 @@ impl Shared {
                     "a group has at most {} members",
                     self.config.max_group_members
                 )));
+            }
+            Err(StorageError::Conflict(ACCOUNT_DISABLED)) => {
+                return Err(ApiError::conflict(ACCOUNT_DISABLED));
             }
             Err(StorageError::Conflict(_)) => {
                 self.invalidate_group(group).await;

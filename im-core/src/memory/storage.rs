@@ -9,9 +9,9 @@ use crate::model::{
     Pin, Reaction, Role, Seq, Timestamp, User, UserId,
 };
 use crate::storage::{
-    AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
-    DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange, MessageStore,
-    NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ProfileChange, ReactionStore,
+    ACCOUNT_DISABLED, AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor,
+    CursorQuery, DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange,
+    MessageStore, NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ProfileChange, ReactionStore,
     RequestOutcome, SearchQuery, SearchStore, StorageError, StorageResult, UserStore, indexed_text,
 };
 
@@ -84,6 +84,14 @@ impl MemoryStorage {
 }
 
 impl State {
+    /// `Conflict` ([`ACCOUNT_DISABLED`]) when one of `users` is a disabled account.
+    fn refuse_disabled(&self, users: &[UserId]) -> StorageResult<()> {
+        if users.iter().any(|u| self.disabled.contains(u)) {
+            return Err(StorageError::Conflict(ACCOUNT_DISABLED));
+        }
+        Ok(())
+    }
+
     fn append(&mut self, conversation: ConversationId, m: NewMessage) -> Appended {
         let timeline = self.timelines.entry(conversation).or_default();
         let key = (m.sender, m.sender_device.clone(), m.client_id.clone());
@@ -337,6 +345,7 @@ impl ContactStore for MemoryStorage {
     async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<RequestOutcome> {
         let mut s = self.lock();
         let (from, to) = (request.from, request.to);
+        s.refuse_disabled(&[from, to])?;
         if s.blocks.contains(&(from, to)) || s.blocks.contains(&(to, from)) {
             return Ok(RequestOutcome::Blocked);
         }
@@ -380,9 +389,11 @@ impl ContactStore for MemoryStorage {
         at: Timestamp,
     ) -> StorageResult<()> {
         let mut s = self.lock();
-        if s.requests.remove(&(from, to)).is_none() {
+        if !s.requests.contains_key(&(from, to)) {
             return Err(StorageError::NotFound("friend request"));
         }
+        s.refuse_disabled(&[from, to])?;
+        s.requests.remove(&(from, to));
         s.requests.remove(&(to, from));
         s.friends.entry(from).or_default().entry(to).or_insert(at);
         s.friends.entry(to).or_default().entry(from).or_insert(at);
@@ -464,6 +475,8 @@ impl GroupStore for MemoryStorage {
         record: NewMessage,
     ) -> StorageResult<(Group, Message)> {
         let mut s = self.lock();
+        let firsts: Vec<UserId> = members.iter().map(|(u, _)| *u).collect();
+        s.refuse_disabled(&firsts)?;
         s.next_group += 1;
         let id = GroupId(s.next_group);
         let conversation = ConversationId::Group(id);
@@ -512,6 +525,11 @@ impl GroupStore for MemoryStorage {
         if stale {
             return Err(StorageError::Conflict("the group changed meanwhile"));
         }
+        let added: Vec<UserId> = change.add.iter().map(|(u, _)| *u).collect();
+        s.refuse_disabled(&added)?;
+        let Some(current) = s.groups.get(&group) else {
+            return Err(StorageError::NotFound("group"));
+        };
         if let Some(max) = change.max_members {
             let mut after: BTreeSet<UserId> = current.members.keys().copied().collect();
             after.extend(change.add.iter().map(|(u, _)| *u));

@@ -30,6 +30,9 @@ pub enum RequestOutcome {
 ///   So two users who ask each other at the same moment end up friends with no request
 ///   left, whichever is stored first, and a request never outlives a block made at the
 ///   same moment.
+/// - `put_friend_request` and `accept_friend_request` fail with `Conflict`
+///   ([`ACCOUNT_DISABLED`](super::ACCOUNT_DISABLED)), changing nothing, when either user
+///   is a disabled account (see `UserStore::set_disabled`).
 /// - `friend_requests(u)` lists every pending request from or to `u`.
 /// - `accept_friend_request(from, to, at)` atomically deletes the request `from → to` and
 ///   makes the two friends both ways (any request `to → from` is deleted too); it fails

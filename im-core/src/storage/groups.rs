@@ -58,7 +58,8 @@ pub const GROUP_FULL: &str = "the group would be over its member limit";
 ///   up to it. `NotFound` for an unknown group; `Conflict` (and no change, nothing
 ///   appended) when a role in `change.expect` is not what it was expected to be, or
 ///   the group would have more than `change.max_members`, checked atomically with the
-///   change.
+///   change; `Conflict` ([`ACCOUNT_DISABLED`](super::ACCOUNT_DISABLED)) when a member
+///   added (or a first member of `create_group`) is a disabled account.
 /// - `group` and `members` fail with `NotFound` for an unknown group; `member` returns
 ///   `None` for a non-member. `user_groups` lists the groups a user is a member of now.
 #[async_trait]

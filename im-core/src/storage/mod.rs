@@ -20,6 +20,10 @@ mod users;
 pub use contacts::{ContactStore, RequestOutcome};
 pub use devices::{DeviceRecord, DeviceStore};
 pub use groups::{GROUP_FULL, GroupChange, GroupStore, NewGroup};
+
+/// The `Conflict` of a change that would give a disabled account a friend, a friend
+/// request or a group.
+pub const ACCOUNT_DISABLED: &str = "the account is disabled";
 pub use messages::{
     AMENDED_AWAY, Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange,
     MessageStore, NewMessage,

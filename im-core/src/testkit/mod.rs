@@ -86,6 +86,7 @@ macro_rules! storage_conformance {
                 password_hashes_are_stored_and_replaced,
                 profile_changes_apply_the_fields_given_even_at_once,
                 accounts_are_disabled_and_enabled_once_even_at_once,
+                disabled_accounts_gain_no_ties_even_at_once,
                 concurrent_registrations_of_one_name_leave_one_user,
                 last_seen_never_moves_back,
                 last_seen_lists_each_user_that_has_one_once,

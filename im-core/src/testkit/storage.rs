@@ -8,9 +8,9 @@ use crate::model::{
     MessageId, Pin, Platform, Reaction, Role, Seq, SystemEvent, Timestamp, User, UserId,
 };
 use crate::storage::{
-    Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord, GROUP_FULL,
-    GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, ProfileChange,
-    RequestOutcome, SearchQuery, SearchTerms, Storage, StorageError,
+    ACCOUNT_DISABLED, Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord,
+    GROUP_FULL, GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, ProfileChange,
+    RequestOutcome, SearchQuery, SearchTerms, Storage, StorageError, StorageResult,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -1061,6 +1061,141 @@ pub async fn concurrent_adds_of_one_member_all_succeed(s: Arc<dyn Storage>) {
     let members = s.members(group.id).await.expect("members");
     assert_eq!(members.iter().filter(|m| m.user == b).count(), 1);
     assert_eq!(members.len(), 2);
+}
+
+/// A disabled account gains no friend request, friendship or group (`Conflict`,
+/// [`ACCOUNT_DISABLED`]), and nothing changes; enabled again, it can. A request, an accept
+/// or an add at the same moment as the disable either came first, and then whoever reads
+/// the account's ties after `set_disabled` returned sees it, or is refused: what a
+/// deletion reads right after disabling is everything it has to undo.
+pub async fn disabled_accounts_gain_no_ties_even_at_once(s: Arc<dyn Storage>) {
+    let (a, b, c) = alice_bob_carol(&*s).await;
+    let refused = |r: StorageResult<()>| match r {
+        Err(StorageError::Conflict(ACCOUNT_DISABLED)) => {}
+        other => panic!("expected the disabled account's conflict, got {other:?}"),
+    };
+    let request = |from: UserId, to: UserId| FriendRequest {
+        from,
+        to,
+        note: String::new(),
+        created_at: Timestamp(1),
+    };
+    let add = |by: UserId, user: UserId| {
+        (
+            GroupChange {
+                add: vec![(user, Role::Member)],
+                ..GroupChange::default()
+            },
+            system(
+                by,
+                SystemEvent::MembersAdded {
+                    by,
+                    users: vec![user],
+                },
+            ),
+        )
+    };
+    let g = group(&*s, "g", a, &[]).await;
+    s.put_friend_request(request(b, a)).await.expect("request");
+    s.set_disabled(b, true).await.expect("disable");
+    refused(s.put_friend_request(request(a, b)).await.map(|_| ()));
+    refused(s.put_friend_request(request(b, c)).await.map(|_| ()));
+    refused(s.accept_friend_request(b, a, Timestamp(2)).await);
+    let (change, record) = add(a, b);
+    refused(s.update_group(g.id, change, record).await.map(|_| ()));
+    let new = NewGroup {
+        name: "h".into(),
+        owner: a,
+        open: false,
+        created_at: Timestamp(1),
+    };
+    let created = s
+        .create_group(
+            new.clone(),
+            vec![(a, Role::Owner), (b, Role::Member)],
+            system(
+                a,
+                SystemEvent::GroupCreated {
+                    by: a,
+                    name: "h".into(),
+                    members: vec![a, b],
+                },
+            ),
+        )
+        .await;
+    refused(created.map(|_| ()));
+    assert!(!s.is_friend(a, b).await.expect("is_friend"));
+    assert_eq!(s.members(g.id).await.expect("members").len(), 1);
+    assert_eq!(s.user_groups(b).await.expect("user_groups"), []);
+    assert_eq!(
+        s.friend_requests(b).await.expect("requests").len(),
+        1,
+        "kept, not accepted"
+    );
+    assert_eq!(
+        s.user_groups(a).await.expect("user_groups").len(),
+        1,
+        "no group h"
+    );
+    // Enabled again, it can.
+    s.set_disabled(b, false).await.expect("enable");
+    s.accept_friend_request(b, a, Timestamp(2))
+        .await
+        .expect("accept");
+    let (change, record) = add(a, b);
+    s.update_group(g.id, change, record).await.expect("add");
+
+    // At once: each round a fresh account is disabled (then its ties read) while it is
+    // sent a request, accepts one and is added to a group.
+    for round in 0..16 {
+        let victim = user(&*s, &format!("victim{round}")).await.id;
+        s.put_friend_request(request(victim, c))
+            .await
+            .expect("request");
+        let disable = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.set_disabled(victim, true).await.expect("disable");
+                let requests = s.friend_requests(victim).await.expect("requests");
+                let friends = s.friends(victim).await.expect("friends");
+                let groups = s.user_groups(victim).await.expect("groups");
+                (requests.len(), friends.len(), groups.len())
+            })
+        };
+        let asked = {
+            let s = s.clone();
+            tokio::spawn(async move { s.put_friend_request(request(a, victim)).await })
+        };
+        let accepted = {
+            let s = s.clone();
+            tokio::spawn(async move { s.accept_friend_request(victim, c, Timestamp(3)).await })
+        };
+        let added = {
+            let s = s.clone();
+            let (change, record) = add(a, victim);
+            tokio::spawn(async move { s.update_group(g.id, change, record).await })
+        };
+        let seen = disable.await.expect("task");
+        for outcome in [
+            asked.await.expect("task").map(|_| ()),
+            accepted.await.expect("task"),
+            added.await.expect("task").map(|_| ()),
+        ] {
+            match outcome {
+                Ok(()) | Err(StorageError::Conflict(ACCOUNT_DISABLED)) => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        let now = (
+            s.friend_requests(victim).await.expect("requests").len(),
+            s.friends(victim).await.expect("friends").len(),
+            s.user_groups(victim).await.expect("groups").len(),
+        );
+        assert_eq!(
+            now, seen,
+            "round {round}: a tie was made after the disable and its reading"
+        );
+    }
 }
 
 /// `update_group`: a change whose expected roles no longer hold is refused as a

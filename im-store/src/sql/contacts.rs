@@ -7,10 +7,10 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder,
 };
 
-use super::entity::{block, friend, friend_request, user};
+use super::entity::{block, friend, friend_request};
 use super::{SqlStorage, db_error, i, u};
 
 fn to_request(m: friend_request::Model) -> FriendRequest {
@@ -45,18 +45,10 @@ async fn delete_requests_between(
 /// Locks both users' rows until the transaction ends, lower id first, so that calls on
 /// the same two users run one after the other and never deadlock each other (PostgreSQL
 /// and MySQL; SQLite has one writer, and sea-query writes no lock clause for it).
+/// `Conflict` ([`ACCOUNT_DISABLED`](im_core::storage::ACCOUNT_DISABLED)) if either is a
+/// disabled account.
 async fn lock_pair(txn: &DatabaseTransaction, a: UserId, b: UserId) -> StorageResult<()> {
-    user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::Id.is_in([i(a.0), i(b.0)]))
-        .order_by_asc(user::Column::Id)
-        .lock_exclusive()
-        .into_tuple::<i64>()
-        .all(txn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    super::users::lock_users(txn, &[a, b]).await
 }
 
 /// Makes `a` and `b` friends both ways since `at` and deletes the requests between them.

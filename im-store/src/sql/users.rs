@@ -2,13 +2,43 @@
 
 use async_trait::async_trait;
 use im_core::model::{Timestamp, User, UserId};
-use im_core::storage::{NewUser, ProfileChange, StorageError, StorageResult, UserStore};
+use im_core::storage::{
+    ACCOUNT_DISABLED, NewUser, ProfileChange, StorageError, StorageResult, UserStore,
+};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::entity::user;
 use super::{SqlStorage, db_error, i, u};
+
+/// Locks these users' rows until the transaction ends, lowest id first (so that two
+/// transactions locking overlapping sets never deadlock each other), and refuses with
+/// `Conflict` ([`ACCOUNT_DISABLED`]) if one is a disabled account. A `set_disabled` at the
+/// same moment waits for the transaction, or came first and is read here: a locking read
+/// sees the newest committed row (PostgreSQL, MySQL; SQLite has one writer, and
+/// sea-query writes no lock clause for it).
+pub(crate) async fn lock_users(txn: &DatabaseTransaction, users: &[UserId]) -> StorageResult<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let disabled: Vec<Option<i64>> = user::Entity::find()
+        .select_only()
+        .column(user::Column::DisabledAt)
+        .filter(user::Column::Id.is_in(users.iter().map(|u| i(u.0))))
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(txn)
+        .await
+        .map_err(db_error)?;
+    if disabled.iter().any(Option::is_some) {
+        return Err(StorageError::Conflict(ACCOUNT_DISABLED));
+    }
+    Ok(())
+}
 
 fn to_user(m: user::Model) -> User {
     User {
