@@ -249,3 +249,175 @@ async fn one_device_is_signed_out_and_sessions_are_listed() {
     // The laptop still works.
     laptop.call(request::Devices {}).await.unwrap();
 }
+
+/// The next `friend_removed` event's user, within two seconds.
+async fn friend_removed(events: &mut Events) -> UserId {
+    tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match events.next().await {
+                Some(Event::FriendRemoved { user }) => return user,
+                Some(_) => continue,
+                None => panic!("closed without friend_removed"),
+            }
+        }
+    })
+    .await
+    .expect("friend_removed in time")
+}
+
+/// Registers and logs in `name` on its own connection; its id, client and events.
+async fn member(engine: &Engine, name: &str) -> (UserId, Client, Events) {
+    let (client, events) = connect(engine).await;
+    let user = client.register(name, PW, name).await.unwrap();
+    client.login(name, PW, "phone").await.unwrap();
+    (user.id, client, events)
+}
+
+async fn befriend(a: (UserId, &Client), b: (UserId, &Client)) {
+    a.1.request_friend(b.0, "").await.unwrap();
+    b.1.accept_friend(a.0).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_account_leaves_its_groups_friends_and_requests() {
+    use im_core::model::{Body, ConversationId, SystemEvent};
+    use im_core::protocol::request::HistoryQuery;
+    let engine = engine().await;
+    let (ann, ann_client, mut ann_events) = member(&engine, "ann").await;
+    let (bob, bob_client, mut bob_events) = member(&engine, "bob").await;
+    let (cat, cat_client, _cat_events) = member(&engine, "cat").await;
+    let (_, dan_client, _dan_events) = member(&engine, "dan").await;
+    befriend((ann, &ann_client), (bob, &bob_client)).await;
+    befriend((ann, &ann_client), (cat, &cat_client)).await;
+    dan_client.request_friend(ann, "hi").await.unwrap();
+    let group = ann_client.create_group("g", &[bob, cat]).await.unwrap();
+    let chat = ConversationId::Group(group.id);
+    ann_client.send_text(chat, "hello").await.unwrap();
+
+    let done = engine.delete_user(ann).await.unwrap();
+    assert_eq!(
+        done,
+        im_core::engine::DeletedUser {
+            groups: 1,
+            friends: 2,
+            requests: 1
+        }
+    );
+    assert_eq!(kicked(&mut ann_events).await, KickCode::Deleted);
+    assert_eq!(friend_removed(&mut bob_events).await, ann);
+    assert!(bob_client.friends().await.unwrap().is_empty());
+    assert_eq!(dan_client.friend_requests().await.unwrap().1, []);
+    // The group goes on under the longest-standing member (bob, the first of the two).
+    let members = bob_client.group_members(group.id).await.unwrap();
+    let roles: Vec<_> = members.iter().map(|m| (m.user, m.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            (bob, im_core::model::Role::Owner),
+            (cat, im_core::model::Role::Member)
+        ]
+    );
+    let (history, _) = bob_client
+        .history(chat, HistoryQuery::default())
+        .await
+        .unwrap();
+    let texts: Vec<_> = history
+        .iter()
+        .filter_map(|m| match &m.body {
+            Body::Text { text } => Some((m.sender, text.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, [(ann, "hello")], "its messages stay");
+    let events: Vec<_> = history
+        .iter()
+        .filter_map(|m| match &m.body {
+            Body::System { event } => Some(event.clone()),
+            _ => None,
+        })
+        .skip(1)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            SystemEvent::OwnerChanged { from: ann, to: bob },
+            SystemEvent::MemberLeft { user: ann }
+        ]
+    );
+    let shown = bob_client.users(&[ann]).await.unwrap();
+    assert_eq!(shown[0].display_name, im_core::engine::DELETED_NAME);
+    assert_eq!(shown[0].avatar, None);
+    // It has no password: no login gets as far as being told the account is disabled,
+    // and an enable by mistake lets nobody in either.
+    let (again, _events) = connect(&engine).await;
+    assert_eq!(
+        code_of(again.login("ann", PW, "laptop").await),
+        ErrorCode::Unauthorized
+    );
+    engine.enable_user(ann).await.unwrap();
+    assert_eq!(
+        code_of(again.login("ann", PW, "laptop").await),
+        ErrorCode::Unauthorized
+    );
+    engine.disable_user(ann).await.unwrap();
+
+    assert_eq!(
+        engine.delete_user(ann).await.unwrap(),
+        im_core::engine::DeletedUser::default(),
+        "a second deletion finds nothing left"
+    );
+    let missing = engine.delete_user(UserId(9_999)).await.unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
+}
+
+/// A friend request, an accept and a group add sent at the moment an account is deleted
+/// are either undone by the deletion or refused: the account ends with no tie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ties_made_while_an_account_is_deleted_do_not_survive_it() {
+    let engine = engine().await;
+    let (owner, owner_client, _owner_events) = member(&engine, "owner").await;
+    let (asker, asker_client, _asker_events) = member(&engine, "asker").await;
+    let group = owner_client.create_group("g", &[]).await.unwrap();
+    for round in 0..10 {
+        let (doomed, doomed_client, _events) = member(&engine, &format!("doomed{round}")).await;
+        befriend((owner, &owner_client), (doomed, &doomed_client)).await;
+        doomed_client.request_friend(asker, "").await.unwrap();
+        let deleting = {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.delete_user(doomed).await })
+        };
+        let doomed_only = [doomed];
+        let (added, asked, accepted) = tokio::join!(
+            owner_client.add_members(group.id, &doomed_only),
+            asker_client.request_friend(doomed, ""),
+            asker_client.accept_friend(doomed),
+        );
+        deleting.await.unwrap().unwrap();
+        for (what, outcome) in [
+            ("add", added.map(drop)),
+            ("request", asked),
+            ("accept", accepted),
+        ] {
+            match outcome {
+                Ok(()) => {}
+                Err(ClientError::Server(ErrorBody {
+                    code: ErrorCode::Conflict | ErrorCode::NotFound | ErrorCode::Forbidden,
+                    ..
+                })) => {}
+                Err(e) => panic!("round {round}: {what}: {e}"),
+            }
+        }
+        let storage = engine.storage();
+        assert_eq!(
+            storage.user_groups(doomed).await.unwrap(),
+            [],
+            "round {round}"
+        );
+        assert_eq!(storage.friends(doomed).await.unwrap(), [], "round {round}");
+        assert_eq!(
+            storage.friend_requests(doomed).await.unwrap(),
+            [],
+            "round {round}"
+        );
+    }
+}

@@ -9,6 +9,7 @@
 //! | `GET /admin/v1/sessions` | this node's sessions |
 //! | `GET /admin/v1/users?username=NAME` | a user by name: id, profile, disabled, devices |
 //! | `GET /admin/v1/users/{id}` | the same by id |
+//! | `DELETE /admin/v1/users/{id}` | delete the account: signed out, out of its groups (ownership handed on), friendships and requests ended, profile wiped; its messages stay |
 //! | `POST /admin/v1/users/{id}/disable` | sign every device out and refuse logins |
 //! | `POST /admin/v1/users/{id}/enable` | allow logins again |
 //! | `POST /admin/v1/users/{id}/password` | set a new password (`{"password": …}`), signing every device out |
@@ -95,6 +96,15 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
         .and(warp::get())
         .and(with())
         .then(|id: u64, a: Arc<Admin>| async move { a.user(UserId(id)).await });
+    let delete = warp::path!("users" / u64)
+        .and(warp::delete())
+        .and(with())
+        .then(|id: u64, a: Arc<Admin>| async move {
+            match a.engine.delete_user(UserId(id)).await {
+                Ok(undone) => ok(&json!({ "deleted": undone })),
+                Err(body) => error(&body),
+            }
+        });
     let disable =
         warp::path!("users" / u64 / "disable")
             .and(warp::post())
@@ -145,6 +155,8 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
         .or(by_name)
         .unify()
         .or(by_id)
+        .unify()
+        .or(delete)
         .unify()
         .or(disable)
         .unify()

@@ -298,6 +298,34 @@ async fn the_admin_routes_do_what_the_document_says() {
     let (status, _) = call(&server, "DELETE", &path, t, None).await;
     assert_eq!(status, 404);
 
+    // An account deleted: signed out, wiped, no longer able to log in; twice is fine.
+    let (status, gone) = public_post(
+        &server,
+        "register",
+        json!({"username": "gone", "password": "correct horse", "display_name": "Gone"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{gone}");
+    let gone = gone["user"]["id"].as_u64().unwrap();
+    let path = format!("/admin/v1/users/{gone}");
+    let (status, body) = call(&server, "DELETE", &path, t, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["deleted"],
+        json!({"groups": 0, "friends": 0, "requests": 0})
+    );
+    let (_, body) = call(&server, "GET", &path, t, None).await;
+    assert_eq!(body["disabled"], true, "{body}");
+    assert_eq!(body["user"]["display_name"], "Deleted account", "{body}");
+    let gone_login =
+        json!({"username": "gone", "password": "correct horse", "device": {"id": "d"}});
+    let (status, _) = public_post(&server, "login", gone_login).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(&server, "DELETE", &path, t, None).await;
+    assert_eq!(status, 200, "deleting again is not an error");
+    let (status, _) = call(&server, "DELETE", "/admin/v1/users/999999", t, None).await;
+    assert_eq!(status, 404);
+
     // Every route of the document is one the server has (and no other is).
     for (method, path) in documented(id, "script") {
         let body =

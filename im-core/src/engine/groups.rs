@@ -35,7 +35,7 @@ impl Shared {
 
     /// Applies a change, invalidates caches, pushes the system message to `notify` and
     /// the members after the change, and replies with the group as it is now.
-    async fn change_group(
+    pub(super) async fn change_group(
         &self,
         me: &SessionHandle,
         group: GroupId,

@@ -44,7 +44,7 @@ mod session;
 mod typing;
 mod validate;
 
-pub use admin::SessionInfo;
+pub use admin::{DELETED_NAME, DeletedUser, SessionInfo};
 pub use attachments::Upload;
 pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions, millis};
 pub use execute::Identity;

@@ -196,6 +196,8 @@ pub enum KickCode {
     Shutdown,
     /// An operator disabled the account; logging in is refused until it is enabled.
     Disabled,
+    /// An operator deleted the account.
+    Deleted,
     /// Anything else, including a code this version does not know (a newer server's).
     #[default]
     #[serde(other)]
@@ -212,6 +214,7 @@ impl KickCode {
             KickCode::DeviceLimit => "too many devices: a newer one took this one's place",
             KickCode::Shutdown => "the server is shutting down",
             KickCode::Disabled => "this account was disabled",
+            KickCode::Deleted => "this account was deleted",
             KickCode::Other => "closed by the server",
         }
     }
