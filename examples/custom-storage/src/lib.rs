@@ -59,9 +59,10 @@ use im_core::model::{
 };
 use im_core::storage::{
     AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor, CursorQuery,
-    DeviceRecord, DeviceStore, GroupChange, GroupStore, MessageRange, MessageStore, NewGroup,
-    NewMessage, NewUser, PinStore, ProfileChange, ReactionStore, RequestOutcome, SearchQuery,
-    SearchStore, Storage, StorageError, StorageResult, UserStore, indexed_text,
+    DeviceRecord, DeviceStore, GroupChange, GroupStore, Invite, InviteStore, MessageRange,
+    MessageStore, NewGroup, NewMessage, NewUser, PinStore, ProfileChange, ReactionStore,
+    RequestOutcome, SearchQuery, SearchStore, Storage, StorageError, StorageResult, UserStore,
+    indexed_text,
 };
 
 /// The field of a custom body that holds a sealed one.
@@ -326,6 +327,31 @@ impl<S: Storage> PinStore for SealedStorage<S> {
 
     async fn pins(&self, conversation: ConversationId) -> StorageResult<Vec<Pin>> {
         self.inner.pins(conversation).await
+    }
+}
+
+/// Invites are stored as they are: an invite holds the hash of its code, never a word a
+/// user wrote.
+#[async_trait]
+impl<S: Storage> InviteStore for SealedStorage<S> {
+    async fn create_invite(&self, invite: Invite) -> StorageResult<()> {
+        self.inner.create_invite(invite).await
+    }
+
+    async fn use_invite(&self, id: &str, now: Timestamp) -> StorageResult<bool> {
+        self.inner.use_invite(id, now).await
+    }
+
+    async fn return_invite(&self, id: &str) -> StorageResult<()> {
+        self.inner.return_invite(id).await
+    }
+
+    async fn invites(&self) -> StorageResult<Vec<Invite>> {
+        self.inner.invites().await
+    }
+
+    async fn revoke_invite(&self, id: &str) -> StorageResult<bool> {
+        self.inner.revoke_invite(id).await
     }
 }
 

@@ -10,9 +10,10 @@ use crate::model::{
 };
 use crate::storage::{
     ACCOUNT_DISABLED, AMENDED_AWAY, Amendment, Appended, ContactStore, ConversationState, Cursor,
-    CursorQuery, DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, MessageRange,
-    MessageStore, NewGroup, NewMessage, NewUser, PINS_FULL, PinStore, ProfileChange, ReactionStore,
-    RequestOutcome, SearchQuery, SearchStore, StorageError, StorageResult, UserStore, indexed_text,
+    CursorQuery, DeviceRecord, DeviceStore, GROUP_FULL, GroupChange, GroupStore, Invite,
+    InviteStore, MessageRange, MessageStore, NewGroup, NewMessage, NewUser, PINS_FULL, PinStore,
+    ProfileChange, ReactionStore, RequestOutcome, SearchQuery, SearchStore, StorageError,
+    StorageResult, UserStore, indexed_text,
 };
 
 /// Storage in this process's memory. Complete (it passes `storage_conformance!`) and
@@ -52,6 +53,8 @@ struct State {
     /// Reactions by conversation, then (seq, user).
     reactions: HashMap<ConversationId, BTreeMap<(Seq, UserId), String>>,
     last_seen: HashMap<UserId, Timestamp>,
+    /// Invite codes by id.
+    invites: HashMap<String, Invite>,
     /// Where live messages name each attachment url (`Body::attachment`).
     attachments: HashMap<String, BTreeSet<(ConversationId, Seq)>>,
 }
@@ -656,6 +659,50 @@ impl PinStore for MemoryStorage {
             .unwrap_or_default();
         pins.sort_by(|a, b| b.at.cmp(&a.at).then(b.seq.cmp(&a.seq)));
         Ok(pins)
+    }
+}
+
+#[async_trait]
+impl InviteStore for MemoryStorage {
+    async fn create_invite(&self, invite: Invite) -> StorageResult<()> {
+        let mut s = self.lock();
+        if s.invites.contains_key(&invite.id) {
+            return Err(StorageError::Conflict("an invite with this id exists"));
+        }
+        s.invites.insert(invite.id.clone(), invite);
+        Ok(())
+    }
+
+    async fn use_invite(&self, id: &str, now: Timestamp) -> StorageResult<bool> {
+        let mut s = self.lock();
+        Ok(match s.invites.get_mut(id) {
+            Some(invite) if invite.uses_left > 0 && now < invite.expires_at => {
+                invite.uses_left -= 1;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn return_invite(&self, id: &str) -> StorageResult<()> {
+        if let Some(invite) = self.lock().invites.get_mut(id) {
+            invite.uses_left = invite.uses_left.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    async fn invites(&self) -> StorageResult<Vec<Invite>> {
+        let mut all: Vec<Invite> = self.lock().invites.values().cloned().collect();
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(all)
+    }
+
+    async fn revoke_invite(&self, id: &str) -> StorageResult<bool> {
+        Ok(self.lock().invites.remove(id).is_some())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Where everything durable lives: users, devices, contacts, groups, messages, cursors.
 //!
-//! [`Storage`] is the sum of eight small traits, one per concern, each in its own file.
+//! [`Storage`] is the sum of nine small traits, one per concern, each in its own file.
 //! The engine holds it as `Arc<dyn Storage>`. Implementations: [`MemoryStorage`]
 //! (tests, single-process apps), `im_store::SqlStorage` (SQLite, PostgreSQL, MySQL), and
 //! your own, which proves itself with `storage_conformance!` (feature `testkit`), the
@@ -11,6 +11,7 @@
 mod contacts;
 mod devices;
 mod groups;
+mod invites;
 mod messages;
 mod pins;
 mod reactions;
@@ -20,10 +21,7 @@ mod users;
 pub use contacts::{ContactStore, RequestOutcome};
 pub use devices::{DeviceRecord, DeviceStore};
 pub use groups::{GROUP_FULL, GroupChange, GroupStore, NewGroup};
-
-/// The `Conflict` of a change that would give a disabled account a friend, a friend
-/// request or a group.
-pub const ACCOUNT_DISABLED: &str = "the account is disabled";
+pub use invites::{Invite, InviteStore};
 pub use messages::{
     AMENDED_AWAY, Amendment, Appended, ConversationState, Cursor, CursorQuery, MessageRange,
     MessageStore, NewMessage,
@@ -36,11 +34,16 @@ pub use search::{
 };
 pub use users::{NewUser, ProfileChange, UserStore};
 
+/// The `Conflict` of a change that would give a disabled account a friend, a friend
+/// request or a group.
+pub const ACCOUNT_DISABLED: &str = "the account is disabled";
+
 /// Everything the engine keeps durably.
 ///
 /// # Contract
 /// Each part's contract is on its own trait: [`UserStore`], [`DeviceStore`],
-/// [`ContactStore`], [`GroupStore`], [`MessageStore`], [`ReactionStore`], [`PinStore`], [`SearchStore`].
+/// [`ContactStore`], [`GroupStore`], [`MessageStore`], [`ReactionStore`], [`PinStore`], [`SearchStore`],
+/// [`InviteStore`].
 /// Across all of them: every method is safe to call concurrently from many tasks, a
 /// method that returns `Ok` has made its change durable (as durable as the backend is),
 /// and a method that returns `Err` has made no change.
@@ -53,6 +56,7 @@ pub trait Storage:
     + ReactionStore
     + PinStore
     + SearchStore
+    + InviteStore
     + std::fmt::Debug
 {
 }
@@ -66,6 +70,7 @@ impl<T> Storage for T where
         + ReactionStore
         + PinStore
         + SearchStore
+        + InviteStore
         + std::fmt::Debug
 {
 }

@@ -87,6 +87,7 @@ macro_rules! storage_conformance {
                 profile_changes_apply_the_fields_given_even_at_once,
                 accounts_are_disabled_and_enabled_once_even_at_once,
                 disabled_accounts_gain_no_ties_even_at_once,
+                invites_admit_as_many_as_their_uses_even_at_once,
                 concurrent_registrations_of_one_name_leave_one_user,
                 last_seen_never_moves_back,
                 last_seen_lists_each_user_that_has_one_once,

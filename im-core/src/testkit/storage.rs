@@ -9,8 +9,8 @@ use crate::model::{
 };
 use crate::storage::{
     ACCOUNT_DISABLED, Amendment, Appended, ConversationState, Cursor, CursorQuery, DeviceRecord,
-    GROUP_FULL, GroupChange, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL, ProfileChange,
-    RequestOutcome, SearchQuery, SearchTerms, Storage, StorageError, StorageResult,
+    GROUP_FULL, GroupChange, Invite, MessageRange, NewGroup, NewMessage, NewUser, PINS_FULL,
+    ProfileChange, RequestOutcome, SearchQuery, SearchTerms, Storage, StorageError, StorageResult,
 };
 
 async fn user(s: &dyn Storage, name: &str) -> User {
@@ -1196,6 +1196,85 @@ pub async fn disabled_accounts_gain_no_ties_even_at_once(s: Arc<dyn Storage>) {
             "round {round}: a tie was made after the disable and its reading"
         );
     }
+}
+
+/// Invites: one use per admitted registration, checked and counted in one step (of 12
+/// at once on an invite of 5 uses, 5 are admitted), none once expired or revoked; a use
+/// given back can be used again; listed newest first. A store that cannot keep invites
+/// (`Unsupported`, the default) skips this scenario, loudly.
+pub async fn invites_admit_as_many_as_their_uses_even_at_once(s: Arc<dyn Storage>) {
+    let invite = |id: &str, uses: u32, expires_at: i64, created_at: i64| Invite {
+        id: id.to_owned(),
+        uses_left: uses,
+        expires_at: Timestamp(expires_at),
+        created_at: Timestamp(created_at),
+        note: format!("for {id}"),
+    };
+    match s.create_invite(invite("five", 5, 10_000, 1)).await {
+        Err(StorageError::Unsupported(what)) => {
+            eprintln!("SKIPPED: this store does not keep {what} (InviteStore)");
+            return;
+        }
+        other => other.expect("create_invite"),
+    }
+    match s.create_invite(invite("five", 1, 10_000, 1)).await {
+        Err(StorageError::Conflict(_)) => {}
+        other => panic!("a second invite with one id: {other:?}"),
+    }
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.use_invite("five", Timestamp(5_000)).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("use_invite") {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5, "as many as its uses");
+    assert!(!s.use_invite("five", Timestamp(5_000)).await.expect("use"));
+    s.return_invite("five").await.expect("return");
+    assert!(
+        s.use_invite("five", Timestamp(5_000)).await.expect("use"),
+        "given back"
+    );
+    assert!(!s.use_invite("five", Timestamp(5_000)).await.expect("use"));
+
+    s.create_invite(invite("old", 3, 2_000, 2))
+        .await
+        .expect("create");
+    assert!(s.use_invite("old", Timestamp(1_999)).await.expect("use"));
+    assert!(
+        !s.use_invite("old", Timestamp(2_000)).await.expect("use"),
+        "expired"
+    );
+    assert!(
+        !s.use_invite("nobody", Timestamp(1)).await.expect("use"),
+        "unknown"
+    );
+    s.return_invite("nobody")
+        .await
+        .expect("returning to nothing is no error");
+
+    s.create_invite(invite("new", 1, 10_000, 3))
+        .await
+        .expect("create");
+    let listed = s.invites().await.expect("invites");
+    let order: Vec<(&str, u32)> = listed
+        .iter()
+        .map(|i| (i.id.as_str(), i.uses_left))
+        .collect();
+    assert_eq!(order, [("new", 1), ("old", 2), ("five", 0)], "newest first");
+    assert_eq!(listed[0], invite("new", 1, 10_000, 3), "kept as given");
+    assert!(s.revoke_invite("new").await.expect("revoke"));
+    assert!(!s.revoke_invite("new").await.expect("revoke"), "once");
+    assert!(
+        !s.use_invite("new", Timestamp(1)).await.expect("use"),
+        "revoked"
+    );
+    assert_eq!(s.invites().await.expect("invites").len(), 2);
 }
 
 /// `update_group`: a change whose expected roles no longer hold is refused as a

@@ -28,6 +28,7 @@ mod contacts;
 mod devices;
 pub mod entity;
 mod groups;
+mod invites;
 mod messages;
 pub mod migration;
 mod pins;

@@ -10,6 +10,7 @@ pub mod friend;
 pub mod friend_request;
 pub mod group;
 pub mod hidden;
+pub mod invite;
 pub mod member;
 pub mod message;
 pub mod pin;

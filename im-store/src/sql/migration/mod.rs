@@ -18,6 +18,7 @@ mod m20261201_000007_search;
 mod m20261201_000008_mentions;
 mod m20261201_000009_disabled_users;
 mod m20261201_000010_attachments;
+mod m20261201_000011_invites;
 
 /// Runs the storage's migrations.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_mentions::Migration),
             Box::new(m20261201_000009_disabled_users::Migration),
             Box::new(m20261201_000010_attachments::Migration),
+            Box::new(m20261201_000011_invites::Migration),
         ]
     }
 
