@@ -7,6 +7,7 @@ pub mod client;
 pub mod engine;
 pub mod gate;
 pub mod hooks;
+pub mod invites;
 pub mod memory;
 pub mod model;
 pub mod presence;

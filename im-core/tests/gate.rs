@@ -286,3 +286,91 @@ async fn without_a_gate_everyone_registers_and_no_codes_are_sent() {
     let invalid = client.send_code("a\nb@example.com").await.unwrap_err();
     assert_eq!(code_of(invalid), ErrorCode::Invalid);
 }
+
+/// Invite codes: a registration without one, or with a wrong one, is asked for one; of
+/// six registrations at once with a code of two uses, two are admitted; a use taken by a
+/// registration that then fails (a taken username) is given back; a withdrawn or
+/// expired code admits nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_admits_as_many_registrations_as_its_uses() {
+    use im_core::invites::InviteGate;
+    use im_core::storage::Storage;
+    use std::time::Duration;
+    let storage: Arc<dyn Storage> = Arc::new(im_core::memory::MemoryStorage::new());
+    let engine = Engine::builder()
+        .storage(storage.clone())
+        .gate(Arc::new(InviteGate::new(storage.clone())))
+        .config(
+            EngineConfig::default()
+                .with_hash_cost(HashCost::CHEAPEST)
+                .with_rate_limits(im_core::engine::RateLimits::unlimited()),
+        )
+        .start()
+        .await
+        .unwrap();
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let (code, invite) = engine.create_invite(2, week, "for the team").await.unwrap();
+    assert_eq!(invite.note, "for the team");
+    let (client, _events) = connect(&engine).await;
+    let asked = client.call(register("ann", None, None)).await.unwrap_err();
+    assert_eq!(code_of(asked), ErrorCode::ProofRequired);
+    let wrong = client
+        .call(register("ann", None, Some("aaaa-bbbb-cccc-dddd")))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(wrong), ErrorCode::ProofRequired);
+
+    let tasks: Vec<_> = (0..6)
+        .map(|n| {
+            let engine = engine.clone();
+            let code = code.clone();
+            tokio::spawn(async move {
+                let (client, _events) = connect(&engine).await;
+                // Typed as people type it: upper case, spaces for dashes.
+                let typed = code.to_uppercase().replace('-', " ");
+                client
+                    .call(register(&format!("user{n}"), None, Some(&typed)))
+                    .await
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(reply) => admitted.push(reply.user.username),
+            Err(e) => assert_eq!(code_of(e), ErrorCode::ProofRequired),
+        }
+    }
+    assert_eq!(admitted.len(), 2, "{admitted:?}");
+    let listed = engine.invites().await.unwrap();
+    assert_eq!((listed.len(), listed[0].uses_left), (1, 0));
+
+    // A registration that fails after the gate gives its use back.
+    let (code, invite) = engine.create_invite(1, week, "").await.unwrap();
+    let taken = client
+        .call(register(&admitted[0], None, Some(&code)))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(taken), ErrorCode::Conflict, "the username is taken");
+    client
+        .call(register("bea", None, Some(&code)))
+        .await
+        .expect("the use was given back");
+
+    // Withdrawn: nobody.
+    let (code, invite2) = engine.create_invite(5, week, "").await.unwrap();
+    assert!(engine.revoke_invite(&invite2.id).await.unwrap());
+    assert!(!engine.revoke_invite(&invite2.id).await.unwrap());
+    let withdrawn = client
+        .call(register("cid", None, Some(&code)))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(withdrawn), ErrorCode::ProofRequired);
+    assert_ne!(invite.id, invite2.id);
+
+    // Out-of-range invites are refused.
+    for (uses, valid_for) in [(0, week), (10_001, week), (1, Duration::from_secs(1))] {
+        let refused = engine.create_invite(uses, valid_for, "").await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Invalid);
+    }
+}

@@ -28,6 +28,7 @@ mod execute;
 mod fanout;
 mod groups;
 mod handler;
+mod invites;
 mod last_seen;
 mod limits;
 mod membership;
@@ -48,6 +49,7 @@ pub use admin::{DELETED_NAME, DeletedUser, SessionInfo};
 pub use attachments::Upload;
 pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions, millis};
 pub use execute::Identity;
+pub use invites::{MAX_INVITE_LIFETIME, MAX_INVITE_USES};
 pub use limits::RateLimits;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
