@@ -40,7 +40,7 @@ use async_trait::async_trait;
 
 use crate::gate::{Gate, Registration};
 use crate::model::Timestamp;
-use crate::protocol::{ErrorBody, ErrorCode};
+use crate::protocol::{ErrorBody, ErrorCode, ProofKind};
 use crate::storage::{Storage, StorageError};
 
 /// The letters a code is made of: lower case and digits, without those read as others
@@ -112,8 +112,8 @@ impl fmt::Debug for InviteGate {
 impl Gate for InviteGate {
     async fn admit(&self, registration: &Registration<'_>) -> Result<(), ErrorBody> {
         let Some(code) = registration.proof.filter(|c| !c.trim().is_empty()) else {
-            return Err(ErrorBody::new(
-                ErrorCode::ProofRequired,
+            return Err(ErrorBody::proof_required(
+                ProofKind::Invite,
                 "registration on this server needs an invite code",
             ));
         };
@@ -123,8 +123,8 @@ impl Gate for InviteGate {
             .await
         {
             Ok(true) => Ok(()),
-            Ok(false) => Err(ErrorBody::new(
-                ErrorCode::ProofRequired,
+            Ok(false) => Err(ErrorBody::proof_required(
+                ProofKind::Invite,
                 "this invite code is not valid: mistyped, used up, expired or withdrawn",
             )),
             Err(StorageError::Unsupported(_)) => Err(ErrorBody::new(

@@ -47,8 +47,9 @@ pub(crate) enum Command {
         /// The e-mail address or phone number the code was sent to.
         #[arg(long)]
         contact: Option<String>,
-        /// The code it received (or whatever proof the server asks for: an invite).
-        #[arg(long)]
+        /// The code it received, or the invite code you were given (`--invite` says the
+        /// same): whatever proof the server asks for.
+        #[arg(long, alias = "invite")]
         code: Option<String>,
     },
     /// Ask the server to send a verification code to an e-mail address or phone number,

@@ -14,6 +14,9 @@
 //! | `POST /admin/v1/users/{id}/enable` | allow logins again |
 //! | `POST /admin/v1/users/{id}/password` | set a new password (`{"password": …}`), signing every device out |
 //! | `DELETE /admin/v1/users/{id}/devices/{device}` | sign one device out |
+//! | `POST /admin/v1/invites` | make an invite code (`{"uses", "valid_for", "note"}`, each optional): the code, shown this once |
+//! | `GET /admin/v1/invites` | every invite: id (the code's hash), uses left, expiry, note |
+//! | `DELETE /admin/v1/invites/{id}` | withdraw an invite |
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,7 +36,30 @@ use warp::reply::Response;
 /// The document of these routes.
 const OPENAPI: &str = include_str!("../admin-openapi.json");
 
-/// Largest request body (a new password).
+/// What `POST /admin/v1/invites` takes; each field has a default.
+#[derive(serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct NewInvite {
+    /// Registrations it admits.
+    uses: u32,
+    /// How long it stays good: `"7d"`, `"12h"`, or milliseconds.
+    #[serde(with = "im_core::engine::millis")]
+    valid_for: std::time::Duration,
+    /// For the operator: whom it was for.
+    note: String,
+}
+
+impl Default for NewInvite {
+    fn default() -> Self {
+        NewInvite {
+            uses: 1,
+            valid_for: std::time::Duration::from_secs(7 * 24 * 3600),
+            note: String::new(),
+        }
+    }
+}
+
+/// Largest request body (a new password, an invite's settings).
 const MAX_BODY: u64 = 4096;
 
 /// The admin routes, each behind the token.
@@ -147,6 +173,56 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
             }
         });
 
+    let create_invite = warp::path!("invites")
+        .and(warp::post())
+        .and(small_body())
+        .and(with())
+        .then(|body: Bytes, a: Arc<Admin>| async move {
+            let asked = if body.is_empty() {
+                Ok(NewInvite::default())
+            } else {
+                serde_json::from_slice::<NewInvite>(&body)
+            };
+            match asked {
+                Ok(new) => match a
+                    .engine
+                    .create_invite(new.uses, new.valid_for, &new.note)
+                    .await
+                {
+                    Ok((code, invite)) => json(
+                        StatusCode::CREATED,
+                        serde_json::to_vec(&json!({ "code": code, "invite": invite }))
+                            .unwrap_or_default(),
+                    ),
+                    Err(body) => error(&body),
+                },
+                Err(e) => error_of(
+                    ErrorCode::Invalid,
+                    format!("expected {{\"uses\", \"valid_for\", \"note\"}}, each optional: {e}"),
+                ),
+            }
+        });
+    let list_invites =
+        warp::path!("invites")
+            .and(warp::get())
+            .and(with())
+            .then(|a: Arc<Admin>| async move {
+                match a.engine.invites().await {
+                    Ok(invites) => ok(&json!({ "invites": invites })),
+                    Err(body) => error(&body),
+                }
+            });
+    let revoke_invite = warp::path!("invites" / String)
+        .and(warp::delete())
+        .and(with())
+        .then(|id: String, a: Arc<Admin>| async move {
+            match a.engine.revoke_invite(&id).await {
+                Ok(true) => done(Ok(())),
+                Ok(false) => error_of(ErrorCode::NotFound, "no such invite"),
+                Err(body) => error(&body),
+            }
+        });
+
     let api = openapi
         .or(stats)
         .unify()
@@ -165,6 +241,12 @@ pub(crate) fn routes(engine: Engine, token: String) -> BoxedFilter<(Response,)> 
         .or(password)
         .unify()
         .or(sign_out)
+        .unify()
+        .or(create_invite)
+        .unify()
+        .or(list_invites)
+        .unify()
+        .or(revoke_invite)
         .unify();
     base.and(authorized)
         .untuple_one()
@@ -294,6 +376,24 @@ fn done(result: Result<(), ErrorBody>) -> Response {
         }
         Err(body) => error(&body),
     }
+}
+
+/// A request body of at most [`MAX_BODY`] bytes; a request without one (neither
+/// `Content-Length` nor `Transfer-Encoding`) has an empty one.
+fn small_body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    let none = warp::header::optional::<String>("content-length")
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and_then(
+            |length: Option<String>, encoding: Option<String>| async move {
+                if length.is_none() && encoding.is_none() {
+                    Ok(Bytes::new())
+                } else {
+                    Err(warp::reject::not_found())
+                }
+            },
+        );
+    none.or(warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes()))
+        .unify()
 }
 
 /// A path segment as sent (`%20` and the like decoded).

@@ -187,8 +187,8 @@ const SETTINGS: &[Setting] = &[
     setting("tls_key", "tls-key", "IM_TLS_KEY", Text,
         "PEM private key of --tls-cert"),
     // Who may do what.
-    setting("registration", "registration", "IM_REGISTRATION", Choice(&["open", "code", "closed"]),
-        "Who may register: anyone; whoever shows a code sent to their e-mail address or phone; or nobody"),
+    setting("registration", "registration", "IM_REGISTRATION", Choice(&["open", "code", "invite", "closed"]),
+        "Who may register: anyone; whoever shows a code sent to their e-mail address or phone; whoever shows an invite code (made with the admin API); or nobody"),
     setting("code_command", "code-command", "IM_CODE_COMMAND", Text,
         "The program that sends verification codes (--registration code), run with the address in IM_CODE_CONTACT and the code in IM_CODE; it exits 0 once the code is on its way. Without it, codes are written to the log (development only)"),
     setting("engine.direct_policy", "direct-policy", "IM_DIRECT_POLICY", Choice(&["friends_only", "anyone"]),

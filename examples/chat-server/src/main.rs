@@ -32,6 +32,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use im_core::Engine;
 use im_core::presence::NodeId;
+use im_core::storage::Storage;
 use im_store::SqlStorage;
 use im_transport_tcp::{TcpConfig, TcpTransport};
 use im_transport_ws::{Gateway, LocalDirBlobs};
@@ -282,12 +283,7 @@ struct Opened {
 /// Connects to Redis (cluster mode), opens the uploads directory and the database, and
 /// starts the engine.
 async fn open(config: &Config) -> anyhow::Result<Opened> {
-    let mut builder = Engine::builder()
-        .config(config.engine.clone())
-        .gate(Arc::new(registration::CodeGate::new(
-            config.registration,
-            config.code_command.clone(),
-        )));
+    let mut builder = Engine::builder().config(config.engine.clone());
     if let Some(id) = &config.node_id {
         builder = builder.node(NodeId::new(id));
     }
@@ -303,17 +299,28 @@ async fn open(config: &Config) -> anyhow::Result<Opened> {
         .await
         .with_context(|| format!("opening the uploads directory {}", config.uploads.display()))?;
     let mut database = None;
-    let storage_name = if config.database == "memory" {
-        "memory (not kept across restarts)".to_owned()
+    let (storage, storage_name): (Arc<dyn Storage>, String) = if config.database == "memory" {
+        let memory = Arc::new(im_core::memory::MemoryStorage::new());
+        (memory, "memory (not kept across restarts)".to_owned())
     } else {
         let storage = SqlStorage::connect_with_pool(&config.database, config.database_pool)
             .await
             .with_context(|| format!("opening the database {}", redact(&config.database)))?;
-        builder = builder.storage(Arc::new(storage.clone()));
-        database = Some(storage);
-        redact(&config.database)
+        database = Some(storage.clone());
+        (Arc::new(storage), redact(&config.database))
     };
-    let engine = builder.start().await.context("starting the engine")?;
+    // The gate keeps invites in the engine's own storage.
+    let gate = registration::CodeGate::new(
+        config.registration,
+        config.code_command.clone(),
+        storage.clone(),
+    );
+    let engine = builder
+        .storage(storage)
+        .gate(Arc::new(gate))
+        .start()
+        .await
+        .context("starting the engine")?;
     Ok(Opened {
         engine,
         blobs,

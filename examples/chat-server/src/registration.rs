@@ -1,5 +1,7 @@
 //! Who may register (`--registration`): anyone, those who show a code sent to their
-//! e-mail address or phone (`code`), or nobody (`closed`).
+//! e-mail address or phone (`code`), those who show an invite code an operator made
+//! (`invite`: `POST /admin/v1/invites`; im-core's `InviteGate`, invites kept in the
+//! database, so any node admits them), or nobody (`closed`).
 //!
 //! In `code` mode a client first asks for a code (`send_code`), which goes out through
 //! the code sender: a program of the operator's (`--code-command`, given the address and
@@ -14,12 +16,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use im_core::gate::{Gate, Registration};
-use im_core::protocol::{ErrorBody, ErrorCode};
+use im_core::invites::InviteGate;
+use im_core::protocol::{ErrorBody, ErrorCode, ProofKind};
+use im_core::storage::Storage;
 use im_core::transport::PeerInfo;
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +47,8 @@ pub(crate) enum RegistrationMode {
     Open,
     /// Whoever shows a code sent to their e-mail address or phone.
     Code,
+    /// Whoever shows an invite code.
+    Invite,
     /// Nobody.
     Closed,
 }
@@ -62,10 +68,17 @@ pub(crate) struct CodeGate {
     /// The operator's program that delivers codes; `None`: the log.
     command: Option<PathBuf>,
     pending: Mutex<HashMap<String, Pending>>,
+    /// In `invite` mode, the invites in the server's storage.
+    invites: Option<InviteGate>,
 }
 
 impl CodeGate {
-    pub(crate) fn new(mode: RegistrationMode, command: Option<PathBuf>) -> CodeGate {
+    /// The gate for `mode`; `storage` is the engine's, where invites are kept.
+    pub(crate) fn new(
+        mode: RegistrationMode,
+        command: Option<PathBuf>,
+        storage: Arc<dyn Storage>,
+    ) -> CodeGate {
         if mode == RegistrationMode::Code && command.is_none() {
             tracing::warn!(
                 "--registration code without --code-command: verification codes are written \
@@ -76,6 +89,7 @@ impl CodeGate {
             mode,
             command,
             pending: Mutex::new(HashMap::new()),
+            invites: (mode == RegistrationMode::Invite).then(|| InviteGate::new(storage)),
         }
     }
 
@@ -128,11 +142,17 @@ impl Gate for CodeGate {
                     "registration is closed on this server",
                 ));
             }
+            RegistrationMode::Invite => {
+                return match &self.invites {
+                    Some(invites) => invites.admit(registration).await,
+                    None => Err(ErrorBody::new(ErrorCode::Internal, "internal error")),
+                };
+            }
             RegistrationMode::Code => {}
         }
         let asked = || {
-            Err(ErrorBody::new(
-                ErrorCode::ProofRequired,
+            Err(ErrorBody::proof_required(
+                ProofKind::Code,
                 "enter your e-mail address or phone number, ask for a code, and enter the code",
             ))
         };
@@ -146,15 +166,15 @@ impl Gate for CodeGate {
         // one code at once, one gets it.
         let mut pending = self.pending();
         let Some(entry) = pending.get_mut(&contact) else {
-            return Err(ErrorBody::new(
-                ErrorCode::ProofRequired,
+            return Err(ErrorBody::proof_required(
+                ProofKind::Code,
                 "no code was sent to that address, or it was used or has expired: ask for a new one",
             ));
         };
         if entry.sent.elapsed() > CODE_TTL {
             pending.remove(&contact);
-            return Err(ErrorBody::new(
-                ErrorCode::ProofRequired,
+            return Err(ErrorBody::proof_required(
+                ProofKind::Code,
                 "the code has expired: ask for a new one",
             ));
         }
@@ -164,13 +184,13 @@ impl Gate for CodeGate {
             entry.tries += 1;
             if entry.tries >= MAX_TRIES {
                 pending.remove(&contact);
-                return Err(ErrorBody::new(
-                    ErrorCode::ProofRequired,
+                return Err(ErrorBody::proof_required(
+                    ProofKind::Code,
                     "the code is wrong, too many times: ask for a new one",
                 ));
             }
-            return Err(ErrorBody::new(
-                ErrorCode::ProofRequired,
+            return Err(ErrorBody::proof_required(
+                ProofKind::Code,
                 "the code is wrong",
             ));
         }
@@ -181,6 +201,10 @@ impl Gate for CodeGate {
     async fn abandoned(&self, registration: &Registration<'_>) {
         // The code was right but the account was not made (the username was taken):
         // the same code may try another username.
+        if let Some(invites) = &self.invites {
+            invites.abandoned(registration).await;
+            return;
+        }
         if self.mode != RegistrationMode::Code {
             return;
         }
@@ -208,6 +232,12 @@ impl Gate for CodeGate {
                 return Err(ErrorBody::new(
                     ErrorCode::Forbidden,
                     "registration is closed on this server",
+                ));
+            }
+            RegistrationMode::Invite => {
+                return Err(ErrorBody::new(
+                    ErrorCode::Forbidden,
+                    "registration on this server is by invite: ask for an invite code",
                 ));
             }
         }
@@ -353,7 +383,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_requests_for_a_code_at_once_send_one() {
-        let gate = std::sync::Arc::new(CodeGate::new(RegistrationMode::Code, None));
+        let gate = std::sync::Arc::new(CodeGate::new(RegistrationMode::Code, None, memory()));
         let (a, b) = tokio::join!(
             tokio::spawn({
                 let gate = gate.clone();
@@ -374,7 +404,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_code_admits_one_of_two_registrations_at_once() {
-        let gate = std::sync::Arc::new(CodeGate::new(RegistrationMode::Code, None));
+        let gate = std::sync::Arc::new(CodeGate::new(RegistrationMode::Code, None, memory()));
         gate.send_code("pat@example.com", &PEER).await.unwrap();
         let code = code_for(&gate, "pat@example.com");
         let (a, b) = tokio::join!(
@@ -402,7 +432,7 @@ mod tests {
 
     #[tokio::test]
     async fn five_wrong_guesses_throw_the_code_away() {
-        let gate = CodeGate::new(RegistrationMode::Code, None);
+        let gate = CodeGate::new(RegistrationMode::Code, None, memory());
         gate.send_code("pat@example.com", &PEER).await.unwrap();
         let code = code_for(&gate, "pat@example.com");
         let wrong = if code == "000000" { "000001" } else { "000000" };
@@ -421,5 +451,9 @@ mod tests {
             assert_eq!(code.len(), 6);
             assert!(code.bytes().all(|b| b.is_ascii_digit()));
         }
+    }
+
+    fn memory() -> Arc<dyn Storage> {
+        Arc::new(im_core::memory::MemoryStorage::new())
     }
 }

@@ -28,6 +28,11 @@ impl Drop for Server {
 
 /// The server with its admin address, and the admin token if `token`.
 fn start(token: bool) -> Server {
+    start_with(token, "")
+}
+
+/// [`start`] with more top-level settings.
+fn start_with(token: bool, extra: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("chat.toml");
     let token = if token {
@@ -38,7 +43,7 @@ fn start(token: bool) -> Server {
     std::fs::write(
         &config,
         format!(
-            "http = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n{token}\
+            "http = \"127.0.0.1:0\"\ntcp = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n{token}{extra}\
              database = \"memory\"\nuploads = \"{}\"\nlog = \"warn\"\n\
              [engine.hash_cost]\nmemory_kib = 1024\niterations = 1\n",
             dir.path().join("uploads").display()
@@ -103,7 +108,8 @@ fn documented(id: u64, device: &str) -> Vec<(String, String)> {
         for method in operations.as_object().unwrap().keys() {
             let path = path
                 .replace("{id}", &id.to_string())
-                .replace("{device}", device);
+                .replace("{device}", device)
+                .replace("{invite}", "no-such-invite");
             let path = if path.ends_with("/users") {
                 format!("{path}?username=ops")
             } else {
@@ -340,6 +346,91 @@ async fn the_admin_routes_do_what_the_document_says() {
     assert_eq!(
         (status, answer["message"].as_str()),
         (404, Some("no such admin route"))
+    );
+}
+
+/// With `--registration invite`, the codes the admin API makes admit registrations: as
+/// many as their uses, none once withdrawn; the settings of an invite are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_from_the_admin_api_admit_registrations() {
+    let server = start_with(true, "registration = \"invite\"\n");
+    let t = Some(TOKEN);
+    let register = |name: &str, proof: Option<&str>| {
+        let mut body = json!({"username": name, "password": "correct horse", "display_name": name});
+        if let Some(proof) = proof {
+            body["proof"] = json!(proof);
+        }
+        body
+    };
+    let (status, body) = public_post(&server, "register", register("ann", None)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("proof_required"))
+    );
+    let (status, body) = public_post(&server, "codes", json!({"contact": "a@example.com"})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+
+    let (status, made) = call(
+        &server,
+        "POST",
+        "/admin/v1/invites",
+        t,
+        Some(json!({"uses": 2, "valid_for": "1d", "note": "team"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let code = made["code"].as_str().unwrap().to_owned();
+    assert_eq!(made["invite"]["uses_left"], 2);
+    assert_eq!(made["invite"]["note"], "team");
+    for bad in [
+        json!({"uses": 0}),
+        json!({"valid_for": "1s"}),
+        json!({"bogus": 1}),
+    ] {
+        let (status, body) = call(&server, "POST", "/admin/v1/invites", t, Some(bad)).await;
+        assert_eq!(status, 422, "{body}");
+    }
+    let (status, single) = call(&server, "POST", "/admin/v1/invites", t, None).await;
+    assert_eq!(
+        (status, single["invite"]["uses_left"].as_u64()),
+        (201, Some(1))
+    );
+
+    for name in ["ann", "bea"] {
+        let (status, body) = public_post(&server, "register", register(name, Some(&code))).await;
+        assert_eq!(status, 201, "{name}: {body}");
+    }
+    let (status, body) = public_post(&server, "register", register("cid", Some(&code))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("proof_required")),
+        "used up"
+    );
+
+    let (_, listed) = call(&server, "GET", "/admin/v1/invites", t, None).await;
+    let uses: Vec<u64> = listed["invites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["uses_left"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uses, [1, 0], "newest first: {listed}");
+    let id = single["invite"]["id"].as_str().unwrap();
+    let path = format!("/admin/v1/invites/{id}");
+    let (status, _) = call(&server, "DELETE", &path, t, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(&server, "DELETE", &path, t, None).await;
+    assert_eq!(status, 404);
+    let withdrawn = single["code"].as_str().unwrap();
+    let (status, body) = public_post(&server, "register", register("dee", Some(withdrawn))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("proof_required")),
+        "withdrawn"
     );
 }
 

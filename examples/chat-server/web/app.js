@@ -82,10 +82,11 @@
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   class ApiError extends Error {
-    constructor(code, message, retryAfterMs) {
+    constructor(code, message, retryAfterMs, proof) {
       super(message || code);
       this.code = code;
       this.retryAfterMs = retryAfterMs;
+      this.proof = proof; // for proof_required: 'code', 'invite', … when the server says
     }
   }
   /** Errors that mean "not sent, or unknown whether it was": retry after reconnecting. */
@@ -364,7 +365,7 @@
         if (frame.type === 'reply') p.resolve(frame.reply || {});
         else {
           const e = frame.error || {};
-          p.reject(new ApiError(e.code || 'internal', e.message, e.retry_after_ms));
+          p.reject(new ApiError(e.code || 'internal', e.message, e.retry_after_ms, e.proof));
         }
       } else if (frame.type === 'error' && frame.id === undefined) {
         const e = frame.error || {};
@@ -2762,11 +2763,16 @@
       login.password.focus();
     } catch (e) {
       if (e.code === 'proof_required') {
-        // The server wants a code: ask for the address, then the code it sends.
+        // The server wants a proof: for a code sent to an address, ask for the address
+        // and then the code; for an invite (or anything else named), just the proof.
+        const byAddress = !e.proof || e.proof === 'code';
         $('register-proof').hidden = false;
+        $('register-contact-part').hidden = !byAddress;
+        $('register-proof-label').textContent = e.proof === 'invite' ? 'Invite code' : 'Code';
+        f.proof.inputMode = byAddress ? 'numeric' : 'text';
         $('register-proof-hint').textContent = e.message;
         showAuth('');
-        (f.contact.value.trim() ? f.proof : f.contact).focus();
+        (byAddress && !f.contact.value.trim() ? f.contact : f.proof).focus();
         return;
       }
       const text = e.code === 'conflict' ? 'That username is taken.'

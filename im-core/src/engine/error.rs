@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 
 use crate::model::InvalidValue;
-use crate::protocol::{ErrorBody, ErrorCode};
+use crate::protocol::{ErrorBody, ErrorCode, ProofKind};
 use crate::storage::StorageError;
 
 /// Why a request failed, as the engine decides it: a stable code and a message safe to
@@ -11,6 +11,8 @@ pub(crate) struct ApiError {
     pub(crate) code: ErrorCode,
     pub(crate) message: Cow<'static, str>,
     pub(crate) retry_after: Option<std::time::Duration>,
+    /// For `proof_required`: the proof a gate asked for.
+    pub(crate) proof: Option<ProofKind>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
@@ -21,6 +23,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            proof: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl ApiError {
             code: refusal.code,
             message: refusal.message.into(),
             retry_after: refusal.retry_after_ms.map(std::time::Duration::from_millis),
+            proof: refusal.proof,
         }
     }
 
@@ -68,6 +72,7 @@ impl ApiError {
                 .retry_after
                 // Rounded up, so a client that waits exactly this long passes.
                 .map(|d| u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)),
+            proof: self.proof,
             ..ErrorBody::new(self.code, self.message)
         }
     }

@@ -76,6 +76,29 @@ pub struct ErrorBody {
     /// For `rate_limited` and `unavailable`: when a retry may succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// For `proof_required`, when the server says: which proof would help, so that a
+    /// client asks for the right thing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ProofKind>,
+}
+
+/// The proof a `proof_required` error asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProofKind {
+    /// A code sent to an e-mail address or a phone: ask for the address, `send_code`,
+    /// then send the code as `proof` and the address as `contact`.
+    Code,
+    /// An invite code the user was given: send it as `proof`.
+    Invite,
+    /// A captcha's answer token: send it as `proof`.
+    Captcha,
+    /// A second factor at login (an authenticator's code): send it as `proof`.
+    SecondFactor,
+    /// Anything else, including a kind this version does not know: the message says.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorBody {
@@ -85,6 +108,15 @@ impl ErrorBody {
             code,
             message: message.into(),
             retry_after_ms: None,
+            proof: None,
+        }
+    }
+
+    /// A `proof_required` error asking for this kind of proof.
+    pub fn proof_required(kind: ProofKind, message: impl Into<String>) -> Self {
+        ErrorBody {
+            proof: Some(kind),
+            ..ErrorBody::new(ErrorCode::ProofRequired, message)
         }
     }
 }

@@ -167,11 +167,20 @@ fn errors_with_and_without_an_id() {
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
             retry_after_ms: Some(1500),
+            proof: None,
         },
     };
     assert_eq!(
         json(&limited),
         r#"{"type":"error","error":{"code":"rate_limited","message":"slow down","retry_after_ms":1500}}"#
+    );
+    let asked = ServerFrame::Error {
+        id: Some(5),
+        error: ErrorBody::proof_required(ProofKind::Invite, "enter your invite code"),
+    };
+    assert_eq!(
+        json(&asked),
+        r#"{"type":"error","id":5,"error":{"code":"proof_required","message":"enter your invite code","proof":"invite"}}"#
     );
 }
 

@@ -21,7 +21,7 @@ pub mod request;
 pub use call::Signal;
 pub use codec::{Codec, CodecError};
 pub use command::{Command, CommandSchema};
-pub use error::{ErrorBody, ErrorCode};
+pub use error::{ErrorBody, ErrorCode, ProofKind};
 pub use event::{Event, FrameClass, KickCode, ReceiptKind};
 pub use reply::{ConversationSummary, PresenceStatus, ReactionSummary, Receipt, Reply};
 pub use request::{DeviceInfo, HistoryQuery, Request};
