@@ -3,7 +3,8 @@
 //! the server writes to its log, befriend, chat, typing,
 //! read receipts, an image, an XSS attempt, a group with its previews and "seen by", two
 //! tabs of one user on one connection, a message typed offline and kept across a reload,
-//! a refused send with retry and discard).
+//! a refused send with retry and discard), and a third user registering on a second
+//! server, one that admits by invite, with a code made through its admin API.
 //!
 //! Needs `node`, `/usr/bin/chromium` and `tests/browser/node_modules/playwright-core`
 //! (`npm ci` in `tests/browser`). Without them the test prints `SKIPPED` and passes,
@@ -56,6 +57,50 @@ fn drain(pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
 /// Starts the server with registration by verification code, its log (where the codes
 /// go) in `log`.
 fn start_server(dir: &Path, log: &Path) -> (Guard, String) {
+    let (server, base, _) = start_with(dir, log, &["--registration", "code"]);
+    (server, base)
+}
+
+/// The admin token of the server started by invite.
+const ADMIN_TOKEN: &str = "browser-test-admin-token";
+
+/// Starts a second server, which admits by invite, in `dir`, and makes an invite of one
+/// use on it through its admin API: the server, its base URL and the code.
+fn start_invite_server(dir: &Path) -> (Guard, String, String) {
+    let (server, base, admin) = start_with(
+        dir,
+        &dir.join("server.log"),
+        &[
+            "--registration",
+            "invite",
+            "--admin",
+            "127.0.0.1:0",
+            "--admin-token",
+            ADMIN_TOKEN,
+        ],
+    );
+    let admin = admin.expect("the server printed its admin address");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let made: serde_json::Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{admin}/admin/v1/invites"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"uses": 1, "note": "browser test"}))
+            .send()
+            .await
+            .expect("the admin API answers")
+            .json()
+            .await
+            .expect("an invite")
+    });
+    let code = made["code"].as_str().expect("a code").to_owned();
+    (server, base, code)
+}
+
+/// Starts the server with these arguments besides its ports, database and uploads in
+/// `dir` and its log in `log`: it, its base URL and its admin URL if it has one.
+fn start_with(dir: &Path, log: &Path, args: &[&str]) -> (Guard, String, Option<String>) {
+    std::fs::create_dir_all(dir).expect("the server directory is made");
     let log = std::fs::File::create(log).expect("the server log is created");
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args([
@@ -65,9 +110,8 @@ fn start_server(dir: &Path, log: &Path) -> (Guard, String) {
             "127.0.0.1:0",
             "--log",
             "warn",
-            "--registration",
-            "code",
         ])
+        .args(args)
         .arg("--database")
         .arg(format!(
             "sqlite://{}?mode=rwc",
@@ -92,16 +136,23 @@ fn start_server(dir: &Path, log: &Path) -> (Guard, String) {
         }
     });
     let deadline = Instant::now() + START_TIMEOUT;
-    loop {
+    let wants_admin = args.contains(&"--admin");
+    let (mut base, mut admin) = (None, None);
+    while base.is_none() || (wants_admin && admin.is_none()) {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
             .unwrap_or_else(|e| panic!("the server printed no http:// address ({e})"));
         if let Some(at) = line.find("http://") {
             let url = line[at..].trim().trim_end_matches('/').to_owned();
-            return (server, url);
+            if line.contains("admin") {
+                admin = Some(url);
+            } else {
+                base = Some(url);
+            }
         }
     }
+    (server, base.expect("checked above"), admin)
 }
 
 #[test]
@@ -144,6 +195,7 @@ fn web_page_end_to_end() {
     std::fs::create_dir_all(&dir).expect("the test directory is created");
     let log = dir.join("server.log");
     let (_server, base) = start_server(&dir, &log);
+    let (_invites, invite_base, invite_code) = start_invite_server(&dir.join("by-invite"));
 
     let screenshot = workspace.join("target/browser-e2e.png");
     let started = Instant::now();
@@ -152,6 +204,8 @@ fn web_page_end_to_end() {
         .arg(&base)
         .arg(&screenshot)
         .arg(&log)
+        .arg(&invite_base)
+        .arg(&invite_code)
         .current_dir(&script_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -3,10 +3,13 @@
 // attempt stays text; then a group, a second tab of one user sharing its connection, a
 // message typed offline, and a refused send.
 //
-//   node e2e.mjs http://127.0.0.1:PORT /path/to/screenshot.png /path/to/server.log
+//   node e2e.mjs http://127.0.0.1:PORT /path/to/screenshot.png /path/to/server.log \
+//     [http://127.0.0.1:PORT2 INVITE_CODE]
 //
 // The server runs with `--registration code`: registering asks for a code, which the
-// server writes to its log (the log sender), where this script reads it.
+// server writes to its log (the log sender), where this script reads it. The second
+// server, if given, runs with `--registration invite`, and INVITE_CODE is one of its
+// invites: a third user registers there with it.
 //
 // Exit code 0 on success. On failure it prints the step that failed and saves a
 // screenshot of each page next to the screenshot path, with a `-failure` suffix.
@@ -18,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 
-const [base, shotPath, serverLog] = process.argv.slice(2);
+const [base, shotPath, serverLog, inviteBase, inviteCode] = process.argv.slice(2);
 if (!base || !shotPath || !serverLog) {
   console.error('usage: node e2e.mjs BASE_URL SCREENSHOT_PATH SERVER_LOG');
   process.exit(2);
@@ -822,6 +825,31 @@ async function main() {
   });
   log(`screenshot: ${darkPath}`);
   const narrowPath = shotPath.replace(/\.png$/, '') + '-375.png';
+  if (inviteBase) {
+    await run('on a server by invite, the page asks for an invite code, refuses a wrong one, and registers', async () => {
+      const context = await browser.newContext({ viewport: { width: 960, height: 700 } });
+      const page = await context.newPage();
+      await page.goto(inviteBase, { timeout: STEP_TIMEOUT });
+      await tid(page, 'register-username').fill(`cid_${suffix}`);
+      await tid(page, 'register-display-name').fill('Cid');
+      await tid(page, 'register-password').fill(PASSWORD);
+      await tid(page, 'register-submit').click();
+      await tid(page, 'register-proof').waitFor({ state: 'visible' });
+      // No address to give and no code to send: only the invite.
+      if (await tid(page, 'register-contact').isVisible()) throw new Error('asked for an address');
+      if (await tid(page, 'send-code').isVisible()) throw new Error('offered to send a code');
+      await page.locator('#register-proof-label').filter({ hasText: 'Invite code' }).waitFor();
+      await tid(page, 'register-code').fill('aaaa-bbbb-cccc-dddd');
+      await tid(page, 'register-submit').click();
+      await tid(page, 'register-proof-hint').filter({ hasText: 'not valid' }).waitFor();
+      // Typed as people do: capitals, spaces for dashes.
+      await tid(page, 'register-code').fill(inviteCode.toUpperCase().replaceAll('-', ' '));
+      await tid(page, 'register-submit').click();
+      await tid(page, 'auth-status').filter({ hasText: 'created' }).waitFor();
+      await context.close();
+    });
+  }
+
   await run('screenshot at a phone\'s width (375 px)', async () => {
     for (const page of Object.values(pages)) await page.setViewportSize({ width: 375, height: 700 });
     await screenshotBoth(narrowPath);
