@@ -45,7 +45,8 @@ pub struct ProfileChange {
 /// - `set_disabled` marks an account disabled or enabled in one atomic step and says
 ///   whether that changed it; `is_disabled` reads the mark. Both fail with `NotFound`
 ///   for unknown users. A new account is enabled. A disabled account gains no friend,
-///   friend request or group (`Conflict` with [`ACCOUNT_DISABLED`]): a request, an
+///   friend request or group (`Conflict` with [`ACCOUNT_DISABLED`]; it may still be
+///   blocked): a request, an
 ///   accept or an add at the same moment as the disable either comes first, and is seen
 ///   by whoever reads the account's ties after `set_disabled` returned, or is refused.
 ///

@@ -1064,7 +1064,8 @@ pub async fn concurrent_adds_of_one_member_all_succeed(s: Arc<dyn Storage>) {
 }
 
 /// A disabled account gains no friend request, friendship or group (`Conflict`,
-/// [`ACCOUNT_DISABLED`]), and nothing changes; enabled again, it can. A request, an accept
+/// [`ACCOUNT_DISABLED`]), and nothing changes, but may be blocked; enabled again, it
+/// gains them again. A request, an accept
 /// or an add at the same moment as the disable either came first, and then whoever reads
 /// the account's ties after `set_disabled` returned sees it, or is refused: what a
 /// deletion reads right after disabling is everything it has to undo.
@@ -1137,6 +1138,14 @@ pub async fn disabled_accounts_gain_no_ties_even_at_once(s: Arc<dyn Storage>) {
         1,
         "no group h"
     );
+    // A block is no tie it gains: blocking a disabled account works, and so does
+    // unblocking it.
+    assert!(
+        s.set_blocked(c, b, true)
+            .await
+            .expect("block a disabled account")
+    );
+    assert!(s.set_blocked(c, b, false).await.expect("unblock it"));
     // Enabled again, it can.
     s.set_disabled(b, false).await.expect("enable");
     s.accept_friend_request(b, a, Timestamp(2))

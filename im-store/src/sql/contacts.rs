@@ -45,10 +45,16 @@ async fn delete_requests_between(
 /// Locks both users' rows until the transaction ends, lower id first, so that calls on
 /// the same two users run one after the other and never deadlock each other (PostgreSQL
 /// and MySQL; SQLite has one writer, and sea-query writes no lock clause for it).
-/// `Conflict` ([`ACCOUNT_DISABLED`](im_core::storage::ACCOUNT_DISABLED)) if either is a
-/// disabled account.
-async fn lock_pair(txn: &DatabaseTransaction, a: UserId, b: UserId) -> StorageResult<()> {
-    super::users::lock_users(txn, &[a, b]).await
+/// With `refuse_disabled` (a request, an accept: a new tie), `Conflict`
+/// ([`ACCOUNT_DISABLED`](im_core::storage::ACCOUNT_DISABLED)) if either is a disabled
+/// account; a block is a tie nobody minds a disabled account getting.
+async fn lock_pair(
+    txn: &DatabaseTransaction,
+    a: UserId,
+    b: UserId,
+    refuse_disabled: bool,
+) -> StorageResult<()> {
+    super::users::lock_users(txn, &[a, b], refuse_disabled).await
 }
 
 /// Makes `a` and `b` friends both ways since `at` and deletes the requests between them.
@@ -79,7 +85,7 @@ impl ContactStore for SqlStorage {
     async fn put_friend_request(&self, request: FriendRequest) -> StorageResult<RequestOutcome> {
         let (from, to) = (request.from, request.to);
         let txn = super::begin(&self.db).await.map_err(db_error)?;
-        lock_pair(&txn, from, to).await?;
+        lock_pair(&txn, from, to, true).await?;
         // Under the pair's lock: a block made at the same moment either came first (and is
         // seen here) or deletes this request after it.
         let either = |a: UserId, b: UserId| {
@@ -172,7 +178,7 @@ impl ContactStore for SqlStorage {
         at: Timestamp,
     ) -> StorageResult<()> {
         let txn = super::begin(&self.db).await.map_err(db_error)?;
-        lock_pair(&txn, from, to).await?;
+        lock_pair(&txn, from, to, true).await?;
         let done = friend_request::Entity::delete_by_id((i(from.0), i(to.0)))
             .exec(&txn)
             .await
@@ -237,7 +243,7 @@ impl ContactStore for SqlStorage {
         }
         let txn = super::begin(&self.db).await.map_err(db_error)?;
         // Two blocks at once: the second waits here, then sees the first's row.
-        lock_pair(&txn, user, target).await?;
+        lock_pair(&txn, user, target, false).await?;
         delete_requests_between(&txn, user, target).await?;
         // Asked, not inferred from the insert: MySQL reports a conflict that changed
         // nothing as one row affected.

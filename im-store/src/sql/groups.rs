@@ -89,7 +89,7 @@ impl GroupStore for SqlStorage {
     ) -> StorageResult<(Group, Message)> {
         let txn = super::begin(&self.db).await.map_err(db_error)?;
         let firsts: Vec<UserId> = members.iter().map(|(user, _)| *user).collect();
-        super::users::lock_users(&txn, &firsts).await?;
+        super::users::lock_users(&txn, &firsts, true).await?;
         let row = group::ActiveModel {
             id: NotSet,
             name: Set(new.name.clone()),
@@ -164,7 +164,7 @@ impl GroupStore for SqlStorage {
 
         if !change.add.is_empty() {
             let added: Vec<UserId> = change.add.iter().map(|(user, _)| *user).collect();
-            super::users::lock_users(&txn, &added).await?;
+            super::users::lock_users(&txn, &added, true).await?;
             // Members already in the group are left as they are.
             let present: HashSet<i64> = member::Entity::find()
                 .select_only()

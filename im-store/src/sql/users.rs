@@ -15,12 +15,16 @@ use super::entity::user;
 use super::{SqlStorage, db_error, i, u};
 
 /// Locks these users' rows until the transaction ends, lowest id first (so that two
-/// transactions locking overlapping sets never deadlock each other), and refuses with
-/// `Conflict` ([`ACCOUNT_DISABLED`]) if one is a disabled account. A `set_disabled` at the
-/// same moment waits for the transaction, or came first and is read here: a locking read
-/// sees the newest committed row (PostgreSQL, MySQL; SQLite has one writer, and
-/// sea-query writes no lock clause for it).
-pub(crate) async fn lock_users(txn: &DatabaseTransaction, users: &[UserId]) -> StorageResult<()> {
+/// transactions locking overlapping sets never deadlock each other), and, with
+/// `refuse_disabled`, refuses with `Conflict` ([`ACCOUNT_DISABLED`]) if one is a disabled
+/// account. A `set_disabled` at the same moment waits for the transaction, or came first
+/// and is read here: a locking read sees the newest committed row (PostgreSQL, MySQL;
+/// SQLite has one writer, and sea-query writes no lock clause for it).
+pub(crate) async fn lock_users(
+    txn: &DatabaseTransaction,
+    users: &[UserId],
+    refuse_disabled: bool,
+) -> StorageResult<()> {
     if users.is_empty() {
         return Ok(());
     }
@@ -34,7 +38,7 @@ pub(crate) async fn lock_users(txn: &DatabaseTransaction, users: &[UserId]) -> S
         .all(txn)
         .await
         .map_err(db_error)?;
-    if disabled.iter().any(Option::is_some) {
+    if refuse_disabled && disabled.iter().any(Option::is_some) {
         return Err(StorageError::Conflict(ACCOUNT_DISABLED));
     }
     Ok(())
