@@ -80,7 +80,9 @@ impl Engine {
     /// handing the group to its longest-standing admin, or member if it has no admin:
     /// `owner_changed`, then `member_left`, in the group's timeline), its friendships end
     /// (each friend gets `friend_removed`) and its pending friend requests are withdrawn,
-    /// and its profile is wiped (display name [`DELETED_NAME`], no avatar, no password).
+    /// and its profile is wiped (display name [`DELETED_NAME`], no avatar, and a password
+    /// nobody knows). A group it was the last member of is left empty, and nobody may
+    /// join it any more.
     /// Its messages stay in the conversations' history, shown under that name; its id
     /// and username stay taken, so that nobody else answers to them later.
     ///
@@ -185,9 +187,14 @@ impl Shared {
             avatar: Some(None),
         };
         self.storage.update_profile(user, wiped).await?;
-        // No hash verifies against an empty one: a login is refused anyway (disabled),
-        // and an enable without a password reset lets nobody in.
-        self.storage.set_password_hash(user, String::new()).await?;
+        // The hash of a secret nobody ever sees: a login is refused (disabled), an
+        // enable without a password reset lets nobody in, and a login attempt costs a
+        // full hash, as for any account, so its timing does not tell a deleted one.
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|_| ApiError::internal())?;
+        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let hash = self.hash_password(secret).await?;
+        self.storage.set_password_hash(user, hash).await?;
         Ok(done)
     }
 

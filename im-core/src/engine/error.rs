@@ -2,7 +2,7 @@ use std::borrow::Cow;
 
 use crate::model::InvalidValue;
 use crate::protocol::{ErrorBody, ErrorCode, ProofKind};
-use crate::storage::StorageError;
+use crate::storage::{ACCOUNT_DISABLED, StorageError};
 
 /// Why a request failed, as the engine decides it: a stable code and a message safe to
 /// show the client. Backend details are logged here and never put in the message.
@@ -88,6 +88,9 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            // Others are not told an account is disabled (its owner is, at login, after
+            // the right password): to them it is gone.
+            StorageError::Conflict(ACCOUNT_DISABLED) => ApiError::not_found("no such user"),
             StorageError::Conflict(what) => ApiError::conflict(what),
             StorageError::Unsupported(what) => {
                 ApiError::new(ErrorCode::Invalid, format!("not supported here: {what}"))

@@ -61,9 +61,7 @@ impl Shared {
                     self.config.max_group_members
                 )));
             }
-            Err(StorageError::Conflict(ACCOUNT_DISABLED)) => {
-                return Err(ApiError::conflict(ACCOUNT_DISABLED));
-            }
+            Err(e @ StorageError::Conflict(ACCOUNT_DISABLED)) => return Err(e.into()),
             Err(StorageError::Conflict(_)) => {
                 self.invalidate_group(group).await;
                 return Err(ApiError::conflict(
@@ -208,6 +206,11 @@ impl Shared {
         };
         if before.get(me.user).is_some() {
             return Err(ApiError::conflict("already a member"));
+        }
+        // A group nobody is in (its last member's account was deleted) has nobody to
+        // run it: it is gone.
+        if before.ids.is_empty() {
+            return Err(ApiError::not_found("no such group"));
         }
         if !before.group.open {
             return Err(ApiError::forbidden("this group is invite-only"));
