@@ -3,7 +3,9 @@
 //! conversation; its uploader may fetch it, and so may whoever may read a live message
 //! showing it, in that conversation or (named by `conversation`) one it was forwarded
 //! to ([`Engine::check_download`](im_core::Engine::check_download)): once recalled, it
-//! is served to nobody else. Its type is sniffed from its bytes, never taken from the
+//! is served to nobody else. The gateway tells the engine who uploaded which file
+//! ([`Engine::set_uploads`](im_core::Engine::set_uploads)), so that a message shows
+//! only a file its sender may share there. Its type is sniffed from its bytes, never taken from the
 //! client, and it is served with `nosniff` and a sandboxing CSP so that no upload can
 //! run as a page of this origin.
 
@@ -20,11 +22,43 @@ use warp::reply::Response;
 use crate::Gateway;
 use crate::blob::{self, BlobMeta};
 use crate::http::{self, Body, error, error_of};
-use im_core::engine::{Identity, Upload};
+use im_core::engine::{Identity, Upload, Uploads};
 
 /// The url messages name an upload by.
 pub(crate) fn url_of(id: &str) -> String {
-    format!("/v1/attachments/{id}")
+    format!("{PREFIX}{id}")
+}
+
+/// What an upload's url starts with.
+const PREFIX: &str = "/v1/attachments/";
+
+/// The engine's view of the uploads in a blob store: who uploaded the file a url names
+/// ([`Engine::set_uploads`](im_core::Engine::set_uploads), made by [`Gateway::new`]).
+#[derive(Debug)]
+pub(crate) struct BlobUploads(pub(crate) std::sync::Arc<dyn crate::BlobStore>);
+
+#[async_trait::async_trait]
+impl Uploads for BlobUploads {
+    async fn upload(&self, url: &str) -> Result<Option<(UserId, ConversationId)>, ErrorBody> {
+        let Some(rest) = url.strip_prefix(PREFIX) else {
+            return Ok(None);
+        };
+        // The file is the same with a query or a fragment after its id.
+        let id = rest.split(['?', '#']).next().unwrap_or_default();
+        match self.0.meta(id).await {
+            Ok(Some(meta)) => Ok(Some((meta.owner, meta.conversation))),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "reading an upload's metadata failed");
+                let mut body = ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    "the file could not be looked up, retry later",
+                );
+                body.retry_after_ms = Some(1000);
+                Err(body)
+            }
+        }
+    }
 }
 
 /// The download's `conversation` parameter: where the client saw the file (the upload's
@@ -49,7 +83,7 @@ fn seen_in(query: &str) -> Result<Option<ConversationId>, &'static str> {
 pub(crate) struct Uploaded<'a> {
     /// The file's id.
     id: &'a str,
-    /// Where members of the conversation fetch it (`/v1/attachments/{id}`).
+    /// The url a message names it by, and where it is fetched (`/v1/attachments/{id}`).
     url: String,
     /// Its type, sniffed from its bytes.
     mime: &'a str,

@@ -72,6 +72,10 @@ impl Gateway {
         let transfers = Arc::new(tokio::sync::Semaphore::new(config.max_transfers.max(1)));
         let uploads = std::num::NonZeroU32::new(config.uploads_per_user_per_minute)
             .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)));
+        if let Some(blobs) = &blobs {
+            // A message may show only a file its sender may share (the engine asks here).
+            engine.set_uploads(Arc::new(attachments::BlobUploads(blobs.clone())));
+        }
         let grace = config.upload_grace;
         let inner = Arc::new(Inner {
             engine,

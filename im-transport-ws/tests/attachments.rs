@@ -1,9 +1,9 @@
 //! Who may fetch an upload, and when it is removed: its uploader always; anyone else
 //! while a live message showing it is theirs to read (in the conversation it was
 //! uploaded for, or one it was forwarded to, named by `?conversation=`); nobody else
-//! once every such message is recalled. Files no message names are removed after the
-//! grace period, by the gateway's own pass and by `collect_uploads`, also when two
-//! passes run at once.
+//! once every such message is recalled. A message shows a file only where its sender
+//! may share it. Files no message names are removed after the grace period, by the
+//! gateway's own pass and by `collect_uploads`, also when two passes run at once.
 
 mod common;
 
@@ -224,4 +224,121 @@ async fn the_gateway_removes_unused_files_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(fetch(&api, &tb, &kept, None).await, StatusCode::OK);
+}
+
+/// A message shows a file only where its sender may share it: their own upload, or one
+/// a live message already shows them in that conversation; anyone else's goes on by a
+/// forward. So nobody keeps a file within reach by posting its url elsewhere, and once
+/// every message showing it is recalled only its uploader may show it again. An edit is
+/// held to the same rule.
+#[tokio::test]
+async fn a_message_shows_only_a_file_its_sender_may_share() {
+    let server = start_with(test_config(), WsConfig::default()).await;
+    let api = server.api();
+    let (alice, ta) = api.user("alice").await;
+    let (bob, tb) = api.user("bob").await;
+    let (carol, tc) = api.user("carol").await;
+    api.befriend((alice, &ta), (bob, &tb)).await;
+    api.befriend((bob, &tb), (carol, &tc)).await;
+    api.befriend((alice, &ta), (carol, &tc)).await;
+    let (ab, bc, ac) = (direct(alice, bob), direct(bob, carol), direct(alice, carol));
+    let photo = upload(&api, &ta, &ab).await;
+    let post = |token: &str, conversation: &str, key: &str| {
+        let api = api.clone();
+        let (token, conversation, key, url) = (
+            token.to_owned(),
+            conversation.to_owned(),
+            key.to_owned(),
+            photo.clone(),
+        );
+        async move {
+            api.call(
+                Method::POST,
+                &format!("/v1/conversations/{conversation}/messages"),
+                Some(&token),
+                Some(json!({"client_id": key, "body": {"type": "image", "url": url, "mime": "image/png", "size": 1}})),
+            )
+            .await
+        }
+    };
+    // Not yet sent: nobody but Alice may show it, anywhere.
+    let refused = post(&tb, &bc, "b1").await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "{refused:?}"
+    );
+    let seq = show(&api, &ta, &ab, &photo, "a1").await;
+    // Shown to Bob in ab: he may show it there again, not in another chat...
+    assert_eq!(post(&tb, &bc, "b2").await.status, StatusCode::FORBIDDEN);
+    let again = post(&tb, &ab, "b3").await;
+    assert_eq!(again.status, StatusCode::CREATED, "{again:?}");
+    let bob_seq = again.body["seq"].as_u64().unwrap();
+    // ...where a forward takes it.
+    let forwarded = api
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{ab}/messages/{seq}/forward"),
+            Some(&tb),
+            Some(json!({"to": bc, "client_id": "fwd"})),
+        )
+        .await;
+    assert_eq!(forwarded.status, StatusCode::CREATED, "{forwarded:?}");
+    // Carol sees it in bc (the forward) and may show it there, not in her chat with
+    // Alice, where nothing shows it to her; nor by editing a message there into it.
+    assert_eq!(post(&tc, &bc, "c1").await.status, StatusCode::CREATED);
+    assert_eq!(post(&tc, &ac, "c2").await.status, StatusCode::FORBIDDEN);
+    let text = api
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{ac}/messages"),
+            Some(&tc),
+            Some(json!({"client_id": "c3", "body": {"type": "text", "text": "soon a photo"}})),
+        )
+        .await;
+    let text_seq = text.body["seq"].as_u64().unwrap();
+    let edited = api
+        .call(
+            Method::PUT,
+            &format!("/v1/conversations/{ac}/messages/{text_seq}"),
+            Some(&tc),
+            Some(json!({"body": {"type": "image", "url": photo, "mime": "image/png", "size": 1}})),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::FORBIDDEN, "{edited:?}");
+
+    // Every message showing it in ab recalled: Bob may no longer show it there; Alice,
+    // whose file it is, may show it anywhere.
+    recall(&api, &ta, &ab, seq).await;
+    recall(&api, &tb, &ab, bob_seq).await;
+    assert_eq!(post(&tb, &ab, "b4").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(post(&ta, &ac, "a2").await.status, StatusCode::CREATED);
+}
+
+/// In a group, a member who joined after a message showed a file does not get it (the
+/// history before their joining is not theirs); once a message after their joining
+/// shows it, they do.
+#[tokio::test]
+async fn a_member_gets_the_files_shown_since_they_joined() {
+    let server = start_with(test_config(), WsConfig::default()).await;
+    let api = server.api();
+    let (alice, ta) = api.user("alice").await;
+    let (carol, tc) = api.user("carol").await;
+    api.befriend((alice, &ta), (carol, &tc)).await;
+    let group = api.group(&ta).await;
+    let g = format!("g:{group}");
+    let photo = upload(&api, &ta, &g).await;
+    show(&api, &ta, &g, &photo, "before").await;
+    let added = api
+        .call(
+            Method::POST,
+            &format!("/v1/groups/{group}/members"),
+            Some(&ta),
+            Some(json!({"users": [carol]})),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{added:?}");
+    assert_eq!(fetch(&api, &tc, &photo, None).await, StatusCode::NOT_FOUND);
+    show(&api, &ta, &g, &photo, "after").await;
+    assert_eq!(fetch(&api, &tc, &photo, None).await, StatusCode::OK);
 }

@@ -935,7 +935,8 @@
     conn.session = false;
     if (code === 'shutdown') return; // the close follows; reconnect with backoff
     conn.noReconnect = true;
-    if (code === 'revoked' || code === 'password_changed') {
+    // The token is gone with these: back to the login screen, the reason shown.
+    if (['revoked', 'password_changed', 'disabled', 'deleted'].includes(code)) {
       setToken(null);
       resetState();
       showAuth(`You were logged out: ${reason}.`, true);

@@ -76,30 +76,45 @@ impl Shared {
         let display_name = validate::name("display_name", &display_name)?;
         if let Some(avatar) = &avatar {
             validate::url("avatar", avatar)?;
+            self.not_an_upload(avatar).await?;
         }
         validate::proof(proof.as_deref())?;
         if let Some(contact) = &contact {
             validate::contact(contact)?;
         }
-        let registration = Registration {
-            username: &username,
-            display_name: &display_name,
-            proof: proof.as_deref(),
-            contact: contact.as_deref(),
-            peer,
-        };
-        self.gate
-            .admit(&registration)
-            .await
-            .map_err(ApiError::from_gate)?;
-        let created = self
-            .create_account(&username, &display_name, avatar, password)
-            .await;
-        match &created {
-            Ok(user) => self.gate.registered(user, &registration).await,
-            Err(_) => self.gate.abandoned(&registration).await,
-        }
-        Ok(reply::User { user: created? })
+        // From the gate's admission to its `registered` or `abandoned`, in a task of its
+        // own: a client that goes away meanwhile cannot leave a proof used up (an
+        // invite's use, a code) by an account that was never made.
+        let shared = self.this.upgrade().ok_or_else(ApiError::internal)?;
+        let peer = peer.clone();
+        let created = tokio::spawn(async move {
+            let registration = Registration {
+                username: &username,
+                display_name: &display_name,
+                proof: proof.as_deref(),
+                contact: contact.as_deref(),
+                peer: &peer,
+            };
+            shared
+                .gate
+                .admit(&registration)
+                .await
+                .map_err(ApiError::from_gate)?;
+            let created = shared
+                .create_account(&username, &display_name, avatar, password)
+                .await;
+            match &created {
+                Ok(user) => shared.gate.registered(user, &registration).await,
+                Err(_) => shared.gate.abandoned(&registration).await,
+            }
+            created
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a registration task failed");
+            ApiError::internal()
+        })??;
+        Ok(reply::User { user: created })
     }
 
     /// Hashes a new password on the blocking pool.
@@ -485,6 +500,7 @@ impl Shared {
             Some(url) if url.is_empty() => Some(None),
             Some(url) => {
                 validate::url("avatar", &url)?;
+                self.not_an_upload(&url).await?;
                 Some(Some(url))
             }
         };

@@ -105,6 +105,7 @@ impl Shared {
         if target.sender != me.user {
             return Err(ApiError::forbidden("only the sender may edit a message"));
         }
+        self.may_show(me.user, conversation, &body).await?;
         if matches!(target.body, Body::System { .. }) {
             return Err(ApiError::conflict(
                 "system messages and recalled messages cannot be edited",

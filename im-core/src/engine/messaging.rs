@@ -25,7 +25,7 @@ impl Shared {
         request: request::Send,
     ) -> ApiResult<reply::Sent> {
         let conversation = request.conversation;
-        let (access, message) = self.prepare_send(me, request).await?;
+        let (access, message) = self.prepare_send(me, request, true).await?;
         let appended = self.storage.append(conversation, message).await?;
         Ok(self.acknowledge(me, &access, appended).await)
     }
@@ -43,7 +43,7 @@ impl Shared {
         let mut batch = Vec::new();
         for send in sends {
             let conversation = send.conversation;
-            match self.prepare_send(me, send).await {
+            match self.prepare_send(me, send, true).await {
                 Ok((access, message)) => {
                     allowed.push((answers.len(), access));
                     batch.push((conversation, message));
@@ -66,12 +66,14 @@ impl Shared {
     }
 
     /// Everything a send checks before it is stored: rate, client id, body, that the
-    /// sender may write to the conversation, and that a quoted message is one they can
-    /// read.
+    /// sender may write to the conversation, that a quoted message is one they can
+    /// read, and, for a body of their own (not a forward's), that a file it shows is
+    /// theirs to show there (`may_show`).
     async fn prepare_send(
         &self,
         me: &SessionHandle,
         request: request::Send,
+        own_body: bool,
     ) -> ApiResult<(Access, NewMessage)> {
         let request::Send {
             conversation,
@@ -89,6 +91,9 @@ impl Shared {
         }
         if let Some(quoted) = reply_to {
             self.check_quotable(conversation, &access, quoted).await?;
+        }
+        if own_body {
+            self.may_show(me.user, conversation, &body).await?;
         }
         let mentions = mentioned(me.user, &access, mentions)?;
         let message = NewMessage {
@@ -135,7 +140,8 @@ impl Shared {
         };
         // A recalled message, or a group's record of a change, is a system body, which
         // `prepare_send` refuses like any client-sent one.
-        let (access, mut message) = self.prepare_send(me, send).await?;
+        // The body is one the sender can read: any file it shows may go on with it.
+        let (access, mut message) = self.prepare_send(me, send, false).await?;
         message.forwarded = Some(origin);
         let appended = self.storage.append(to, message).await?;
         Ok(self.acknowledge(me, &access, appended).await)

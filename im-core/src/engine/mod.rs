@@ -46,7 +46,7 @@ mod typing;
 mod validate;
 
 pub use admin::{DELETED_NAME, DeletedUser, SessionInfo};
-pub use attachments::Upload;
+pub use attachments::{Upload, Uploads};
 pub use config::{DevicePolicy, DirectPolicy, EngineConfig, ExcessSessions, millis};
 pub use execute::Identity;
 pub use invites::{MAX_INVITE_LIFETIME, MAX_INVITE_USES};
@@ -128,6 +128,9 @@ pub(crate) struct Shared {
     pub(crate) hooks: Arc<dyn Hooks>,
     /// Who may register and log in beyond a password.
     pub(crate) gate: Arc<dyn Gate>,
+    /// Who uploaded which file, once a transport that stores uploads says
+    /// ([`Engine::set_uploads`]).
+    pub(crate) uploads: std::sync::OnceLock<Arc<dyn Uploads>>,
     pub(crate) node: NodeId,
     pub(crate) hasher: PasswordHasher,
     /// Permits for password hashes running at once.
@@ -242,6 +245,7 @@ impl EngineBuilder {
             presence,
             hooks: self.hooks.unwrap_or_else(|| Arc::new(NoHooks)),
             gate: self.gate.unwrap_or_else(|| Arc::new(OpenGate)),
+            uploads: std::sync::OnceLock::new(),
             node,
             hasher,
             hashing: Arc::new(tokio::sync::Semaphore::new(

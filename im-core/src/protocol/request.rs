@@ -282,7 +282,7 @@ pub struct UpdateProfile {
     /// A new display name (1 to 64 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// A new avatar URL (`http(s)://…`, or a path on this server such as an upload's);
+    /// A new avatar URL (`http(s)://…`, or a path on this server other than an upload's);
     /// an empty string removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,

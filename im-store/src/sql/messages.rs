@@ -97,17 +97,6 @@ impl From<StorageError> for AppendError {
 /// How many leading characters of the client id start the idempotency key.
 pub(crate) const KEY_PREFIX: usize = 16;
 
-/// A message's idempotency key (`None` without a client id): the client id's first
-/// [`KEY_PREFIX`] characters, then the SHA-256, in hex, of its conversation, sender,
-/// device and client id.
-///
-/// The hash makes the key exact on every database (MySQL's collations would take `abc`
-/// and `abc ` for one key) and fixed-width enough for one indexed `IN` lookup per batch.
-/// The prefix gives the unique index locality: client ids that start with the time (our
-/// client's, UUIDv7, ULID) land next to each other, so a batch's inserts touch a few
-/// index pages instead of one random page each. Measured on SQLite, where every page a
-/// commit touches is written to the WAL: 12,700 appends/s with hash-only keys against
-/// 40,400 with ordered ones (batches of 31, synchronous = FULL).
 /// What `im_messages.attachment` holds for a body naming an attachment: the SHA-256
 /// (hex) of its url, fixed in length whatever the url's (up to 1024 bytes), so that
 /// every database can index it.
@@ -132,6 +121,17 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A message's idempotency key (`None` without a client id): the client id's first
+/// [`KEY_PREFIX`] characters, then the SHA-256, in hex, of its conversation, sender,
+/// device and client id.
+///
+/// The hash makes the key exact on every database (MySQL's collations would take `abc`
+/// and `abc ` for one key) and fixed-width enough for one indexed `IN` lookup per batch.
+/// The prefix gives the unique index locality: client ids that start with the time (our
+/// client's, UUIDv7, ULID) land next to each other, so a batch's inserts touch a few
+/// index pages instead of one random page each. Measured on SQLite, where every page a
+/// commit touches is written to the WAL: 12,700 appends/s with hash-only keys against
+/// 40,400 with ordered ones (batches of 31, synchronous = FULL).
 pub(crate) fn idem_key(conversation: &str, m: &NewMessage) -> Option<String> {
     use sha2::{Digest, Sha256};
     (!m.client_id.is_empty()).then(|| {
