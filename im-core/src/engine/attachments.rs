@@ -84,10 +84,11 @@ impl Engine {
             .map_err(ApiError::into_body)
     }
 
-    /// Tells the engine who uploaded which file, so that a message may show only files
-    /// its sender may share (see the [module](self)). The first call wins (`false` for a
-    /// later one). Without it, the engine cannot tell uploads apart and lets a message
-    /// name any url.
+    /// Tells the engine who uploaded which file, so that a message (a send, an edit) may
+    /// show only a file its sender may share: their own upload, or one a live message
+    /// already shows them in that conversation (anyone else's goes on by a forward of
+    /// the message showing it). The first call wins (`false` for a later one). Without
+    /// it, the engine cannot tell uploads apart and lets a message name any url.
     pub fn set_uploads(&self, uploads: Arc<dyn Uploads>) -> bool {
         self.shared.uploads.set(uploads).is_ok()
     }
