@@ -33,7 +33,7 @@
 //!
 //! [`Engine::create_invite`]: crate::Engine::create_invite
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -83,10 +83,11 @@ pub fn invite_id(code: &str) -> String {
         .filter(|c| !c.is_whitespace() && *c != '-')
         .flat_map(char::to_lowercase)
         .collect();
-    Sha256::digest(normal.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut id = String::with_capacity(64);
+    for b in Sha256::digest(normal.as_bytes()) {
+        let _ = write!(id, "{b:02x}");
+    }
+    id
 }
 
 /// A [`Gate`] that admits a registration showing a live invite code as its `proof`,

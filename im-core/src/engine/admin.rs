@@ -187,14 +187,13 @@ impl Shared {
             avatar: Some(None),
         };
         self.storage.update_profile(user, wiped).await?;
-        // The hash of a secret nobody ever sees: a login is refused (disabled), an
-        // enable without a password reset lets nobody in, and a login attempt costs a
-        // full hash, as for any account, so its timing does not tell a deleted one.
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|_| ApiError::internal())?;
-        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        let hash = self.hash_password(secret).await?;
-        self.storage.set_password_hash(user, hash).await?;
+        // The engine's hash of a random password nobody knows (the one unknown usernames
+        // are checked against): a login is refused (disabled), an enable without a
+        // password reset lets nobody in, and a login attempt costs a full hash, as for
+        // any account, so its timing does not tell a deleted one.
+        self.storage
+            .set_password_hash(user, self.dummy_hash.clone())
+            .await?;
         Ok(done)
     }
 

@@ -25,10 +25,6 @@ fn to_record(m: device::Model) -> StorageResult<DeviceRecord> {
     })
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn hex_decode(s: &str) -> StorageResult<Vec<u8>> {
     let bad = || StorageError::Backend("bad token hash stored".into());
     if !s.len().is_multiple_of(2) {
@@ -50,7 +46,7 @@ impl DeviceStore for SqlStorage {
             platform: Set(platform_str(record.device.platform).to_owned()),
             logged_in_at: Set(record.device.logged_in_at.0),
             expires_at: Set(record.device.expires_at.0),
-            token_hash: Set(hex_encode(&record.token_hash)),
+            token_hash: Set(super::hex(&record.token_hash)),
         };
         let replace = OnConflict::columns([device::Column::UserId, device::Column::DeviceId])
             .update_columns([

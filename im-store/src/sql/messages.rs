@@ -107,18 +107,7 @@ pub(crate) fn attachment_key(body: &Body) -> Option<String> {
 /// The SHA-256 (hex) of an attachment url.
 fn url_key(url: &str) -> String {
     use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(url.as_bytes()))
-}
-
-/// Lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    out
+    super::hex(&Sha256::digest(url.as_bytes()))
 }
 
 /// A message's idempotency key (`None` without a client id): the client id's first
@@ -148,7 +137,7 @@ pub(crate) fn idem_key(conversation: &str, m: &NewMessage) -> Option<String> {
         }
         let mut key = String::with_capacity(KEY_PREFIX + 64);
         key.extend(m.client_id.chars().take(KEY_PREFIX));
-        key.push_str(&hex(&hash.finalize()));
+        key.push_str(&super::hex(&hash.finalize()));
         key
     })
 }

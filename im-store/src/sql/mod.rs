@@ -520,6 +520,17 @@ pub(crate) fn parse_platform(s: &str) -> Platform {
 }
 
 /// Ids and seqs are `u64` in the model and `BIGINT` (signed) in every database.
+/// Lowercase hex, two characters a byte (token hashes, idempotency keys, attachment keys).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 pub(crate) fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
