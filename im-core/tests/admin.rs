@@ -421,3 +421,43 @@ async fn ties_made_while_an_account_is_deleted_do_not_survive_it() {
         );
     }
 }
+
+/// Two deletions of one account at once (two operators, a retried call) both succeed,
+/// undo each tie once between them, and hand a group on once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deletions_at_once_undo_each_tie_once() {
+    let engine = engine().await;
+    for round in 0..5 {
+        let (ann, ann_client, _a) = member(&engine, &format!("ann{round}")).await;
+        let (bob, bob_client, _b) = member(&engine, &format!("bob{round}")).await;
+        let (cat, cat_client, _c) = member(&engine, &format!("cat{round}")).await;
+        befriend((ann, &ann_client), (bob, &bob_client)).await;
+        befriend((ann, &ann_client), (cat, &cat_client)).await;
+        let group = ann_client.create_group("g", &[bob, cat]).await.unwrap();
+        let (one, two) = tokio::join!(
+            tokio::spawn({
+                let engine = engine.clone();
+                async move { engine.delete_user(ann).await }
+            }),
+            tokio::spawn({
+                let engine = engine.clone();
+                async move { engine.delete_user(ann).await }
+            }),
+        );
+        let (one, two) = (one.unwrap().unwrap(), two.unwrap().unwrap());
+        assert_eq!(
+            (one.groups + two.groups, one.friends + two.friends),
+            (1, 2),
+            "round {round}: {one:?} {two:?}"
+        );
+        let members = bob_client.group_members(group.id).await.unwrap();
+        let owners = members
+            .iter()
+            .filter(|m| m.role == im_core::model::Role::Owner)
+            .count();
+        assert_eq!((members.len(), owners), (2, 1), "round {round}");
+        let storage = engine.storage();
+        assert_eq!(storage.user_groups(ann).await.unwrap(), [], "round {round}");
+        assert_eq!(storage.friends(ann).await.unwrap(), [], "round {round}");
+    }
+}
