@@ -71,6 +71,16 @@ async fn fetch(api: &Api, token: &str, url: &str, seen_in: Option<&str>) -> Stat
     response.status()
 }
 
+/// Alice, Bob and Carol, Bob a friend of each: their ids and tokens.
+async fn three(api: &Api) -> [(u64, String); 3] {
+    let (alice, ta) = api.user("alice").await;
+    let (bob, tb) = api.user("bob").await;
+    let (carol, tc) = api.user("carol").await;
+    api.befriend((alice, &ta), (bob, &tb)).await;
+    api.befriend((bob, &tb), (carol, &tc)).await;
+    [(alice, ta), (bob, tb), (carol, tc)]
+}
+
 fn later() -> Timestamp {
     Timestamp(Timestamp::now().0 + 60_000)
 }
@@ -79,11 +89,7 @@ fn later() -> Timestamp {
 async fn files_are_served_while_a_message_shows_them_and_removed_after() {
     let server = start_with(test_config(), WsConfig::default()).await;
     let api = server.api();
-    let (alice, ta) = api.user("alice").await;
-    let (bob, tb) = api.user("bob").await;
-    let (carol, tc) = api.user("carol").await;
-    api.befriend((alice, &ta), (bob, &tb)).await;
-    api.befriend((bob, &tb), (carol, &tc)).await;
+    let [(alice, ta), (bob, tb), (carol, tc)] = three(&api).await;
     let (ab, bc) = (direct(alice, bob), direct(bob, carol));
 
     // Uploaded, not sent: only its uploader may fetch it.
@@ -235,11 +241,7 @@ async fn the_gateway_removes_unused_files_by_itself() {
 async fn a_message_shows_only_a_file_its_sender_may_share() {
     let server = start_with(test_config(), WsConfig::default()).await;
     let api = server.api();
-    let (alice, ta) = api.user("alice").await;
-    let (bob, tb) = api.user("bob").await;
-    let (carol, tc) = api.user("carol").await;
-    api.befriend((alice, &ta), (bob, &tb)).await;
-    api.befriend((bob, &tb), (carol, &tc)).await;
+    let [(alice, ta), (bob, tb), (carol, tc)] = three(&api).await;
     api.befriend((alice, &ta), (carol, &tc)).await;
     let (ab, bc, ac) = (direct(alice, bob), direct(bob, carol), direct(alice, carol));
     let photo = upload(&api, &ta, &ab).await;
