@@ -344,3 +344,53 @@ async fn a_member_gets_the_files_shown_since_they_joined() {
     show(&api, &ta, &g, &photo, "after").await;
     assert_eq!(fetch(&api, &tc, &photo, None).await, StatusCode::OK);
 }
+
+/// A blob store that keeps nothing and cannot list: the stand-in for an adapter written
+/// before listing existed.
+#[derive(Debug)]
+struct NoListing;
+
+#[async_trait::async_trait]
+impl im_transport_ws::BlobStore for NoListing {
+    async fn put(
+        &self,
+        _: &im_transport_ws::BlobMeta,
+        _: bytes::Bytes,
+    ) -> Result<(), im_transport_ws::BlobError> {
+        Ok(())
+    }
+    async fn meta(
+        &self,
+        _: &str,
+    ) -> Result<Option<im_transport_ws::BlobMeta>, im_transport_ws::BlobError> {
+        Ok(None)
+    }
+    async fn read(
+        &self,
+        _: &str,
+    ) -> Result<Option<im_transport_ws::BlobBody>, im_transport_ws::BlobError> {
+        Ok(None)
+    }
+}
+
+/// A pass says why it cannot run, instead of removing nothing quietly: no blob store, or
+/// one that cannot list its files.
+#[tokio::test]
+async fn a_pass_that_cannot_run_says_why() {
+    use im_transport_ws::{BlobError, CollectError, Gateway};
+    let engine = im_core::Engine::builder().start().await.unwrap();
+    let without = Gateway::new(engine.clone(), WsConfig::default(), None);
+    assert!(matches!(
+        without.collect_uploads(later()).await,
+        Err(CollectError::NoBlobs)
+    ));
+    let unlisted = Gateway::new(
+        engine,
+        WsConfig::default(),
+        Some(std::sync::Arc::new(NoListing)),
+    );
+    assert!(matches!(
+        unlisted.collect_uploads(later()).await,
+        Err(CollectError::Blobs(BlobError::Unsupported(_)))
+    ));
+}
